@@ -1,0 +1,9 @@
+//! aiot-cluster: the cluster layer (issue 3, not built yet).
+//!
+//! It will own node identity and the cluster CA (capability tags inside certificates), the
+//! mutual-TLS QUIC transport and its versioned wire codec, membership and failure detection, the
+//! replicated directory (path -> node), placement by tags, migration and the shell's protocol.
+//! Membership, directory, placement and migration will be sans-IO state machines generic over a
+//! transport seam, so the simulator runs the same code over a simulated network.
+//!
+//! Today the crate is empty on purpose: nothing here is called by anything.

@@ -1,0 +1,148 @@
+//! Typed addresses. An `ActorRef<M>` names an actor by logical path and remembers the mailbox it
+//! last resolved to, so a local send is one pointer check and a push. Serialized, it is just its
+//! path: a ref inside a message travels as its path and resolves again where it lands.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::cell::{AnyCell, Cell};
+use crate::error::SendError;
+use crate::message::Message;
+use crate::path::{ActorPath, PathError};
+use crate::system::SystemCore;
+
+/// A typed, cheap-to-clone, `Send` address of an actor that takes `M`.
+pub struct ActorRef<M> {
+    inner: Arc<RefInner<M>>,
+}
+
+struct RefInner<M> {
+    path: ActorPath,
+    cache: ArcSwapOption<Cell<M>>,
+}
+
+impl<M: Message> ActorRef<M> {
+    /// A ref to whatever actor lives (or will live) at `path`.
+    pub fn new(path: ActorPath) -> Self {
+        ActorRef { inner: Arc::new(RefInner { path, cache: ArcSwapOption::empty() }) }
+    }
+
+    /// Parses `path` and makes a ref to it.
+    pub fn parse(path: &str) -> Result<Self, PathError> {
+        Ok(Self::new(ActorPath::parse(path)?))
+    }
+
+    pub(crate) fn resolved(cell: Arc<Cell<M>>) -> Self {
+        let path = crate::cell::AnyCell::path(&*cell).clone();
+        ActorRef { inner: Arc::new(RefInner { path, cache: ArcSwapOption::new(Some(cell)) }) }
+    }
+
+    pub fn path(&self) -> &ActorPath {
+        &self.inner.path
+    }
+
+    /// The live mailbox behind the path in `core`, cached for the next send.
+    pub(crate) fn resolve(&self, core: &SystemCore) -> Result<Arc<Cell<M>>, SendError> {
+        if let Some(cell) = &*self.inner.cache.load() {
+            if cell.system() == core.id() && !cell.is_closed() {
+                return Ok(cell.clone());
+            }
+        }
+        let path = &self.inner.path;
+        let any = core.lookup(path).ok_or_else(|| SendError::NoActor(path.clone()))?;
+        let actual = any.msg_type();
+        let cell = any.into_any_arc().downcast::<Cell<M>>().map_err(|_| SendError::WrongType {
+            path: path.clone(),
+            expected: std::any::type_name::<M>().to_string(),
+            actual: actual.to_string(),
+        })?;
+        self.inner.cache.store(Some(cell.clone()));
+        Ok(cell)
+    }
+}
+
+impl<M> Clone for ActorRef<M> {
+    fn clone(&self) -> Self {
+        ActorRef { inner: self.inner.clone() }
+    }
+}
+
+impl<M> PartialEq for ActorRef<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.path == other.inner.path
+    }
+}
+
+impl<M> Eq for ActorRef<M> {}
+
+impl<M> fmt::Debug for ActorRef<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ActorRef({})", self.inner.path)
+    }
+}
+
+impl<M> Serialize for ActorRef<M> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.inner.path.serialize(s)
+    }
+}
+
+impl<'de, M: Message> Deserialize<'de> for ActorRef<M> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(ActorRef::new(ActorPath::deserialize(d)?))
+    }
+}
+
+/// Where a reply of type `R` goes: the asker's path and the request's correlation id. Put one
+/// in a request message; the receiver answers with `ctx.reply(reply_to, value)`.
+pub struct ReplyTo<R> {
+    pub(crate) path: ActorPath,
+    pub(crate) corr: u64,
+    pub(crate) cell: Option<Arc<dyn AnyCell>>,
+    _reply: PhantomData<fn(R)>,
+}
+
+impl<R> ReplyTo<R> {
+    pub(crate) fn new(path: ActorPath, corr: u64, cell: Option<Arc<dyn AnyCell>>) -> Self {
+        ReplyTo { path, corr, cell, _reply: PhantomData }
+    }
+
+    /// The asker's path.
+    pub fn path(&self) -> &ActorPath {
+        &self.path
+    }
+
+    /// The correlation id of the request.
+    pub fn correlation(&self) -> u64 {
+        self.corr
+    }
+}
+
+impl<R> Clone for ReplyTo<R> {
+    fn clone(&self) -> Self {
+        ReplyTo::new(self.path.clone(), self.corr, self.cell.clone())
+    }
+}
+
+impl<R> fmt::Debug for ReplyTo<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReplyTo({}#{})", self.path, self.corr)
+    }
+}
+
+impl<R> Serialize for ReplyTo<R> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&self.path, self.corr).serialize(s)
+    }
+}
+
+impl<'de, R> Deserialize<'de> for ReplyTo<R> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (path, corr) = <(ActorPath, u64)>::deserialize(d)?;
+        Ok(ReplyTo::new(path, corr, None))
+    }
+}

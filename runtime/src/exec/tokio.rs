@@ -1,0 +1,287 @@
+//! The tokio executor (production): each actor is a tokio task that steps its runner while
+//! it has work and sleeps on its mailbox otherwise. Compute-heavy actors step on tokio's
+//! blocking pool so they cannot starve the async workers. Timers run on tokio's clock.
+//!
+//! This module is the only place in `aiot-runtime` that imports tokio.
+// Spawning tasks is this module's job; actor code never does it (clippy bans it there).
+#![allow(clippy::disallowed_methods)]
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::Poll;
+use std::time::Duration;
+
+use atomic_waker::AtomicWaker;
+use parking_lot::Mutex;
+use tokio::runtime::Handle;
+use tokio::task::AbortHandle;
+
+use crate::actor::{Actor, ExitReason};
+use crate::actor_ref::{ActorRef, ReplyTo};
+use crate::cell::{AnyCell, Notify};
+use crate::error::{AskError, SendError};
+use crate::external;
+use crate::host::{Host, Runnable, Step, TimerFire, TimerToken};
+use crate::mailbox::{ActorId, Control};
+use crate::message::Message;
+use crate::metrics::ActorMetrics;
+use crate::path::ActorPath;
+use crate::port::{port_path, Port, PortCall};
+use crate::spec::{ActorSpec, MakeArgs};
+use crate::system::{SystemConfig, SystemCore};
+use crate::time::Instant;
+use crate::topology::{Supervisor, Topology};
+
+/// Steps an actor takes before yielding to other tasks: fairness under load without paying a
+/// yield per message.
+const STEPS_PER_YIELD: u32 = 64;
+
+/// A cell's wake-up: a flag plus the waker of the task that sleeps on it.
+#[derive(Default)]
+struct TaskNotify {
+    pending: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Notify for TaskNotify {
+    fn notify(&self, _id: ActorId) {
+        self.pending.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl TaskNotify {
+    /// Completes once `notify` has been called since the last wait.
+    async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.pending.swap(false, Ordering::AcqRel) {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            if self.pending.swap(false, Ordering::AcqRel) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+struct Shared {
+    core: Arc<SystemCore>,
+    epoch: tokio::time::Instant,
+    handle: Handle,
+    timers: Mutex<BTreeMap<u64, AbortHandle>>,
+    next_timer: AtomicU64,
+    root: OnceLock<Arc<dyn AnyCell>>,
+    finished: AtomicBool,
+    done: tokio::sync::Notify,
+}
+
+#[derive(Clone)]
+struct TokioHost {
+    shared: Arc<Shared>,
+}
+
+impl Host for TokioHost {
+    fn core(&self) -> &Arc<SystemCore> {
+        &self.shared.core
+    }
+    fn now(&self) -> Instant {
+        let nanos = self.shared.epoch.elapsed().as_nanos();
+        Instant::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+    fn notifier(&mut self, _id: ActorId) -> Arc<dyn Notify> {
+        Arc::new(TaskNotify::default())
+    }
+    fn spawn(&mut self, runner: Box<dyn Runnable>) {
+        let host = self.clone();
+        self.shared.handle.spawn(drive(runner, host));
+    }
+    fn set_timer(&mut self, target: Arc<dyn AnyCell>, after: Duration, fire: TimerFire) -> TimerToken {
+        let key = self.shared.next_timer.fetch_add(1, Ordering::Relaxed);
+        let shared = self.shared.clone();
+        let mut timers = self.shared.timers.lock();
+        let task = self.shared.handle.spawn(async move {
+            tokio::time::sleep(after).await;
+            shared.timers.lock().remove(&key);
+            match fire {
+                TimerFire::Timer(k) => target.push_timer(k),
+                TimerFire::AskTimeout(corr) => target.push_ask_timeout(corr),
+            };
+        });
+        timers.insert(key, task.abort_handle());
+        TimerToken(key)
+    }
+    fn cancel_timer(&mut self, token: TimerToken) {
+        if let Some(task) = self.shared.timers.lock().remove(&token.0) {
+            task.abort();
+        }
+    }
+    fn tracing(&self) -> bool {
+        false
+    }
+    fn trace(&mut self, _from: ActorId, _to: ActorId, _bytes: &[u8]) {}
+}
+
+fn task_notify(cell: &dyn AnyCell) -> &TaskNotify {
+    cell.notifier().as_any().downcast_ref::<TaskNotify>().expect("cells of this executor use TaskNotify")
+}
+
+/// An actor's task: step while there is work, sleep on the mailbox otherwise.
+async fn drive(mut runner: Box<dyn Runnable>, mut host: TokioHost) {
+    let id = runner.id();
+    let cell = host.shared.core.lookup(runner.path()).filter(|c| c.id() == id);
+    let Some(cell) = cell.or_else(|| host.shared.root.get().filter(|r| r.id() == id).cloned()) else {
+        return;
+    };
+    let mut budget = STEPS_PER_YIELD;
+    loop {
+        let step = if runner.heavy() {
+            let stepped = tokio::task::spawn_blocking(move || {
+                let step = runner.step(&mut host);
+                (runner, host, step)
+            })
+            .await;
+            let Ok((r, h, step)) = stepped else { return };
+            (runner, host) = (r, h);
+            step
+        } else {
+            runner.step(&mut host)
+        };
+        match step {
+            Step::Ran { more: true } => {
+                budget -= 1;
+                if budget == 0 {
+                    budget = STEPS_PER_YIELD;
+                    tokio::task::yield_now().await;
+                }
+            }
+            Step::Ran { more: false } | Step::Idle | Step::Blocked => task_notify(&*cell).wait().await,
+            Step::Exited => break,
+        }
+    }
+    if host.shared.root.get().is_some_and(|r| r.id() == id) {
+        host.shared.finished.store(true, Ordering::Release);
+        host.shared.done.notify_waiters();
+    }
+}
+
+/// An actor system on the current tokio runtime.
+#[derive(Clone)]
+pub struct TokioSystem {
+    shared: Arc<Shared>,
+}
+
+impl TokioSystem {
+    /// Starts the root guardian. Call from within a tokio runtime.
+    pub fn start(config: SystemConfig) -> Self {
+        let root_spec = ActorSpec::new(|_| Supervisor).supervise(config.root);
+        let shared = Arc::new(Shared {
+            core: SystemCore::new(config),
+            epoch: tokio::time::Instant::now(),
+            handle: Handle::current(),
+            timers: Mutex::new(BTreeMap::new()),
+            next_timer: AtomicU64::new(0),
+            root: OnceLock::new(),
+            finished: AtomicBool::new(false),
+            done: tokio::sync::Notify::new(),
+        });
+        let mut host = TokioHost { shared: shared.clone() };
+        let spec = Arc::new(root_spec.into_spec(ActorPath::root(), BTreeMap::new(), Vec::new()));
+        let make = spec.make.clone();
+        let args = MakeArgs {
+            spec,
+            parent: None,
+            metrics: Arc::new(ActorMetrics::default()),
+            incarnation: 0,
+            host: &mut host,
+        };
+        let (runner, root) = make.make(args).expect("a new system has a free root");
+        shared.root.set(root).ok().expect("root set once");
+        host.spawn(runner);
+        TokioSystem { shared }
+    }
+
+    /// Starts a topology's top-level subtrees under the root guardian.
+    pub fn run(&self, topology: &Topology) {
+        for spec in topology.roots() {
+            self.root().push_control(Control::Adopt(spec.clone()));
+        }
+    }
+
+    /// Starts one top-level actor at `/name`.
+    pub fn spawn<A: Actor>(&self, name: &str, spec: ActorSpec<A>) -> ActorRef<A::Msg> {
+        let path = ActorPath::root().child(name).expect("top-level actor names are path segments");
+        let spec = Arc::new(spec.into_spec(path.clone(), BTreeMap::new(), Vec::new()));
+        self.root().push_control(Control::Adopt(spec));
+        ActorRef::new(path)
+    }
+
+    /// Installs port `P`'s adapter at `/port-{NAME}`.
+    pub fn install_port<P: Port, A: Actor<Msg = PortCall<P>>>(&self, spec: ActorSpec<A>) {
+        let spec = Arc::new(spec.into_spec(port_path::<P>(), BTreeMap::new(), Vec::new()));
+        self.root().push_control(Control::Adopt(spec));
+    }
+
+    fn root(&self) -> &Arc<dyn AnyCell> {
+        self.shared.root.get().expect("set at start")
+    }
+
+    /// Sends from outside the system.
+    pub fn tell<M: Message>(&self, to: &ActorRef<M>, msg: M) -> Result<(), SendError> {
+        external::tell(&self.shared.core, to, msg)
+    }
+
+    /// Sends a request from outside and waits for its reply or its timeout.
+    pub async fn ask<Q: Message, R: Message>(
+        &self,
+        to: &ActorRef<Q>,
+        request: impl FnOnce(ReplyTo<R>) -> Q,
+        timeout: Duration,
+    ) -> Result<R, AskError> {
+        let mut host = TokioHost { shared: self.shared.clone() };
+        let mut pending = external::ask(&mut host, to, request, timeout)?;
+        let cell = pending.cell.clone();
+        let notify = task_notify(&*cell);
+        loop {
+            if let Some(reply) = pending.try_take() {
+                return reply;
+            }
+            notify.wait().await;
+        }
+    }
+
+    pub fn core(&self) -> &Arc<SystemCore> {
+        &self.shared.core
+    }
+
+    /// The executor's clock.
+    pub fn now(&self) -> Instant {
+        TokioHost { shared: self.shared.clone() }.now()
+    }
+
+    /// Waits until the root guardian stops (a shutdown, or an escalation to the root).
+    pub async fn wait(&self) -> ExitReason {
+        loop {
+            let notified = self.shared.done.notified();
+            if self.shared.finished.load(Ordering::Acquire) {
+                return self.core().exit_reason().unwrap_or(ExitReason::Shutdown);
+            }
+            notified.await;
+        }
+    }
+
+    /// Stops every actor (children before parents) and waits for the root.
+    pub async fn shutdown(&self) -> ExitReason {
+        self.root().push_control(Control::Terminate);
+        self.wait().await
+    }
+}

@@ -1,0 +1,235 @@
+//! How to build an actor: its factory and the settings its supervisor and executor need.
+//!
+//! `ActorSpec<A>` is the typed builder (used by `ctx.spawn_child` and by the topology builder);
+//! `Spec` is its erased, shareable form that a supervisor keeps to rebuild the child on restart.
+
+use std::any::TypeId;
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::actor::Actor;
+use crate::actor_ref::ActorRef;
+use crate::cell::{AnyCell, Cell};
+use crate::error::SpawnError;
+use crate::host::{Host, Runnable};
+use crate::mailbox::{MailboxSpec, Overflow};
+use crate::message::Message;
+use crate::metrics::ActorMetrics;
+use crate::path::ActorPath;
+use crate::placement::Placement;
+use crate::runner::Runner;
+use crate::supervision::{Restart, SupervisorSpec};
+
+/// A message type's identity, checked when links are validated and refs resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsgType {
+    pub(crate) id: TypeId,
+    pub name: &'static str,
+}
+
+impl MsgType {
+    pub fn of<M: 'static>() -> Self {
+        MsgType { id: TypeId::of::<M>(), name: std::any::type_name::<M>() }
+    }
+}
+
+/// A declared link: a name an actor's factory uses to get a typed ref to a peer.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub to: ActorPath,
+    pub msg_type: MsgType,
+}
+
+/// What a factory gets: the actor's path, which incarnation this is, and its declared links.
+pub struct Init<'a> {
+    pub path: &'a ActorPath,
+    /// 0 on first start, +1 on each restart.
+    pub incarnation: u64,
+    links: &'a BTreeMap<String, Link>,
+}
+
+impl Init<'_> {
+    /// The ref declared as link `name`. Panics (a start failure, reported with this message)
+    /// if the topology declared no such link or declared it with another message type.
+    pub fn link<M: Message>(&self, name: &str) -> ActorRef<M> {
+        let link = self.links.get(name).unwrap_or_else(|| {
+            panic!("{} has no link named {name:?} in its topology declaration", self.path)
+        });
+        assert!(
+            link.msg_type.id == TypeId::of::<M>(),
+            "link {name:?} of {} carries {}, not {}",
+            self.path,
+            link.msg_type.name,
+            std::any::type_name::<M>()
+        );
+        ActorRef::new(link.to.clone())
+    }
+}
+
+/// Erased spec of one actor, shared by its supervisor across restarts.
+pub struct Spec {
+    pub(crate) path: ActorPath,
+    pub(crate) settings: Settings,
+    pub(crate) links: BTreeMap<String, Link>,
+    pub(crate) children: Vec<Arc<Spec>>,
+    pub(crate) msg_type: MsgType,
+    pub(crate) make: Arc<dyn MakeRunner>,
+}
+
+impl Spec {
+    pub fn path(&self) -> &ActorPath {
+        &self.path
+    }
+    pub fn restart(&self) -> Restart {
+        self.settings.restart
+    }
+    pub fn placement(&self) -> &Placement {
+        &self.settings.placement
+    }
+    pub fn msg_type(&self) -> MsgType {
+        self.msg_type
+    }
+    pub fn children(&self) -> &[Arc<Spec>] {
+        &self.children
+    }
+    pub fn links(&self) -> &BTreeMap<String, Link> {
+        &self.links
+    }
+    pub fn mailbox(&self) -> MailboxSpec {
+        self.settings.mailbox
+    }
+    pub fn supervision(&self) -> SupervisorSpec {
+        self.settings.supervision
+    }
+    pub fn is_heavy(&self) -> bool {
+        self.settings.heavy
+    }
+}
+
+impl std::fmt::Debug for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spec")
+            .field("path", &self.path)
+            .field("msg_type", &self.msg_type.name)
+            .field("children", &self.children.len())
+            .finish()
+    }
+}
+
+/// Settings shared by `ActorSpec` and topology declarations.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) restart: Restart,
+    pub(crate) mailbox: MailboxSpec,
+    pub(crate) supervision: SupervisorSpec,
+    pub(crate) heavy: bool,
+    pub(crate) placement: Placement,
+}
+
+impl Default for Settings {
+    /// OTP's default restart type (permanent), the default mailbox and supervision.
+    fn default() -> Self {
+        Settings {
+            restart: Restart::Permanent,
+            mailbox: MailboxSpec::default(),
+            supervision: SupervisorSpec::default(),
+            heavy: false,
+            placement: Placement::default(),
+        }
+    }
+}
+
+/// Builds the runner of one incarnation.
+pub(crate) trait MakeRunner: Send + Sync {
+    fn make(&self, args: MakeArgs<'_>) -> Result<(Box<dyn Runnable>, Arc<dyn AnyCell>), SpawnError>;
+}
+
+pub(crate) struct MakeArgs<'a> {
+    pub(crate) spec: Arc<Spec>,
+    pub(crate) parent: Option<Arc<dyn AnyCell>>,
+    pub(crate) metrics: Arc<ActorMetrics>,
+    pub(crate) incarnation: u64,
+    pub(crate) host: &'a mut dyn Host,
+}
+
+pub(crate) type FactoryFn<A> = dyn Fn(&Init<'_>) -> A + Send + Sync;
+
+struct Factory<A: Actor> {
+    f: Arc<FactoryFn<A>>,
+}
+
+impl<A: Actor> MakeRunner for Factory<A> {
+    fn make(&self, args: MakeArgs<'_>) -> Result<(Box<dyn Runnable>, Arc<dyn AnyCell>), SpawnError> {
+        let core = args.host.core().clone();
+        let id = core.next_actor_id();
+        let notifier = args.host.notifier(id);
+        let cell = Arc::new(Cell::<A::Msg>::new(
+            id,
+            args.spec.path.clone(),
+            core.id(),
+            args.spec.settings.mailbox,
+            notifier,
+            args.metrics,
+        ));
+        let any: Arc<dyn AnyCell> = cell.clone();
+        core.register(any.clone()).map_err(SpawnError::PathTaken)?;
+        let runner = Runner::new(self.f.clone(), cell, args.spec, args.parent, args.incarnation, &core);
+        Ok((Box::new(runner), any))
+    }
+}
+
+impl Init<'_> {
+    pub(crate) fn new<'a>(path: &'a ActorPath, incarnation: u64, links: &'a BTreeMap<String, Link>) -> Init<'a> {
+        Init { path, incarnation, links }
+    }
+}
+
+/// A typed actor spec: a factory (called on every start and restart) plus its settings.
+pub struct ActorSpec<A: Actor> {
+    pub(crate) factory: Arc<FactoryFn<A>>,
+    pub(crate) settings: Settings,
+    _actor: PhantomData<fn() -> A>,
+}
+
+impl<A: Actor> ActorSpec<A> {
+    pub fn new(factory: impl Fn(&Init<'_>) -> A + Send + Sync + 'static) -> Self {
+        ActorSpec { factory: Arc::new(factory), settings: Settings::default(), _actor: PhantomData }
+    }
+
+    /// Its restart type (default permanent, as in OTP).
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.settings.restart = restart;
+        self
+    }
+
+    /// Its mailbox bound and overflow policy (default 1024, backpressure).
+    pub fn mailbox(mut self, capacity: usize, overflow: Overflow) -> Self {
+        self.settings.mailbox = MailboxSpec { capacity, overflow };
+        self
+    }
+
+    /// How it supervises its own children.
+    pub fn supervise(mut self, spec: SupervisorSpec) -> Self {
+        self.settings.supervision = spec;
+        self
+    }
+
+    /// Marks it compute-heavy: the tokio executor runs it off the async worker threads.
+    pub fn heavy(mut self) -> Self {
+        self.settings.heavy = true;
+        self
+    }
+
+    pub(crate) fn into_spec(self, path: ActorPath, links: BTreeMap<String, Link>, children: Vec<Arc<Spec>>) -> Spec {
+        assert!(self.settings.mailbox.capacity > 0, "mailbox capacity of {path} must be positive");
+        Spec {
+            path,
+            settings: self.settings,
+            links,
+            children,
+            msg_type: MsgType::of::<A::Msg>(),
+            make: Arc::new(Factory { f: self.factory }),
+        }
+    }
+}

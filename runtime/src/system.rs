@@ -1,0 +1,196 @@
+//! State every executor shares: the registry (path -> cell), id and correlation counters, dead
+//! letters, the supervision event log and the system's exit reason.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use crate::actor::ExitReason;
+use crate::cell::AnyCell;
+use crate::mailbox::ActorId;
+use crate::metrics::MetricsSnapshot;
+use crate::path::ActorPath;
+use crate::supervision::SupervisorSpec;
+use crate::time::Instant;
+
+/// Supervision events kept for inspection; older ones are dropped (the listener sees them all).
+pub const EVENT_LOG_LEN_MAX: usize = 4096;
+/// Dead letters remembered by path (the count covers all of them).
+pub const DEAD_LETTER_LOG_LEN_MAX: usize = 256;
+
+/// Settings common to both executors.
+#[derive(Debug, Clone)]
+pub struct SystemConfig {
+    /// Seeds every actor's `ctx.rng()` (and, under the deterministic executor, every choice).
+    pub seed: u64,
+    /// How the root guardian supervises the top-level actors.
+    pub root: SupervisorSpec,
+}
+
+impl SystemConfig {
+    pub fn with_seed(seed: u64) -> Self {
+        SystemConfig { seed, root: SupervisorSpec::default() }
+    }
+}
+
+/// What happened to an actor, for timelines and tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    Started { incarnation: u64 },
+    Failed { reason: String },
+    Restarted { incarnation: u64 },
+    Stopped { reason: ExitReason },
+    /// A supervisor exceeded its restart intensity and failed itself.
+    Escalated { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemEvent {
+    pub at: Instant,
+    pub path: ActorPath,
+    pub kind: EventKind,
+}
+
+type Listener = Box<dyn Fn(&SystemEvent) + Send + Sync>;
+
+static NEXT_SYSTEM_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The executor-independent state of one actor system.
+pub struct SystemCore {
+    id: u64,
+    config: SystemConfig,
+    registry: RwLock<BTreeMap<ActorPath, Arc<dyn AnyCell>>>,
+    next_actor: AtomicU64,
+    next_corr: AtomicU64,
+    dead_letters: AtomicU64,
+    dead_letter_log: Mutex<VecDeque<ActorPath>>,
+    events: Mutex<VecDeque<SystemEvent>>,
+    listener: RwLock<Option<Listener>>,
+    exit: Mutex<Option<ExitReason>>,
+}
+
+impl SystemCore {
+    pub(crate) fn new(config: SystemConfig) -> Arc<Self> {
+        Arc::new(SystemCore {
+            id: NEXT_SYSTEM_ID.fetch_add(1, Relaxed),
+            config,
+            registry: RwLock::new(BTreeMap::new()),
+            next_actor: AtomicU64::new(1),
+            next_corr: AtomicU64::new(1),
+            dead_letters: AtomicU64::new(0),
+            dead_letter_log: Mutex::new(VecDeque::new()),
+            events: Mutex::new(VecDeque::new()),
+            listener: RwLock::new(None),
+            exit: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn config(&self) -> &SystemConfig {
+        &self.config
+    }
+
+    pub(crate) fn next_actor_id(&self) -> ActorId {
+        ActorId(self.next_actor.fetch_add(1, Relaxed))
+    }
+
+    pub(crate) fn next_corr(&self) -> u64 {
+        self.next_corr.fetch_add(1, Relaxed)
+    }
+
+    /// Registers `cell` under its path; refuses a path that a live actor holds.
+    pub(crate) fn register(&self, cell: Arc<dyn AnyCell>) -> Result<(), ActorPath> {
+        let mut reg = self.registry.write();
+        if let Some(old) = reg.get(cell.path()) {
+            if !old.is_closed() {
+                return Err(cell.path().clone());
+            }
+        }
+        reg.insert(cell.path().clone(), cell);
+        Ok(())
+    }
+
+    /// Removes `id`'s registration (a newer incarnation under the same path is left alone).
+    pub(crate) fn unregister(&self, path: &ActorPath, id: ActorId) {
+        let mut reg = self.registry.write();
+        if reg.get(path).is_some_and(|c| c.id() == id) {
+            reg.remove(path);
+        }
+    }
+
+    /// The live cell under `path`, if any.
+    pub fn lookup(&self, path: &ActorPath) -> Option<Arc<dyn AnyCell>> {
+        self.registry.read().get(path).filter(|c| !c.is_closed()).cloned()
+    }
+
+    /// Paths of the live actors, in path order.
+    pub fn paths(&self) -> Vec<ActorPath> {
+        let reg = self.registry.read();
+        reg.iter().filter(|(_, c)| !c.is_closed()).map(|(p, _)| p.clone()).collect()
+    }
+
+    /// Metrics of every live actor, in path order.
+    pub fn metrics(&self) -> Vec<(ActorPath, MetricsSnapshot)> {
+        let reg = self.registry.read();
+        reg.iter().filter(|(_, c)| !c.is_closed()).map(|(p, c)| (p.clone(), c.metrics())).collect()
+    }
+
+    pub(crate) fn dead_letter(&self, to: &ActorPath, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.dead_letters.fetch_add(count, Relaxed);
+        let mut log = self.dead_letter_log.lock();
+        if log.len() == DEAD_LETTER_LOG_LEN_MAX {
+            log.pop_front();
+        }
+        log.push_back(to.clone());
+    }
+
+    /// Messages that found no live receiver.
+    pub fn dead_letters(&self) -> u64 {
+        self.dead_letters.load(Relaxed)
+    }
+
+    /// The most recent dead letters' destinations, oldest first.
+    pub fn recent_dead_letters(&self) -> Vec<ActorPath> {
+        self.dead_letter_log.lock().iter().cloned().collect()
+    }
+
+    pub(crate) fn event(&self, at: Instant, path: &ActorPath, kind: EventKind) {
+        let event = SystemEvent { at, path: path.clone(), kind };
+        if let Some(listener) = &*self.listener.read() {
+            listener(&event);
+        }
+        let mut events = self.events.lock();
+        if events.len() == EVENT_LOG_LEN_MAX {
+            events.pop_front();
+        }
+        events.push_back(event);
+    }
+
+    /// Calls `f` on every supervision event from now on (the demo prints its timeline so).
+    pub fn on_event(&self, f: impl Fn(&SystemEvent) + Send + Sync + 'static) {
+        *self.listener.write() = Some(Box::new(f));
+    }
+
+    /// The supervision events so far (at most `EVENT_LOG_LEN_MAX`, oldest first).
+    pub fn events(&self) -> Vec<SystemEvent> {
+        self.events.lock().iter().cloned().collect()
+    }
+
+    pub(crate) fn set_exit(&self, reason: ExitReason) {
+        self.exit.lock().get_or_insert(reason);
+    }
+
+    /// Why the root guardian stopped, once it has.
+    pub fn exit_reason(&self) -> Option<ExitReason> {
+        self.exit.lock().clone()
+    }
+}
