@@ -186,8 +186,7 @@ impl<M: Send + 'static> Cell<M> {
         !self.queues.lock().control.is_empty()
     }
 
-    /// Closes the mailbox: returns what was still queued (dead letters) and the watchers.
-    pub(crate) fn close(&self) -> (usize, Vec<Arc<dyn AnyCell>>) {
+    fn close_queues(&self) -> (usize, Vec<Arc<dyn AnyCell>>) {
         let mut q = self.queues.lock();
         q.closed = true;
         self.closed.store(true, Ordering::Release);
@@ -252,6 +251,13 @@ pub trait AnyCell: Send + Sync + 'static {
     fn add_watcher(&self, watcher: Arc<dyn AnyCell>) -> bool;
     #[doc(hidden)]
     fn remove_watcher(&self, watcher: ActorId);
+    /// Closes the mailbox for good: returns how many messages were still queued (dead
+    /// letters) and the watchers to notify.
+    #[doc(hidden)]
+    fn close(&self) -> (usize, Vec<Arc<dyn AnyCell>>);
+    /// Drops leftover supervision signals before a new incarnation moves in.
+    #[doc(hidden)]
+    fn clear_control(&self);
 }
 
 impl<M: Send + 'static> AnyCell for Cell<M> {
@@ -340,5 +346,11 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
     }
     fn remove_watcher(&self, watcher: ActorId) {
         self.queues.lock().watchers.retain(|w| w.id() != watcher);
+    }
+    fn close(&self) -> (usize, Vec<Arc<dyn AnyCell>>) {
+        self.close_queues()
+    }
+    fn clear_control(&self) {
+        self.queues.lock().control.clear();
     }
 }

@@ -138,8 +138,9 @@ impl<'a, M: Message> Ctx<'a, M> {
     }
 
     fn add_timer(&mut self, after: Duration, every: Option<Duration>, msg: TimerMsg<M>) -> TimerId {
-        let key = self.core.next_timer;
-        self.core.next_timer += 1;
+        // Keys are unique across incarnations, so a timer that fired just before a restart
+        // cannot be mistaken for one the new incarnation set.
+        let key = self.host.core().next_corr();
         let token = self.host.set_timer(self.core.any_cell.clone(), after, TimerFire::Timer(key));
         self.core.timers.insert(key, TimerEntry { token, every, msg });
         TimerId(key)
@@ -183,7 +184,9 @@ impl<'a, M: Message> Ctx<'a, M> {
 
     /// Stops child `path` (exit reason shutdown); it is not restarted. False if no such child runs.
     pub fn stop_child(&mut self, path: &ActorPath) -> bool {
-        let Some(child) = self.core.children.iter().find(|c| &c.spec.path == path) else { return false };
+        let Some(child) = self.core.children.iter().find(|c| &c.spec.path == path && c.running) else {
+            return false;
+        };
         let Some(cell) = &child.cell else { return false };
         self.core.stopped_on_request.insert(cell.id());
         cell.push_control(crate::mailbox::Control::Terminate)
@@ -191,7 +194,7 @@ impl<'a, M: Message> Ctx<'a, M> {
 
     /// Paths of this actor's running children, in start order.
     pub fn children(&self) -> Vec<ActorPath> {
-        self.core.children.iter().filter(|c| c.cell.is_some()).map(|c| c.spec.path.clone()).collect()
+        self.core.children.iter().filter(|c| c.running).map(|c| c.spec.path.clone()).collect()
     }
 
     /// Asks for a `Down` notice (as the message `on_down` makes) when `target` stops. Watching

@@ -30,8 +30,11 @@ use crate::system::{EventKind, SystemCore};
 /// A child as its supervisor tracks it.
 pub(crate) struct Child {
     pub(crate) spec: Arc<Spec>,
-    /// The running incarnation's cell; `None` while not running.
+    /// Its mailbox while this supervisor owns the path: through restarts the mailbox stays
+    /// (only the message that failed is lost); `None` once it is closed for good.
     pub(crate) cell: Option<Arc<dyn AnyCell>>,
+    /// An incarnation is running (false between its exit and the supervisor's decision).
+    pub(crate) running: bool,
     pub(crate) metrics: Arc<ActorMetrics>,
     pub(crate) incarnation: u64,
     /// Spawned by `ctx.spawn_child` (removed when it ends) rather than declared.
@@ -134,7 +137,6 @@ pub(crate) struct RunnerCore<M> {
     phase: Phase,
     pub(crate) stop_request: Option<ExitReason>,
     pub(crate) timers: BTreeMap<u64, TimerEntry<M>>,
-    pub(crate) next_timer: u64,
     pub(crate) asks: BTreeMap<u64, PendingAsk<M>>,
     pub(crate) watching: BTreeMap<ActorPath, Box<dyn FnOnce(Down) -> M + Send>>,
     pub(crate) ports: BTreeMap<&'static str, PortFn<M>>,
@@ -197,7 +199,6 @@ impl<A: Actor> Runner<A> {
                 phase: Phase::Starting,
                 stop_request: None,
                 timers: BTreeMap::new(),
-                next_timer: 0,
                 asks: BTreeMap::new(),
                 watching: BTreeMap::new(),
                 ports: BTreeMap::new(),
@@ -327,8 +328,7 @@ impl<A: Actor> Runner<A> {
         for (_, ask) in std::mem::take(&mut core.asks) {
             host.cancel_timer(ask.token);
         }
-        let queue: VecDeque<ActorId> =
-            core.children.iter().rev().filter_map(|c| c.cell.as_ref().map(|cell| cell.id())).collect();
+        let queue: VecDeque<ActorId> = core.children.iter().rev().filter_map(Child::running_id).collect();
         core.termination = Some(Termination { queue, awaiting: None, then: AfterTermination::Exit(reason) });
         self.continue_termination(host);
     }
@@ -341,7 +341,7 @@ impl<A: Actor> Runner<A> {
                 for idx in indices {
                     self.core.start_child(idx, host);
                 }
-                self.core.children.retain(|c| c.cell.is_some() || (!c.dynamic && c.spec.settings.restart != Restart::Temporary));
+                self.core.children.retain(|c| c.cell.is_some() || !c.dynamic);
             }
         }
     }
@@ -353,20 +353,19 @@ impl<A: Actor> Runner<A> {
         });
         let core = &mut self.core;
         let path = core.spec.path.clone();
-        let (undelivered, watchers) = core.cell.close();
-        let parked = core.outbox.len();
+        // Messages parked in this incarnation's outbox die with it.
+        host.core().dead_letter(&path, core.outbox.len() as u64);
         core.outbox.clear();
-        host.core().dead_letter(&path, (undelivered + parked) as u64);
-        host.core().unregister(&path, core.id);
-        for watcher in watchers {
-            watcher.push_down(core.id, Down { path: path.clone(), reason: reason.clone() });
-        }
         host.core().event(host.now(), &path, EventKind::Stopped { reason: reason.clone() });
         match &core.parent {
+            // The mailbox outlives the incarnation: the supervisor restarts into it or closes it.
             Some(parent) => {
                 parent.push_control(Control::ChildExited { id: core.id, reason });
             }
-            None => host.core().set_exit(reason),
+            None => {
+                close_for_good(&core.any_cell, &reason, host);
+                host.core().set_exit(reason);
+            }
         }
         core.phase = Phase::Exited;
         self.actor = None;
@@ -406,6 +405,7 @@ impl<M: Message> RunnerCore<M> {
         self.children.push(Child {
             spec,
             cell: None,
+            running: false,
             metrics: Arc::new(ActorMetrics::default()),
             incarnation: 0,
             dynamic,
@@ -417,20 +417,27 @@ impl<M: Message> RunnerCore<M> {
         let child = &mut self.children[idx];
         let args = MakeArgs {
             spec: child.spec.clone(),
+            reuse: child.cell.clone(),
             parent: Some(self.any_cell.clone()),
             metrics: child.metrics.clone(),
             incarnation: child.incarnation,
             host,
         };
         match child.spec.make.make(args) {
-            Ok((runner, cell)) => {
+            Ok((mut runner, cell)) => {
                 child.cell = Some(cell.clone());
-                host.spawn(runner);
+                child.running = true;
+                // OTP starts children one by one, each initialised before the next: the first
+                // step (factory, `started`, declared children) runs here, synchronously.
+                if runner.step(host) != Step::Exited {
+                    host.spawn(runner);
+                }
                 Some(cell)
             }
             Err(e) => {
                 let reason = format!("could not start: {e}");
                 host.core().event(host.now(), &child.spec.path, EventKind::Failed { reason });
+                child.cell = None;
                 None
             }
         }
@@ -448,7 +455,7 @@ impl<M: Message> RunnerCore<M> {
             return None;
         }
         while let Some(id) = term.queue.pop_front() {
-            let cell = self.children.iter().find_map(|c| c.cell.as_ref().filter(|cell| cell.id() == id));
+            let cell = self.children.iter().filter(|c| c.running).find_map(|c| c.cell.as_ref().filter(|cell| cell.id() == id));
             if let Some(cell) = cell {
                 cell.push_control(Control::Terminate);
                 term.awaiting = Some(id);
@@ -458,24 +465,39 @@ impl<M: Message> RunnerCore<M> {
         self.termination.take().map(|t| t.then)
     }
 
+    /// Closes child `idx`'s mailbox for good (no restart): dead letters, watchers, registry.
+    fn close_child(&mut self, idx: usize, reason: &ExitReason, host: &mut dyn Host) {
+        if let Some(cell) = self.children[idx].cell.take() {
+            close_for_good(&cell, reason, host);
+        }
+    }
+
     fn child_exited(&mut self, id: ActorId, reason: ExitReason, host: &mut dyn Host) {
         let Some(idx) = self.child_index(id) else { return };
-        self.children[idx].cell = None;
+        self.children[idx].running = false;
         let requested = self.stopped_on_request.remove(&id);
         if let Some(term) = self.termination.as_mut() {
             term.queue.retain(|&q| q != id);
-            if term.awaiting == Some(id) {
+            let awaited = term.awaiting == Some(id);
+            if awaited {
                 // The runner's step goes on with the termination after this signal.
                 term.awaiting = None;
-                return;
             }
-            if matches!(term.then, AfterTermination::Exit(_)) {
-                return;
+            match &term.then {
+                AfterTermination::Exit(_) => return self.close_child(idx, &reason, host),
+                AfterTermination::Restart(set) if awaited => {
+                    if !set.contains(&idx) {
+                        self.close_child(idx, &reason, host);
+                    }
+                    return;
+                }
+                AfterTermination::Restart(_) => {}
             }
         }
         let child = &self.children[idx];
         if requested || !should_restart(child.spec.settings.restart, &reason) {
-            if child.dynamic || child.spec.settings.restart == Restart::Temporary {
+            self.close_child(idx, &reason, host);
+            if self.children[idx].dynamic {
                 self.children.remove(idx);
             }
             return;
@@ -487,6 +509,7 @@ impl<M: Message> RunnerCore<M> {
                 sup.max_restarts, sup.within, child.spec.path, reason
             );
             host.core().event(host.now(), &self.spec.path, EventKind::Escalated { reason: why.clone() });
+            self.close_child(idx, &reason, host);
             self.stop_request = Some(ExitReason::Failed(why));
             return;
         }
@@ -503,7 +526,7 @@ impl<M: Message> RunnerCore<M> {
         let strategy = self.spec.settings.supervision.strategy;
         let running: Vec<usize> = siblings_affected(strategy, idx, self.children.len())
             .into_iter()
-            .filter(|&i| self.children[i].cell.is_some())
+            .filter(|&i| self.children[i].running)
             .collect();
         if running.is_empty() {
             self.start_child(idx, host);
@@ -516,7 +539,7 @@ impl<M: Message> RunnerCore<M> {
                 restart.insert(i);
             }
         }
-        let queue = running.iter().rev().filter_map(|&i| self.children[i].cell.as_ref().map(|c| c.id())).collect();
+        let queue = running.iter().rev().filter_map(|&i| self.children[i].running_id()).collect();
         self.termination = Some(Termination { queue, awaiting: None, then: AfterTermination::Restart(restart) });
     }
 
@@ -638,6 +661,24 @@ impl<A: Actor> Runnable for Runner<A> {
             Phase::Stopping => Step::Ran { more: self.core.cell.has_control() },
             _ => Step::Ran { more: !self.core.cell.is_empty() },
         }
+    }
+}
+
+impl Child {
+    fn running_id(&self) -> Option<ActorId> {
+        self.cell.as_ref().filter(|_| self.running).map(|cell| cell.id())
+    }
+}
+
+/// Ends a path's life: its mailbox closes (what was queued is counted as dead letters), it
+/// leaves the registry, and its watchers get their `Down`.
+fn close_for_good(cell: &Arc<dyn AnyCell>, reason: &ExitReason, host: &mut dyn Host) {
+    let (undelivered, watchers) = cell.close();
+    let path = cell.path().clone();
+    host.core().dead_letter(&path, undelivered as u64);
+    host.core().unregister(&path, cell.id());
+    for watcher in watchers {
+        watcher.push_down(cell.id(), Down { path: path.clone(), reason: reason.clone() });
     }
 }
 

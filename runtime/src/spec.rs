@@ -147,6 +147,8 @@ pub(crate) trait MakeRunner: Send + Sync {
 
 pub(crate) struct MakeArgs<'a> {
     pub(crate) spec: Arc<Spec>,
+    /// The mailbox of the previous incarnation, kept across a restart.
+    pub(crate) reuse: Option<Arc<dyn AnyCell>>,
     pub(crate) parent: Option<Arc<dyn AnyCell>>,
     pub(crate) metrics: Arc<ActorMetrics>,
     pub(crate) incarnation: u64,
@@ -162,18 +164,23 @@ struct Factory<A: Actor> {
 impl<A: Actor> MakeRunner for Factory<A> {
     fn make(&self, args: MakeArgs<'_>) -> Result<(Box<dyn Runnable>, Arc<dyn AnyCell>), SpawnError> {
         let core = args.host.core().clone();
-        let id = core.next_actor_id();
-        let notifier = args.host.notifier(id);
-        let cell = Arc::new(Cell::<A::Msg>::new(
-            id,
-            args.spec.path.clone(),
-            core.id(),
-            args.spec.settings.mailbox,
-            notifier,
-            args.metrics,
-        ));
+        let reused = args.reuse.and_then(|any| {
+            any.clear_control();
+            any.into_any_arc().downcast::<Cell<A::Msg>>().ok()
+        });
+        let cell = match reused {
+            Some(cell) => cell,
+            None => {
+                let id = core.next_actor_id();
+                let notifier = args.host.notifier(id);
+                let mailbox = args.spec.settings.mailbox;
+                let cell = Cell::<A::Msg>::new(id, args.spec.path.clone(), core.id(), mailbox, notifier, args.metrics);
+                let cell = Arc::new(cell);
+                core.register(cell.clone()).map_err(SpawnError::PathTaken)?;
+                cell
+            }
+        };
         let any: Arc<dyn AnyCell> = cell.clone();
-        core.register(any.clone()).map_err(SpawnError::PathTaken)?;
         let runner = Runner::new(self.f.clone(), cell, args.spec, args.parent, args.incarnation, &core);
         Ok((Box::new(runner), any))
     }

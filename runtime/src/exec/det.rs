@@ -163,6 +163,7 @@ impl DetSystem {
         let spec = Arc::new(root_spec.into_spec(ActorPath::root(), BTreeMap::new(), Vec::new()));
         let args = MakeArgs {
             spec,
+            reuse: None,
             parent: None,
             metrics: Arc::new(ActorMetrics::default()),
             incarnation: 0,
@@ -181,11 +182,14 @@ impl DetSystem {
         Self::new(SystemConfig::with_seed(seed))
     }
 
-    /// Starts a topology's top-level subtrees under the root guardian.
+    /// Starts a topology's top-level subtrees under the root guardian, and runs until they
+    /// are up (children start synchronously, each initialised before the next, as in OTP).
     pub fn start(&mut self, topology: &Topology) {
         for spec in topology.roots() {
             self.root.push_control(Control::Adopt(spec.clone()));
         }
+        let roots: Vec<ActorPath> = topology.roots().iter().map(|s| s.path().clone()).collect();
+        self.run_until(|s| roots.iter().all(|p| s.core().lookup(p).is_some()));
     }
 
     /// Starts one top-level actor at `/name`.

@@ -38,6 +38,10 @@ use crate::topology::{Supervisor, Topology};
 /// Steps an actor takes before yielding to other tasks: fairness under load without paying a
 /// yield per message.
 const STEPS_PER_YIELD: u32 = 64;
+/// How long `run` waits for a topology's top-level actors to come up.
+const START_WAIT_MAX: Duration = Duration::from_secs(10);
+/// How often `run` looks while it waits.
+const START_POLL: Duration = Duration::from_millis(1);
 
 /// A cell's wake-up: a flag plus the waker of the task that sleeps on it.
 #[derive(Default)]
@@ -199,6 +203,7 @@ impl TokioSystem {
         let make = spec.make.clone();
         let args = MakeArgs {
             spec,
+            reuse: None,
             parent: None,
             metrics: Arc::new(ActorMetrics::default()),
             incarnation: 0,
@@ -210,10 +215,24 @@ impl TokioSystem {
         TokioSystem { shared }
     }
 
-    /// Starts a topology's top-level subtrees under the root guardian.
-    pub fn run(&self, topology: &Topology) {
+    /// Starts a topology's top-level subtrees under the root guardian and waits until they are
+    /// up (children start synchronously, each initialised before the next, as in OTP). Errs
+    /// with the paths still down after `START_WAIT_MAX` (for example a factory that panics).
+    pub async fn run(&self, topology: &Topology) -> Result<(), Vec<ActorPath>> {
         for spec in topology.roots() {
             self.root().push_control(Control::Adopt(spec.clone()));
+        }
+        let deadline = tokio::time::Instant::now() + START_WAIT_MAX;
+        loop {
+            let down: Vec<ActorPath> =
+                topology.roots().iter().map(|s| s.path().clone()).filter(|p| self.core().lookup(p).is_none()).collect();
+            if down.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(down);
+            }
+            tokio::time::sleep(START_POLL).await;
         }
     }
 

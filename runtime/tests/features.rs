@@ -1,0 +1,233 @@
+//! Timers, request/reply, watches and ports, under both executors.
+
+mod common;
+
+use std::time::Duration;
+
+use aiot_runtime::prelude::*;
+use aiot_runtime::{Port, PortCall, PortRef};
+use common::*;
+use serde::{Deserialize, Serialize};
+
+/// Exercises timers and asks; logs what happens with the virtual time.
+struct Clockwork {
+    log: Log,
+    target: ActorRef<Cmd>,
+    tick: Option<aiot_runtime::TimerId>,
+    ticks: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Cw {
+    Tick,
+    Once(String),
+    Ask,
+    Answer(Result<u64, AskError>),
+    Watch,
+    Down(Down),
+}
+
+impl Actor for Clockwork {
+    type Msg = Cw;
+
+    fn started(&mut self, ctx: &mut Ctx<'_, Cw>) -> Result<(), ActorError> {
+        self.tick = Some(ctx.schedule_every(Duration::from_secs(10), Cw::Tick));
+        ctx.schedule_once(Duration::from_secs(15), Cw::Once("fifteen".into()));
+        let cancelled = ctx.schedule_once(Duration::from_secs(5), Cw::Once("never".into()));
+        assert!(ctx.cancel_timer(cancelled));
+        Ok(())
+    }
+
+    fn handle(&mut self, msg: Cw, ctx: &mut Ctx<'_, Cw>) -> Result<(), ActorError> {
+        let at = ctx.now().since_start().as_secs();
+        match msg {
+            Cw::Tick => {
+                self.ticks += 1;
+                self.log.lock().push(format!("{at}s tick{}", self.ticks));
+                if self.ticks == 3 {
+                    let tick = self.tick.take().unwrap();
+                    ctx.cancel_timer(tick);
+                }
+            }
+            Cw::Once(what) => self.log.lock().push(format!("{at}s {what}")),
+            Cw::Ask => {
+                if let Err(e) = ctx.ask(&self.target, Cmd::Get, Duration::from_secs(2), Cw::Answer) {
+                    self.log.lock().push(format!("{at}s ask refused: {e}"));
+                }
+            }
+            Cw::Answer(answer) => self.log.lock().push(format!("{at}s answer {answer:?}")),
+            Cw::Watch => ctx.watch(&self.target, Cw::Down),
+            Cw::Down(down) => self.log.lock().push(format!("{at}s down {} {}", down.path, down.reason)),
+        }
+        Ok(())
+    }
+}
+
+fn clockwork(log: &Log, target: &str) -> ActorSpec<Clockwork> {
+    let (log, target) = (log.clone(), ActorRef::parse(target).unwrap());
+    ActorSpec::new(move |_| Clockwork { log: log.clone(), target: target.clone(), tick: None, ticks: 0 })
+}
+
+#[test]
+fn timers_fire_at_their_virtual_times_and_cancel() {
+    let log = log();
+    let mut system = DetSystem::with_seed(1);
+    system.spawn("cw", clockwork(&log, "/nobody"));
+    system.run_for(Duration::from_secs(100));
+    assert_eq!(*log.lock(), ["10s tick1", "15s fifteen", "20s tick2", "30s tick3"]);
+    assert_eq!(system.now().since_start(), Duration::from_secs(100));
+}
+
+#[test]
+fn asks_are_answered_and_asks_to_nobody_are_refused() {
+    let log = log();
+    let mut system = DetSystem::with_seed(1);
+    system.spawn("w", Worker::spec("w", &log));
+    let cw = system.spawn("cw", clockwork(&log, "/w"));
+    let lost = system.spawn("lost", clockwork(&log, "/nobody-home"));
+    system.run_for(Duration::from_secs(1));
+    system.tell(&worker("/w"), Cmd::Add(7)).unwrap();
+    system.tell(&cw, Cw::Ask).unwrap();
+    system.tell(&lost, Cw::Ask).unwrap();
+    system.run_for(Duration::from_secs(1));
+    let lines = log.lock().clone();
+    assert!(lines.contains(&"1s answer Ok(7)".to_string()), "{lines:?}");
+    assert!(lines.contains(&"1s ask refused: no actor at /nobody-home (dead letter)".to_string()), "{lines:?}");
+}
+
+/// Never answers: keeps asks waiting.
+struct Silent;
+impl Actor for Silent {
+    type Msg = Cmd;
+    fn handle(&mut self, _: Cmd, _: &mut Ctx<'_, Cmd>) -> Result<(), ActorError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_unanswered_ask_times_out_at_its_deadline() {
+    let log = log();
+    let mut system = DetSystem::with_seed(1);
+    system.spawn("w", ActorSpec::new(|_| Silent));
+    let cw = system.spawn("cw", clockwork(&log, "/w"));
+    system.run_for(Duration::from_secs(1));
+    system.tell(&cw, Cw::Ask).unwrap();
+    system.run_for(Duration::from_secs(5));
+    assert!(log.lock().contains(&"3s answer Err(Timeout)".to_string()), "{:?}", log.lock());
+}
+
+#[test]
+fn watchers_get_a_death_notice() {
+    let log = log();
+    let mut system = DetSystem::with_seed(1);
+    let w = system.spawn("w", Worker::spec("w", &log).restart(Restart::Temporary));
+    let cw = system.spawn("cw", clockwork(&log, "/w"));
+    system.run_for(Duration::from_secs(1));
+    system.tell(&cw, Cw::Watch).unwrap();
+    system.run_for(Duration::from_secs(1));
+    system.tell(&w, Cmd::Fail).unwrap();
+    system.run_for(Duration::from_secs(1));
+    let lines = log.lock().clone();
+    assert!(lines.contains(&"2s down /w failed: w told to fail".to_string()), "{lines:?}");
+    // Watching nothing: an immediate notice.
+    system.tell(&cw, Cw::Watch).unwrap();
+    system.run_for(Duration::from_secs(1));
+    assert!(log.lock().contains(&"3s down /w no actor at the path".to_string()), "{:?}", log.lock());
+}
+
+/// A port that upper-cases text: the host's adapter answers with an event.
+struct Upper;
+impl Port for Upper {
+    const NAME: &'static str = "upper";
+    type Request = String;
+    type Event = String;
+}
+
+/// The adapter for `Upper`.
+struct UpperAdapter;
+impl Actor for UpperAdapter {
+    type Msg = PortCall<Upper>;
+    fn handle(&mut self, call: PortCall<Upper>, _: &mut Ctx<'_, PortCall<Upper>>) -> Result<(), ActorError> {
+        call.client.emit(call.request.to_uppercase())?;
+        Ok(())
+    }
+}
+
+/// Uses the port.
+struct PortUser {
+    port: Option<PortRef<Upper>>,
+    log: Log,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Pu {
+    Say(String),
+    Heard(String),
+}
+
+impl Actor for PortUser {
+    type Msg = Pu;
+    fn started(&mut self, ctx: &mut Ctx<'_, Pu>) -> Result<(), ActorError> {
+        self.port = Some(ctx.open_port::<Upper>(Pu::Heard));
+        Ok(())
+    }
+    fn handle(&mut self, msg: Pu, ctx: &mut Ctx<'_, Pu>) -> Result<(), ActorError> {
+        match msg {
+            Pu::Say(text) => ctx.port_request(self.port.as_ref().unwrap(), text)?,
+            Pu::Heard(text) => self.log.lock().push(text),
+        }
+        Ok(())
+    }
+}
+
+fn port_user(log: &Log) -> ActorSpec<PortUser> {
+    let log = log.clone();
+    ActorSpec::new(move |_| PortUser { port: None, log: log.clone() })
+}
+
+#[test]
+fn ports_carry_requests_to_the_host_adapter_and_events_back() {
+    let log = log();
+    let mut system = DetSystem::with_seed(1);
+    system.install_port::<Upper, _>(ActorSpec::new(|_| UpperAdapter));
+    let user = system.spawn("user", port_user(&log));
+    system.run_until_idle();
+    system.tell(&user, Pu::Say("hello".into())).unwrap();
+    system.run_until_idle();
+    assert_eq!(*log.lock(), ["HELLO"]);
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let log = common::log();
+        let system = TokioSystem::start(SystemConfig::with_seed(1));
+        system.install_port::<Upper, _>(ActorSpec::new(|_| UpperAdapter));
+        let user = system.spawn("user", port_user(&log));
+        while system.core().paths().len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        system.tell(&user, Pu::Say("tokio".into())).unwrap();
+        while log.lock().is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(*log.lock(), ["TOKIO"]);
+        system.shutdown().await;
+    });
+}
+
+#[test]
+fn timers_and_asks_under_tokio_on_a_paused_clock() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let log = log();
+        let system = TokioSystem::start(SystemConfig::with_seed(1));
+        system.spawn("w", ActorSpec::new(|_| Silent));
+        let cw = system.spawn("cw", clockwork(&log, "/w"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        system.tell(&cw, Cw::Ask).unwrap();
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        let lines = log.lock().clone();
+        assert_eq!(lines, ["2s answer Err(Timeout)", "10s tick1", "15s fifteen", "20s tick2", "30s tick3"]);
+        system.shutdown().await;
+    });
+}
+
