@@ -1,1 +1,76 @@
-fn main() {}
+//! `aiot`: the command line. It parses flags and calls into the crates; nothing else lives here.
+
+mod demo;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "aiot", version, about = "Actor runtime with location-transparent tiers for AIoT")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the demo: a small plant whose actors fail, restart and escalate under supervision.
+    Demo {
+        /// How long to run (in the executor's time), e.g. 6s, 1500ms, 2m.
+        #[arg(long, default_value = "6s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Run under the deterministic executor (virtual time) instead of tokio.
+        #[arg(long)]
+        deterministic: bool,
+        /// Seed for every actor's rng (and, deterministic, for every scheduling choice).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}
+
+/// Parses `250ms`, `6s`, `2m`, `1h`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("{text:?}: expected a number then ms, s, m or h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Demo { duration, deterministic, seed } => {
+            demo::run(demo::Options { duration, deterministic, seed })
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("aiot: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("6s"), Ok(Duration::from_secs(6)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

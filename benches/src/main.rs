@@ -1,1 +1,43 @@
-fn main() {}
+//! aiot-bench: aiot's benchmarks against peer runtimes and raw baselines (BLUEPRINT section 10).
+//!
+//! `cargo run --release -p aiot-bench -- <subcommand>`. Each subcommand prints our figure, the
+//! peer's or the baseline's from the same run, and the ratio with its direction. Implemented:
+//! `savina` (aiot vs actix vs ractor). To come: remote, ingest, stream, train, sim, migrate.
+
+mod alloc;
+mod savina;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The one allocator every runtime in this process allocates through (memory figures).
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
+
+#[derive(Parser)]
+#[command(name = "aiot-bench", about = "aiot's benchmarks against peer runtimes and raw baselines")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Savina actor kernels: aiot vs actix 0.13 vs ractor 0.16, side by side.
+    Savina(savina::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.bench {
+        Bench::Savina(args) => savina::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("aiot-bench: FAILED: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}

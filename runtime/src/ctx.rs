@@ -158,7 +158,11 @@ impl<'a, M: Message> Ctx<'a, M> {
     }
 
     /// Spawns a child `name` under this actor, supervised by this actor's strategy.
-    pub fn spawn_child<C: Actor>(&mut self, name: &str, spec: ActorSpec<C>) -> Result<ActorRef<C::Msg>, SpawnError> {
+    pub fn spawn_child<C: Actor>(
+        &mut self,
+        name: &str,
+        spec: ActorSpec<C>,
+    ) -> Result<ActorRef<C::Msg>, SpawnError> {
         if self.core.stop_request.is_some() {
             return Err(SpawnError::Stopping(self.core.spec.path.clone()));
         }
@@ -199,7 +203,11 @@ impl<'a, M: Message> Ctx<'a, M> {
 
     /// Asks for a `Down` notice (as the message `on_down` makes) when `target` stops. Watching
     /// an actor that does not exist gives a notice at once, with reason `NoActor`.
-    pub fn watch<N: Message>(&mut self, target: &ActorRef<N>, on_down: impl FnOnce(Down) -> M + Send + 'static) {
+    pub fn watch<N: Message>(
+        &mut self,
+        target: &ActorRef<N>,
+        on_down: impl FnOnce(Down) -> M + Send + 'static,
+    ) {
         let path = target.path().clone();
         self.core.watching.insert(path.clone(), Box::new(on_down));
         let me = self.core.any_cell.clone();
@@ -220,7 +228,8 @@ impl<'a, M: Message> Ctx<'a, M> {
 
     /// Opens port `P`: its events arrive as the messages `on_event` makes of them.
     pub fn open_port<P: Port>(&mut self, on_event: impl Fn(P::Event) -> M + Send + 'static) -> PortRef<P> {
-        let convert = move |any: Box<dyn std::any::Any + Send>| any.downcast::<P::Event>().ok().map(|e| on_event(*e));
+        let convert =
+            move |any: Box<dyn std::any::Any + Send>| any.downcast::<P::Event>().ok().map(|e| on_event(*e));
         self.core.ports.insert(P::NAME, Box::new(convert));
         PortRef::new()
     }

@@ -63,7 +63,8 @@ pub(crate) fn ask<Q: Message, R: Message>(
     let path = ActorPath::parse(&format!("/ask-{}", id.0)).expect("valid path");
     let notifier = host.notifier(id);
     let metrics = Arc::new(ActorMetrics::default());
-    let cell = Arc::new(Cell::<()>::new(id, path.clone(), core.id(), MailboxSpec::default(), notifier, metrics));
+    let cell =
+        Arc::new(Cell::<()>::new(id, path.clone(), core.id(), MailboxSpec::default(), notifier, metrics));
     let corr = core.next_corr();
     let any: Arc<dyn AnyCell> = cell.clone();
     tell(&core, to, request(ReplyTo::new(path, corr, Some(any.clone())))).map_err(AskError::Send)?;

@@ -102,10 +102,8 @@ impl fmt::Display for Requirement {
             .any_of
             .iter()
             .map(|all| {
-                let tags: Vec<String> = all
-                    .iter()
-                    .map(|t| format!("{}={}", t.key, t.value.as_deref().unwrap_or("*")))
-                    .collect();
+                let tags: Vec<String> =
+                    all.iter().map(|t| format!("{}={}", t.key, t.value.as_deref().unwrap_or("*"))).collect();
                 tags.join(",")
             })
             .collect();

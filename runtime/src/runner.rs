@@ -455,7 +455,11 @@ impl<M: Message> RunnerCore<M> {
             return None;
         }
         while let Some(id) = term.queue.pop_front() {
-            let cell = self.children.iter().filter(|c| c.running).find_map(|c| c.cell.as_ref().filter(|cell| cell.id() == id));
+            let cell = self
+                .children
+                .iter()
+                .filter(|c| c.running)
+                .find_map(|c| c.cell.as_ref().filter(|cell| cell.id() == id));
             if let Some(cell) = cell {
                 cell.push_control(Control::Terminate);
                 term.awaiting = Some(id);
@@ -540,7 +544,8 @@ impl<M: Message> RunnerCore<M> {
             }
         }
         let queue = running.iter().rev().filter_map(|&i| self.children[i].running_id()).collect();
-        self.termination = Some(Termination { queue, awaiting: None, then: AfterTermination::Restart(restart) });
+        self.termination =
+            Some(Termination { queue, awaiting: None, then: AfterTermination::Restart(restart) });
     }
 
     fn bump_incarnation(&mut self, idx: usize) {

@@ -140,9 +140,12 @@ impl Default for Settings {
     }
 }
 
+/// A new incarnation: its runner, and its mailbox (erased).
+pub(crate) type Made = (Box<dyn Runnable>, Arc<dyn AnyCell>);
+
 /// Builds the runner of one incarnation.
 pub(crate) trait MakeRunner: Send + Sync {
-    fn make(&self, args: MakeArgs<'_>) -> Result<(Box<dyn Runnable>, Arc<dyn AnyCell>), SpawnError>;
+    fn make(&self, args: MakeArgs<'_>) -> Result<Made, SpawnError>;
 }
 
 pub(crate) struct MakeArgs<'a> {
@@ -162,7 +165,7 @@ struct Factory<A: Actor> {
 }
 
 impl<A: Actor> MakeRunner for Factory<A> {
-    fn make(&self, args: MakeArgs<'_>) -> Result<(Box<dyn Runnable>, Arc<dyn AnyCell>), SpawnError> {
+    fn make(&self, args: MakeArgs<'_>) -> Result<Made, SpawnError> {
         let core = args.host.core().clone();
         let reused = args.reuse.and_then(|any| {
             any.clear_control();
@@ -174,7 +177,14 @@ impl<A: Actor> MakeRunner for Factory<A> {
                 let id = core.next_actor_id();
                 let notifier = args.host.notifier(id);
                 let mailbox = args.spec.settings.mailbox;
-                let cell = Cell::<A::Msg>::new(id, args.spec.path.clone(), core.id(), mailbox, notifier, args.metrics);
+                let cell = Cell::<A::Msg>::new(
+                    id,
+                    args.spec.path.clone(),
+                    core.id(),
+                    mailbox,
+                    notifier,
+                    args.metrics,
+                );
                 let cell = Arc::new(cell);
                 core.register(cell.clone()).map_err(SpawnError::PathTaken)?;
                 cell
@@ -187,7 +197,11 @@ impl<A: Actor> MakeRunner for Factory<A> {
 }
 
 impl Init<'_> {
-    pub(crate) fn new<'a>(path: &'a ActorPath, incarnation: u64, links: &'a BTreeMap<String, Link>) -> Init<'a> {
+    pub(crate) fn new<'a>(
+        path: &'a ActorPath,
+        incarnation: u64,
+        links: &'a BTreeMap<String, Link>,
+    ) -> Init<'a> {
         Init { path, incarnation, links }
     }
 }
@@ -228,7 +242,12 @@ impl<A: Actor> ActorSpec<A> {
         self
     }
 
-    pub(crate) fn into_spec(self, path: ActorPath, links: BTreeMap<String, Link>, children: Vec<Arc<Spec>>) -> Spec {
+    pub(crate) fn into_spec(
+        self,
+        path: ActorPath,
+        links: BTreeMap<String, Link>,
+        children: Vec<Arc<Spec>>,
+    ) -> Spec {
         assert!(self.settings.mailbox.capacity > 0, "mailbox capacity of {path} must be positive");
         Spec {
             path,

@@ -39,12 +39,22 @@ impl SystemConfig {
 /// What happened to an actor, for timelines and tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
-    Started { incarnation: u64 },
-    Failed { reason: String },
-    Restarted { incarnation: u64 },
-    Stopped { reason: ExitReason },
+    Started {
+        incarnation: u64,
+    },
+    Failed {
+        reason: String,
+    },
+    Restarted {
+        incarnation: u64,
+    },
+    Stopped {
+        reason: ExitReason,
+    },
     /// A supervisor exceeded its restart intensity and failed itself.
-    Escalated { reason: String },
+    Escalated {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -40,6 +40,9 @@ impl Actor for Supervisor {
     }
 }
 
+/// Turns a declaration's settings, path, links and built children into its spec.
+type ToSpec = Box<dyn FnOnce(Settings, ActorPath, BTreeMap<String, Link>, Vec<Arc<Spec>>) -> Spec>;
+
 /// One declaration, as written.
 pub struct Decl {
     path: String,
@@ -48,7 +51,7 @@ pub struct Decl {
     prefers: String,
     links: Vec<(String, String, MsgType)>,
     msg_type: MsgType,
-    to_spec: Box<dyn FnOnce(Settings, ActorPath, BTreeMap<String, Link>, Vec<Arc<Spec>>) -> Spec>,
+    to_spec: ToSpec,
 }
 
 impl Decl {
@@ -104,17 +107,43 @@ pub struct TopologyBuilder {
 /// A problem in a topology declaration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopologyError {
-    InvalidPath { path: String, reason: &'static str },
+    InvalidPath {
+        path: String,
+        reason: &'static str,
+    },
     RootDeclared,
     DuplicatePath(String),
     /// An impossible tree: the parent that would supervise `path` is not declared.
-    MissingParent { path: String, parent: String },
-    UnknownLink { from: String, name: String, to: String },
-    DuplicateLink { from: String, name: String },
-    LinkTypeMismatch { from: String, name: String, to: String, expected: &'static str, actual: &'static str },
-    BadPlacement { path: String, error: TagError },
-    EmptyMailbox { path: String },
-    ZeroIntensityPeriod { path: String },
+    MissingParent {
+        path: String,
+        parent: String,
+    },
+    UnknownLink {
+        from: String,
+        name: String,
+        to: String,
+    },
+    DuplicateLink {
+        from: String,
+        name: String,
+    },
+    LinkTypeMismatch {
+        from: String,
+        name: String,
+        to: String,
+        expected: &'static str,
+        actual: &'static str,
+    },
+    BadPlacement {
+        path: String,
+        error: TagError,
+    },
+    EmptyMailbox {
+        path: String,
+    },
+    ZeroIntensityPeriod {
+        path: String,
+    },
 }
 
 impl fmt::Display for TopologyError {
@@ -127,7 +156,9 @@ impl fmt::Display for TopologyError {
             MissingParent { path, parent } => {
                 write!(f, "{path} has no supervisor: its parent {parent} is not declared")
             }
-            UnknownLink { from, name, to } => write!(f, "{from}: link {name:?} names {to}, which is not declared"),
+            UnknownLink { from, name, to } => {
+                write!(f, "{from}: link {name:?} names {to}, which is not declared")
+            }
             DuplicateLink { from, name } => write!(f, "{from}: link {name:?} is declared twice"),
             LinkTypeMismatch { from, name, to, expected, actual } => {
                 write!(f, "{from}: link {name:?} expects {to} to take {expected}, but it takes {actual}")
@@ -197,7 +228,9 @@ impl TopologyBuilder {
             match ActorPath::parse(&d.path) {
                 Err(e) => errors.push(TopologyError::InvalidPath { path: d.path.clone(), reason: e.reason }),
                 Ok(p) if p.is_root() => errors.push(TopologyError::RootDeclared),
-                Ok(_) if types.contains_key(&d.path) => errors.push(TopologyError::DuplicatePath(d.path.clone())),
+                Ok(_) if types.contains_key(&d.path) => {
+                    errors.push(TopologyError::DuplicatePath(d.path.clone()))
+                }
                 Ok(_) => {
                     types.insert(d.path.clone(), d.msg_type);
                 }
@@ -207,7 +240,10 @@ impl TopologyBuilder {
             let Ok(path) = ActorPath::parse(&d.path) else { continue };
             if let Some(parent) = path.parent().filter(|p| !p.is_root()) {
                 if !types.contains_key(parent.as_str()) {
-                    errors.push(TopologyError::MissingParent { path: d.path.clone(), parent: parent.to_string() });
+                    errors.push(TopologyError::MissingParent {
+                        path: d.path.clone(),
+                        parent: parent.to_string(),
+                    });
                 }
             }
             let mut names = BTreeSet::new();
@@ -279,7 +315,11 @@ impl TopologyBuilder {
             let spec = (d.to_spec)(d.settings, path.clone(), links, children);
             built.insert(path, Arc::new(spec));
         }
-        let roots = order.iter().filter(|p| p.parent().is_some_and(|pp| pp.is_root())).map(|p| built[p].clone()).collect();
+        let roots = order
+            .iter()
+            .filter(|p| p.parent().is_some_and(|pp| pp.is_root()))
+            .map(|p| built[p].clone())
+            .collect();
         Ok(Topology { roots, all: built })
     }
 }

@@ -47,9 +47,13 @@ fn same_seed_same_hash_in_separate_processes() -> Result<(), String> {
     for seed in [1u64, 42, 999] {
         let mut hashes = Vec::new();
         for _ in 0..2 {
-            let out = Command::new(&exe).env(CHILD_ENV, seed.to_string()).output().map_err(|e| e.to_string())?;
+            let out =
+                Command::new(&exe).env(CHILD_ENV, seed.to_string()).output().map_err(|e| e.to_string())?;
             if !out.status.success() {
-                return Err(format!("child for seed {seed} failed: {}", String::from_utf8_lossy(&out.stderr)));
+                return Err(format!(
+                    "child for seed {seed} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
             }
             hashes.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
         }
@@ -78,15 +82,28 @@ fn main() {
         return;
     }
     let (mut failed, mut passed) = (0, 0);
-    check("same_seed_same_hash_in_one_process", same_seed_same_hash_in_one_process(), &mut failed, &mut passed);
+    check(
+        "same_seed_same_hash_in_one_process",
+        same_seed_same_hash_in_one_process(),
+        &mut failed,
+        &mut passed,
+    );
     check(
         "same_seed_same_hash_in_separate_processes",
         same_seed_same_hash_in_separate_processes(),
         &mut failed,
         &mut passed,
     );
-    check("consecutive_seeds_give_distinct_hashes", consecutive_seeds_give_distinct_hashes(), &mut failed, &mut passed);
-    println!("\ntest result: {}. {passed} passed; {failed} failed", if failed == 0 { "ok" } else { "FAILED" });
+    check(
+        "consecutive_seeds_give_distinct_hashes",
+        consecutive_seeds_give_distinct_hashes(),
+        &mut failed,
+        &mut passed,
+    );
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
     if failed > 0 {
         std::process::exit(1);
     }

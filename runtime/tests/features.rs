@@ -92,7 +92,10 @@ fn asks_are_answered_and_asks_to_nobody_are_refused() {
     system.run_for(Duration::from_secs(1));
     let lines = log.lock().clone();
     assert!(lines.contains(&"1s answer Ok(7)".to_string()), "{lines:?}");
-    assert!(lines.contains(&"1s ask refused: no actor at /nobody-home (dead letter)".to_string()), "{lines:?}");
+    assert!(
+        lines.contains(&"1s ask refused: no actor at /nobody-home (dead letter)".to_string()),
+        "{lines:?}"
+    );
 }
 
 /// Never answers: keeps asks waiting.
@@ -230,4 +233,3 @@ fn timers_and_asks_under_tokio_on_a_paused_clock() {
         system.shutdown().await;
     });
 }
-

@@ -169,7 +169,8 @@ fn fifo_per_pair_under_the_deterministic_executor() {
         let log = log();
         let mut system = DetSystem::with_seed(seed);
         system.spawn("r", recorder(&log, 3, Overflow::Backpressure));
-        let senders: Vec<_> = (1..=5).map(|i| system.spawn(&format!("s{i}"), burst("/r", i, 40, &log))).collect();
+        let senders: Vec<_> =
+            (1..=5).map(|i| system.spawn(&format!("s{i}"), burst("/r", i, 40, &log))).collect();
         system.run_until_idle();
         for s in &senders {
             system.tell(s, BurstMsg::Go).unwrap();
@@ -186,7 +187,8 @@ fn fifo_per_pair_under_tokio() {
         let log = log();
         let system = TokioSystem::start(SystemConfig::with_seed(1));
         system.spawn("r", recorder(&log, 3, Overflow::Backpressure));
-        let senders: Vec<_> = (1..=5).map(|i| system.spawn(&format!("s{i}"), burst("/r", i, 2000, &log))).collect();
+        let senders: Vec<_> =
+            (1..=5).map(|i| system.spawn(&format!("s{i}"), burst("/r", i, 2000, &log))).collect();
         while system.core().paths().len() < 6 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }

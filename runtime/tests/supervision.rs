@@ -160,7 +160,10 @@ fn intensity_exceeded_escalates_to_the_parent() {
     let events = system.core().events();
     assert_eq!(restarts_of(&events, "/top/sup"), 1, "/top restarted the escalating supervisor");
     assert_eq!(restarts_of(&events, "/top/sup/w"), 2);
-    assert!(system.core().lookup(&ActorPath::parse("/top/sup/w").unwrap()).is_some(), "rebuilt with its parent");
+    assert!(
+        system.core().lookup(&ActorPath::parse("/top/sup/w").unwrap()).is_some(),
+        "rebuilt with its parent"
+    );
 }
 
 #[test]

@@ -84,7 +84,9 @@ fn links_resolve_in_factories_and_a_missing_link_is_a_start_failure_with_its_nam
     system.run_until_idle();
     let failed = events_of(&system.core().events(), "/needs");
     assert!(
-        failed.iter().any(|k| matches!(k, EventKind::Failed { reason } if reason.contains("no link named \"peer\""))),
+        failed
+            .iter()
+            .any(|k| matches!(k, EventKind::Failed { reason } if reason.contains("no link named \"peer\""))),
         "{failed:?}"
     );
 }

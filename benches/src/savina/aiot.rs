@@ -7,7 +7,9 @@ use std::sync::Arc;
 use aiot_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{check, fork_join_expected, fork_join_work, Kernel, Latch, Measured, Sizes, Timer, KERNEL_TIMEOUT};
+use super::{
+    check, fork_join_expected, fork_join_work, Kernel, Latch, Measured, Sizes, Timer, KERNEL_TIMEOUT,
+};
 
 /// Runs one cell on a fresh tokio current_thread runtime (built as actix-rt builds its own) and
 /// a fresh system.
@@ -237,8 +239,10 @@ async fn counting(system: &TokioSystem, n: u64, timer: Timer) -> Result<Measured
         .mailbox(n as usize + 1, Overflow::Backpressure);
     let counter = system.spawn("counter", counter_spec);
     let r = ready.clone();
-    let producer =
-        system.spawn("producer", ActorSpec::new(move |_| Producer { counter: counter.clone(), n, ready: r.clone() }));
+    let producer = system.spawn(
+        "producer",
+        ActorSpec::new(move |_| Producer { counter: counter.clone(), n, ready: r.clone() }),
+    );
     ready.wait("counting start").await?;
 
     let window = timer.start();
@@ -336,8 +340,8 @@ async fn fork_join(system: &TokioSystem, k: usize, n: u64, timer: Timer) -> Resu
         workers.push(system.spawn(&format!("worker-{w}"), spec));
     }
     let r = ready.clone();
-    let sender =
-        system.spawn("sender", ActorSpec::new(move |_| Sender { workers: workers.clone(), n, ready: r.clone() }));
+    let sender = system
+        .spawn("sender", ActorSpec::new(move |_| Sender { workers: workers.clone(), n, ready: r.clone() }));
     ready.wait("fork-join start").await?;
 
     let window = timer.start();
@@ -410,7 +414,7 @@ async fn memory(system: &TokioSystem, n: u64) -> Result<Measured, String> {
     let warm = Latch::new(1);
     spawn_idle(system, "warm", &warm, &Latch::new(1));
     warm.wait("memory warm-up").await?;
-    settle().await;
+    super::settle().await;
 
     let started = Latch::new(n);
     let stopped = Latch::new(n);
@@ -419,15 +423,8 @@ async fn memory(system: &TokioSystem, n: u64) -> Result<Measured, String> {
         spawn_idle(system, &format!("idle-{i}"), &started, &stopped);
     }
     let count = started.wait("memory").await?;
-    settle().await;
+    super::settle().await;
     let m = window.stop(n);
     check("memory: actors started", count, n)?;
     Ok(m)
-}
-
-/// Lets every task that has work run until all are parked.
-async fn settle() {
-    for _ in 0..64 {
-        tokio::task::yield_now().await;
-    }
 }

@@ -4,14 +4,16 @@
 //! message flow: fire-and-forget sends everywhere (no asks), the same payloads, and counts taken
 //! where the receiving actor has handled the message. Every cell checks its result (the
 //! counter's total, the ring's final position, each fork-join worker's checksum) and fails the
-//! run loudly instead of printing a fast number. A cell's figure is the median of `--runs` runs;
-//! runs of the three runtimes are interleaved so that drift on the machine hits all of them.
+//! run loudly instead of printing a fast number. A cell's figure is the median of `--runs` runs,
+//! after one discarded warm-up run per runtime; the runtimes' runs are interleaved, in an order
+//! rotated each run, so that drift on the machine hits all of them alike.
 
 mod actix;
 mod aiot;
 mod ractor;
 
 use std::fmt;
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -200,7 +202,18 @@ pub fn fork_join_expected(n: u64) -> u64 {
 /// (`enable_all`: the IO driver too, which the scheduler polls every so many ticks), so the
 /// three runtimes sit on the same scheduler.
 pub fn current_thread_runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("tokio runtime: {e}"))
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))
+}
+
+/// Lets every task that has work run until all are parked (the memory kernel measures idle
+/// actors).
+pub async fn settle() {
+    for _ in 0..64 {
+        tokio::task::yield_now().await;
+    }
 }
 
 /// What one cell run measured.
@@ -382,19 +395,37 @@ fn memory_target(aiot: f64, _: Option<f64>, _: Option<f64>) -> Option<bool> {
 /// Runs the savina suite and prints the table; an error names the broken cell.
 pub fn run(args: &Args) -> Result<(), String> {
     let sizes = if args.quick { Sizes::quick() } else { Sizes::full() };
-    let kernels: Vec<Kernel> = if args.kernels.is_empty() { Kernel::ALL.to_vec() } else { args.kernels.clone() };
+    let kernels: Vec<Kernel> =
+        if args.kernels.is_empty() { Kernel::ALL.to_vec() } else { args.kernels.clone() };
     let runtimes: Vec<Runtime> =
         if args.runtimes.is_empty() { Runtime::ALL.to_vec() } else { args.runtimes.clone() };
     let runs = args.runs.max(1);
     let mut cells: Vec<Vec<Cell>> = vec![vec![Cell::default(); runtimes.len()]; kernels.len()];
 
+    let progress = std::io::stderr().is_terminal();
+    let show = |what: &str| {
+        if progress {
+            eprint!("\r{what:<70}");
+        }
+    };
     for (k, &kernel) in kernels.iter().enumerate() {
+        let name = sizes.describe(kernel);
+        // One discarded run per runtime first: page faults on fresh heap, allocator arenas and
+        // lazy statics are paid here, not by whichever runtime happens to run first.
+        for &rt in &runtimes {
+            show(&format!("{name} warm-up {}", rt.name()));
+            rt.run(kernel, &sizes, Timer { profile: false })
+                .map_err(|e| format!("{name} on {}: {e}", rt.name()))?;
+        }
         for run in 0..runs {
-            for (r, &rt) in runtimes.iter().enumerate() {
-                eprint!("\r{:<44} run {}/{runs} {:<7}", sizes.describe(kernel), run + 1, rt.name());
+            // Rotate the order each run so no runtime always follows the same one.
+            for j in 0..runtimes.len() {
+                let r = (j + run) % runtimes.len();
+                let rt = runtimes[r];
+                show(&format!("{name} run {}/{runs} {}", run + 1, rt.name()));
                 let m = rt
                     .run(kernel, &sizes, Timer { profile: false })
-                    .map_err(|e| format!("{} on {}: {e}", sizes.describe(kernel), rt.name()))?;
+                    .map_err(|e| format!("{name} on {}: {e}", rt.name()))?;
                 let cell = &mut cells[k][r];
                 cell.figures.push(figure(kernel, &m));
                 if let Some(x) = m.extra {
@@ -404,15 +435,18 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         if !args.no_alloc_profile && kernel != Kernel::Memory {
             for (r, &rt) in runtimes.iter().enumerate() {
-                eprint!("\r{:<44} alloc profile {:<7}", sizes.describe(kernel), rt.name());
+                show(&format!("{name} alloc profile {}", rt.name()));
                 let m = rt
                     .run(kernel, &sizes, Timer { profile: true })
-                    .map_err(|e| format!("{} on {} (alloc profile): {e}", sizes.describe(kernel), rt.name()))?;
+                    .map_err(|e| format!("{name} on {} (alloc profile): {e}", rt.name()))?;
                 cells[k][r].allocs_per_op = Some(m.allocs as f64 / m.ops.max(1) as f64);
             }
         }
     }
-    eprintln!("\r{:<70}", "");
+    show("");
+    if progress {
+        eprintln!();
+    }
 
     print_table(&sizes, runs, args.quick, &kernels, &runtimes, &cells);
     Ok(())
@@ -425,57 +459,91 @@ fn figure(kernel: Kernel, m: &Measured) -> f64 {
     }
 }
 
-fn print_table(sizes: &Sizes, runs: usize, quick: bool, kernels: &[Kernel], runtimes: &[Runtime], cells: &[Vec<Cell>]) {
+fn print_table(
+    sizes: &Sizes,
+    runs: usize,
+    quick: bool,
+    kernels: &[Kernel],
+    runtimes: &[Runtime],
+    cells: &[Vec<Cell>],
+) {
+    struct Row {
+        label: String,
+        unit: &'static str,
+        medians: [Option<f64>; 3],
+        higher_is_better: bool,
+        target: Option<&'static Target>,
+    }
     let col = |rt: Runtime| runtimes.iter().position(|&r| r == rt);
+    let mut rows = Vec::new();
+    for (k, &kernel) in kernels.iter().enumerate() {
+        let med = |rt: Runtime| col(rt).and_then(|c| median(&cells[k][c].figures));
+        rows.push(Row {
+            label: sizes.describe(kernel),
+            unit: kernel.unit(),
+            medians: [med(Runtime::Aiot), med(Runtime::Actix), med(Runtime::Ractor)],
+            higher_is_better: kernel.higher_is_better(),
+            target: TARGETS.iter().find(|t| t.kernel == kernel),
+        });
+        if kernel == Kernel::Spawn {
+            let ext = |rt: Runtime| col(rt).and_then(|c| median(&cells[k][c].extra));
+            rows.push(Row {
+                label: format!("stop ({} actors)", sizes.spawn_actors),
+                unit: "actors/s",
+                medians: [ext(Runtime::Aiot), ext(Runtime::Actix), ext(Runtime::Ractor)],
+                higher_is_better: true,
+                target: None,
+            });
+        }
+    }
+
     println!(
-        "savina: median of {runs} run(s), {} sizes; ratios are aiot/peer (throughput: higher is better; \
-         bytes: lower is better)",
+        "savina: median of {runs} run(s) per cell, {} sizes; ratios are aiot/peer",
         if quick { "quick" } else { "full" }
     );
     println!();
     println!(
-        "| {:<38} | {:<8} | {:>10} | {:>10} | {:>10} | {:>10} | {:>11} | {:<28} |",
-        "kernel", "unit", "aiot", "actix", "ractor", "aiot/actix", "aiot/ractor", "target"
+        "| {:<38} | {:<8} | {:>9} | {:>9} | {:>9} | {:>10} | {:>11} | {:<6} | {:<36} |",
+        "kernel",
+        "unit",
+        "aiot",
+        "actix",
+        "ractor",
+        "aiot/actix",
+        "aiot/ractor",
+        "better",
+        "target (issue 2)"
     );
-    println!("|{:-<40}|{:-<10}|{:->12}|{:->12}|{:->12}|{:->12}|{:->13}|{:-<30}|", "", "", "", "", "", "", "", "");
-    let mut rows: Vec<(String, &str, [Option<f64>; 3], bool)> = Vec::new();
-    for (k, &kernel) in kernels.iter().enumerate() {
-        let med = |rt: Runtime| col(rt).and_then(|c| median(&cells[k][c].figures));
-        let meds = [med(Runtime::Aiot), med(Runtime::Actix), med(Runtime::Ractor)];
-        rows.push((sizes.describe(kernel), kernel.unit(), meds, kernel.higher_is_better()));
-        if kernel == Kernel::Spawn {
-            let ext = |rt: Runtime| col(rt).and_then(|c| median(&cells[k][c].extra));
-            let label = format!("stop ({} actors)", sizes.spawn_actors);
-            rows.push((label, "actors/s", [ext(Runtime::Aiot), ext(Runtime::Actix), ext(Runtime::Ractor)], true));
-        }
-    }
-    for (label, unit, meds, higher) in &rows {
+    println!(
+        "|{:-<40}|{:-<10}|{:->11}|{:->11}|{:->11}|{:->12}|{:->13}|{:-<8}|{:-<38}|",
+        "", "", "", "", "", "", "", "", ""
+    );
+    for row in &rows {
+        let [aiot, actix, ractor] = row.medians;
         let show = |v: Option<f64>| v.map_or("-".to_string(), |v| Human(v).to_string());
-        let ratio = |peer: Option<f64>| match (meds[0], peer) {
+        let ratio = |peer: Option<f64>| match (aiot, peer) {
             (Some(a), Some(p)) if p > 0.0 => format!("{:.2}x", a / p),
             _ => "-".to_string(),
         };
-        let kernel = kernels.iter().find(|k| sizes.describe(**k) == *label);
-        let target = kernel.and_then(|k| TARGETS.iter().find(|t| t.kernel == *k));
-        let verdict = match (target, meds[0]) {
-            (Some(t), Some(a)) => match (t.check)(a, meds[1], meds[2]) {
-                Some(true) => format!("{} met", t.text),
-                Some(false) => format!("{} MISSED", t.text),
+        let verdict = match (row.target, aiot) {
+            (Some(t), Some(a)) => match (t.check)(a, actix, ractor) {
+                Some(true) => format!("{}: met", t.text),
+                Some(false) => format!("{}: MISSED", t.text),
                 None => t.text.to_string(),
             },
             (Some(t), None) => t.text.to_string(),
-            _ => String::new(),
+            (None, _) => String::new(),
         };
-        let _ = higher;
         println!(
-            "| {:<38} | {:<8} | {:>10} | {:>10} | {:>10} | {:>10} | {:>11} | {:<28} |",
-            label,
-            unit,
-            show(meds[0]),
-            show(meds[1]),
-            show(meds[2]),
-            ratio(meds[1]),
-            ratio(meds[2]),
+            "| {:<38} | {:<8} | {:>9} | {:>9} | {:>9} | {:>10} | {:>11} | {:<6} | {:<36} |",
+            row.label,
+            row.unit,
+            show(aiot),
+            show(actix),
+            show(ractor),
+            ratio(actix),
+            ratio(ractor),
+            if row.higher_is_better { "higher" } else { "lower" },
             verdict
         );
     }
@@ -490,10 +558,13 @@ fn print_table(sizes: &Sizes, runs: usize, quick: bool, kernels: &[Kernel], runt
          harness's Vec of refs is allocated before the baseline"
     );
 
-    let profiled: Vec<usize> = (0..kernels.len()).filter(|&k| cells[k].iter().any(|c| c.allocs_per_op.is_some())).collect();
+    let profiled: Vec<usize> =
+        (0..kernels.len()).filter(|&k| cells[k].iter().any(|c| c.allocs_per_op.is_some())).collect();
     if !profiled.is_empty() {
         println!();
-        println!("allocations per operation (one extra untimed run per cell, counting on in the measured window):");
+        println!(
+            "allocations per operation (one extra untimed run per cell, counting on in the measured window):"
+        );
         println!();
         println!("| {:<38} | {:>8} | {:>8} | {:>8} |", "kernel", "aiot", "actix", "ractor");
         println!("|{:-<40}|{:->10}|{:->10}|{:->10}|", "", "", "", "");

@@ -172,7 +172,8 @@ impl DetSystem {
         let make = args.spec.make.clone();
         let (runner, root) = make.make(args).expect("a new system has a free root");
         host.spawn(runner);
-        let mut system = DetSystem { host, rng: ChaCha8Rng::seed_from_u64(seed), runners: BTreeMap::new(), root };
+        let mut system =
+            DetSystem { host, rng: ChaCha8Rng::seed_from_u64(seed), runners: BTreeMap::new(), root };
         system.absorb_spawned();
         system
     }

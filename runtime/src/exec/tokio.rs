@@ -224,8 +224,12 @@ impl TokioSystem {
         }
         let deadline = tokio::time::Instant::now() + START_WAIT_MAX;
         loop {
-            let down: Vec<ActorPath> =
-                topology.roots().iter().map(|s| s.path().clone()).filter(|p| self.core().lookup(p).is_none()).collect();
+            let down: Vec<ActorPath> = topology
+                .roots()
+                .iter()
+                .map(|s| s.path().clone())
+                .filter(|p| self.core().lookup(p).is_none())
+                .collect();
             if down.is_empty() {
                 return Ok(());
             }

@@ -75,7 +75,9 @@ impl Actor for Sink {
     type Msg = Msg;
     fn handle(&mut self, msg: Msg, ctx: &mut Ctx<'_, Msg>) -> Result<(), ActorError> {
         match msg {
-            Msg::Num { from, seq } if FLAKY_FAILS_ON.contains(&seq) && from == 0 && ctx.path().name() == "flaky" => {
+            Msg::Num { from, seq }
+                if FLAKY_FAILS_ON.contains(&seq) && from == 0 && ctx.path().name() == "flaky" =>
+            {
                 return Err(ActorError::new(format!("flaky fails on {seq}")));
             }
             Msg::Num { from, seq } => {
@@ -103,7 +105,10 @@ pub fn topology() -> Topology {
     })
     .mailbox(8, Overflow::Backpressure);
     for p in 0..PRODUCERS {
-        t.actor(&format!("/w/p{p}"), move |_| Producer { id: p + 1, hub: ActorRef::parse("/w/hub").unwrap() });
+        t.actor(&format!("/w/p{p}"), move |_| Producer {
+            id: p + 1,
+            hub: ActorRef::parse("/w/hub").unwrap(),
+        });
     }
     t.build().expect("valid topology")
 }
