@@ -215,19 +215,26 @@ pub fn run(options: Options) -> Result<(), String> {
     quiet_panics();
     let topology = topology();
     let executor = if options.deterministic { "deterministic (virtual time)" } else { "tokio (real time)" };
-    println!("aiot demo: supervision at work for {:?} on the {executor} executor, seed {}", options.duration, options.seed);
+    println!(
+        "aiot demo: supervision at work for {:?} on the {executor} executor, seed {}",
+        options.duration, options.seed
+    );
     println!("{:>9}  {:<20} {}", "time", "actor", "what happened");
     let core = if options.deterministic {
         let mut system = DetSystem::new(config(options.seed));
-        system.install_port::<Console, _>(ActorSpec::new(|_| ConsoleAdapter));
-        system.start(&topology);
+        system.install_port::<Console, _>(ActorSpec::new(|_| ConsoleAdapter)).map_err(|e| e.to_string())?;
+        system.start(&topology).map_err(|e| e.to_string())?;
         // The listener comes after start-up: the timeline shows what happens once all are up.
         system.core().on_event(print_event);
         system.run_for(options.duration);
         let core = system.core().clone();
         let live = summary_before_shutdown(&core);
         system.shutdown();
-        println!("trace hash {:016x} over {} deliveries (same seed, same hash)", system.trace_hash(), system.deliveries());
+        println!(
+            "trace hash {:016x} over {} deliveries (same seed, same hash)",
+            system.trace_hash(),
+            system.deliveries()
+        );
         (core, live)
     } else {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -237,8 +244,10 @@ pub fn run(options: Options) -> Result<(), String> {
             .map_err(|e| format!("cannot start tokio: {e}"))?;
         runtime.block_on(async {
             let system = TokioSystem::start(config(options.seed));
-            system.install_port::<Console, _>(ActorSpec::new(|_| ConsoleAdapter));
-            system.run(&topology).await.map_err(|down| format!("actors did not start: {down:?}"))?;
+            system
+                .install_port::<Console, _>(ActorSpec::new(|_| ConsoleAdapter))
+                .map_err(|e| e.to_string())?;
+            system.run(&topology).await.map_err(|e| e.to_string())?;
             system.core().on_event(print_event);
             tokio::time::sleep(options.duration).await;
             let core = system.core().clone();
@@ -260,11 +269,13 @@ fn print_summary(core: &SystemCore, live: Vec<(String, aiot_runtime::MetricsSnap
     let events = core.events();
     let count = |f: fn(&EventKind) -> bool| events.iter().filter(|e| f(&e.kind)).count();
     println!("\nsummary");
-    println!("  failures {}, restarts {}, escalations {}, dead letters {}",
+    println!(
+        "  failures {}, restarts {}, escalations {}, dead letters {}",
         count(|k| matches!(k, EventKind::Failed { .. })),
         count(|k| matches!(k, EventKind::Restarted { .. })),
         count(|k| matches!(k, EventKind::Escalated { .. })),
-        core.dead_letters());
+        core.dead_letters()
+    );
     println!("  {:<20} {:>8} {:>8} {:>9}", "actor", "handled", "restarts", "max depth");
     for (path, m) in live.iter().filter(|(p, _)| p != "/") {
         println!("  {path:<20} {:>8} {:>8} {:>9}", m.handled, m.restarts, m.depth_max);

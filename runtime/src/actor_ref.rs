@@ -4,9 +4,8 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use arc_swap::ArcSwapOption;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::cell::{AnyCell, Cell};
@@ -22,13 +21,13 @@ pub struct ActorRef<M> {
 
 struct RefInner<M> {
     path: ActorPath,
-    cache: ArcSwapOption<Cell<M>>,
+    cache: OnceLock<Arc<Cell<M>>>,
 }
 
 impl<M: Message> ActorRef<M> {
     /// A ref to whatever actor lives (or will live) at `path`.
     pub fn new(path: ActorPath) -> Self {
-        ActorRef { inner: Arc::new(RefInner { path, cache: ArcSwapOption::empty() }) }
+        ActorRef { inner: Arc::new(RefInner { path, cache: OnceLock::new() }) }
     }
 
     /// Parses `path` and makes a ref to it.
@@ -38,18 +37,24 @@ impl<M: Message> ActorRef<M> {
 
     pub(crate) fn resolved(cell: Arc<Cell<M>>) -> Self {
         let path = crate::cell::AnyCell::path(&*cell).clone();
-        ActorRef { inner: Arc::new(RefInner { path, cache: ArcSwapOption::new(Some(cell)) }) }
+        ActorRef { inner: Arc::new(RefInner { path, cache: OnceLock::from(cell) }) }
     }
 
     pub fn path(&self) -> &ActorPath {
         &self.inner.path
     }
 
-    /// The live mailbox behind the path in `core`, cached for the next send.
-    pub(crate) fn resolve(&self, core: &SystemCore) -> Result<Arc<Cell<M>>, SendError> {
-        if let Some(cell) = &*self.inner.cache.load() {
+    /// Runs `f` on the live mailbox behind the path in `core`. The first resolution is cached
+    /// for good: a mailbox outlives restarts, so only a path that stopped for good (and perhaps
+    /// came back) takes the registry lookup again.
+    pub(crate) fn with_cell<R>(
+        &self,
+        core: &SystemCore,
+        f: impl FnOnce(&Arc<Cell<M>>) -> R,
+    ) -> Result<R, SendError> {
+        if let Some(cell) = self.inner.cache.get() {
             if cell.system() == core.id() && !cell.is_closed() {
-                return Ok(cell.clone());
+                return Ok(f(cell));
             }
         }
         let path = &self.inner.path;
@@ -60,8 +65,8 @@ impl<M: Message> ActorRef<M> {
             expected: std::any::type_name::<M>().to_string(),
             actual: actual.to_string(),
         })?;
-        self.inner.cache.store(Some(cell.clone()));
-        Ok(cell)
+        let _ = self.inner.cache.set(cell.clone());
+        Ok(f(&cell))
     }
 }
 

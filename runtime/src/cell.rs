@@ -1,27 +1,33 @@
-//! The shared half of an actor: its mailbox and the hooks other actors and executors use to
-//! reach it. The other half (the actor value, its timers, asks and children) is owned by its
-//! runner and touched by one thread at a time.
+//! The shared half of an actor: its mailbox, its counters, and the hooks other actors and
+//! executors use to reach it. The other half (the actor value, its timers, asks and children)
+//! is owned by its runner and touched by one thread at a time.
 //!
-//! A cell lives as long as any ref caches it; once closed, every push is refused and senders
-//! fall back to the registry, where a restarted incarnation may stand under the same path.
+//! A cell outlives the incarnations of its actor: a restarted actor keeps its mailbox (only the
+//! message that failed is lost) and its counters. Once closed for good, every push is refused and
+//! senders fall back to the registry, where a new actor may stand under the same path.
+//!
+//! Hot-path cost, by design: one uncontended lock per push and one per pop; counters that change
+//! with the queue live under that same lock; an executor is woken only when a mailbox goes from
+//! empty to non-empty (or a parked sender's target frees space).
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::actor::Down;
 use crate::mailbox::{ActorId, Control, Envelope, MailboxSpec, Overflow};
 use crate::message::ErasedMessage;
-use crate::metrics::{ActorMetrics, MetricsSnapshot};
+use crate::metrics::MetricsSnapshot;
 use crate::path::ActorPath;
 
-/// How a cell tells its executor that it has something to run (executor-specific).
+/// How a cell tells an executor that doesn't poll wakers (the deterministic one) that it has
+/// work. Cells without a notifier wake the task waker registered by `poll_work` instead.
 pub trait Notify: Send + Sync + 'static {
     fn notify(&self, id: ActorId);
-    fn as_any(&self) -> &dyn Any;
 }
 
 /// Why a push did not enqueue.
@@ -40,15 +46,35 @@ pub(crate) enum Popped<M> {
     Envelope(Envelope<M>),
 }
 
+/// Counters kept under the queue lock (they change with the queue).
+#[derive(Default, Clone, Copy)]
+struct QueueCounters {
+    handled: u64,
+    enqueued: u64,
+    dropped_oldest: u64,
+    rejected: u64,
+    parked: u64,
+    depth_max: u64,
+}
+
 struct Queues<M> {
     control: VecDeque<Control>,
     queue: VecDeque<Envelope<M>>,
     /// Bounded envelopes in `queue` (user messages and port events).
     bounded_len: usize,
     closed: bool,
+    /// The task to wake (executors without a notifier).
+    waker: Option<Waker>,
+    /// Who waits on this cell; most cells never have anyone, so it is allocated on first use.
+    observers: Option<Box<Observers>>,
+    counters: QueueCounters,
+}
+
+#[derive(Default)]
+struct Observers {
     /// Runners parked on this mailbox under backpressure, woken when space frees.
     waiters: Vec<Arc<dyn AnyCell>>,
-    /// Actors to notify with a `Down` when this one stops.
+    /// Actors to notify with a `Down` when this one stops for good.
     watchers: Vec<Arc<dyn AnyCell>>,
 }
 
@@ -59,9 +85,13 @@ pub struct Cell<M> {
     system: u64,
     spec: MailboxSpec,
     queues: Mutex<Queues<M>>,
-    notifier: Arc<dyn Notify>,
-    metrics: Arc<ActorMetrics>,
+    notifier: Option<Arc<dyn Notify>>,
+    /// Set when the cell is woken; cleared by the executor when it polls (outside the lock, so
+    /// a woken task checks it without locking).
+    pending: AtomicBool,
     closed: AtomicBool,
+    failures: AtomicU64,
+    restarts: AtomicU64,
 }
 
 impl<M: Send + 'static> Cell<M> {
@@ -70,8 +100,7 @@ impl<M: Send + 'static> Cell<M> {
         path: ActorPath,
         system: u64,
         spec: MailboxSpec,
-        notifier: Arc<dyn Notify>,
-        metrics: Arc<ActorMetrics>,
+        notifier: Option<Arc<dyn Notify>>,
     ) -> Self {
         assert!(spec.capacity > 0, "mailbox capacity must be positive (validated by the spec)");
         Cell {
@@ -81,20 +110,36 @@ impl<M: Send + 'static> Cell<M> {
             spec,
             queues: Mutex::new(Queues {
                 control: VecDeque::new(),
-                queue: VecDeque::with_capacity(spec.capacity.min(64)),
+                queue: VecDeque::new(),
                 bounded_len: 0,
                 closed: false,
-                waiters: Vec::new(),
-                watchers: Vec::new(),
+                waker: None,
+                observers: None,
+                counters: QueueCounters::default(),
             }),
             notifier,
-            metrics,
+            pending: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn system(&self) -> u64 {
         self.system
+    }
+
+    /// Wakes the executor for this cell (called with the queue lock held).
+    fn wake(&self, q: &mut Queues<M>) {
+        self.pending.store(true, Ordering::Release);
+        match &self.notifier {
+            Some(notifier) => notifier.notify(self.id),
+            None => {
+                if let Some(waker) = &q.waker {
+                    waker.wake_by_ref();
+                }
+            }
+        }
     }
 
     /// Enqueues a user message under the mailbox policy.
@@ -117,11 +162,11 @@ impl<M: Send + 'static> Cell<M> {
         if q.bounded_len >= self.spec.capacity {
             match self.spec.overflow {
                 Overflow::Backpressure => {
-                    ActorMetrics::bump(&self.metrics.parked);
+                    q.counters.parked += 1;
                     return Err(PushError::Full(env));
                 }
                 Overflow::Reject => {
-                    ActorMetrics::bump(&self.metrics.rejected);
+                    q.counters.rejected += 1;
                     return Err(PushError::Rejected);
                 }
                 Overflow::DropOldest => {
@@ -129,13 +174,13 @@ impl<M: Send + 'static> Cell<M> {
                     let oldest = oldest.expect("bounded_len > 0 means a bounded envelope is queued");
                     q.queue.remove(oldest);
                     q.bounded_len -= 1;
-                    ActorMetrics::bump(&self.metrics.dropped_oldest);
+                    q.counters.dropped_oldest += 1;
                 }
             }
         }
         q.bounded_len += 1;
-        ActorMetrics::bump(&self.metrics.enqueued);
-        self.metrics.saw_depth(q.bounded_len);
+        q.counters.enqueued += 1;
+        q.counters.depth_max = q.counters.depth_max.max(q.bounded_len as u64);
         self.enqueue(q, env);
         Ok(())
     }
@@ -150,40 +195,44 @@ impl<M: Send + 'static> Cell<M> {
         true
     }
 
-    fn enqueue(&self, mut q: parking_lot::MutexGuard<'_, Queues<M>>, env: Envelope<M>) {
+    fn enqueue(&self, mut q: MutexGuard<'_, Queues<M>>, env: Envelope<M>) {
         let was_empty = q.queue.is_empty() && q.control.is_empty();
         q.queue.push_back(env);
-        drop(q);
         if was_empty {
-            self.notifier.notify(self.id);
+            self.wake(&mut q);
         }
     }
 
-    /// Takes the next thing to handle: supervision signals first, then the ordered queue.
-    pub(crate) fn pop(&self) -> Option<Popped<M>> {
+    /// Takes the next thing to handle (supervision signals first, then the ordered queue; only
+    /// signals if `control_only`), and says whether more work remains.
+    pub(crate) fn pop(&self, control_only: bool) -> Option<(Popped<M>, bool)> {
         let mut q = self.queues.lock();
         if let Some(c) = q.control.pop_front() {
-            return Some(Popped::Control(c));
+            let more = !q.control.is_empty() || (!control_only && !q.queue.is_empty());
+            return Some((Popped::Control(c), more));
+        }
+        if control_only {
+            return None;
         }
         let env = q.queue.pop_front()?;
+        q.counters.handled += 1;
+        let more = !q.queue.is_empty();
         if env.is_bounded() {
             q.bounded_len -= 1;
+            if let Some(observers) = q.observers.as_mut().filter(|o| !o.waiters.is_empty()) {
+                // Notify after unlocking: a waiter's lock is never taken under ours.
+                let waiters = std::mem::take(&mut observers.waiters);
+                drop(q);
+                for waiter in waiters {
+                    waiter.notify();
+                }
+            }
         }
-        let waiters = if q.waiters.is_empty() { Vec::new() } else { std::mem::take(&mut q.waiters) };
-        drop(q);
-        for w in waiters {
-            w.notify();
-        }
-        Some(Popped::Envelope(env))
+        Some((Popped::Envelope(env), more))
     }
 
-    /// Takes the next supervision signal only (a stopping actor handles no more messages).
-    pub(crate) fn pop_control(&self) -> Option<Popped<M>> {
-        self.queues.lock().control.pop_front().map(Popped::Control)
-    }
-
-    pub(crate) fn has_control(&self) -> bool {
-        !self.queues.lock().control.is_empty()
+    pub(crate) fn count_failure(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
     }
 
     fn close_queues(&self) -> (usize, Vec<Arc<dyn AnyCell>>) {
@@ -194,17 +243,14 @@ impl<M: Send + 'static> Cell<M> {
         q.queue.clear();
         q.control.clear();
         q.bounded_len = 0;
-        let waiters = std::mem::take(&mut q.waiters);
-        let watchers = std::mem::take(&mut q.watchers);
+        let observers = q.observers.take().map(|o| *o).unwrap_or_default();
+        let (waiters, watchers) = (observers.waiters, observers.watchers);
+        self.wake(&mut q);
         drop(q);
         for w in waiters {
             w.notify();
         }
         (undelivered, watchers)
-    }
-
-    pub(crate) fn metrics_arc(&self) -> &Arc<ActorMetrics> {
-        &self.metrics
     }
 }
 
@@ -222,9 +268,10 @@ pub trait AnyCell: Send + Sync + 'static {
         self.len() == 0
     }
     fn metrics(&self) -> MetricsSnapshot;
-    fn notifier(&self) -> &Arc<dyn Notify>;
     /// Tells its executor it may run (used to wake runners parked under backpressure).
     fn notify(&self);
+    /// Ready once the cell was woken since the last poll; otherwise registers the task's waker.
+    fn poll_work(&self, cx: &mut Context<'_>) -> Poll<()>;
 
     #[doc(hidden)]
     fn push_reply(&self, from: ActorId, corr: u64, value: Box<dyn ErasedMessage>) -> bool;
@@ -258,6 +305,9 @@ pub trait AnyCell: Send + Sync + 'static {
     /// Drops leftover supervision signals before a new incarnation moves in.
     #[doc(hidden)]
     fn clear_control(&self);
+    /// Counts a restart of the actor living here.
+    #[doc(hidden)]
+    fn count_restart(&self);
 }
 
 impl<M: Send + 'static> AnyCell for Cell<M> {
@@ -281,13 +331,39 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
         q.queue.len() + q.control.len()
     }
     fn metrics(&self) -> MetricsSnapshot {
-        self.metrics.snapshot(self.queues.lock().bounded_len)
-    }
-    fn notifier(&self) -> &Arc<dyn Notify> {
-        &self.notifier
+        let q = self.queues.lock();
+        let c = q.counters;
+        MetricsSnapshot {
+            handled: c.handled,
+            enqueued: c.enqueued,
+            dropped_oldest: c.dropped_oldest,
+            rejected: c.rejected,
+            parked: c.parked,
+            failures: self.failures.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            depth_max: c.depth_max,
+            depth: q.bounded_len as u64,
+        }
     }
     fn notify(&self) {
-        self.notifier.notify(self.id);
+        let mut q = self.queues.lock();
+        self.wake(&mut q);
+    }
+    fn poll_work(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.pending.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        let mut q = self.queues.lock();
+        if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            q.waker = Some(cx.waker().clone());
+        }
+        drop(q);
+        // A wake between the first check and the registration set the flag: look again.
+        if self.pending.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
     fn push_reply(&self, from: ActorId, corr: u64, value: Box<dyn ErasedMessage>) -> bool {
         self.push_unbounded(Envelope::Reply { from, corr, value })
@@ -298,7 +374,7 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
         port: &'static str,
         event: Box<dyn ErasedMessage>,
     ) -> Result<(), crate::SendError> {
-        match self.push_bounded(Envelope::PortEvent { from, port, event }) {
+        match self.push_bounded(Envelope::PortEvent { from, event: Box::new((port, event)) }) {
             Ok(()) => Ok(()),
             Err(PushError::Closed(_)) => Err(crate::SendError::Stopped(self.path.clone())),
             Err(PushError::Full(_) | PushError::Rejected) => {
@@ -313,7 +389,7 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
         self.push_unbounded(Envelope::AskTimeout { corr })
     }
     fn push_down(&self, from: ActorId, down: Down) -> bool {
-        self.push_unbounded(Envelope::Down { from, down })
+        self.push_unbounded(Envelope::Down { from, down: Box::new(down) })
     }
     fn push_control(&self, control: Control) -> bool {
         let mut q = self.queues.lock();
@@ -322,9 +398,8 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
         }
         let was_empty = q.queue.is_empty() && q.control.is_empty();
         q.control.push_back(control);
-        drop(q);
         if was_empty {
-            self.notifier.notify(self.id);
+            self.wake(&mut q);
         }
         true
     }
@@ -333,7 +408,7 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
         if q.closed || q.bounded_len < self.spec.capacity {
             return false;
         }
-        q.waiters.push(waiter);
+        q.observers.get_or_insert_with(Default::default).waiters.push(waiter);
         true
     }
     fn add_watcher(&self, watcher: Arc<dyn AnyCell>) -> bool {
@@ -341,16 +416,21 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
         if q.closed {
             return false;
         }
-        q.watchers.push(watcher);
+        q.observers.get_or_insert_with(Default::default).watchers.push(watcher);
         true
     }
     fn remove_watcher(&self, watcher: ActorId) {
-        self.queues.lock().watchers.retain(|w| w.id() != watcher);
+        if let Some(observers) = self.queues.lock().observers.as_mut() {
+            observers.watchers.retain(|w| w.id() != watcher);
+        }
     }
     fn close(&self) -> (usize, Vec<Arc<dyn AnyCell>>) {
         self.close_queues()
     }
     fn clear_control(&self) {
         self.queues.lock().control.clear();
+    }
+    fn count_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 }

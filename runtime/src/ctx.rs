@@ -4,13 +4,13 @@
 //! watching, ports and its metrics. Nothing here blocks or reads the wall clock, so a handler
 //! behaves the same under tokio and under the deterministic executor.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 
 use crate::actor::{Actor, Down, ExitReason};
 use crate::actor_ref::{ActorRef, ReplyTo};
-use crate::cell::{AnyCell, Cell};
 use crate::error::{AskError, SendError, SpawnError};
 use crate::host::{Host, TimerFire};
 use crate::mailbox::ActorId;
@@ -18,8 +18,8 @@ use crate::message::Message;
 use crate::metrics::MetricsSnapshot;
 use crate::path::ActorPath;
 use crate::port::{Port, PortCall, PortClient, PortRef};
-use crate::runner::{PendingAsk, RunnerCore, TimerEntry, TimerMsg};
-use crate::spec::ActorSpec;
+use crate::runner::{erase_reply, PendingAsk, RunnerCore, TimerEntry, TimerMsg};
+use crate::spec::{new_cell, ActorSpec};
 use crate::time::Instant;
 
 /// The seeded random generator every actor gets (`ctx.rng()`): ChaCha8, seeded from the
@@ -48,7 +48,7 @@ impl<'a, M: Message> Ctx<'a, M> {
 
     /// This actor's own ref.
     pub fn me(&self) -> &ActorRef<M> {
-        &self.core.me
+        self.core.me()
     }
 
     pub fn path(&self) -> &ActorPath {
@@ -72,12 +72,13 @@ impl<'a, M: Message> Ctx<'a, M> {
 
     /// This actor's seeded random generator.
     pub fn rng(&mut self) -> &mut ActorRng {
-        &mut self.core.rng
+        let seed = self.host.core().config().seed;
+        self.core.rng(seed)
     }
 
     /// This actor's counters.
     pub fn metrics(&self) -> MetricsSnapshot {
-        AnyCell::metrics(&*self.core.cell)
+        self.core.any_cell.metrics()
     }
 
     /// Sends `msg` to `to`; never blocks. A full mailbox follows the receiver's policy:
@@ -101,8 +102,8 @@ impl<'a, M: Message> Ctx<'a, M> {
         let reply_to = ReplyTo::new(self.core.spec.path.clone(), corr, Some(self.core.any_cell.clone()));
         self.core.send(self.host, to, request(reply_to))?;
         let token = self.host.set_timer(self.core.any_cell.clone(), timeout, TimerFire::AskTimeout(corr));
-        let on_reply = RunnerCore::<M>::erase_reply(on_reply);
-        self.core.asks.insert(corr, PendingAsk { token, on_reply });
+        let on_reply = erase_reply(on_reply);
+        self.core.extras().asks.insert(corr, PendingAsk { token, on_reply });
         Ok(AskId(corr))
     }
 
@@ -113,9 +114,8 @@ impl<'a, M: Message> Ctx<'a, M> {
             Some(cell) if !cell.is_closed() => Some(cell.clone()),
             _ => core.lookup(&to.path),
         };
-        let value = RunnerCore::<M>::erased_value(value);
         match cell {
-            Some(cell) if cell.push_reply(self.core.id, to.corr, value) => Ok(()),
+            Some(cell) if cell.push_reply(self.core.id, to.corr, Box::new(value)) => Ok(()),
             _ => {
                 core.dead_letter(&to.path, 1);
                 Err(SendError::NoActor(to.path.clone()))
@@ -142,13 +142,13 @@ impl<'a, M: Message> Ctx<'a, M> {
         // cannot be mistaken for one the new incarnation set.
         let key = self.host.core().next_corr();
         let token = self.host.set_timer(self.core.any_cell.clone(), after, TimerFire::Timer(key));
-        self.core.timers.insert(key, TimerEntry { token, every, msg });
+        self.core.extras().timers.insert(key, TimerEntry { token, every, msg });
         TimerId(key)
     }
 
     /// Cancels a timer; false if it had already fired (once) or was cancelled.
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
-        match self.core.timers.remove(&id.0) {
+        match self.core.extras().timers.remove(&id.0) {
             Some(entry) => {
                 self.host.cancel_timer(entry.token);
                 true
@@ -167,18 +167,12 @@ impl<'a, M: Message> Ctx<'a, M> {
             return Err(SpawnError::Stopping(self.core.spec.path.clone()));
         }
         let path = self.core.spec.path.child(name).map_err(|e| SpawnError::BadName(e.to_string()))?;
-        if self.core.children.iter().any(|c| c.spec.path == path && c.cell.is_some()) {
-            return Err(SpawnError::PathTaken(path));
-        }
-        let spec = std::sync::Arc::new(spec.into_spec(path.clone(), Default::default(), Vec::new()));
-        self.core.add_child(spec, true);
-        let idx = self.core.children.len() - 1;
-        let Some(cell) = self.core.start_child(idx, self.host) else {
-            self.core.children.remove(idx);
-            return Err(SpawnError::PathTaken(path));
-        };
-        let typed = cell.into_any_arc().downcast::<Cell<C::Msg>>().expect("the factory built this type");
-        Ok(ActorRef::resolved(typed))
+        let spec = Arc::new(spec.into_spec(path.clone()));
+        let cell = new_cell::<C::Msg>(self.host, &spec)?;
+        let key = self.core.add_child(spec, true);
+        self.core.extras().children.get_mut(&key).expect("just added").cell = Some(cell.clone());
+        self.core.start_child(key, self.host);
+        Ok(ActorRef::resolved(cell))
     }
 
     /// Stops this actor after the current handler (a normal exit).
@@ -188,17 +182,17 @@ impl<'a, M: Message> Ctx<'a, M> {
 
     /// Stops child `path` (exit reason shutdown); it is not restarted. False if no such child runs.
     pub fn stop_child(&mut self, path: &ActorPath) -> bool {
-        let Some(child) = self.core.children.iter().find(|c| &c.spec.path == path && c.running) else {
-            return false;
-        };
-        let Some(cell) = &child.cell else { return false };
-        self.core.stopped_on_request.insert(cell.id());
+        let extras = self.core.extras();
+        let running = extras.children.values().find(|c| &c.spec.path == path && c.running);
+        let Some(cell) = running.and_then(|c| c.cell.clone()) else { return false };
+        extras.stopped_on_request.insert(cell.id());
         cell.push_control(crate::mailbox::Control::Terminate)
     }
 
     /// Paths of this actor's running children, in start order.
-    pub fn children(&self) -> Vec<ActorPath> {
-        self.core.children.iter().filter(|c| c.running).map(|c| c.spec.path.clone()).collect()
+    pub fn children(&mut self) -> Vec<ActorPath> {
+        let children = self.core.extras().children.values();
+        children.filter(|c| c.running).map(|c| c.spec.path.clone()).collect()
     }
 
     /// Asks for a `Down` notice (as the message `on_down` makes) when `target` stops. Watching
@@ -209,7 +203,7 @@ impl<'a, M: Message> Ctx<'a, M> {
         on_down: impl FnOnce(Down) -> M + Send + 'static,
     ) {
         let path = target.path().clone();
-        self.core.watching.insert(path.clone(), Box::new(on_down));
+        self.core.extras().watching.insert(path.clone(), Box::new(on_down));
         let me = self.core.any_cell.clone();
         let registered = self.host.core().lookup(&path).is_some_and(|cell| cell.add_watcher(me));
         if !registered {
@@ -220,7 +214,7 @@ impl<'a, M: Message> Ctx<'a, M> {
 
     /// Cancels a watch.
     pub fn unwatch<N: Message>(&mut self, target: &ActorRef<N>) {
-        self.core.watching.remove(target.path());
+        self.core.extras().watching.remove(target.path());
         if let Some(cell) = self.host.core().lookup(target.path()) {
             cell.remove_watcher(self.core.id);
         }
@@ -230,7 +224,7 @@ impl<'a, M: Message> Ctx<'a, M> {
     pub fn open_port<P: Port>(&mut self, on_event: impl Fn(P::Event) -> M + Send + 'static) -> PortRef<P> {
         let convert =
             move |any: Box<dyn std::any::Any + Send>| any.downcast::<P::Event>().ok().map(|e| on_event(*e));
-        self.core.ports.insert(P::NAME, Box::new(convert));
+        self.core.extras().ports.insert(P::NAME, Box::new(convert));
         PortRef::new()
     }
 

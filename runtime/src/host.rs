@@ -31,8 +31,9 @@ pub trait Host {
     fn core(&self) -> &Arc<SystemCore>;
     /// The executor's clock.
     fn now(&self) -> Instant;
-    /// A notifier for a new cell: how pushes into it wake this executor.
-    fn notifier(&mut self, id: ActorId) -> Arc<dyn Notify>;
+    /// How a new cell wakes this executor: a notifier, or `None` for the task waker that
+    /// `AnyCell::poll_work` registers.
+    fn notifier(&mut self) -> Option<Arc<dyn Notify>>;
     /// Starts driving a new runner (its first step runs its factory and `started`).
     fn spawn(&mut self, runner: Box<dyn Runnable>);
     /// Pushes `fire` into `target` after `after`, unless cancelled first.
@@ -65,4 +66,6 @@ pub trait Runnable: Send {
     fn heavy(&self) -> bool;
     /// Handles at most one message (or supervision signal).
     fn step(&mut self, host: &mut dyn Host) -> Step;
+    /// Its mailbox (executors that poll wait on `AnyCell::poll_work`).
+    fn cell(&self) -> &Arc<dyn AnyCell>;
 }

@@ -58,11 +58,12 @@ impl ActorId {
 /// What sits in a mailbox's ordered queue.
 pub(crate) enum Envelope<M> {
     User { from: ActorId, msg: M },
-    PortEvent { from: ActorId, port: &'static str, event: Box<dyn ErasedMessage> },
+    // Rare kinds are boxed so that the common one (`User`) sets the envelope's size.
+    PortEvent { from: ActorId, event: Box<(&'static str, Box<dyn ErasedMessage>)> },
     Reply { from: ActorId, corr: u64, value: Box<dyn ErasedMessage> },
     Timer { key: u64 },
     AskTimeout { corr: u64 },
-    Down { from: ActorId, down: Down },
+    Down { from: ActorId, down: Box<Down> },
 }
 
 impl<M> Envelope<M> {
@@ -76,9 +77,11 @@ impl<M> Envelope<M> {
 #[doc(hidden)]
 pub enum Control {
     /// A child finished (for any reason).
-    ChildExited { id: ActorId, reason: ExitReason },
+    /// `key` is the child's start-order key in its supervisor (see `MakeArgs::child_key`).
+    ChildExited { id: ActorId, key: u64, reason: ExitReason },
     /// The supervisor (or the system) stops this actor.
     Terminate,
-    /// Start a declared subtree as a new child (the system uses it on the root guardian).
-    Adopt(Arc<Spec>),
+    /// Start a subtree as a new child (the system uses it on the root guardian), in the
+    /// mailbox made for it ahead, if any.
+    Adopt(Arc<Spec>, Option<Arc<dyn crate::cell::AnyCell>>),
 }

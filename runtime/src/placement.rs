@@ -70,8 +70,8 @@ impl TagMatch {
 
 impl Requirement {
     /// Anywhere.
-    pub fn none() -> Self {
-        Requirement::default()
+    pub const fn none() -> Self {
+        Requirement { any_of: Vec::new() }
     }
 
     /// Parses `a=1,b=* | c=2`.
@@ -116,6 +116,13 @@ impl fmt::Display for Requirement {
 pub struct Placement {
     pub requires: Requirement,
     pub prefers: Requirement,
+}
+
+impl Placement {
+    /// Anywhere, no preference.
+    pub const fn none() -> Self {
+        Placement { requires: Requirement::none(), prefers: Requirement::none() }
+    }
 }
 
 #[cfg(test)]

@@ -3,29 +3,30 @@
 //!
 //! Executors only call `step`; everything here goes through the `Host` seam, so both executors
 //! share these semantics exactly. A step handles at most one message or supervision signal.
+//! State that most actors never use (children, timers, asks, watches, ports) sits in `Extras`,
+//! allocated on first use, so an idle actor stays small.
 
 use std::any::Any;
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 use crate::actor::{Actor, ActorError, Down, ExitReason};
 use crate::actor_ref::ActorRef;
 use crate::cell::{AnyCell, Cell, Popped, PushError};
-use crate::ctx::Ctx;
+use crate::ctx::{ActorRng, Ctx};
 use crate::error::{AskError, SendError};
 use crate::host::{Host, Runnable, Step, TimerFire, TimerToken};
 use crate::mailbox::{ActorId, Control, Envelope};
-use crate::message::{encode_into, ErasedMessage, Message};
-use crate::metrics::ActorMetrics;
+use crate::message::{encode_into, Message};
 use crate::path::ActorPath;
-use crate::spec::{FactoryFn, Init, MakeArgs, Spec};
-use crate::supervision::{should_restart, siblings_affected, Restart, RestartLog};
-use crate::system::{EventKind, SystemCore};
+use crate::spec::{BuildActor, Init, MakeArgs, Spec};
+use crate::supervision::{should_restart, siblings_affected, Restart, RestartLog, Strategy};
+use crate::system::EventKind;
 
 /// A child as its supervisor tracks it.
 pub(crate) struct Child {
@@ -35,9 +36,8 @@ pub(crate) struct Child {
     pub(crate) cell: Option<Arc<dyn AnyCell>>,
     /// An incarnation is running (false between its exit and the supervisor's decision).
     pub(crate) running: bool,
-    pub(crate) metrics: Arc<ActorMetrics>,
     pub(crate) incarnation: u64,
-    /// Spawned by `ctx.spawn_child` (removed when it ends) rather than declared.
+    /// Spawned by `ctx.spawn_child` (forgotten when it ends) rather than declared.
     pub(crate) dynamic: bool,
 }
 
@@ -54,6 +54,7 @@ pub(crate) struct TimerEntry<M> {
 
 pub(crate) type ReplyFn<M> = Box<dyn FnOnce(Result<Box<dyn Any + Send>, AskError>) -> M + Send>;
 pub(crate) type PortFn<M> = Box<dyn Fn(Box<dyn Any + Send>) -> Option<M> + Send>;
+pub(crate) type DownFn<M> = Box<dyn FnOnce(Down) -> M + Send>;
 
 pub(crate) struct PendingAsk<M> {
     pub(crate) token: TimerToken,
@@ -97,19 +98,19 @@ impl<N: Send + 'static> Parked for ParkedUser<N> {
     }
 }
 
-/// Child ids being stopped one at a time (OTP: reverse start order, each awaited), and what
-/// to do once they all have.
+/// Children (by start-order key) being stopped one at a time (OTP: reverse start order, each
+/// awaited), and what to do once they all have.
 struct Termination {
-    queue: VecDeque<ActorId>,
-    awaiting: Option<ActorId>,
+    queue: VecDeque<u64>,
+    awaiting: Option<u64>,
     then: AfterTermination,
 }
 
 enum AfterTermination {
     /// Finish stopping this actor.
     Exit(ExitReason),
-    /// Start these children again (indices, in start order).
-    Restart(BTreeSet<usize>),
+    /// Start these children again (keys, in start order).
+    Restart(BTreeSet<u64>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,35 +121,61 @@ enum Phase {
     Exited,
 }
 
+/// What an actor may never use; allocated on first use.
+pub(crate) struct Extras<M> {
+    /// Children by start-order key (keys only grow, so map order is start order).
+    pub(crate) children: BTreeMap<u64, Child>,
+    next_child: u64,
+    /// Children stopped by `ctx.stop_child`: not restarted when they exit.
+    pub(crate) stopped_on_request: BTreeSet<ActorId>,
+    restart_log: RestartLog,
+    termination: Option<Termination>,
+    pub(crate) timers: BTreeMap<u64, TimerEntry<M>>,
+    pub(crate) asks: BTreeMap<u64, PendingAsk<M>>,
+    pub(crate) watching: BTreeMap<ActorPath, DownFn<M>>,
+    pub(crate) ports: BTreeMap<&'static str, PortFn<M>>,
+}
+
+impl<M> Default for Extras<M> {
+    fn default() -> Self {
+        Extras {
+            children: BTreeMap::new(),
+            next_child: 0,
+            stopped_on_request: BTreeSet::new(),
+            restart_log: RestartLog::default(),
+            termination: None,
+            timers: BTreeMap::new(),
+            asks: BTreeMap::new(),
+            watching: BTreeMap::new(),
+            ports: BTreeMap::new(),
+        }
+    }
+}
+
 /// Everything of a runner except the actor value: what `Ctx` works on.
 pub(crate) struct RunnerCore<M> {
     pub(crate) id: ActorId,
     pub(crate) cell: Arc<Cell<M>>,
     pub(crate) any_cell: Arc<dyn AnyCell>,
-    pub(crate) me: ActorRef<M>,
     pub(crate) spec: Arc<Spec>,
     parent: Option<Arc<dyn AnyCell>>,
     pub(crate) incarnation: u64,
-    pub(crate) children: Vec<Child>,
-    /// Children stopped by `ctx.stop_child`: not restarted when they exit.
-    pub(crate) stopped_on_request: BTreeSet<ActorId>,
-    restart_log: RestartLog,
-    termination: Option<Termination>,
+    /// Its start-order key in its supervisor, sent back when it exits.
+    child_key: u64,
     phase: Phase,
     pub(crate) stop_request: Option<ExitReason>,
-    pub(crate) timers: BTreeMap<u64, TimerEntry<M>>,
-    pub(crate) asks: BTreeMap<u64, PendingAsk<M>>,
-    pub(crate) watching: BTreeMap<ActorPath, Box<dyn FnOnce(Down) -> M + Send>>,
-    pub(crate) ports: BTreeMap<&'static str, PortFn<M>>,
     pub(crate) outbox: VecDeque<Box<dyn Parked>>,
-    pub(crate) rng: ChaCha8Rng,
-    scratch: Vec<u8>,
+    me: OnceCell<ActorRef<M>>,
+    rng: Option<Box<ActorRng>>,
+    /// The executor traces deliveries (the deterministic one): encode each for its hash.
+    tracing: bool,
+    extras: Option<Box<Extras<M>>>,
 }
 
 /// One actor incarnation, ready to be stepped by an executor.
 pub(crate) struct Runner<A: Actor> {
     actor: Option<A>,
-    factory: Arc<FactoryFn<A>>,
+    build: Arc<dyn BuildActor<A>>,
     core: RunnerCore<A::Msg>,
 }
 
@@ -172,39 +199,32 @@ fn panic_reason(payload: Box<dyn Any + Send>) -> String {
 
 impl<A: Actor> Runner<A> {
     pub(crate) fn new(
-        factory: Arc<FactoryFn<A>>,
+        build: Arc<dyn BuildActor<A>>,
         cell: Arc<Cell<A::Msg>>,
         spec: Arc<Spec>,
         parent: Option<Arc<dyn AnyCell>>,
-        incarnation: u64,
-        core: &SystemCore,
+        (incarnation, child_key): (u64, u64),
+        host: &mut dyn Host,
     ) -> Self {
         let any_cell: Arc<dyn AnyCell> = cell.clone();
-        let seed = actor_seed(core.config().seed, &spec.path, incarnation);
         Runner {
             actor: None,
-            factory,
+            build,
             core: RunnerCore {
                 id: any_cell.id(),
-                me: ActorRef::resolved(cell.clone()),
                 cell,
                 any_cell,
                 spec,
                 parent,
                 incarnation,
-                children: Vec::new(),
-                stopped_on_request: BTreeSet::new(),
-                restart_log: RestartLog::default(),
-                termination: None,
+                child_key,
                 phase: Phase::Starting,
                 stop_request: None,
-                timers: BTreeMap::new(),
-                asks: BTreeMap::new(),
-                watching: BTreeMap::new(),
-                ports: BTreeMap::new(),
                 outbox: VecDeque::new(),
-                rng: ChaCha8Rng::seed_from_u64(seed),
-                scratch: Vec::new(),
+                me: OnceCell::new(),
+                rng: None,
+                tracing: host.tracing(),
+                extras: None,
             },
         }
     }
@@ -235,8 +255,8 @@ impl<A: Actor> Runner<A> {
             EventKind::Restarted { incarnation: core.incarnation }
         };
         host.core().event(host.now(), &core.spec.path, kind);
-        let init = Init::new(&core.spec.path, core.incarnation, &core.spec.links);
-        match catch_unwind(AssertUnwindSafe(|| (self.factory)(&init))) {
+        let init = Init::new(&core.spec.path, core.incarnation, core.spec.links());
+        match catch_unwind(AssertUnwindSafe(|| self.build.build(&init))) {
             Ok(actor) => self.actor = Some(actor),
             Err(payload) => {
                 let reason = format!("factory {}", panic_reason(payload));
@@ -245,10 +265,9 @@ impl<A: Actor> Runner<A> {
         }
         self.with_actor(host, ActorId::EXTERNAL, |a, ctx| a.started(ctx));
         if self.core.stop_request.is_none() {
-            for spec in self.core.spec.children.clone() {
-                self.core.add_child(spec, false);
-                let idx = self.core.children.len() - 1;
-                self.core.start_child(idx, host);
+            for spec in self.core.spec.clone().children() {
+                let key = self.core.add_child(spec.clone(), false);
+                self.core.start_child(key, host);
             }
         }
         self.core.phase = Phase::Running;
@@ -256,50 +275,53 @@ impl<A: Actor> Runner<A> {
 
     fn deliver(&mut self, env: Envelope<A::Msg>, host: &mut dyn Host) {
         let core = &mut self.core;
-        if host.tracing() {
-            core.scratch.clear();
-            let from = encode_envelope(&env, &mut core.scratch);
-            host.trace(from, core.id, &core.scratch);
+        if core.tracing {
+            let mut bytes = Vec::new();
+            let from = encode_envelope(&env, &mut bytes);
+            host.trace(from, core.id, &bytes);
         }
-        ActorMetrics::bump(&core.cell.metrics_arc().handled);
         let (from, msg) = match env {
             Envelope::User { from, msg } => (from, msg),
-            Envelope::PortEvent { from, port, event } => {
-                match core.ports.get(port).and_then(|convert| convert(event.into_any())) {
+            Envelope::PortEvent { from, event } => {
+                let (port, event) = *event;
+                let convert = core.extras.as_ref().and_then(|x| x.ports.get(port));
+                match convert.and_then(|convert| convert(event.into_any())) {
                     Some(msg) => (from, msg),
                     None => return host.core().dead_letter(&core.spec.path, 1),
                 }
             }
             Envelope::Reply { from, corr, value } => {
-                let Some(pending) = core.asks.remove(&corr) else {
-                    // A reply after its timeout: the asker already got `AskError::Timeout`.
+                let Some(pending) = core.extras.as_mut().and_then(|x| x.asks.remove(&corr)) else {
+                    // A reply after its timeout (or to a previous incarnation): the asker
+                    // already got `AskError::Timeout`.
                     return host.core().dead_letter(&core.spec.path, 1);
                 };
                 host.cancel_timer(pending.token);
                 (from, (pending.on_reply)(Ok(value.into_any())))
             }
             Envelope::AskTimeout { corr } => {
-                let Some(pending) = core.asks.remove(&corr) else { return };
+                let Some(pending) = core.extras.as_mut().and_then(|x| x.asks.remove(&corr)) else { return };
                 (core.id, (pending.on_reply)(Err(AskError::Timeout)))
             }
             Envelope::Timer { key } => match core.fire_timer(key, host) {
                 Some(msg) => (core.id, msg),
                 None => return,
             },
-            Envelope::Down { from, down } => match core.watching.remove(&down.path) {
-                Some(on_down) => (from, on_down(down)),
-                None => return,
-            },
+            Envelope::Down { from, down } => {
+                match core.extras.as_mut().and_then(|x| x.watching.remove(&down.path)) {
+                    Some(on_down) => (from, on_down(*down)),
+                    None => return,
+                }
+            }
         };
         self.with_actor(host, from, |a, ctx| a.handle(msg, ctx));
     }
 
     fn control(&mut self, control: Control, host: &mut dyn Host) {
-        if host.tracing() {
-            let core = &mut self.core;
-            core.scratch.clear();
-            encode_control(&control, &mut core.scratch);
-            host.trace(ActorId::EXTERNAL, core.id, &core.scratch);
+        if self.core.tracing {
+            let mut bytes = Vec::new();
+            encode_control(&control, &mut bytes);
+            host.trace(ActorId::EXTERNAL, self.core.id, &bytes);
         }
         match control {
             Control::Terminate => {
@@ -307,14 +329,16 @@ impl<A: Actor> Runner<A> {
                     self.core.stop_request = Some(ExitReason::Shutdown);
                 }
             }
-            Control::Adopt(spec) => {
+            Control::Adopt(spec, cell) => {
                 if self.core.phase != Phase::Stopping {
-                    self.core.add_child(spec, false);
-                    let idx = self.core.children.len() - 1;
-                    self.core.start_child(idx, host);
+                    let key = self.core.add_child(spec, false);
+                    self.core.extras().children.get_mut(&key).expect("just added").cell = cell;
+                    self.core.start_child(key, host);
+                } else if let Some(cell) = cell {
+                    close_for_good(&cell, &ExitReason::Shutdown, host);
                 }
             }
-            Control::ChildExited { id, reason } => self.core.child_exited(id, reason, host),
+            Control::ChildExited { id, key, reason } => self.core.child_exited(id, key, reason, host),
         }
     }
 
@@ -322,14 +346,18 @@ impl<A: Actor> Runner<A> {
     fn begin_exit(&mut self, reason: ExitReason, host: &mut dyn Host) {
         let core = &mut self.core;
         core.phase = Phase::Stopping;
-        for (_, timer) in std::mem::take(&mut core.timers) {
+        let Some(extras) = core.extras.as_mut() else {
+            return self.finish_exit(reason, host);
+        };
+        for (_, timer) in std::mem::take(&mut extras.timers) {
             host.cancel_timer(timer.token);
         }
-        for (_, ask) in std::mem::take(&mut core.asks) {
+        for (_, ask) in std::mem::take(&mut extras.asks) {
             host.cancel_timer(ask.token);
         }
-        let queue: VecDeque<ActorId> = core.children.iter().rev().filter_map(Child::running_id).collect();
-        core.termination = Some(Termination { queue, awaiting: None, then: AfterTermination::Exit(reason) });
+        let queue = extras.children.iter().rev().filter(|(_, c)| c.running).map(|(&k, _)| k).collect();
+        extras.termination =
+            Some(Termination { queue, awaiting: None, then: AfterTermination::Exit(reason) });
         self.continue_termination(host);
     }
 
@@ -337,11 +365,11 @@ impl<A: Actor> Runner<A> {
         match self.core.terminate_next() {
             None => {}
             Some(AfterTermination::Exit(reason)) => self.finish_exit(reason, host),
-            Some(AfterTermination::Restart(indices)) => {
-                for idx in indices {
-                    self.core.start_child(idx, host);
+            Some(AfterTermination::Restart(keys)) => {
+                for key in keys {
+                    self.core.start_child(key, host);
                 }
-                self.core.children.retain(|c| c.cell.is_some() || !c.dynamic);
+                self.core.forget_ended_children();
             }
         }
     }
@@ -352,15 +380,15 @@ impl<A: Actor> Runner<A> {
             Ok(())
         });
         let core = &mut self.core;
-        let path = core.spec.path.clone();
+        let path = &core.spec.path;
         // Messages parked in this incarnation's outbox die with it.
-        host.core().dead_letter(&path, core.outbox.len() as u64);
+        host.core().dead_letter(path, core.outbox.len() as u64);
         core.outbox.clear();
-        host.core().event(host.now(), &path, EventKind::Stopped { reason: reason.clone() });
+        host.core().event(host.now(), path, EventKind::Stopped { reason: reason.clone() });
         match &core.parent {
             // The mailbox outlives the incarnation: the supervisor restarts into it or closes it.
             Some(parent) => {
-                parent.push_control(Control::ChildExited { id: core.id, reason });
+                parent.push_control(Control::ChildExited { id: core.id, key: core.child_key, reason });
             }
             None => {
                 close_for_good(&core.any_cell, &reason, host);
@@ -392,38 +420,76 @@ impl<A: Actor> Runner<A> {
         }
         true
     }
+
+    /// After a message or signal: a requested stop begins, a termination goes on.
+    fn settle(&mut self, host: &mut dyn Host) {
+        if self.core.phase != Phase::Stopping {
+            if let Some(reason) = self.core.stop_request.take() {
+                self.begin_exit(reason, host);
+            }
+        }
+        let ready = self
+            .core
+            .extras
+            .as_ref()
+            .and_then(|x| x.termination.as_ref())
+            .is_some_and(|t| t.awaiting.is_none());
+        if ready {
+            self.continue_termination(host);
+        }
+        if let Some(reason) = self.core.stop_request.take() {
+            // A failure or stop while restarting children: stop everything instead.
+            if self.core.phase != Phase::Stopping {
+                self.begin_exit(reason, host);
+            }
+        }
+    }
 }
 
 impl<M: Message> RunnerCore<M> {
+    /// The rarely used state, allocated on first use.
+    pub(crate) fn extras(&mut self) -> &mut Extras<M> {
+        self.extras.get_or_insert_with(Default::default)
+    }
+
+    pub(crate) fn me(&self) -> &ActorRef<M> {
+        self.me.get_or_init(|| ActorRef::resolved(self.cell.clone()))
+    }
+
+    pub(crate) fn rng(&mut self, seed: u64) -> &mut ActorRng {
+        let (path, incarnation) = (&self.spec.path, self.incarnation);
+        self.rng.get_or_insert_with(|| Box::new(ActorRng::seed_from_u64(actor_seed(seed, path, incarnation))))
+    }
+
     pub(crate) fn fail(&mut self, host: &mut dyn Host, reason: String) {
-        ActorMetrics::bump(&self.cell.metrics_arc().failures);
+        self.cell.count_failure();
         host.core().event(host.now(), &self.spec.path, EventKind::Failed { reason: reason.clone() });
         self.stop_request = Some(ExitReason::Failed(reason));
     }
 
-    pub(crate) fn add_child(&mut self, spec: Arc<Spec>, dynamic: bool) {
-        self.children.push(Child {
-            spec,
-            cell: None,
-            running: false,
-            metrics: Arc::new(ActorMetrics::default()),
-            incarnation: 0,
-            dynamic,
-        });
+    /// Records a new child; returns its start-order key.
+    pub(crate) fn add_child(&mut self, spec: Arc<Spec>, dynamic: bool) -> u64 {
+        let extras = self.extras();
+        let key = extras.next_child;
+        extras.next_child += 1;
+        extras.children.insert(key, Child { spec, cell: None, running: false, incarnation: 0, dynamic });
+        key
     }
 
-    /// Starts (or restarts) child `idx`; a spawn error is a child failure left not running.
-    pub(crate) fn start_child(&mut self, idx: usize, host: &mut dyn Host) -> Option<Arc<dyn AnyCell>> {
-        let child = &mut self.children[idx];
+    /// Starts (or restarts) child `key`; a spawn error is reported and leaves it not running.
+    pub(crate) fn start_child(&mut self, key: u64, host: &mut dyn Host) -> Option<Arc<dyn AnyCell>> {
+        let parent = Some(self.any_cell.clone());
+        let extras = self.extras();
+        let child = extras.children.get_mut(&key).expect("a known child");
         let args = MakeArgs {
             spec: child.spec.clone(),
             reuse: child.cell.clone(),
-            parent: Some(self.any_cell.clone()),
-            metrics: child.metrics.clone(),
+            parent,
             incarnation: child.incarnation,
+            child_key: key,
             host,
         };
-        match child.spec.make.make(args) {
+        match child.spec.make.clone().make(args) {
             Ok((mut runner, cell)) => {
                 child.cell = Some(cell.clone());
                 child.running = true;
@@ -443,127 +509,134 @@ impl<M: Message> RunnerCore<M> {
         }
     }
 
-    fn child_index(&self, id: ActorId) -> Option<usize> {
-        self.children.iter().position(|c| c.cell.as_ref().is_some_and(|cell| cell.id() == id))
-    }
-
     /// Sends `Terminate` to the next child in the termination queue; when none is left,
     /// returns what to do next.
     fn terminate_next(&mut self) -> Option<AfterTermination> {
-        let term = self.termination.as_mut()?;
+        let extras = self.extras.as_mut()?;
+        let term = extras.termination.as_mut()?;
         if term.awaiting.is_some() {
             return None;
         }
-        while let Some(id) = term.queue.pop_front() {
-            let cell = self
-                .children
-                .iter()
-                .filter(|c| c.running)
-                .find_map(|c| c.cell.as_ref().filter(|cell| cell.id() == id));
-            if let Some(cell) = cell {
+        while let Some(key) = term.queue.pop_front() {
+            let child = extras.children.get(&key).filter(|c| c.running);
+            if let Some(cell) = child.and_then(|c| c.cell.as_ref()) {
                 cell.push_control(Control::Terminate);
-                term.awaiting = Some(id);
+                term.awaiting = Some(key);
                 return None;
             }
         }
-        self.termination.take().map(|t| t.then)
+        extras.termination.take().map(|t| t.then)
     }
 
-    /// Closes child `idx`'s mailbox for good (no restart): dead letters, watchers, registry.
-    fn close_child(&mut self, idx: usize, reason: &ExitReason, host: &mut dyn Host) {
-        if let Some(cell) = self.children[idx].cell.take() {
+    /// Closes child `key`'s mailbox for good (no restart): dead letters, watchers, registry.
+    fn close_child(&mut self, key: u64, reason: &ExitReason, host: &mut dyn Host) {
+        let extras = self.extras();
+        let Some(child) = extras.children.get_mut(&key) else { return };
+        if let Some(cell) = child.cell.take() {
             close_for_good(&cell, reason, host);
+        }
+        if child.dynamic {
+            extras.children.remove(&key);
         }
     }
 
-    fn child_exited(&mut self, id: ActorId, reason: ExitReason, host: &mut dyn Host) {
-        let Some(idx) = self.child_index(id) else { return };
-        self.children[idx].running = false;
-        let requested = self.stopped_on_request.remove(&id);
-        if let Some(term) = self.termination.as_mut() {
-            term.queue.retain(|&q| q != id);
-            let awaited = term.awaiting == Some(id);
+    /// Drops dynamic children whose mailbox has closed.
+    fn forget_ended_children(&mut self) {
+        self.extras().children.retain(|_, c| c.cell.is_some() || !c.dynamic);
+    }
+
+    fn child_exited(&mut self, id: ActorId, key: u64, reason: ExitReason, host: &mut dyn Host) {
+        let extras = self.extras();
+        let child =
+            extras.children.get_mut(&key).filter(|c| c.cell.as_ref().is_some_and(|cell| cell.id() == id));
+        let Some(child) = child else { return };
+        child.running = false;
+        let (restart_type, child_path) = (child.spec.settings.restart, child.spec.path.clone());
+        let requested = extras.stopped_on_request.remove(&id);
+        if let Some(term) = extras.termination.as_mut() {
+            let awaited = term.awaiting == Some(key);
             if awaited {
-                // The runner's step goes on with the termination after this signal.
+                // The runner's `settle` goes on with the termination after this signal.
                 term.awaiting = None;
+            } else if !term.queue.is_empty() {
+                term.queue.retain(|&k| k != key);
             }
             match &term.then {
-                AfterTermination::Exit(_) => return self.close_child(idx, &reason, host),
-                AfterTermination::Restart(set) if awaited => {
-                    if !set.contains(&idx) {
-                        self.close_child(idx, &reason, host);
+                AfterTermination::Exit(_) => return self.close_child(key, &reason, host),
+                AfterTermination::Restart(keys) if awaited => {
+                    if !keys.contains(&key) {
+                        self.close_child(key, &reason, host);
                     }
                     return;
                 }
                 AfterTermination::Restart(_) => {}
             }
         }
-        let child = &self.children[idx];
-        if requested || !should_restart(child.spec.settings.restart, &reason) {
-            self.close_child(idx, &reason, host);
-            if self.children[idx].dynamic {
-                self.children.remove(idx);
-            }
-            return;
+        if requested || !should_restart(restart_type, &reason) {
+            return self.close_child(key, &reason, host);
         }
         let sup = self.spec.settings.supervision;
-        if !self.restart_log.allow(host.now(), &sup) {
+        if !self.extras().restart_log.allow(host.now(), &sup) {
             let why = format!(
                 "restart intensity exceeded (more than {} restarts in {:?}); last: {} {}",
-                sup.max_restarts, sup.within, child.spec.path, reason
+                sup.max_restarts, sup.within, child_path, reason
             );
             host.core().event(host.now(), &self.spec.path, EventKind::Escalated { reason: why.clone() });
-            self.close_child(idx, &reason, host);
+            self.close_child(key, &reason, host);
             self.stop_request = Some(ExitReason::Failed(why));
             return;
         }
-        self.plan_restart(idx, host);
+        self.plan_restart(key, host);
     }
 
-    /// Restarts child `idx` and the siblings its strategy takes down with it.
-    fn plan_restart(&mut self, idx: usize, host: &mut dyn Host) {
-        self.bump_incarnation(idx);
-        if let Some(Termination { then: AfterTermination::Restart(set), .. }) = self.termination.as_mut() {
-            set.insert(idx);
-            return;
-        }
+    /// Restarts child `key` and the siblings its strategy takes down with it.
+    fn plan_restart(&mut self, key: u64, host: &mut dyn Host) {
         let strategy = self.spec.settings.supervision.strategy;
-        let running: Vec<usize> = siblings_affected(strategy, idx, self.children.len())
-            .into_iter()
-            .filter(|&i| self.children[i].running)
-            .collect();
-        if running.is_empty() {
-            self.start_child(idx, host);
+        let extras = self.extras();
+        bump_incarnation(extras, key);
+        if let Some(Termination { then: AfterTermination::Restart(keys), .. }) = extras.termination.as_mut() {
+            keys.insert(key);
             return;
         }
-        let mut restart = BTreeSet::from([idx]);
-        for &i in &running {
-            if self.children[i].spec.settings.restart != Restart::Temporary {
-                self.bump_incarnation(i);
-                restart.insert(i);
+        let running: Vec<u64> = if strategy == Strategy::OneForOne {
+            Vec::new()
+        } else {
+            let keys: Vec<u64> = extras.children.keys().copied().collect();
+            let at = keys.binary_search(&key).expect("a known child");
+            siblings_affected(strategy, at, keys.len())
+                .into_iter()
+                .map(|i| keys[i])
+                .filter(|k| extras.children[k].running)
+                .collect()
+        };
+        if running.is_empty() {
+            self.start_child(key, host);
+            return;
+        }
+        let mut restart = BTreeSet::from([key]);
+        for &k in &running {
+            if extras.children[&k].spec.settings.restart != Restart::Temporary {
+                bump_incarnation(extras, k);
+                restart.insert(k);
             }
         }
-        let queue = running.iter().rev().filter_map(|&i| self.children[i].running_id()).collect();
-        self.termination =
+        let queue = running.into_iter().rev().collect();
+        extras.termination =
             Some(Termination { queue, awaiting: None, then: AfterTermination::Restart(restart) });
     }
 
-    fn bump_incarnation(&mut self, idx: usize) {
-        let child = &mut self.children[idx];
-        child.incarnation += 1;
-        ActorMetrics::bump(&child.metrics.restarts);
-    }
-
     fn fire_timer(&mut self, key: u64, host: &mut dyn Host) -> Option<M> {
-        let entry = self.timers.get_mut(&key)?;
+        let any_cell = self.any_cell.clone();
+        let timers = &mut self.extras.as_mut()?.timers;
+        let entry = timers.get_mut(&key)?;
         let msg = match &mut entry.msg {
             TimerMsg::Once(msg) => msg.take(),
             TimerMsg::Every(make) => Some(make()),
         };
         match entry.every {
-            Some(every) => entry.token = host.set_timer(self.any_cell.clone(), every, TimerFire::Timer(key)),
+            Some(every) => entry.token = host.set_timer(any_cell, every, TimerFire::Timer(key)),
             None => {
-                self.timers.remove(&key);
+                timers.remove(&key);
             }
         }
         msg
@@ -576,36 +649,48 @@ impl<M: Message> RunnerCore<M> {
         to: &ActorRef<N>,
         msg: N,
     ) -> Result<(), SendError> {
-        let cell = match to.resolve(host.core()) {
-            Ok(cell) => cell,
-            Err(e) => {
-                if matches!(e, SendError::NoActor(_) | SendError::Stopped(_)) {
-                    host.core().dead_letter(to.path(), 1);
+        let core = host.core();
+        let outcome = to.with_cell(core, |cell| {
+            if !self.outbox.is_empty() {
+                // Keep per-pair order: once anything waits, later sends wait behind it.
+                self.outbox.push_back(Box::new(ParkedUser {
+                    cell: cell.clone(),
+                    from: self.id,
+                    msg: Some(msg),
+                }));
+                return Ok(());
+            }
+            match cell.push_user(self.id, msg) {
+                Ok(()) => Ok(()),
+                Err(PushError::Rejected) => Err(SendError::MailboxFull(to.path().clone())),
+                Err(PushError::Closed(_)) => Err(SendError::Stopped(to.path().clone())),
+                // An actor cannot wait for its own mailbox to drain.
+                Err(PushError::Full(_)) if AnyCell::id(&**cell) == self.id => {
+                    Err(SendError::MailboxFull(to.path().clone()))
                 }
-                return Err(e);
-            }
-        };
-        if !self.outbox.is_empty() {
-            // Keep per-pair order: once anything waits, later sends wait behind it.
-            self.outbox.push_back(Box::new(ParkedUser { cell, from: self.id, msg: Some(msg) }));
-            return Ok(());
-        }
-        match cell.push_user(self.id, msg) {
-            Ok(()) => Ok(()),
-            Err(PushError::Rejected) => Err(SendError::MailboxFull(to.path().clone())),
-            Err(PushError::Closed(_)) => {
-                host.core().dead_letter(to.path(), 1);
-                Err(SendError::Stopped(to.path().clone()))
-            }
-            Err(PushError::Full(msg)) => {
-                if AnyCell::id(&*cell) == self.id {
-                    // An actor cannot wait for its own mailbox to drain.
-                    return Err(SendError::MailboxFull(to.path().clone()));
+                Err(PushError::Full(msg)) => {
+                    self.outbox.push_back(Box::new(ParkedUser {
+                        cell: cell.clone(),
+                        from: self.id,
+                        msg: Some(msg),
+                    }));
+                    Ok(())
                 }
-                self.outbox.push_back(Box::new(ParkedUser { cell, from: self.id, msg: Some(msg) }));
-                Ok(())
             }
+        });
+        let result = outcome.and_then(|r| r);
+        if let Err(SendError::NoActor(_) | SendError::Stopped(_)) = &result {
+            core.dead_letter(to.path(), 1);
         }
+        result
+    }
+}
+
+fn bump_incarnation<M>(extras: &mut Extras<M>, key: u64) {
+    let child = extras.children.get_mut(&key).expect("a known child");
+    child.incarnation += 1;
+    if let Some(cell) = &child.cell {
+        cell.count_restart();
     }
 }
 
@@ -622,66 +707,55 @@ impl<A: Actor> Runnable for Runner<A> {
         self.core.spec.settings.heavy
     }
 
+    fn cell(&self) -> &Arc<dyn AnyCell> {
+        &self.core.any_cell
+    }
+
     fn step(&mut self, host: &mut dyn Host) -> Step {
+        let more;
         match self.core.phase {
             Phase::Exited => return Step::Exited,
-            Phase::Starting => self.start(host),
+            Phase::Starting => {
+                self.start(host);
+                more = !self.core.any_cell.is_empty();
+            }
             Phase::Running | Phase::Stopping => {
-                if !self.flush_outbox(host) {
+                if !self.core.outbox.is_empty() && !self.flush_outbox(host) {
                     return Step::Blocked;
                 }
-                let popped = if self.core.phase == Phase::Stopping {
-                    self.core.cell.pop_control()
-                } else {
-                    self.core.cell.pop()
-                };
-                match popped {
+                match self.core.cell.pop(self.core.phase == Phase::Stopping) {
                     None => return Step::Idle,
-                    Some(Popped::Control(c)) => self.control(c, host),
-                    Some(Popped::Envelope(env)) => self.deliver(env, host),
+                    Some((Popped::Control(c), rest)) => {
+                        more = rest;
+                        self.control(c, host);
+                    }
+                    Some((Popped::Envelope(env), rest)) => {
+                        more = rest;
+                        self.deliver(env, host);
+                    }
                 }
             }
         }
-        if self.core.phase != Phase::Stopping {
-            if let Some(reason) = self.core.stop_request.take() {
-                self.begin_exit(reason, host);
-            }
-        }
-        if self.core.termination.as_ref().is_some_and(|t| t.awaiting.is_none()) {
-            self.continue_termination(host);
-        }
-        if let Some(reason) = self.core.stop_request.take() {
-            // A failure or stop while restarting children: stop everything instead.
-            if self.core.phase != Phase::Stopping {
-                self.begin_exit(reason, host);
-            }
+        if self.core.stop_request.is_some() || self.core.extras.is_some() {
+            self.settle(host);
         }
         if self.core.phase == Phase::Exited {
             return Step::Exited;
         }
-        if !self.flush_outbox(host) {
+        if !self.core.outbox.is_empty() && !self.flush_outbox(host) {
             return Step::Blocked;
         }
-        match self.core.phase {
-            Phase::Stopping => Step::Ran { more: self.core.cell.has_control() },
-            _ => Step::Ran { more: !self.core.cell.is_empty() },
-        }
-    }
-}
-
-impl Child {
-    fn running_id(&self) -> Option<ActorId> {
-        self.cell.as_ref().filter(|_| self.running).map(|cell| cell.id())
+        Step::Ran { more }
     }
 }
 
 /// Ends a path's life: its mailbox closes (what was queued is counted as dead letters), it
 /// leaves the registry, and its watchers get their `Down`.
-fn close_for_good(cell: &Arc<dyn AnyCell>, reason: &ExitReason, host: &mut dyn Host) {
+pub(crate) fn close_for_good(cell: &Arc<dyn AnyCell>, reason: &ExitReason, host: &mut dyn Host) {
     let (undelivered, watchers) = cell.close();
-    let path = cell.path().clone();
-    host.core().dead_letter(&path, undelivered as u64);
-    host.core().unregister(&path, cell.id());
+    let path = cell.path();
+    host.core().dead_letter(path, undelivered as u64);
+    host.core().unregister(path, cell.id());
     for watcher in watchers {
         watcher.push_down(cell.id(), Down { path: path.clone(), reason: reason.clone() });
     }
@@ -695,10 +769,10 @@ fn encode_envelope<M: Message>(env: &Envelope<M>, out: &mut Vec<u8>) -> ActorId 
             encode_into(msg, out);
             *from
         }
-        Envelope::PortEvent { from, port, event } => {
+        Envelope::PortEvent { from, event } => {
             out.push(1);
-            out.extend_from_slice(port.as_bytes());
-            event.encode_into(out);
+            out.extend_from_slice(event.0.as_bytes());
+            event.1.encode_into(out);
             *from
         }
         Envelope::Reply { from, corr, value } => {
@@ -727,33 +801,28 @@ fn encode_envelope<M: Message>(env: &Envelope<M>, out: &mut Vec<u8>) -> ActorId 
 
 fn encode_control(control: &Control, out: &mut Vec<u8>) {
     match control {
-        Control::ChildExited { id, reason } => {
+        Control::ChildExited { id, key: _, reason } => {
             out.push(6);
             out.extend_from_slice(&id.0.to_le_bytes());
             encode_into(reason, out);
         }
         Control::Terminate => out.push(7),
-        Control::Adopt(spec) => {
+        Control::Adopt(spec, _) => {
             out.push(8);
             out.extend_from_slice(spec.path.as_str().as_bytes());
         }
     }
 }
 
-impl<M: Message> RunnerCore<M> {
-    pub(crate) fn erase_reply<R: Message>(
-        on_reply: impl FnOnce(Result<R, AskError>) -> M + Send + 'static,
-    ) -> ReplyFn<M> {
-        Box::new(move |result| match result {
-            Ok(value) => match value.downcast::<R>() {
-                Ok(r) => on_reply(Ok(*r)),
-                Err(_) => on_reply(Err(AskError::WrongReplyType)),
-            },
-            Err(e) => on_reply(Err(e)),
-        })
-    }
-
-    pub(crate) fn erased_value<R: Message>(value: R) -> Box<dyn ErasedMessage> {
-        Box::new(value)
-    }
+/// Erases an ask's reply handler to take the reply as `Box<dyn Any>`.
+pub(crate) fn erase_reply<M, R: Message>(
+    on_reply: impl FnOnce(Result<R, AskError>) -> M + Send + 'static,
+) -> ReplyFn<M> {
+    Box::new(move |result| match result {
+        Ok(value) => match value.downcast::<R>() {
+            Ok(r) => on_reply(Ok(*r)),
+            Err(_) => on_reply(Err(AskError::WrongReplyType)),
+        },
+        Err(e) => on_reply(Err(e)),
+    })
 }

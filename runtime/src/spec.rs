@@ -2,6 +2,8 @@
 //!
 //! `ActorSpec<A>` is the typed builder (used by `ctx.spawn_child` and by the topology builder);
 //! `Spec` is its erased, shareable form that a supervisor keeps to rebuild the child on restart.
+//! A spec costs two allocations (the factory and the spec); what only declared actors have
+//! (placement, links, declared children) sits behind one more, taken only when declared.
 
 use std::any::TypeId;
 use std::collections::BTreeMap;
@@ -15,7 +17,6 @@ use crate::error::SpawnError;
 use crate::host::{Host, Runnable};
 use crate::mailbox::{MailboxSpec, Overflow};
 use crate::message::Message;
-use crate::metrics::ActorMetrics;
 use crate::path::ActorPath;
 use crate::placement::Placement;
 use crate::runner::Runner;
@@ -49,7 +50,11 @@ pub struct Init<'a> {
     links: &'a BTreeMap<String, Link>,
 }
 
-impl Init<'_> {
+impl<'a> Init<'a> {
+    pub(crate) fn new(path: &'a ActorPath, incarnation: u64, links: &'a BTreeMap<String, Link>) -> Self {
+        Init { path, incarnation, links }
+    }
+
     /// The ref declared as link `name`. Panics (a start failure, reported with this message)
     /// if the topology declared no such link or declared it with another message type.
     pub fn link<M: Message>(&self, name: &str) -> ActorRef<M> {
@@ -67,15 +72,25 @@ impl Init<'_> {
     }
 }
 
+/// What only actors declared in a topology carry.
+#[derive(Default)]
+pub(crate) struct Declared {
+    pub(crate) placement: Placement,
+    pub(crate) links: BTreeMap<String, Link>,
+    pub(crate) children: Vec<Arc<Spec>>,
+}
+
 /// Erased spec of one actor, shared by its supervisor across restarts.
 pub struct Spec {
     pub(crate) path: ActorPath,
     pub(crate) settings: Settings,
-    pub(crate) links: BTreeMap<String, Link>,
-    pub(crate) children: Vec<Arc<Spec>>,
     pub(crate) msg_type: MsgType,
     pub(crate) make: Arc<dyn MakeRunner>,
+    declared: Option<Box<Declared>>,
 }
+
+static NO_LINKS: BTreeMap<String, Link> = BTreeMap::new();
+static NO_PLACEMENT: Placement = Placement::none();
 
 impl Spec {
     pub fn path(&self) -> &ActorPath {
@@ -85,16 +100,16 @@ impl Spec {
         self.settings.restart
     }
     pub fn placement(&self) -> &Placement {
-        &self.settings.placement
+        self.declared.as_ref().map_or(&NO_PLACEMENT, |d| &d.placement)
     }
     pub fn msg_type(&self) -> MsgType {
         self.msg_type
     }
     pub fn children(&self) -> &[Arc<Spec>] {
-        &self.children
+        self.declared.as_ref().map_or(&[], |d| &d.children)
     }
     pub fn links(&self) -> &BTreeMap<String, Link> {
-        &self.links
+        self.declared.as_ref().map_or(&NO_LINKS, |d| &d.links)
     }
     pub fn mailbox(&self) -> MailboxSpec {
         self.settings.mailbox
@@ -112,19 +127,18 @@ impl std::fmt::Debug for Spec {
         f.debug_struct("Spec")
             .field("path", &self.path)
             .field("msg_type", &self.msg_type.name)
-            .field("children", &self.children.len())
+            .field("children", &self.children().len())
             .finish()
     }
 }
 
-/// Settings shared by `ActorSpec` and topology declarations.
-#[derive(Debug, Clone)]
+/// Settings every actor has.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
     pub(crate) restart: Restart,
     pub(crate) mailbox: MailboxSpec,
     pub(crate) supervision: SupervisorSpec,
     pub(crate) heavy: bool,
-    pub(crate) placement: Placement,
 }
 
 impl Default for Settings {
@@ -135,7 +149,6 @@ impl Default for Settings {
             mailbox: MailboxSpec::default(),
             supervision: SupervisorSpec::default(),
             heavy: false,
-            placement: Placement::default(),
         }
     }
 }
@@ -145,77 +158,81 @@ pub(crate) type Made = (Box<dyn Runnable>, Arc<dyn AnyCell>);
 
 /// Builds the runner of one incarnation.
 pub(crate) trait MakeRunner: Send + Sync {
-    fn make(&self, args: MakeArgs<'_>) -> Result<Made, SpawnError>;
+    fn make(self: Arc<Self>, args: MakeArgs<'_>) -> Result<Made, SpawnError>;
+    /// A fresh, registered mailbox of the right type for `spec`.
+    fn new_cell(&self, host: &mut dyn Host, spec: &Spec) -> Result<Arc<dyn AnyCell>, SpawnError>;
+}
+
+/// Builds the actor value itself (called on every start and restart).
+pub(crate) trait BuildActor<A>: Send + Sync {
+    fn build(&self, init: &Init<'_>) -> A;
 }
 
 pub(crate) struct MakeArgs<'a> {
     pub(crate) spec: Arc<Spec>,
-    /// The mailbox of the previous incarnation, kept across a restart.
+    /// The mailbox to live in: the previous incarnation's across a restart, or one made ahead
+    /// (so that sends succeed before the actor has started).
     pub(crate) reuse: Option<Arc<dyn AnyCell>>,
     pub(crate) parent: Option<Arc<dyn AnyCell>>,
-    pub(crate) metrics: Arc<ActorMetrics>,
     pub(crate) incarnation: u64,
+    /// Its start-order key in the parent's child table (0 for the root).
+    pub(crate) child_key: u64,
     pub(crate) host: &'a mut dyn Host,
 }
 
-pub(crate) type FactoryFn<A> = dyn Fn(&Init<'_>) -> A + Send + Sync;
-
-struct Factory<A: Actor> {
-    f: Arc<FactoryFn<A>>,
+struct Factory<A, F> {
+    f: F,
+    _actor: PhantomData<fn() -> A>,
 }
 
-impl<A: Actor> MakeRunner for Factory<A> {
-    fn make(&self, args: MakeArgs<'_>) -> Result<Made, SpawnError> {
-        let core = args.host.core().clone();
+impl<A: Actor, F: Fn(&Init<'_>) -> A + Send + Sync + 'static> BuildActor<A> for Factory<A, F> {
+    fn build(&self, init: &Init<'_>) -> A {
+        (self.f)(init)
+    }
+}
+
+impl<A: Actor, F: Fn(&Init<'_>) -> A + Send + Sync + 'static> MakeRunner for Factory<A, F> {
+    fn make(self: Arc<Self>, args: MakeArgs<'_>) -> Result<Made, SpawnError> {
         let reused = args.reuse.and_then(|any| {
             any.clear_control();
             any.into_any_arc().downcast::<Cell<A::Msg>>().ok()
         });
         let cell = match reused {
             Some(cell) => cell,
-            None => {
-                let id = core.next_actor_id();
-                let notifier = args.host.notifier(id);
-                let mailbox = args.spec.settings.mailbox;
-                let cell = Cell::<A::Msg>::new(
-                    id,
-                    args.spec.path.clone(),
-                    core.id(),
-                    mailbox,
-                    notifier,
-                    args.metrics,
-                );
-                let cell = Arc::new(cell);
-                core.register(cell.clone()).map_err(SpawnError::PathTaken)?;
-                cell
-            }
+            None => new_cell::<A::Msg>(args.host, &args.spec)?,
         };
         let any: Arc<dyn AnyCell> = cell.clone();
-        let runner = Runner::new(self.f.clone(), cell, args.spec, args.parent, args.incarnation, &core);
+        let at = (args.incarnation, args.child_key);
+        let runner = Runner::<A>::new(self, cell, args.spec, args.parent, at, args.host);
         Ok((Box::new(runner), any))
+    }
+
+    fn new_cell(&self, host: &mut dyn Host, spec: &Spec) -> Result<Arc<dyn AnyCell>, SpawnError> {
+        Ok(new_cell::<A::Msg>(host, spec)?)
     }
 }
 
-impl Init<'_> {
-    pub(crate) fn new<'a>(
-        path: &'a ActorPath,
-        incarnation: u64,
-        links: &'a BTreeMap<String, Link>,
-    ) -> Init<'a> {
-        Init { path, incarnation, links }
-    }
+/// A fresh, registered mailbox for `spec`'s path.
+pub(crate) fn new_cell<M: Message>(host: &mut dyn Host, spec: &Spec) -> Result<Arc<Cell<M>>, SpawnError> {
+    let core = host.core().clone();
+    let id = core.next_actor_id();
+    let notifier = host.notifier();
+    let cell = Arc::new(Cell::<M>::new(id, spec.path.clone(), core.id(), spec.settings.mailbox, notifier));
+    core.register(cell.clone()).map_err(SpawnError::PathTaken)?;
+    Ok(cell)
 }
 
 /// A typed actor spec: a factory (called on every start and restart) plus its settings.
 pub struct ActorSpec<A: Actor> {
-    pub(crate) factory: Arc<FactoryFn<A>>,
+    pub(crate) make: Arc<dyn MakeRunner>,
     pub(crate) settings: Settings,
     _actor: PhantomData<fn() -> A>,
 }
 
 impl<A: Actor> ActorSpec<A> {
     pub fn new(factory: impl Fn(&Init<'_>) -> A + Send + Sync + 'static) -> Self {
-        ActorSpec { factory: Arc::new(factory), settings: Settings::default(), _actor: PhantomData }
+        let make = Arc::new(Factory { f: factory, _actor: PhantomData });
+        ActorSpec { make, settings: Settings::default(), _actor: PhantomData }
     }
 
     /// Its restart type (default permanent, as in OTP).
@@ -242,20 +259,20 @@ impl<A: Actor> ActorSpec<A> {
         self
     }
 
-    pub(crate) fn into_spec(
-        self,
-        path: ActorPath,
-        links: BTreeMap<String, Link>,
-        children: Vec<Arc<Spec>>,
-    ) -> Spec {
+    /// The erased spec of a dynamically spawned actor at `path`.
+    pub(crate) fn into_spec(self, path: ActorPath) -> Spec {
+        self.into_declared_spec(path, None)
+    }
+
+    /// The erased spec of an actor at `path`, with what its declaration adds.
+    pub(crate) fn into_declared_spec(self, path: ActorPath, declared: Option<Declared>) -> Spec {
         assert!(self.settings.mailbox.capacity > 0, "mailbox capacity of {path} must be positive");
         Spec {
             path,
             settings: self.settings,
-            links,
-            children,
             msg_type: MsgType::of::<A::Msg>(),
-            make: Arc::new(Factory { f: self.factory }),
+            make: self.make,
+            declared: declared.map(Box::new),
         }
     }
 }

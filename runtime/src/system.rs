@@ -17,7 +17,7 @@ use crate::supervision::SupervisorSpec;
 use crate::time::Instant;
 
 /// Supervision events kept for inspection; older ones are dropped (the listener sees them all).
-pub const EVENT_LOG_LEN_MAX: usize = 4096;
+pub const EVENT_LOG_LEN_MAX: usize = 1024;
 /// Dead letters remembered by path (the count covers all of them).
 pub const DEAD_LETTER_LOG_LEN_MAX: usize = 256;
 

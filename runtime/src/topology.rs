@@ -25,8 +25,9 @@ use crate::actor::{Actor, ActorError};
 use crate::ctx::Ctx;
 use crate::mailbox::{MailboxSpec, Overflow};
 use crate::path::ActorPath;
+use crate::placement::Placement;
 use crate::placement::{Requirement, TagError};
-use crate::spec::{ActorSpec, Link, MsgType, Settings, Spec};
+use crate::spec::{ActorSpec, Declared, Link, MsgType, Settings, Spec};
 use crate::supervision::{Restart, SupervisorSpec};
 
 /// A supervisor with no behaviour of its own: it only supervises its children.
@@ -40,8 +41,8 @@ impl Actor for Supervisor {
     }
 }
 
-/// Turns a declaration's settings, path, links and built children into its spec.
-type ToSpec = Box<dyn FnOnce(Settings, ActorPath, BTreeMap<String, Link>, Vec<Arc<Spec>>) -> Spec>;
+/// Turns a declaration's settings, path and declared parts into its spec.
+type ToSpec = Box<dyn FnOnce(Settings, ActorPath, Declared) -> Spec>;
 
 /// One declaration, as written.
 pub struct Decl {
@@ -206,10 +207,10 @@ impl TopologyBuilder {
             prefers: String::new(),
             links: Vec::new(),
             msg_type: MsgType::of::<A::Msg>(),
-            to_spec: Box::new(move |settings, path, links, children| {
+            to_spec: Box::new(move |settings, path, declared| {
                 let mut spec = spec;
                 spec.settings = settings;
-                spec.into_spec(path, links, children)
+                spec.into_declared_spec(path, Some(declared))
             }),
         });
         self.decls.last_mut().expect("just pushed")
@@ -296,7 +297,7 @@ impl TopologyBuilder {
         let order: Vec<ActorPath> = decls.iter().map(|(p, _)| p.clone()).collect();
         decls.sort_by_key(|(p, _)| std::cmp::Reverse(p.as_str().matches('/').count()));
         let mut built: BTreeMap<ActorPath, Arc<Spec>> = BTreeMap::new();
-        for (path, mut d) in decls {
+        for (path, d) in decls {
             // Children in declaration order (their start order).
             let children: Vec<Arc<Spec>> = order
                 .iter()
@@ -310,9 +311,11 @@ impl TopologyBuilder {
                     (name.clone(), Link { to: ActorPath::parse(to).expect("validated"), msg_type: *msg_type })
                 })
                 .collect();
-            d.settings.placement.requires = Requirement::parse(&d.requires).expect("validated");
-            d.settings.placement.prefers = Requirement::parse(&d.prefers).expect("validated");
-            let spec = (d.to_spec)(d.settings, path.clone(), links, children);
+            let placement = Placement {
+                requires: Requirement::parse(&d.requires).expect("validated"),
+                prefers: Requirement::parse(&d.prefers).expect("validated"),
+            };
+            let spec = (d.to_spec)(d.settings, path.clone(), Declared { placement, links, children });
             built.insert(path, Arc::new(spec));
         }
         let roots = order

@@ -72,7 +72,7 @@ fn clockwork(log: &Log, target: &str) -> ActorSpec<Clockwork> {
 fn timers_fire_at_their_virtual_times_and_cancel() {
     let log = log();
     let mut system = DetSystem::with_seed(1);
-    system.spawn("cw", clockwork(&log, "/nobody"));
+    system.spawn("cw", clockwork(&log, "/nobody")).unwrap();
     system.run_for(Duration::from_secs(100));
     assert_eq!(*log.lock(), ["10s tick1", "15s fifteen", "20s tick2", "30s tick3"]);
     assert_eq!(system.now().since_start(), Duration::from_secs(100));
@@ -82,9 +82,9 @@ fn timers_fire_at_their_virtual_times_and_cancel() {
 fn asks_are_answered_and_asks_to_nobody_are_refused() {
     let log = log();
     let mut system = DetSystem::with_seed(1);
-    system.spawn("w", Worker::spec("w", &log));
-    let cw = system.spawn("cw", clockwork(&log, "/w"));
-    let lost = system.spawn("lost", clockwork(&log, "/nobody-home"));
+    system.spawn("w", Worker::spec("w", &log)).unwrap();
+    let cw = system.spawn("cw", clockwork(&log, "/w")).unwrap();
+    let lost = system.spawn("lost", clockwork(&log, "/nobody-home")).unwrap();
     system.run_for(Duration::from_secs(1));
     system.tell(&worker("/w"), Cmd::Add(7)).unwrap();
     system.tell(&cw, Cw::Ask).unwrap();
@@ -111,8 +111,8 @@ impl Actor for Silent {
 fn an_unanswered_ask_times_out_at_its_deadline() {
     let log = log();
     let mut system = DetSystem::with_seed(1);
-    system.spawn("w", ActorSpec::new(|_| Silent));
-    let cw = system.spawn("cw", clockwork(&log, "/w"));
+    system.spawn("w", ActorSpec::new(|_| Silent)).unwrap();
+    let cw = system.spawn("cw", clockwork(&log, "/w")).unwrap();
     system.run_for(Duration::from_secs(1));
     system.tell(&cw, Cw::Ask).unwrap();
     system.run_for(Duration::from_secs(5));
@@ -123,8 +123,8 @@ fn an_unanswered_ask_times_out_at_its_deadline() {
 fn watchers_get_a_death_notice() {
     let log = log();
     let mut system = DetSystem::with_seed(1);
-    let w = system.spawn("w", Worker::spec("w", &log).restart(Restart::Temporary));
-    let cw = system.spawn("cw", clockwork(&log, "/w"));
+    let w = system.spawn("w", Worker::spec("w", &log).restart(Restart::Temporary)).unwrap();
+    let cw = system.spawn("cw", clockwork(&log, "/w")).unwrap();
     system.run_for(Duration::from_secs(1));
     system.tell(&cw, Cw::Watch).unwrap();
     system.run_for(Duration::from_secs(1));
@@ -192,8 +192,8 @@ fn port_user(log: &Log) -> ActorSpec<PortUser> {
 fn ports_carry_requests_to_the_host_adapter_and_events_back() {
     let log = log();
     let mut system = DetSystem::with_seed(1);
-    system.install_port::<Upper, _>(ActorSpec::new(|_| UpperAdapter));
-    let user = system.spawn("user", port_user(&log));
+    system.install_port::<Upper, _>(ActorSpec::new(|_| UpperAdapter)).unwrap();
+    let user = system.spawn("user", port_user(&log)).unwrap();
     system.run_until_idle();
     system.tell(&user, Pu::Say("hello".into())).unwrap();
     system.run_until_idle();
@@ -203,8 +203,8 @@ fn ports_carry_requests_to_the_host_adapter_and_events_back() {
     rt.block_on(async {
         let log = common::log();
         let system = TokioSystem::start(SystemConfig::with_seed(1));
-        system.install_port::<Upper, _>(ActorSpec::new(|_| UpperAdapter));
-        let user = system.spawn("user", port_user(&log));
+        system.install_port::<Upper, _>(ActorSpec::new(|_| UpperAdapter)).unwrap();
+        let user = system.spawn("user", port_user(&log)).unwrap();
         while system.core().paths().len() < 2 {
             tokio::task::yield_now().await;
         }
@@ -223,8 +223,8 @@ fn timers_and_asks_under_tokio_on_a_paused_clock() {
     rt.block_on(async {
         let log = log();
         let system = TokioSystem::start(SystemConfig::with_seed(1));
-        system.spawn("w", ActorSpec::new(|_| Silent));
-        let cw = system.spawn("cw", clockwork(&log, "/w"));
+        system.spawn("w", ActorSpec::new(|_| Silent)).unwrap();
+        let cw = system.spawn("cw", clockwork(&log, "/w")).unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         system.tell(&cw, Cw::Ask).unwrap();
         tokio::time::sleep(Duration::from_secs(40)).await;

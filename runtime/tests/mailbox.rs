@@ -42,7 +42,7 @@ fn metrics_of(system: &DetSystem, path: &str) -> MetricsSnapshot {
 fn drop_oldest_keeps_the_newest_and_counts_the_drops() {
     let log = log();
     let mut system = DetSystem::with_seed(1);
-    let r = system.spawn("r", recorder(&log, 4, Overflow::DropOldest));
+    let r = system.spawn("r", recorder(&log, 4, Overflow::DropOldest)).unwrap();
     system.run_until_idle();
     for seq in 0..10 {
         system.tell(&r, Rec::Num { from: 0, seq }).expect("drop-oldest never refuses");
@@ -58,7 +58,7 @@ fn drop_oldest_keeps_the_newest_and_counts_the_drops() {
 fn reject_returns_an_error_to_the_sender_and_counts_it() {
     let log = log();
     let mut system = DetSystem::with_seed(1);
-    let r = system.spawn("r", recorder(&log, 4, Overflow::Reject));
+    let r = system.spawn("r", recorder(&log, 4, Overflow::Reject)).unwrap();
     system.run_until_idle();
     let results: Vec<_> = (0..10).map(|seq| system.tell(&r, Rec::Num { from: 0, seq })).collect();
     let refused = results.iter().filter(|r| matches!(r, Err(SendError::MailboxFull(_)))).count();
@@ -111,8 +111,8 @@ fn backpressure_parks_the_sender_until_its_outbox_drains() {
     for seed in 0..20 {
         let log = log();
         let mut system = DetSystem::with_seed(seed);
-        system.spawn("r", recorder(&log, 4, Overflow::Backpressure));
-        let b = system.spawn("b", burst("/r", 1, 10, &log));
+        system.spawn("r", recorder(&log, 4, Overflow::Backpressure)).unwrap();
+        let b = system.spawn("b", burst("/r", 1, 10, &log)).unwrap();
         system.run_until_idle();
         system.tell(&b, BurstMsg::Go).unwrap();
         system.tell(&b, BurstMsg::Next).unwrap();
@@ -132,8 +132,8 @@ fn backpressure_parks_the_sender_until_its_outbox_drains() {
 fn reject_from_an_actor_comes_back_as_an_error() {
     let log = log();
     let mut system = DetSystem::with_seed(5);
-    system.spawn("r", recorder(&log, 4, Overflow::Reject));
-    let b = system.spawn("b", burst("/r", 1, 10, &log));
+    system.spawn("r", recorder(&log, 4, Overflow::Reject)).unwrap();
+    let b = system.spawn("b", burst("/r", 1, 10, &log)).unwrap();
     system.run_until_idle();
     system.tell(&b, BurstMsg::Go).unwrap();
     system.run_until_idle();
@@ -144,7 +144,7 @@ fn reject_from_an_actor_comes_back_as_an_error() {
 fn external_send_to_a_full_backpressure_mailbox_is_refused_not_blocked() {
     let log = log();
     let mut system = DetSystem::with_seed(1);
-    let r = system.spawn("r", recorder(&log, 2, Overflow::Backpressure));
+    let r = system.spawn("r", recorder(&log, 2, Overflow::Backpressure)).unwrap();
     system.run_until_idle();
     assert!(system.tell(&r, Rec::Num { from: 0, seq: 0 }).is_ok());
     assert!(system.tell(&r, Rec::Num { from: 0, seq: 1 }).is_ok());
@@ -168,9 +168,9 @@ fn fifo_per_pair_under_the_deterministic_executor() {
     for seed in 0..50 {
         let log = log();
         let mut system = DetSystem::with_seed(seed);
-        system.spawn("r", recorder(&log, 3, Overflow::Backpressure));
+        system.spawn("r", recorder(&log, 3, Overflow::Backpressure)).unwrap();
         let senders: Vec<_> =
-            (1..=5).map(|i| system.spawn(&format!("s{i}"), burst("/r", i, 40, &log))).collect();
+            (1..=5).map(|i| system.spawn(&format!("s{i}"), burst("/r", i, 40, &log)).unwrap()).collect();
         system.run_until_idle();
         for s in &senders {
             system.tell(s, BurstMsg::Go).unwrap();
@@ -186,9 +186,9 @@ fn fifo_per_pair_under_tokio() {
     rt.block_on(async {
         let log = log();
         let system = TokioSystem::start(SystemConfig::with_seed(1));
-        system.spawn("r", recorder(&log, 3, Overflow::Backpressure));
+        system.spawn("r", recorder(&log, 3, Overflow::Backpressure)).unwrap();
         let senders: Vec<_> =
-            (1..=5).map(|i| system.spawn(&format!("s{i}"), burst("/r", i, 2000, &log))).collect();
+            (1..=5).map(|i| system.spawn(&format!("s{i}"), burst("/r", i, 2000, &log)).unwrap()).collect();
         while system.core().paths().len() < 6 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -207,7 +207,7 @@ fn fifo_per_pair_under_tokio() {
 fn sends_to_a_stopped_actor_are_errors_and_dead_letters_never_panics() {
     let log = log();
     let mut system = DetSystem::with_seed(1);
-    let w = system.spawn("w", Worker::spec("w", &log).restart(Restart::Temporary));
+    let w = system.spawn("w", Worker::spec("w", &log).restart(Restart::Temporary)).unwrap();
     system.run_until_idle();
     system.tell(&w, Cmd::Stop).unwrap();
     system.run_until_idle();
@@ -217,7 +217,7 @@ fn sends_to_a_stopped_actor_are_errors_and_dead_letters_never_panics() {
     assert_eq!(system.tell(&nobody, Cmd::Add(1)), Err(SendError::NoActor(nobody.path().clone())));
     assert_eq!(system.core().dead_letters(), before + 2);
     let wrong = ActorRef::<u8>::parse("/r").unwrap();
-    system.spawn("r", recorder(&log, 4, Overflow::Reject));
+    system.spawn("r", recorder(&log, 4, Overflow::Reject)).unwrap();
     system.run_until_idle();
     assert!(matches!(system.tell(&wrong, 1u8), Err(SendError::WrongType { .. })));
 }

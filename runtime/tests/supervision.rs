@@ -18,7 +18,7 @@ fn tree(strategy: SupervisorSpec, restart: Restart, log: &Log) -> DetSystem {
         t.push(&format!("/sup/{name}"), Worker::spec(name, log)).restart(restart);
     }
     let mut system = DetSystem::with_seed(7);
-    system.start(&t.build().unwrap());
+    system.start(&t.build().unwrap()).unwrap();
     system.run_until_idle();
     system
 }
@@ -118,7 +118,7 @@ fn temporary_sibling_stopped_by_one_for_all_is_not_restarted() {
     t.push("/sup/a", Worker::spec("a", &log)).restart(Restart::Temporary);
     t.push("/sup/b", Worker::spec("b", &log));
     let mut system = DetSystem::with_seed(1);
-    system.start(&t.build().unwrap());
+    system.start(&t.build().unwrap()).unwrap();
     system.run_until_idle();
     log.lock().clear();
     system.tell(&worker("/sup/b"), Cmd::Fail).unwrap();
@@ -147,7 +147,7 @@ fn intensity_exceeded_escalates_to_the_parent() {
     t.supervisor("/top/sup", SupervisorSpec::one_for_one().intensity(2, Duration::from_secs(5)));
     t.push("/top/sup/w", Worker::spec("w", &log));
     let mut system = DetSystem::with_seed(3);
-    system.start(&t.build().unwrap());
+    system.start(&t.build().unwrap()).unwrap();
     system.run_until_idle();
     for round in 0..3 {
         system.tell(&worker("/top/sup/w"), Cmd::Fail).unwrap();
@@ -173,7 +173,7 @@ fn restarts_spread_beyond_the_period_do_not_escalate() {
     t.supervisor("/sup", SupervisorSpec::one_for_one().intensity(1, Duration::from_secs(5)));
     t.push("/sup/w", Worker::spec("w", &log));
     let mut system = DetSystem::with_seed(3);
-    system.start(&t.build().unwrap());
+    system.start(&t.build().unwrap()).unwrap();
     for _ in 0..4 {
         system.tell(&worker("/sup/w"), Cmd::Fail).unwrap();
         system.run_until_idle();
@@ -192,7 +192,7 @@ fn escalation_to_the_root_stops_the_system_with_the_reason() {
     let mut system = DetSystem::new(config);
     let mut t = Topology::builder();
     t.push("/w", Worker::spec("w", &log));
-    system.start(&t.build().unwrap());
+    system.start(&t.build().unwrap()).unwrap();
     system.run_until_idle();
     system.tell(&worker("/w"), Cmd::Fail).unwrap();
     system.run_until_idle();

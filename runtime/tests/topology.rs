@@ -80,7 +80,7 @@ fn links_resolve_in_factories_and_a_missing_link_is_a_start_failure_with_its_nam
     })
     .restart(Restart::Temporary);
     let mut system = DetSystem::with_seed(1);
-    system.start(&t.build().unwrap());
+    system.start(&t.build().unwrap()).unwrap();
     system.run_until_idle();
     let failed = events_of(&system.core().events(), "/needs");
     assert!(

@@ -24,7 +24,7 @@ pub fn run(kernel: Kernel, sizes: &Sizes, timer: Timer) -> Result<Measured, Stri
             Kernel::ForkJoin => {
                 fork_join(&system, sizes.fork_join_workers, sizes.fork_join_messages, timer).await
             }
-            Kernel::Spawn => return spawn(system, sizes.spawn_actors, timer).await,
+            Kernel::Spawn => return spawn_rate(system, sizes.spawn_actors, timer).await,
             Kernel::Memory => memory(&system, sizes.idle_actors).await,
         };
         shutdown(&system).await?;
@@ -37,6 +37,10 @@ async fn shutdown(system: &TokioSystem) -> Result<(), String> {
         Ok(_) => Ok(()),
         Err(_) => Err(format!("system.shutdown() not complete after {KERNEL_TIMEOUT:?}")),
     }
+}
+
+fn spawn<A: Actor>(system: &TokioSystem, name: &str, spec: ActorSpec<A>) -> Result<ActorRef<A::Msg>, String> {
+    system.spawn(name, spec).map_err(|e| format!("spawn {name}: {e}"))
 }
 
 fn tell<M: aiot_runtime::Message>(system: &TokioSystem, to: &ActorRef<M>, msg: M) -> Result<(), String> {
@@ -100,8 +104,8 @@ async fn ping_pong(system: &TokioSystem, n: u64, timer: Timer) -> Result<Measure
             done: done.clone(),
         })
     };
-    let ping = system.spawn("ping", player("/pong", n));
-    system.spawn("pong", player("/ping", 0));
+    let ping = spawn(system, "ping", player("/pong", n))?;
+    spawn(system, "pong", player("/ping", 0))?;
     ready.wait("ping-pong start").await?;
 
     let window = timer.start();
@@ -158,7 +162,7 @@ async fn ring(system: &TokioSystem, actors: usize, hops: u64, timer: Timer) -> R
             ready: ready.clone(),
             done: done.clone(),
         });
-        let node = system.spawn(&format!("ring-{i}"), spec);
+        let node = spawn(system, &format!("ring-{i}"), spec)?;
         first.get_or_insert(node);
     }
     ready.wait("ring start").await?;
@@ -237,12 +241,13 @@ async fn counting(system: &TokioSystem, n: u64, timer: Timer) -> Result<Measured
     let (r, d) = (ready.clone(), done.clone());
     let counter_spec = ActorSpec::new(move |_| Counter { total: 0, ready: r.clone(), done: d.clone() })
         .mailbox(n as usize + 1, Overflow::Backpressure);
-    let counter = system.spawn("counter", counter_spec);
+    let counter = spawn(system, "counter", counter_spec)?;
     let r = ready.clone();
-    let producer = system.spawn(
+    let producer = spawn(
+        system,
         "producer",
         ActorSpec::new(move |_| Producer { counter: counter.clone(), n, ready: r.clone() }),
-    );
+    )?;
     ready.wait("counting start").await?;
 
     let window = timer.start();
@@ -337,11 +342,14 @@ async fn fork_join(system: &TokioSystem, k: usize, n: u64, timer: Timer) -> Resu
             done: d.clone(),
         })
         .mailbox(n as usize, Overflow::Backpressure);
-        workers.push(system.spawn(&format!("worker-{w}"), spec));
+        workers.push(spawn(system, &format!("worker-{w}"), spec)?);
     }
     let r = ready.clone();
-    let sender = system
-        .spawn("sender", ActorSpec::new(move |_| Sender { workers: workers.clone(), n, ready: r.clone() }));
+    let sender = spawn(
+        system,
+        "sender",
+        ActorSpec::new(move |_| Sender { workers: workers.clone(), n, ready: r.clone() }),
+    )?;
     ready.wait("fork-join start").await?;
 
     let window = timer.start();
@@ -381,19 +389,24 @@ impl Actor for Idle {
     }
 }
 
-fn spawn_idle(system: &TokioSystem, name: &str, started: &Arc<Latch>, stopped: &Arc<Latch>) {
+fn spawn_idle(
+    system: &TokioSystem,
+    name: &str,
+    started: &Arc<Latch>,
+    stopped: &Arc<Latch>,
+) -> Result<(), String> {
     let (s, t) = (started.clone(), stopped.clone());
-    system.spawn(name, ActorSpec::new(move |_| Idle { started: s.clone(), stopped: t.clone() }));
+    spawn(system, name, ActorSpec::new(move |_| Idle { started: s.clone(), stopped: t.clone() })).map(|_| ())
 }
 
 /// Creation rate (counted once every actor has run `started`), then stop rate (`shutdown`).
-async fn spawn(system: TokioSystem, n: u64, timer: Timer) -> Result<Measured, String> {
+async fn spawn_rate(system: TokioSystem, n: u64, timer: Timer) -> Result<Measured, String> {
     let started = Latch::new(n);
     let stopped = Latch::new(n);
 
     let window = timer.start();
     for i in 0..n {
-        spawn_idle(&system, &format!("idle-{i}"), &started, &stopped);
+        spawn_idle(&system, &format!("idle-{i}"), &started, &stopped)?;
     }
     let count = started.wait("spawn").await?;
     let mut m = window.stop(n);
@@ -412,7 +425,7 @@ async fn spawn(system: TokioSystem, n: u64, timer: Timer) -> Result<Measured, St
 async fn memory(system: &TokioSystem, n: u64) -> Result<Measured, String> {
     // One actor first, so one-time structures (tokio's, the registry's root) are not counted.
     let warm = Latch::new(1);
-    spawn_idle(system, "warm", &warm, &Latch::new(1));
+    spawn_idle(system, "warm", &warm, &Latch::new(1))?;
     warm.wait("memory warm-up").await?;
     super::settle().await;
 
@@ -420,7 +433,7 @@ async fn memory(system: &TokioSystem, n: u64) -> Result<Measured, String> {
     let stopped = Latch::new(n);
     let window = Timer::counting().start();
     for i in 0..n {
-        spawn_idle(system, &format!("idle-{i}"), &started, &stopped);
+        spawn_idle(system, &format!("idle-{i}"), &started, &stopped)?;
     }
     let count = started.wait("memory").await?;
     super::settle().await;

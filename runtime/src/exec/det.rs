@@ -9,7 +9,6 @@
 //! Every delivery feeds the trace hash with its virtual time, sender, receiver and the
 //! bincode bytes of what was delivered: the same seed gives the same hash, in any process.
 
-use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,18 +21,16 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::actor::{Actor, ExitReason};
 use crate::actor_ref::{ActorRef, ReplyTo};
 use crate::cell::{AnyCell, Notify};
-use crate::error::{AskError, SendError};
+use crate::error::{AskError, SendError, SpawnError};
 use crate::external::{self, PendingReply};
 use crate::host::{Host, Runnable, Step, TimerFire, TimerToken};
 use crate::mailbox::{ActorId, Control};
 use crate::message::Message;
-use crate::metrics::ActorMetrics;
-use crate::path::ActorPath;
 use crate::port::{port_path, Port, PortCall};
-use crate::spec::{ActorSpec, MakeArgs};
+use crate::spec::ActorSpec;
 use crate::system::{SystemConfig, SystemCore};
 use crate::time::Instant;
-use crate::topology::{Supervisor, Topology};
+use crate::topology::Topology;
 
 /// Runners with work, picked at random. Insertion order is deterministic, and so is the pick.
 #[derive(Default)]
@@ -65,18 +62,11 @@ impl ReadySet {
         r.member.remove(&id);
         Some(id)
     }
-
-    fn is_empty(&self) -> bool {
-        self.inner.lock().list.is_empty()
-    }
 }
 
 impl Notify for ReadySet {
     fn notify(&self, id: ActorId) {
         self.insert(id);
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -102,8 +92,8 @@ impl Host for DetHost {
     fn now(&self) -> Instant {
         self.now
     }
-    fn notifier(&mut self, _id: ActorId) -> Arc<dyn Notify> {
-        self.ready.clone()
+    fn notifier(&mut self) -> Option<Arc<dyn Notify>> {
+        Some(self.ready.clone())
     }
     fn spawn(&mut self, runner: Box<dyn Runnable>) {
         self.ready.insert(runner.id());
@@ -146,11 +136,9 @@ pub struct DetSystem {
 impl DetSystem {
     /// A system whose every choice derives from `config.seed`.
     pub fn new(config: SystemConfig) -> Self {
-        let seed = config.seed;
-        let root_spec = ActorSpec::new(|_| Supervisor).supervise(config.root);
-        let core = SystemCore::new(config);
+        let (seed, root_spec) = (config.seed, config.root);
         let mut host = DetHost {
-            core,
+            core: SystemCore::new(config),
             now: Instant::ZERO,
             ready: Arc::new(ReadySet::default()),
             timers: BTreeMap::new(),
@@ -160,17 +148,7 @@ impl DetSystem {
             hash: Xxh3::new(),
             deliveries: 0,
         };
-        let spec = Arc::new(root_spec.into_spec(ActorPath::root(), BTreeMap::new(), Vec::new()));
-        let args = MakeArgs {
-            spec,
-            reuse: None,
-            parent: None,
-            metrics: Arc::new(ActorMetrics::default()),
-            incarnation: 0,
-            host: &mut host,
-        };
-        let make = args.spec.make.clone();
-        let (runner, root) = make.make(args).expect("a new system has a free root");
+        let (runner, root) = external::make_root(&mut host, root_spec);
         host.spawn(runner);
         let mut system =
             DetSystem { host, rng: ChaCha8Rng::seed_from_u64(seed), runners: BTreeMap::new(), root };
@@ -183,28 +161,32 @@ impl DetSystem {
         Self::new(SystemConfig::with_seed(seed))
     }
 
-    /// Starts a topology's top-level subtrees under the root guardian, and runs until they
-    /// are up (children start synchronously, each initialised before the next, as in OTP).
-    pub fn start(&mut self, topology: &Topology) {
-        for spec in topology.roots() {
-            self.root.push_control(Control::Adopt(spec.clone()));
-        }
-        let roots: Vec<ActorPath> = topology.roots().iter().map(|s| s.path().clone()).collect();
-        self.run_until(|s| roots.iter().all(|p| s.core().lookup(p).is_some()));
+    /// Starts a topology's top-level subtrees under the root guardian and runs until every
+    /// declared actor is up (children start synchronously, each initialised before the next,
+    /// as in OTP) or nothing is left to run.
+    pub fn start(&mut self, topology: &Topology) -> Result<(), SpawnError> {
+        external::start_topology(&mut self.host, &self.root, topology)?;
+        let paths = external::declared_paths(topology);
+        self.run_until(|s| paths.iter().all(|p| s.core().lookup(p).is_some()));
+        Ok(())
     }
 
-    /// Starts one top-level actor at `/name`.
-    pub fn spawn<A: Actor>(&mut self, name: &str, spec: ActorSpec<A>) -> ActorRef<A::Msg> {
-        let path = ActorPath::root().child(name).expect("top-level actor names are path segments");
-        let spec = Arc::new(spec.into_spec(path.clone(), BTreeMap::new(), Vec::new()));
-        self.root.push_control(Control::Adopt(spec));
-        ActorRef::new(path)
+    /// Starts one top-level actor at `/name`; its mailbox takes messages at once.
+    pub fn spawn<A: Actor>(
+        &mut self,
+        name: &str,
+        spec: ActorSpec<A>,
+    ) -> Result<ActorRef<A::Msg>, SpawnError> {
+        let path = external::top_level_path(name)?;
+        external::spawn_top_level(&mut self.host, &self.root, path, spec)
     }
 
     /// Installs port `P`'s adapter (an actor taking `PortCall<P>`) at `/port-{NAME}`.
-    pub fn install_port<P: Port, A: Actor<Msg = PortCall<P>>>(&mut self, spec: ActorSpec<A>) {
-        let spec = Arc::new(spec.into_spec(port_path::<P>(), BTreeMap::new(), Vec::new()));
-        self.root.push_control(Control::Adopt(spec));
+    pub fn install_port<P: Port, A: Actor<Msg = PortCall<P>>>(
+        &mut self,
+        spec: ActorSpec<A>,
+    ) -> Result<(), SpawnError> {
+        external::spawn_top_level(&mut self.host, &self.root, port_path::<P>(), spec).map(|_| ())
     }
 
     /// Sends from outside the system.
@@ -231,7 +213,13 @@ impl DetSystem {
     /// One event: a step of a random runner with work, or else the next timer. False when
     /// nothing is left to do.
     pub fn step(&mut self) -> bool {
+        self.step_ready() || self.fire_next_timer(None)
+    }
+
+    /// Steps one runner picked at random among those with work; false if none has any.
+    fn step_ready(&mut self) -> bool {
         while let Some(id) = self.host.ready.pick(&mut self.rng) {
+            // Ids of runners that have exited may linger in the set: skip them.
             let Some(runner) = self.runners.get_mut(&id) else { continue };
             match runner.step(&mut self.host) {
                 Step::Ran { more: true } => self.host.ready.insert(id),
@@ -243,7 +231,7 @@ impl DetSystem {
             self.absorb_spawned();
             return true;
         }
-        self.fire_next_timer(None)
+        false
     }
 
     /// Fires the earliest timer (if due by `deadline`), advancing the clock to it.
@@ -276,12 +264,7 @@ impl DetSystem {
     pub fn run_for(&mut self, span: Duration) -> u64 {
         let deadline = self.host.now + span;
         let mut events = 0;
-        loop {
-            if !self.host.ready.is_empty() {
-                self.step();
-            } else if !self.fire_next_timer(Some(deadline)) {
-                break;
-            }
+        while self.step_ready() || self.fire_next_timer(Some(deadline)) {
             events += 1;
         }
         self.host.now = self.host.now.max(deadline);

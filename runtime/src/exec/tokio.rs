@@ -6,15 +6,12 @@
 // Spawning tasks is this module's job; actor code never does it (clippy bans it there).
 #![allow(clippy::disallowed_methods)]
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::Poll;
 use std::time::Duration;
 
-use atomic_waker::AtomicWaker;
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
 use tokio::task::AbortHandle;
@@ -22,18 +19,17 @@ use tokio::task::AbortHandle;
 use crate::actor::{Actor, ExitReason};
 use crate::actor_ref::{ActorRef, ReplyTo};
 use crate::cell::{AnyCell, Notify};
-use crate::error::{AskError, SendError};
+use crate::error::{AskError, SendError, SpawnError};
 use crate::external;
 use crate::host::{Host, Runnable, Step, TimerFire, TimerToken};
 use crate::mailbox::{ActorId, Control};
 use crate::message::Message;
-use crate::metrics::ActorMetrics;
 use crate::path::ActorPath;
 use crate::port::{port_path, Port, PortCall};
-use crate::spec::{ActorSpec, MakeArgs};
+use crate::spec::ActorSpec;
 use crate::system::{SystemConfig, SystemCore};
 use crate::time::Instant;
-use crate::topology::{Supervisor, Topology};
+use crate::topology::Topology;
 
 /// Steps an actor takes before yielding to other tasks: fairness under load without paying a
 /// yield per message.
@@ -42,41 +38,6 @@ const STEPS_PER_YIELD: u32 = 64;
 const START_WAIT_MAX: Duration = Duration::from_secs(10);
 /// How often `run` looks while it waits.
 const START_POLL: Duration = Duration::from_millis(1);
-
-/// A cell's wake-up: a flag plus the waker of the task that sleeps on it.
-#[derive(Default)]
-struct TaskNotify {
-    pending: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Notify for TaskNotify {
-    fn notify(&self, _id: ActorId) {
-        self.pending.store(true, Ordering::Release);
-        self.waker.wake();
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
-
-impl TaskNotify {
-    /// Completes once `notify` has been called since the last wait.
-    async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.pending.swap(false, Ordering::AcqRel) {
-                return Poll::Ready(());
-            }
-            self.waker.register(cx.waker());
-            if self.pending.swap(false, Ordering::AcqRel) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
 
 struct Shared {
     core: Arc<SystemCore>,
@@ -102,12 +63,17 @@ impl Host for TokioHost {
         let nanos = self.shared.epoch.elapsed().as_nanos();
         Instant::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
-    fn notifier(&mut self, _id: ActorId) -> Arc<dyn Notify> {
-        Arc::new(TaskNotify::default())
+    fn notifier(&mut self) -> Option<Arc<dyn Notify>> {
+        // Cells wake this executor's tasks through the waker `drive` registers.
+        None
     }
     fn spawn(&mut self, runner: Box<dyn Runnable>) {
         let host = self.clone();
-        self.shared.handle.spawn(drive(runner, host));
+        if runner.heavy() {
+            self.shared.handle.spawn(drive_heavy(runner, host));
+        } else {
+            self.shared.handle.spawn(drive(runner, host));
+        }
     }
     fn set_timer(&mut self, target: Arc<dyn AnyCell>, after: Duration, fire: TimerFire) -> TimerToken {
         let key = self.shared.next_timer.fetch_add(1, Ordering::Relaxed);
@@ -135,32 +101,13 @@ impl Host for TokioHost {
     fn trace(&mut self, _from: ActorId, _to: ActorId, _bytes: &[u8]) {}
 }
 
-fn task_notify(cell: &dyn AnyCell) -> &TaskNotify {
-    cell.notifier().as_any().downcast_ref::<TaskNotify>().expect("cells of this executor use TaskNotify")
-}
-
 /// An actor's task: step while there is work, sleep on the mailbox otherwise.
 async fn drive(mut runner: Box<dyn Runnable>, mut host: TokioHost) {
     let id = runner.id();
-    let cell = host.shared.core.lookup(runner.path()).filter(|c| c.id() == id);
-    let Some(cell) = cell.or_else(|| host.shared.root.get().filter(|r| r.id() == id).cloned()) else {
-        return;
-    };
+    let cell = runner.cell().clone();
     let mut budget = STEPS_PER_YIELD;
     loop {
-        let step = if runner.heavy() {
-            let stepped = tokio::task::spawn_blocking(move || {
-                let step = runner.step(&mut host);
-                (runner, host, step)
-            })
-            .await;
-            let Ok((r, h, step)) = stepped else { return };
-            (runner, host) = (r, h);
-            step
-        } else {
-            runner.step(&mut host)
-        };
-        match step {
+        match runner.step(&mut host) {
             Step::Ran { more: true } => {
                 budget -= 1;
                 if budget == 0 {
@@ -168,15 +115,62 @@ async fn drive(mut runner: Box<dyn Runnable>, mut host: TokioHost) {
                     tokio::task::yield_now().await;
                 }
             }
-            Step::Ran { more: false } | Step::Idle | Step::Blocked => task_notify(&*cell).wait().await,
+            Step::Ran { more: false } | Step::Idle | Step::Blocked => poll_fn(|cx| cell.poll_work(cx)).await,
             Step::Exited => break,
         }
     }
+    finished(&host, id);
+}
+
+/// A compute-heavy actor's task: each step runs on tokio's blocking pool, so a long handler
+/// never holds an async worker thread.
+async fn drive_heavy(mut runner: Box<dyn Runnable>, mut host: TokioHost) {
+    let id = runner.id();
+    let cell = runner.cell().clone();
+    loop {
+        let stepped = tokio::task::spawn_blocking(move || {
+            let step = runner.step(&mut host);
+            (runner, host, step)
+        })
+        .await;
+        let Ok((r, h, step)) = stepped else { return };
+        (runner, host) = (r, h);
+        match step {
+            Step::Ran { more: true } => {}
+            Step::Ran { more: false } | Step::Idle | Step::Blocked => poll_fn(|cx| cell.poll_work(cx)).await,
+            Step::Exited => break,
+        }
+    }
+    finished(&host, id);
+}
+
+/// Marks the system finished when the root's task ends.
+fn finished(host: &TokioHost, id: ActorId) {
     if host.shared.root.get().is_some_and(|r| r.id() == id) {
         host.shared.finished.store(true, Ordering::Release);
         host.shared.done.notify_waiters();
     }
 }
+
+/// Why `TokioSystem::run` could not bring a topology up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// A top-level path is taken.
+    Spawn(SpawnError),
+    /// These declared actors were still down when the wait ended.
+    NotUp(Vec<ActorPath>),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Spawn(e) => write!(f, "{e}"),
+            StartError::NotUp(paths) => write!(f, "these actors did not come up: {paths:?}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
 
 /// An actor system on the current tokio runtime.
 #[derive(Clone)]
@@ -187,7 +181,7 @@ pub struct TokioSystem {
 impl TokioSystem {
     /// Starts the root guardian. Call from within a tokio runtime.
     pub fn start(config: SystemConfig) -> Self {
-        let root_spec = ActorSpec::new(|_| Supervisor).supervise(config.root);
+        let root_spec = config.root;
         let shared = Arc::new(Shared {
             core: SystemCore::new(config),
             epoch: tokio::time::Instant::now(),
@@ -199,59 +193,49 @@ impl TokioSystem {
             done: tokio::sync::Notify::new(),
         });
         let mut host = TokioHost { shared: shared.clone() };
-        let spec = Arc::new(root_spec.into_spec(ActorPath::root(), BTreeMap::new(), Vec::new()));
-        let make = spec.make.clone();
-        let args = MakeArgs {
-            spec,
-            reuse: None,
-            parent: None,
-            metrics: Arc::new(ActorMetrics::default()),
-            incarnation: 0,
-            host: &mut host,
-        };
-        let (runner, root) = make.make(args).expect("a new system has a free root");
+        let (runner, root) = external::make_root(&mut host, root_spec);
         shared.root.set(root).ok().expect("root set once");
         host.spawn(runner);
         TokioSystem { shared }
     }
 
-    /// Starts a topology's top-level subtrees under the root guardian and waits until they are
-    /// up (children start synchronously, each initialised before the next, as in OTP). Errs
-    /// with the paths still down after `START_WAIT_MAX` (for example a factory that panics).
-    pub async fn run(&self, topology: &Topology) -> Result<(), Vec<ActorPath>> {
-        for spec in topology.roots() {
-            self.root().push_control(Control::Adopt(spec.clone()));
-        }
+    fn host(&self) -> TokioHost {
+        TokioHost { shared: self.shared.clone() }
+    }
+
+    /// Starts a topology's top-level subtrees under the root guardian and waits until every
+    /// declared actor is up (children start synchronously, each initialised before the next,
+    /// as in OTP). Errs with the paths still down after `START_WAIT_MAX` (for example an actor
+    /// whose factory panics), or if a top-level path is taken.
+    pub async fn run(&self, topology: &Topology) -> Result<(), StartError> {
+        external::start_topology(&mut self.host(), self.root(), topology).map_err(StartError::Spawn)?;
         let deadline = tokio::time::Instant::now() + START_WAIT_MAX;
+        let paths = external::declared_paths(topology);
         loop {
-            let down: Vec<ActorPath> = topology
-                .roots()
-                .iter()
-                .map(|s| s.path().clone())
-                .filter(|p| self.core().lookup(p).is_none())
-                .collect();
+            let down: Vec<ActorPath> =
+                paths.iter().filter(|p| self.core().lookup(p).is_none()).cloned().collect();
             if down.is_empty() {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(down);
+                return Err(StartError::NotUp(down));
             }
             tokio::time::sleep(START_POLL).await;
         }
     }
 
-    /// Starts one top-level actor at `/name`.
-    pub fn spawn<A: Actor>(&self, name: &str, spec: ActorSpec<A>) -> ActorRef<A::Msg> {
-        let path = ActorPath::root().child(name).expect("top-level actor names are path segments");
-        let spec = Arc::new(spec.into_spec(path.clone(), BTreeMap::new(), Vec::new()));
-        self.root().push_control(Control::Adopt(spec));
-        ActorRef::new(path)
+    /// Starts one top-level actor at `/name`; its mailbox takes messages at once.
+    pub fn spawn<A: Actor>(&self, name: &str, spec: ActorSpec<A>) -> Result<ActorRef<A::Msg>, SpawnError> {
+        let path = external::top_level_path(name)?;
+        external::spawn_top_level(&mut self.host(), self.root(), path, spec)
     }
 
     /// Installs port `P`'s adapter at `/port-{NAME}`.
-    pub fn install_port<P: Port, A: Actor<Msg = PortCall<P>>>(&self, spec: ActorSpec<A>) {
-        let spec = Arc::new(spec.into_spec(port_path::<P>(), BTreeMap::new(), Vec::new()));
-        self.root().push_control(Control::Adopt(spec));
+    pub fn install_port<P: Port, A: Actor<Msg = PortCall<P>>>(
+        &self,
+        spec: ActorSpec<A>,
+    ) -> Result<(), SpawnError> {
+        external::spawn_top_level(&mut self.host(), self.root(), port_path::<P>(), spec).map(|_| ())
     }
 
     fn root(&self) -> &Arc<dyn AnyCell> {
@@ -270,15 +254,13 @@ impl TokioSystem {
         request: impl FnOnce(ReplyTo<R>) -> Q,
         timeout: Duration,
     ) -> Result<R, AskError> {
-        let mut host = TokioHost { shared: self.shared.clone() };
-        let mut pending = external::ask(&mut host, to, request, timeout)?;
+        let mut pending = external::ask(&mut self.host(), to, request, timeout)?;
         let cell = pending.cell.clone();
-        let notify = task_notify(&*cell);
         loop {
             if let Some(reply) = pending.try_take() {
                 return reply;
             }
-            notify.wait().await;
+            poll_fn(|cx| cell.poll_work(cx)).await;
         }
     }
 
@@ -288,7 +270,7 @@ impl TokioSystem {
 
     /// The executor's clock.
     pub fn now(&self) -> Instant {
-        TokioHost { shared: self.shared.clone() }.now()
+        self.host().now()
     }
 
     /// Waits until the root guardian stops (a shutdown, or an escalation to the root).

@@ -142,7 +142,7 @@ pub fn expected_totals() -> Vec<(u64, u64)> {
 /// Runs the workload under the deterministic executor; returns (trace hash, totals, restarts).
 pub fn run_det(seed: u64) -> (u64, Vec<(u64, u64)>, usize) {
     let mut system = DetSystem::with_seed(seed);
-    system.start(&topology());
+    system.start(&topology()).unwrap();
     for p in producers() {
         system.tell(&p, Msg::Go).unwrap();
     }
