@@ -271,7 +271,22 @@ pub trait AnyCell: Send + Sync + 'static {
     /// Tells its executor it may run (used to wake runners parked under backpressure).
     fn notify(&self);
     /// Ready once the cell was woken since the last poll; otherwise registers the task's waker.
-    fn poll_work(&self, cx: &mut Context<'_>) -> Poll<()>;
+    fn poll_work(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.take_pending() {
+            return Poll::Ready(());
+        }
+        self.register_waker(cx.waker());
+        // A wake between the check and the registration set the flag: look again.
+        if self.take_pending() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+    /// Whether the cell was woken since the last call (and clears that).
+    fn take_pending(&self) -> bool;
+    /// The task to wake from now on (replaces the previous one).
+    fn register_waker(&self, waker: &Waker);
 
     #[doc(hidden)]
     fn push_reply(&self, from: ActorId, corr: u64, value: Box<dyn ErasedMessage>) -> bool;
@@ -349,20 +364,14 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
         let mut q = self.queues.lock();
         self.wake(&mut q);
     }
-    fn poll_work(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.pending.swap(false, Ordering::AcqRel) {
-            return Poll::Ready(());
-        }
+    fn take_pending(&self) -> bool {
+        // Plain load first: the common idle case costs no read-modify-write.
+        self.pending.load(Ordering::Acquire) && self.pending.swap(false, Ordering::AcqRel)
+    }
+    fn register_waker(&self, waker: &Waker) {
         let mut q = self.queues.lock();
-        if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            q.waker = Some(cx.waker().clone());
-        }
-        drop(q);
-        // A wake between the first check and the registration set the flag: look again.
-        if self.pending.swap(false, Ordering::AcqRel) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
+        if !q.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            q.waker = Some(waker.clone());
         }
     }
     fn push_reply(&self, from: ActorId, corr: u64, value: Box<dyn ErasedMessage>) -> bool {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -101,10 +102,29 @@ impl Host for TokioHost {
     fn trace(&mut self, _from: ActorId, _to: ActorId, _bytes: &[u8]) {}
 }
 
+/// Waits until `cell` is woken. The task's waker is registered with the cell on the first wait
+/// only: a task keeps its waker, so later waits cost one flag check (a wake that races with the
+/// check re-polls the task, which then sees the flag).
+async fn wait_for_work(cell: &Arc<dyn AnyCell>, registered: &mut bool) {
+    poll_fn(|cx| {
+        if !*registered {
+            cell.register_waker(cx.waker());
+            *registered = true;
+        }
+        if cell.take_pending() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
 /// An actor's task: step while there is work, sleep on the mailbox otherwise.
 async fn drive(mut runner: Box<dyn Runnable>, mut host: TokioHost) {
     let id = runner.id();
     let cell = runner.cell().clone();
+    let mut registered = false;
     let mut budget = STEPS_PER_YIELD;
     loop {
         match runner.step(&mut host) {
@@ -115,7 +135,9 @@ async fn drive(mut runner: Box<dyn Runnable>, mut host: TokioHost) {
                     tokio::task::yield_now().await;
                 }
             }
-            Step::Ran { more: false } | Step::Idle | Step::Blocked => poll_fn(|cx| cell.poll_work(cx)).await,
+            Step::Ran { more: false } | Step::Idle | Step::Blocked => {
+                wait_for_work(&cell, &mut registered).await
+            }
             Step::Exited => break,
         }
     }
