@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_runtime::prelude::*;
-use aiot_runtime::{EventKind, Port, PortCall, PortRef, SystemCore, SystemEvent};
+use aiot_runtime::{EventKind, Port, PortCall, PortRef, SystemCore, SystemEvent, TopologyBuilder};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -78,7 +78,7 @@ impl Actor for Sensor {
 
     fn handle(&mut self, _tick: SensorMsg, ctx: &mut Ctx<'_, SensorMsg>) -> Result<(), ActorError> {
         self.readings += 1;
-        if self.glitch_every.is_some_and(|every| self.readings % every == 0) {
+        if self.glitch_every.is_some_and(|every| self.readings.is_multiple_of(every)) {
             panic!("sensor glitch at reading {}", self.readings);
         }
         let value = 40.0 + ctx.rng().random_range(-2.0..2.0);
@@ -168,8 +168,6 @@ fn sensor(t: &mut TopologyBuilder, path: &str, glitch_every: Option<u64>) {
     .link::<MonitorMsg>("monitor", "/plant/monitor");
 }
 
-use aiot_runtime::TopologyBuilder;
-
 fn topology() -> Topology {
     let mut t = Topology::builder();
     t.supervisor("/plant", SupervisorSpec::one_for_one().intensity(3, Duration::from_secs(10)));
@@ -219,7 +217,7 @@ pub fn run(options: Options) -> Result<(), String> {
         "aiot demo: supervision at work for {:?} on the {executor} executor, seed {}",
         options.duration, options.seed
     );
-    println!("{:>9}  {:<20} {}", "time", "actor", "what happened");
+    println!("{}", timeline_line(aiot_runtime::Instant::ZERO, "actor", "what happened").replace("0.000s", "  time"));
     let core = if options.deterministic {
         let mut system = DetSystem::new(config(options.seed));
         system.install_port::<Console, _>(ActorSpec::new(|_| ConsoleAdapter)).map_err(|e| e.to_string())?;

@@ -58,16 +58,28 @@ struct QueueCounters {
 }
 
 struct Queues<M> {
-    control: VecDeque<Control>,
+    /// Supervision signals (rare). Boxed on purpose: an idle mailbox pays one pointer, not an
+    /// empty `VecDeque`'s four words.
+    #[allow(clippy::box_collection)]
+    control: Option<Box<VecDeque<Control>>>,
     queue: VecDeque<Envelope<M>>,
     /// Bounded envelopes in `queue` (user messages and port events).
     bounded_len: usize,
-    closed: bool,
     /// The task to wake (executors without a notifier).
     waker: Option<Waker>,
     /// Who waits on this cell; most cells never have anyone, so it is allocated on first use.
     observers: Option<Box<Observers>>,
     counters: QueueCounters,
+}
+
+impl<M> Queues<M> {
+    fn has_control(&self) -> bool {
+        self.control.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty() && !self.has_control()
+    }
 }
 
 #[derive(Default)]
@@ -109,10 +121,9 @@ impl<M: Send + 'static> Cell<M> {
             system,
             spec,
             queues: Mutex::new(Queues {
-                control: VecDeque::new(),
+                control: None,
                 queue: VecDeque::new(),
                 bounded_len: 0,
-                closed: false,
                 waker: None,
                 observers: None,
                 counters: QueueCounters::default(),
@@ -127,6 +138,11 @@ impl<M: Send + 'static> Cell<M> {
 
     pub(crate) fn system(&self) -> u64 {
         self.system
+    }
+
+    /// Closed for good (the flag is set under the queue lock, so a reader holding it agrees).
+    fn is_closed_now(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Wakes the executor for this cell (called with the queue lock held).
@@ -156,7 +172,7 @@ impl<M: Send + 'static> Cell<M> {
     fn push_bounded(&self, env: Envelope<M>) -> Result<(), PushError<Envelope<M>>> {
         debug_assert!(env.is_bounded());
         let mut q = self.queues.lock();
-        if q.closed {
+        if self.is_closed_now() {
             return Err(PushError::Closed(env));
         }
         if q.bounded_len >= self.spec.capacity {
@@ -188,7 +204,7 @@ impl<M: Send + 'static> Cell<M> {
     /// Enqueues an envelope that does not count against capacity (never refused unless closed).
     fn push_unbounded(&self, env: Envelope<M>) -> bool {
         let q = self.queues.lock();
-        if q.closed {
+        if self.is_closed_now() {
             return false;
         }
         self.enqueue(q, env);
@@ -196,7 +212,7 @@ impl<M: Send + 'static> Cell<M> {
     }
 
     fn enqueue(&self, mut q: MutexGuard<'_, Queues<M>>, env: Envelope<M>) {
-        let was_empty = q.queue.is_empty() && q.control.is_empty();
+        let was_empty = q.is_empty();
         q.queue.push_back(env);
         if was_empty {
             self.wake(&mut q);
@@ -207,8 +223,8 @@ impl<M: Send + 'static> Cell<M> {
     /// signals if `control_only`), and says whether more work remains.
     pub(crate) fn pop(&self, control_only: bool) -> Option<(Popped<M>, bool)> {
         let mut q = self.queues.lock();
-        if let Some(c) = q.control.pop_front() {
-            let more = !q.control.is_empty() || (!control_only && !q.queue.is_empty());
+        if let Some(c) = q.control.as_mut().and_then(|c| c.pop_front()) {
+            let more = q.has_control() || (!control_only && !q.queue.is_empty());
             return Some((Popped::Control(c), more));
         }
         if control_only {
@@ -237,11 +253,10 @@ impl<M: Send + 'static> Cell<M> {
 
     fn close_queues(&self) -> (usize, Vec<Arc<dyn AnyCell>>) {
         let mut q = self.queues.lock();
-        q.closed = true;
         self.closed.store(true, Ordering::Release);
         let undelivered = q.queue.len();
         q.queue.clear();
-        q.control.clear();
+        q.control = None;
         q.bounded_len = 0;
         let observers = q.observers.take().map(|o| *o).unwrap_or_default();
         let (waiters, watchers) = (observers.waiters, observers.watchers);
@@ -343,7 +358,7 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
     }
     fn len(&self) -> usize {
         let q = self.queues.lock();
-        q.queue.len() + q.control.len()
+        q.queue.len() + q.control.as_ref().map_or(0, |c| c.len())
     }
     fn metrics(&self) -> MetricsSnapshot {
         let q = self.queues.lock();
@@ -402,11 +417,11 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
     }
     fn push_control(&self, control: Control) -> bool {
         let mut q = self.queues.lock();
-        if q.closed {
+        if self.is_closed_now() {
             return false;
         }
-        let was_empty = q.queue.is_empty() && q.control.is_empty();
-        q.control.push_back(control);
+        let was_empty = q.is_empty();
+        q.control.get_or_insert_with(Default::default).push_back(control);
         if was_empty {
             self.wake(&mut q);
         }
@@ -414,7 +429,7 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
     }
     fn add_waiter(&self, waiter: Arc<dyn AnyCell>) -> bool {
         let mut q = self.queues.lock();
-        if q.closed || q.bounded_len < self.spec.capacity {
+        if self.is_closed_now() || q.bounded_len < self.spec.capacity {
             return false;
         }
         q.observers.get_or_insert_with(Default::default).waiters.push(waiter);
@@ -422,7 +437,7 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
     }
     fn add_watcher(&self, watcher: Arc<dyn AnyCell>) -> bool {
         let mut q = self.queues.lock();
-        if q.closed {
+        if self.is_closed_now() {
             return false;
         }
         q.observers.get_or_insert_with(Default::default).watchers.push(watcher);
@@ -437,7 +452,7 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
         self.close_queues()
     }
     fn clear_control(&self) {
-        self.queues.lock().control.clear();
+        self.queues.lock().control = None;
     }
     fn count_restart(&self) {
         self.restarts.fetch_add(1, Ordering::Relaxed);

@@ -61,6 +61,35 @@ pub(crate) struct PendingAsk<M> {
     pub(crate) on_reply: ReplyFn<M>,
 }
 
+/// Messages parked under backpressure, in send order. Boxed on purpose: an actor that never
+/// parks pays one pointer, not an empty `VecDeque`'s four words.
+#[derive(Default)]
+#[allow(clippy::box_collection)]
+pub(crate) struct Outbox(Option<Box<VecDeque<Box<dyn Parked>>>>);
+
+impl Outbox {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|q| q.is_empty())
+    }
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.len())
+    }
+    fn push_back(&mut self, parked: Box<dyn Parked>) {
+        self.0.get_or_insert_with(Default::default).push_back(parked);
+    }
+    fn front_mut(&mut self) -> Option<&mut Box<dyn Parked>> {
+        self.0.as_mut()?.front_mut()
+    }
+    fn pop_front(&mut self) {
+        if let Some(q) = self.0.as_mut() {
+            q.pop_front();
+        }
+    }
+    fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// A message waiting in the sender's outbox for space in a full mailbox (backpressure).
 pub(crate) trait Parked: Send {
     fn try_deliver(&mut self) -> ParkedResult;
@@ -164,7 +193,7 @@ pub(crate) struct RunnerCore<M> {
     child_key: u64,
     phase: Phase,
     pub(crate) stop_request: Option<ExitReason>,
-    pub(crate) outbox: VecDeque<Box<dyn Parked>>,
+    pub(crate) outbox: Outbox,
     me: OnceCell<ActorRef<M>>,
     rng: Option<Box<ActorRng>>,
     /// The executor traces deliveries (the deterministic one): encode each for its hash.
@@ -220,7 +249,7 @@ impl<A: Actor> Runner<A> {
                 child_key,
                 phase: Phase::Starting,
                 stop_request: None,
-                outbox: VecDeque::new(),
+                outbox: Outbox::default(),
                 me: OnceCell::new(),
                 rng: None,
                 tracing: host.tracing(),

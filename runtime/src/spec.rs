@@ -84,7 +84,6 @@ pub(crate) struct Declared {
 pub struct Spec {
     pub(crate) path: ActorPath,
     pub(crate) settings: Settings,
-    pub(crate) msg_type: MsgType,
     pub(crate) make: Arc<dyn MakeRunner>,
     declared: Option<Box<Declared>>,
 }
@@ -103,7 +102,7 @@ impl Spec {
         self.declared.as_ref().map_or(&NO_PLACEMENT, |d| &d.placement)
     }
     pub fn msg_type(&self) -> MsgType {
-        self.msg_type
+        self.make.msg_type()
     }
     pub fn children(&self) -> &[Arc<Spec>] {
         self.declared.as_ref().map_or(&[], |d| &d.children)
@@ -126,7 +125,7 @@ impl std::fmt::Debug for Spec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Spec")
             .field("path", &self.path)
-            .field("msg_type", &self.msg_type.name)
+            .field("msg_type", &self.msg_type().name)
             .field("children", &self.children().len())
             .finish()
     }
@@ -161,6 +160,8 @@ pub(crate) trait MakeRunner: Send + Sync {
     fn make(self: Arc<Self>, args: MakeArgs<'_>) -> Result<Made, SpawnError>;
     /// A fresh, registered mailbox of the right type for `spec`.
     fn new_cell(&self, host: &mut dyn Host, spec: &Spec) -> Result<Arc<dyn AnyCell>, SpawnError>;
+    /// The type of the messages the actor takes.
+    fn msg_type(&self) -> MsgType;
 }
 
 /// Builds the actor value itself (called on every start and restart).
@@ -209,6 +210,10 @@ impl<A: Actor, F: Fn(&Init<'_>) -> A + Send + Sync + 'static> MakeRunner for Fac
 
     fn new_cell(&self, host: &mut dyn Host, spec: &Spec) -> Result<Arc<dyn AnyCell>, SpawnError> {
         Ok(new_cell::<A::Msg>(host, spec)?)
+    }
+
+    fn msg_type(&self) -> MsgType {
+        MsgType::of::<A::Msg>()
     }
 }
 
@@ -267,12 +272,6 @@ impl<A: Actor> ActorSpec<A> {
     /// The erased spec of an actor at `path`, with what its declaration adds.
     pub(crate) fn into_declared_spec(self, path: ActorPath, declared: Option<Declared>) -> Spec {
         assert!(self.settings.mailbox.capacity > 0, "mailbox capacity of {path} must be positive");
-        Spec {
-            path,
-            settings: self.settings,
-            msg_type: MsgType::of::<A::Msg>(),
-            make: self.make,
-            declared: declared.map(Box::new),
-        }
+        Spec { path, settings: self.settings, make: self.make, declared: declared.map(Box::new) }
     }
 }

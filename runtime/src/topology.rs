@@ -199,7 +199,7 @@ impl TopologyBuilder {
 
     /// Declares an actor from a prepared `ActorSpec`.
     pub fn push<A: Actor>(&mut self, path: &str, spec: ActorSpec<A>) -> &mut Decl {
-        let settings = spec.settings.clone();
+        let settings = spec.settings;
         self.decls.push(Decl {
             path: path.to_string(),
             settings,
