@@ -217,7 +217,7 @@ pub fn run(options: Options) -> Result<(), String> {
         "aiot demo: supervision at work for {:?} on the {executor} executor, seed {}",
         options.duration, options.seed
     );
-    println!("{}", timeline_line(aiot_runtime::Instant::ZERO, "actor", "what happened").replace("0.000s", "  time"));
+    println!("     time  actor                what happened");
     let core = if options.deterministic {
         let mut system = DetSystem::new(config(options.seed));
         system.install_port::<Console, _>(ActorSpec::new(|_| ConsoleAdapter)).map_err(|e| e.to_string())?;
