@@ -233,3 +233,50 @@ fn timers_and_asks_under_tokio_on_a_paused_clock() {
         system.shutdown().await;
     });
 }
+
+/// Blocks its thread until told to go on (a stand-in for a long training step).
+struct Blocker {
+    go_on: std::sync::Arc<parking_lot::Mutex<std::sync::mpsc::Receiver<()>>>,
+    log: Log,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Block;
+
+impl Actor for Blocker {
+    type Msg = Block;
+    fn handle(&mut self, _: Block, _: &mut Ctx<'_, Block>) -> Result<(), ActorError> {
+        let outcome = self.go_on.lock().recv_timeout(Duration::from_secs(20));
+        self.log.lock().push(format!("blocker released: {}", outcome.is_ok()));
+        Ok(())
+    }
+}
+
+fn blocker(go_on: std::sync::mpsc::Receiver<()>, log: &Log) -> ActorSpec<Blocker> {
+    let (go_on, log) = (std::sync::Arc::new(parking_lot::Mutex::new(go_on)), log.clone());
+    ActorSpec::new(move |_| Blocker { go_on: go_on.clone(), log: log.clone() })
+}
+
+#[test]
+fn a_heavy_actor_cannot_starve_the_others_under_tokio() {
+    // One worker thread: if the blocked handler held it, the worker below could not answer
+    // until the blocker gave up after 20 s, and the blocker would report it was not released.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let log = log();
+        let (release, go_on) = std::sync::mpsc::channel();
+        let system = TokioSystem::start(SystemConfig::with_seed(1));
+        let blocker = system.spawn("blocker", blocker(go_on, &log).heavy()).unwrap();
+        let w = system.spawn("w", Worker::spec("w", &log)).unwrap();
+        system.tell(&w, Cmd::Add(3)).unwrap();
+        system.tell(&blocker, Block).unwrap();
+        let answer = system.ask(&w, Cmd::Get, Duration::from_secs(10)).await;
+        assert_eq!(answer, Ok(3), "the worker answered while the heavy actor was blocked");
+        release.send(()).unwrap();
+        while !log.lock().iter().any(|l| l.starts_with("blocker released")) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(log.lock().contains(&"blocker released: true".to_string()), "{:?}", log.lock());
+        system.shutdown().await;
+    });
+}

@@ -241,3 +241,87 @@ fn supervision_behaves_the_same_under_tokio() {
         assert_eq!(system.shutdown().await, ExitReason::Shutdown);
     });
 }
+
+/// Spawns workers on demand and reports its running children.
+struct Spawner {
+    log: Log,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum SpawnerMsg {
+    Spawn(String, Restart),
+    StopChild(String),
+    Children(ReplyTo<Vec<String>>),
+}
+
+impl Actor for Spawner {
+    type Msg = SpawnerMsg;
+    fn handle(&mut self, msg: SpawnerMsg, ctx: &mut Ctx<'_, SpawnerMsg>) -> Result<(), ActorError> {
+        match msg {
+            SpawnerMsg::Spawn(name, restart) => {
+                if let Err(e) = ctx.spawn_child(&name, Worker::spec(&name, &self.log).restart(restart)) {
+                    self.log.lock().push(format!("refused: {e}"));
+                }
+            }
+            SpawnerMsg::StopChild(name) => {
+                let path = ctx.path().child(&name)?;
+                ctx.stop_child(&path);
+            }
+            SpawnerMsg::Children(reply_to) => {
+                let names = ctx.children().iter().map(|p| p.name().to_string()).collect();
+                ctx.reply(&reply_to, names)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn children_of(system: &mut DetSystem, spawner: &ActorRef<SpawnerMsg>) -> Vec<String> {
+    let mut pending = system.ask(spawner, SpawnerMsg::Children, Duration::from_secs(1)).unwrap();
+    system.run_until_idle();
+    pending.try_take().unwrap().unwrap()
+}
+
+#[test]
+fn dynamic_children_are_supervised_stopped_on_request_and_names_stay_unique() {
+    let log = log();
+    let mut system = DetSystem::with_seed(4);
+    let l = log.clone();
+    let spawner = system
+        .spawn(
+            "spawner",
+            ActorSpec::new(move |_| Spawner { log: l.clone() })
+                .supervise(generous(SupervisorSpec::one_for_one())),
+        )
+        .unwrap();
+    for (name, restart) in [("p", Restart::Permanent), ("t", Restart::Temporary)] {
+        system.tell(&spawner, SpawnerMsg::Spawn(name.into(), restart)).unwrap();
+    }
+    system.tell(&spawner, SpawnerMsg::Spawn("p".into(), Restart::Permanent)).unwrap();
+    system.run_until_idle();
+    assert!(
+        log.lock().iter().any(|l| l == "refused: an actor already lives at /spawner/p"),
+        "{:?}",
+        log.lock()
+    );
+    assert_eq!(children_of(&mut system, &spawner), ["p", "t"]);
+
+    system.tell(&worker("/spawner/p"), Cmd::Fail).unwrap();
+    system.tell(&worker("/spawner/t"), Cmd::Fail).unwrap();
+    system.run_until_idle();
+    assert_eq!(
+        children_of(&mut system, &spawner),
+        ["p"],
+        "the temporary child is gone, the permanent one restarted"
+    );
+    assert_eq!(restarts_of(&system.core().events(), "/spawner/p"), 1);
+
+    system.tell(&spawner, SpawnerMsg::StopChild("p".into())).unwrap();
+    system.run_until_idle();
+    assert_eq!(children_of(&mut system, &spawner), Vec::<String>::new(), "stopped on request: not restarted");
+    assert_eq!(restarts_of(&system.core().events(), "/spawner/p"), 1);
+    // The name is free again.
+    system.tell(&spawner, SpawnerMsg::Spawn("p".into(), Restart::Permanent)).unwrap();
+    system.run_until_idle();
+    assert_eq!(children_of(&mut system, &spawner), ["p"]);
+}
