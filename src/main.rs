@@ -1,5 +1,6 @@
 //! `aiot`: the command line. It parses flags and calls into the crates; nothing else lives here.
 
+mod ca;
 mod demo;
 
 use std::process::ExitCode;
@@ -28,6 +29,11 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+    /// The cluster CA: node and admin certificates (capability tags inside) and the model-signing key.
+    Ca {
+        #[command(subcommand)]
+        command: ca::CaCommand,
+    },
 }
 
 /// Parses `250ms`, `6s`, `2m`, `1h`.
@@ -50,6 +56,7 @@ fn main() -> ExitCode {
         Command::Demo { duration, deterministic, seed } => {
             demo::run(demo::Options { duration, deterministic, seed })
         }
+        Command::Ca { command } => ca::run(command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,4 @@
-//! aiot-cluster: the cluster layer (issue 3, not built yet).
+//! aiot-cluster: the cluster layer (issue 3, in progress).
 //!
 //! It will own node identity and the cluster CA (capability tags inside certificates), the
 //! mutual-TLS QUIC transport and its versioned wire codec, membership and failure detection, the
@@ -6,4 +6,8 @@
 //! Membership, directory, placement and migration will be sans-IO state machines generic over a
 //! transport seam, so the simulator runs the same code over a simulated network.
 //!
-//! Today the crate is empty on purpose: nothing here is called by anything.
+//! # Layout
+//! - `identity`: the cluster CA, node and admin certificates with their capability tags, and
+//!   the model-signing key pair (`aiot ca`).
+
+pub mod identity;
