@@ -9,5 +9,7 @@
 //! # Layout
 //! - `identity`: the cluster CA, node and admin certificates with their capability tags, and
 //!   the model-signing key pair (`aiot ca`).
+//! - `placement`: where each top-level subtree goes, by attested tags, preference and load.
 
 pub mod identity;
+pub mod placement;
