@@ -88,10 +88,11 @@ pub fn plan(topology: &Topology, nodes: &[NodeView]) -> Plan {
         let mut requires = Vec::new();
         requirements(root, &mut requires);
         let prefers = &root.placement().prefers;
+        // Sort key: preferred first (`false` sorts first), then least loaded, then by name.
+        let not_preferred = |n: &NodeView| prefers.is_none() || !prefers.matches(&n.tags);
+        let fits = |n: &&NodeView| n.up && requires.iter().all(|(_, r)| r.matches(&n.tags));
         let best =
-            nodes.iter().filter(|n| n.up && requires.iter().all(|(_, r)| r.matches(&n.tags))).min_by_key(
-                |n| (!(!prefers.is_none() && prefers.matches(&n.tags)), load[n.name.as_str()], &n.name),
-            );
+            nodes.iter().filter(fits).min_by_key(|n| (not_preferred(n), load[n.name.as_str()], &n.name));
         match best {
             Some(node) => {
                 *load.get_mut(node.name.as_str()).expect("every node has a load") += subtree_len(root);
