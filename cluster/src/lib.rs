@@ -10,6 +10,8 @@
 //! - `identity`: the cluster CA, node and admin certificates with their capability tags, and
 //!   the model-signing key pair (`aiot ca`).
 //! - `placement`: where each top-level subtree goes, by attested tags, preference and load.
+//! - `wire`: length-prefixed, versioned bincode frames, and a sans-IO decoder.
 
 pub mod identity;
 pub mod placement;
+pub mod wire;
