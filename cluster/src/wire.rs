@@ -107,7 +107,7 @@ impl FrameDecoder {
 
     /// The next whole frame decoded as `T`; `Ok(None)` until enough bytes have arrived. After
     /// an error every call returns the same error (the connection is to be closed).
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, WireError> {
+    pub fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>, WireError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }

@@ -32,7 +32,7 @@ fn stream(n: u64) -> (Vec<Msg>, Vec<u8>) {
 
 fn drain(decoder: &mut FrameDecoder) -> Result<Vec<Msg>, WireError> {
     let mut out = Vec::new();
-    while let Some(m) = decoder.next::<Msg>()? {
+    while let Some(m) = decoder.next_frame::<Msg>()? {
         out.push(m);
     }
     Ok(out)
@@ -64,10 +64,10 @@ fn a_version_mismatch_is_refused_with_both_versions() {
     bytes[4..6].copy_from_slice(&(WIRE_VERSION + 1).to_be_bytes());
     let mut decoder = FrameDecoder::new();
     decoder.push(&bytes);
-    let err = decoder.next::<Msg>().unwrap_err();
+    let err = decoder.next_frame::<Msg>().unwrap_err();
     assert_eq!(err, WireError::Version { got: WIRE_VERSION + 1, want: WIRE_VERSION });
     assert!(err.to_string().contains("peer speaks wire version 2, this node speaks 1"), "{err}");
-    assert_eq!(decoder.next::<Msg>().unwrap_err(), err, "a refused stream stays refused");
+    assert_eq!(decoder.next_frame::<Msg>().unwrap_err(), err, "a refused stream stays refused");
 }
 
 #[test]
@@ -78,7 +78,7 @@ fn oversized_frames_are_refused_on_both_sides_before_buffering() {
     assert_eq!(out, [7], "a refused frame leaves the buffer as it was");
     let mut decoder = FrameDecoder::new();
     decoder.push(&(FRAME_LEN_MAX as u32 + 1).to_be_bytes());
-    let err = decoder.next::<Msg>().unwrap_err();
+    let err = decoder.next_frame::<Msg>().unwrap_err();
     assert_eq!(err, WireError::Oversized { len: FRAME_LEN_MAX + 1, max: FRAME_LEN_MAX });
     assert_eq!(decoder.buffered(), 0);
 }
@@ -87,14 +87,14 @@ fn oversized_frames_are_refused_on_both_sides_before_buffering() {
 fn malformed_short_and_padded_frames_are_refused() {
     let mut decoder = FrameDecoder::new();
     decoder.push(&[0, 0, 0, 1, 0]);
-    assert_eq!(decoder.next::<Msg>().unwrap_err(), WireError::TooShort { len: 1 });
+    assert_eq!(decoder.next_frame::<Msg>().unwrap_err(), WireError::TooShort { len: 1 });
 
     let mut garbage = vec![0, 0, 0, 5];
     garbage.extend_from_slice(&WIRE_VERSION.to_be_bytes());
     garbage.extend_from_slice(&[0xff, 0xff, 0xff]);
     let mut decoder = FrameDecoder::new();
     decoder.push(&garbage);
-    assert!(matches!(decoder.next::<Msg>(), Err(WireError::Malformed(_))));
+    assert!(matches!(decoder.next_frame::<Msg>(), Err(WireError::Malformed(_))));
 
     let mut padded = Vec::new();
     encode(&Msg::Heartbeat, &mut padded).unwrap();
@@ -103,7 +103,7 @@ fn malformed_short_and_padded_frames_are_refused() {
     padded.push(0);
     let mut decoder = FrameDecoder::new();
     decoder.push(&padded);
-    let err = decoder.next::<Msg>().unwrap_err();
+    let err = decoder.next_frame::<Msg>().unwrap_err();
     assert_eq!(err, WireError::Malformed("1 bytes left over".into()));
 }
 
@@ -126,7 +126,7 @@ fn random_and_mutated_input_never_panics_nor_invents_frames() {
         decoder.push(&bytes);
         let mut got = Vec::new();
         loop {
-            match decoder.next::<Msg>() {
+            match decoder.next_frame::<Msg>() {
                 Ok(Some(m)) => got.push(m),
                 Ok(None) | Err(_) => break,
             }
