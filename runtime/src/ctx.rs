@@ -190,9 +190,9 @@ impl<'a, M: Message> Ctx<'a, M> {
     }
 
     /// Paths of this actor's running children, in start order.
-    pub fn children(&mut self) -> Vec<ActorPath> {
-        let children = self.core.extras().children.values();
-        children.filter(|c| c.running).map(|c| c.spec.path.clone()).collect()
+    pub fn children(&self) -> Vec<ActorPath> {
+        let Some(extras) = self.core.extras_if_any() else { return Vec::new() };
+        extras.children.values().filter(|c| c.running).map(|c| c.spec.path.clone()).collect()
     }
 
     /// Asks for a `Down` notice (as the message `on_down` makes) when `target` stops. Watching

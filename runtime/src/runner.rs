@@ -481,6 +481,11 @@ impl<M: Message> RunnerCore<M> {
         self.extras.get_or_insert_with(Default::default)
     }
 
+    /// The rarely used state, if it was ever needed.
+    pub(crate) fn extras_if_any(&self) -> Option<&Extras<M>> {
+        self.extras.as_deref()
+    }
+
     pub(crate) fn me(&self) -> &ActorRef<M> {
         self.me.get_or_init(|| ActorRef::resolved(self.cell.clone()))
     }
