@@ -11,7 +11,9 @@
 //!   the model-signing key pair (`aiot ca`).
 //! - `placement`: where each top-level subtree goes, by attested tags, preference and load.
 //! - `wire`: length-prefixed, versioned bincode frames, and a sans-IO decoder.
+//! - `transport::quic`: the mutual-TLS QUIC adapter and its first authenticated exchange.
 
 pub mod identity;
 pub mod placement;
+pub mod transport;
 pub mod wire;

@@ -1,0 +1,345 @@
+//! The QUIC adapter: quinn + rustls (ring), client certificates required in both directions,
+//! TLS 1.3 only.
+//!
+//! A connection is not trusted until its first exchange: with TLS 1.3 a client whose
+//! certificate the server rejected only learns it at its first stream operation
+//! (STACK-NOTES), so the client sends `Hello` on a fresh stream and the connection counts as
+//! authenticated only once the server's `Welcome` arrives. The peer's name, role and tags come
+//! from its verified certificate alone (`identity::read_identity`).
+//!
+//! Every refusal is counted in `TransportStats` and returned with a reason naming it.
+// The adapter is host code: it owns sockets and tasks (never called by actor code).
+#![allow(clippy::disallowed_methods)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{read_identity, Identity, Role};
+use crate::wire::{self, FrameDecoder};
+
+/// ALPN of the node-to-node protocol (the wire version travels in every frame).
+const ALPN: &[u8] = b"aiot";
+/// Largest handshake message read, in bytes.
+const HANDSHAKE_LEN_MAX: usize = 64 * 1024;
+
+/// Why a connection was refused or failed, with a reason a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// Certificates or keys could not be loaded.
+    Config(String),
+    /// The TLS handshake or the first exchange failed (certificate refused, peer gone...).
+    Handshake(String),
+    /// The peer's certificate is valid but its role is not allowed here.
+    Role {
+        peer: String,
+        role: Role,
+    },
+    Io(String),
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransportError::Config(why) => write!(f, "transport configuration: {why}"),
+            TransportError::Handshake(why) => write!(f, "handshake refused: {why}"),
+            TransportError::Role { peer, role } => {
+                write!(f, "{peer} presented a {role:?} certificate where a node certificate is required")
+            }
+            TransportError::Io(why) => write!(f, "transport: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+/// Refusals and successes, by kind.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    pub accepted: AtomicU64,
+    pub refused_expired: AtomicU64,
+    pub refused_unknown_issuer: AtomicU64,
+    pub refused_other_certificate: AtomicU64,
+    pub refused_handshake: AtomicU64,
+    pub refused_role: AtomicU64,
+}
+
+impl TransportStats {
+    fn count_certificate(&self, error: &rustls::Error) {
+        let counter = match error {
+            rustls::Error::InvalidCertificate(
+                CertificateError::Expired | CertificateError::ExpiredContext { .. },
+            ) => &self.refused_expired,
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                &self.refused_unknown_issuer
+            }
+            _ => &self.refused_other_certificate,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
+/// Counts why client certificates were refused, then defers to the webpki verifier.
+#[derive(Debug)]
+struct CountingVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    stats: Arc<TransportStats>,
+}
+
+impl ClientCertVerifier for CountingVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)
+            .inspect_err(|e| self.stats.count_certificate(e))
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The first exchange on a new connection.
+#[derive(Debug, Serialize, Deserialize)]
+enum Handshake {
+    Hello { node: String },
+    Welcome { node: String },
+}
+
+/// A node's TLS material: its identity and the quinn configs built from it.
+pub struct NodeTls {
+    pub me: Identity,
+    server: quinn::ServerConfig,
+    client: quinn::ClientConfig,
+    pub stats: Arc<TransportStats>,
+}
+
+fn config_err(what: &Path, e: impl std::fmt::Display) -> TransportError {
+    TransportError::Config(format!("{}: {e}", what.display()))
+}
+
+impl NodeTls {
+    /// Loads the CA certificate and this node's certificate and key. `cert` must be a node
+    /// certificate: its tags are what this node may claim.
+    pub fn load(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TransportError> {
+        let ca_der = CertificateDer::from_pem_file(ca).map_err(|e| config_err(ca, e))?;
+        let cert_der = CertificateDer::from_pem_file(cert).map_err(|e| config_err(cert, e))?;
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| config_err(key, e))?;
+        let me = read_identity(&cert_der).map_err(|e| config_err(cert, e))?;
+        if me.role != Role::Node {
+            return Err(config_err(cert, "an admin certificate, where a node certificate is required"));
+        }
+        Self::build(me, ca_der, cert_der, key_der)
+    }
+
+    /// Loads an admin's certificate (the shell connects with one; a node refuses it as a peer).
+    pub fn load_admin(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TransportError> {
+        let ca_der = CertificateDer::from_pem_file(ca).map_err(|e| config_err(ca, e))?;
+        let cert_der = CertificateDer::from_pem_file(cert).map_err(|e| config_err(cert, e))?;
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| config_err(key, e))?;
+        let me = read_identity(&cert_der).map_err(|e| config_err(cert, e))?;
+        Self::build(me, ca_der, cert_der, key_der)
+    }
+
+    /// Like `load`, but presents no client certificate (for tests of the refusal).
+    #[doc(hidden)]
+    pub fn without_client_certificate(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TransportError> {
+        let mut tls = Self::load(ca, cert, key)?;
+        let ca_der = CertificateDer::from_pem_file(ca).map_err(|e| config_err(ca, e))?;
+        let mut roots = RootCertStore::empty();
+        roots.add(ca_der).map_err(|e| config_err(ca, e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| config_err(ca, e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        client.alpn_protocols = vec![ALPN.to_vec()];
+        tls.client = quinn::ClientConfig::new(Arc::new(
+            QuicClientConfig::try_from(client).map_err(|e| config_err(ca, e))?,
+        ));
+        Ok(tls)
+    }
+
+    fn build(
+        me: Identity,
+        ca_der: CertificateDer<'static>,
+        cert_der: CertificateDer<'static>,
+        key_der: PrivateKeyDer<'static>,
+    ) -> Result<Self, TransportError> {
+        let err = |e: &dyn std::fmt::Display| TransportError::Config(e.to_string());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        roots.add(ca_der).map_err(|e| err(&e))?;
+        let roots = Arc::new(roots);
+        let stats = Arc::new(TransportStats::default());
+        let webpki = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(|e| err(&e))?;
+        let verifier = Arc::new(CountingVerifier { inner: webpki, stats: stats.clone() });
+        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| err(&e))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![cert_der.clone()], key_der.clone_key())
+            .map_err(|e| err(&e))?;
+        server.alpn_protocols = vec![ALPN.to_vec()];
+        let mut client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| err(&e))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(vec![cert_der], key_der)
+            .map_err(|e| err(&e))?;
+        client.alpn_protocols = vec![ALPN.to_vec()];
+        let server = quinn::ServerConfig::with_crypto(Arc::new(
+            QuicServerConfig::try_from(server).map_err(|e| err(&e))?,
+        ));
+        let client =
+            quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(client).map_err(|e| err(&e))?));
+        Ok(NodeTls { me, server, client, stats })
+    }
+
+    /// A QUIC endpoint on `addr` that accepts and makes connections with this identity.
+    pub fn bind(&self, addr: SocketAddr) -> Result<quinn::Endpoint, TransportError> {
+        let mut endpoint = quinn::Endpoint::server(self.server.clone(), addr)
+            .map_err(|e| TransportError::Io(format!("cannot bind {addr}: {e}")))?;
+        endpoint.set_default_client_config(self.client.clone());
+        Ok(endpoint)
+    }
+}
+
+/// An authenticated connection to another node.
+pub struct Peer {
+    pub connection: quinn::Connection,
+    pub identity: Identity,
+}
+
+fn peer_identity(connection: &quinn::Connection) -> Result<Identity, TransportError> {
+    let certs = connection
+        .peer_identity()
+        .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .ok_or_else(|| TransportError::Handshake("the peer presented no certificate".into()))?;
+    let first = certs.first().ok_or_else(|| TransportError::Handshake("empty certificate chain".into()))?;
+    read_identity(first).map_err(|e| TransportError::Handshake(e.to_string()))
+}
+
+async fn read_handshake(recv: &mut quinn::RecvStream) -> Result<Handshake, TransportError> {
+    let bytes =
+        recv.read_to_end(HANDSHAKE_LEN_MAX).await.map_err(|e| TransportError::Handshake(e.to_string()))?;
+    let mut decoder = FrameDecoder::new();
+    decoder.push(&bytes);
+    decoder
+        .next_frame::<Handshake>()
+        .map_err(|e| TransportError::Handshake(e.to_string()))?
+        .ok_or_else(|| TransportError::Handshake("the peer closed the stream before its handshake".into()))
+}
+
+async fn write_handshake(send: &mut quinn::SendStream, msg: &Handshake) -> Result<(), TransportError> {
+    let mut bytes = Vec::new();
+    wire::encode(msg, &mut bytes).map_err(|e| TransportError::Handshake(e.to_string()))?;
+    send.write_all(&bytes).await.map_err(|e| TransportError::Handshake(e.to_string()))?;
+    send.finish().map_err(|e| TransportError::Handshake(e.to_string()))
+}
+
+/// A failure on an established connection, with the peer's close reason when it gave one.
+fn closed_why(connection: &quinn::Connection, error: impl std::fmt::Display) -> TransportError {
+    match connection.close_reason() {
+        Some(quinn::ConnectionError::ApplicationClosed(close)) => TransportError::Handshake(format!(
+            "closed by the peer: {}",
+            String::from_utf8_lossy(&close.reason)
+        )),
+        Some(reason) => TransportError::Handshake(format!("{error} ({reason})")),
+        None => TransportError::Handshake(error.to_string()),
+    }
+}
+
+/// Connects to the node `name` at `addr` and completes the first authenticated exchange.
+pub async fn connect(
+    endpoint: &quinn::Endpoint,
+    tls: &NodeTls,
+    addr: SocketAddr,
+    name: &str,
+) -> Result<Peer, TransportError> {
+    let connecting = endpoint.connect(addr, name).map_err(|e| TransportError::Io(e.to_string()))?;
+    let connection = connecting.await.map_err(|e| TransportError::Handshake(e.to_string()))?;
+    let identity = peer_identity(&connection)?;
+    if identity.role != Role::Node {
+        return Err(TransportError::Role { peer: identity.name, role: identity.role });
+    }
+    let (mut send, mut recv) = connection.open_bi().await.map_err(|e| closed_why(&connection, e))?;
+    let hello = Handshake::Hello { node: tls.me.name.clone() };
+    write_handshake(&mut send, &hello).await.map_err(|e| closed_why(&connection, e))?;
+    match read_handshake(&mut recv).await.map_err(|e| closed_why(&connection, e))? {
+        Handshake::Welcome { node } if node == identity.name => Ok(Peer { connection, identity }),
+        other => Err(TransportError::Handshake(format!("unexpected answer {other:?}"))),
+    }
+}
+
+/// Accepts the next connection and completes its first exchange; refusals are counted, closed
+/// with their reason, and returned.
+pub async fn accept(endpoint: &quinn::Endpoint, tls: &NodeTls) -> Option<Result<Peer, TransportError>> {
+    let incoming = endpoint.accept().await?;
+    Some(accept_one(incoming, tls).await.inspect_err(|e| {
+        let counter = match e {
+            TransportError::Role { .. } => &tls.stats.refused_role,
+            _ => &tls.stats.refused_handshake,
+        };
+        counter.fetch_add(1, Relaxed);
+    }))
+}
+
+async fn accept_one(incoming: quinn::Incoming, tls: &NodeTls) -> Result<Peer, TransportError> {
+    let connection = incoming.await.map_err(|e| TransportError::Handshake(e.to_string()))?;
+    let identity = peer_identity(&connection)?;
+    if identity.role != Role::Node {
+        let refusal = TransportError::Role { peer: identity.name.clone(), role: identity.role };
+        connection.close(1u32.into(), refusal.to_string().as_bytes());
+        return Err(refusal);
+    }
+    let (mut send, mut recv) =
+        connection.accept_bi().await.map_err(|e| TransportError::Handshake(e.to_string()))?;
+    match read_handshake(&mut recv).await? {
+        Handshake::Hello { node } if node == identity.name => {
+            write_handshake(&mut send, &Handshake::Welcome { node: tls.me.name.clone() }).await?;
+            tls.stats.accepted.fetch_add(1, Relaxed);
+            Ok(Peer { connection, identity })
+        }
+        other => {
+            let why = format!("{} opened with {other:?}, not its own Hello", identity.name);
+            connection.close(2u32.into(), why.as_bytes());
+            Err(TransportError::Handshake(why))
+        }
+    }
+}
