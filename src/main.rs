@@ -2,6 +2,7 @@
 
 mod ca;
 mod demo;
+mod node;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -28,6 +29,15 @@ enum Command {
         /// Seed for every actor's rng (and, deterministic, for every scheduling choice).
         #[arg(long, default_value_t = 7)]
         seed: u64,
+    },
+    /// Runs a cluster node from its configuration file.
+    Node {
+        /// The node's configuration (see `aiot_cluster::config`).
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// Check the configuration and certificate, print the node's identity, and exit.
+        #[arg(long)]
+        check: bool,
     },
     /// The cluster CA: node and admin certificates (capability tags inside) and the model-signing key.
     Ca {
@@ -57,6 +67,7 @@ fn main() -> ExitCode {
             demo::run(demo::Options { duration, deterministic, seed })
         }
         Command::Ca { command } => ca::run(command),
+        Command::Node { config, check } => node::run(node::Options { config, check }),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,7 +12,9 @@
 //! - `placement`: where each top-level subtree goes, by attested tags, preference and load.
 //! - `wire`: length-prefixed, versioned bincode frames, and a sans-IO decoder.
 //! - `transport::quic`: the mutual-TLS QUIC adapter and its first authenticated exchange.
+//! - `config`: a node's configuration file, and which claimed tags its certificate attests.
 
+pub mod config;
 pub mod identity;
 pub mod placement;
 pub mod transport;

@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 use crate::identity::{read_identity, Identity, Role};
 use crate::wire::{self, FrameDecoder};
 
+/// A node's QUIC endpoint (made by `NodeTls::bind`).
+pub type Endpoint = quinn::Endpoint;
+
 /// ALPN of the node-to-node protocol (the wire version travels in every frame).
 const ALPN: &[u8] = b"aiot";
 /// Largest handshake message read, in bytes.

@@ -1,0 +1,116 @@
+//! A node's configuration file (`aiot node --config node.toml`).
+//!
+//! ```toml
+//! listen = "127.0.0.1:7001"          # the QUIC endpoint
+//! seeds = ["platform-1@127.0.0.1:7000"]  # name@address of nodes to join through (may be empty)
+//! data_dir = "data/inference-1"      # platform nodes keep data at rest here
+//! tags = { tier = "inference" }      # claims: only tags the certificate attests count
+//!
+//! [tls]
+//! ca = "ca/ca.pem"
+//! cert = "ca/inference-1.pem"
+//! key = "ca/inference-1.key"
+//! ```
+//!
+//! Relative paths are taken from the file's directory. Unknown fields are refused, and every
+//! refusal names the field (and the file).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A node's settings, paths resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub seeds: Vec<Seed>,
+    pub data_dir: PathBuf,
+    /// Tags this node claims; see `tag_report`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    pub tls: TlsPaths,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsPaths {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A node to join through: its name (checked against its certificate) and its address.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Seed {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+impl TryFrom<String> for Seed {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let (name, addr) =
+            text.split_once('@').ok_or_else(|| format!("seed {text:?} is not name@host:port"))?;
+        crate::identity::check_name(name).map_err(|e| format!("seed {text:?}: {e}"))?;
+        let addr = addr.parse().map_err(|e| format!("seed {text:?}: bad address: {e}"))?;
+        Ok(Seed { name: name.to_string(), addr })
+    }
+}
+
+/// A configuration that could not be used, naming the file and what is wrong in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl NodeConfig {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Self::parse(&text, path.parent().unwrap_or(Path::new(".")))
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses a configuration whose relative paths are relative to `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let mut config: NodeConfig =
+            toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim().to_string()))?;
+        for path in [&mut config.data_dir, &mut config.tls.ca, &mut config.tls.cert, &mut config.tls.key] {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// Which claimed tags the certificate attests, and which claims it does not (those are ignored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagReport {
+    /// The tags that count: exactly the certificate's.
+    pub attested: BTreeMap<String, String>,
+    /// Claims the certificate does not back: `(key, claimed value)`.
+    pub unattested: Vec<(String, String)>,
+}
+
+/// Compares claimed tags with the certificate's. Only the certificate's tags are ever used.
+pub fn tag_report(claimed: &BTreeMap<String, String>, attested: &BTreeMap<String, String>) -> TagReport {
+    let unattested = claimed
+        .iter()
+        .filter(|(k, v)| attested.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    TagReport { attested: attested.clone(), unattested }
+}

@@ -1,0 +1,63 @@
+//! Node configuration: a good file parses with paths resolved; every bad one is refused with
+//! the field named; tags the certificate does not attest are reported and never used.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use aiot_cluster::config::{tag_report, NodeConfig};
+
+const GOOD: &str = r#"
+listen = "127.0.0.1:7001"
+seeds = ["platform-1@127.0.0.1:7000"]
+data_dir = "data/n1"
+tags = { tier = "inference", accel = "gpu" }
+
+[tls]
+ca = "ca/ca.pem"
+cert = "ca/n1.pem"
+key = "/etc/aiot/n1.key"
+"#;
+
+#[test]
+fn a_good_file_parses_with_relative_paths_taken_from_its_directory() {
+    let config = NodeConfig::parse(GOOD, Path::new("/srv/aiot")).unwrap();
+    assert_eq!(config.listen.port(), 7001);
+    assert_eq!(config.seeds[0].name, "platform-1");
+    assert_eq!(config.seeds[0].addr.port(), 7000);
+    assert_eq!(config.data_dir, Path::new("/srv/aiot/data/n1"));
+    assert_eq!(config.tls.ca, Path::new("/srv/aiot/ca/ca.pem"));
+    assert_eq!(config.tls.key, Path::new("/etc/aiot/n1.key"));
+}
+
+#[test]
+fn each_missing_or_invalid_field_is_named() {
+    let cases = [
+        (GOOD.replace("listen = \"127.0.0.1:7001\"\n", ""), "listen"),
+        (GOOD.replace("127.0.0.1:7001", "localhost-ish"), "listen"),
+        (GOOD.replace("platform-1@127.0.0.1:7000", "nowhere"), "seeds"),
+        (GOOD.replace("platform-1@127.0.0.1:7000", "platform-1@nowhere"), "seeds"),
+        (GOOD.replace("data_dir = \"data/n1\"\n", ""), "data_dir"),
+        (GOOD.replace("key = \"/etc/aiot/n1.key\"\n", ""), "key"),
+        (GOOD.replace("data_dir", "datadir"), "datadir"),
+        (GOOD.replace("tags = { tier = \"inference\", accel = \"gpu\" }", "tags = 3"), "tags"),
+    ];
+    for (text, field) in cases {
+        let err = NodeConfig::parse(&text, Path::new("/")).unwrap_err().to_string();
+        assert!(err.contains(field), "the error for {field} does not name it:\n{err}");
+    }
+    let err = NodeConfig::load(Path::new("/nonexistent/node.toml")).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/node.toml"), "{err}");
+}
+
+#[test]
+fn claimed_tags_count_only_when_the_certificate_attests_them() {
+    let config = NodeConfig::parse(GOOD, Path::new("/")).unwrap();
+    let attested: BTreeMap<String, String> = [("tier".to_string(), "inference".to_string())].into();
+    let report = tag_report(&config.tags, &attested);
+    assert_eq!(report.attested, attested);
+    assert_eq!(report.unattested, [("accel".to_string(), "gpu".to_string())]);
+    let lying: BTreeMap<String, String> = [("tier".to_string(), "platform".to_string())].into();
+    let report = tag_report(&lying, &attested);
+    assert_eq!(report.attested.get("tier").map(String::as_str), Some("inference"));
+    assert_eq!(report.unattested, [("tier".to_string(), "platform".to_string())]);
+}

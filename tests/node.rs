@@ -1,0 +1,112 @@
+//! `aiot node` as separate processes on loopback: two nodes authenticate each other through
+//! mutual TLS, and `--check` reports the identity and ignores unattested tag claims.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+const WAIT_MAX: Duration = Duration::from_secs(30);
+
+fn aiot() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_aiot"))
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = aiot().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn write_config(dir: &Path, name: &str, seeds: &str, tags: &str) -> String {
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\nseeds = [{seeds}]\ndata_dir = \"data/{name}\"\ntags = {{ {tags} }}\n\n\
+         [tls]\nca = \"ca/ca.pem\"\ncert = \"ca/{name}.pem\"\nkey = \"ca/{name}.key\"\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A node process whose stdout lines arrive on a channel; killed when dropped.
+struct Node {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Node {
+    // A test harness thread reading a child process's output: not actor code.
+    #[allow(clippy::disallowed_methods)]
+    fn start(config: &str) -> Node {
+        let mut child = aiot().args(["node", "--config", config]).stdout(Stdio::piped()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Node { child, lines }
+    }
+
+    /// The first line starting with `prefix` (lines before it are skipped).
+    fn wait_for(&self, prefix: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(WAIT_MAX) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no line starting with {prefix:?}: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn two_node_processes_authenticate_each_other_through_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let ca = ca.to_str().unwrap();
+    run_ok(&["ca", "init", "--dir", ca]);
+    run_ok(&["ca", "issue", "--dir", ca, "--node", "platform-1", "--tags", "tier=platform"]);
+    run_ok(&["ca", "issue", "--dir", ca, "--node", "inference-1", "--tags", "tier=inference"]);
+
+    let seed = Node::start(&write_config(dir.path(), "platform-1", "", "tier = \"platform\""));
+    let listening = seed.wait_for("listening on ");
+    let addr = listening.trim_start_matches("listening on ");
+    let config =
+        write_config(dir.path(), "inference-1", &format!("\"platform-1@{addr}\""), "tier = \"inference\"");
+    let joiner = Node::start(&config);
+    assert_eq!(joiner.wait_for("joined seed "), format!("joined seed platform-1 at {addr} [tier=platform]"));
+    assert_eq!(seed.wait_for("peer "), "peer inference-1 authenticated [tier=inference]");
+}
+
+#[test]
+fn check_prints_the_identity_and_ignores_unattested_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let ca = ca.to_str().unwrap();
+    run_ok(&["ca", "init", "--dir", ca]);
+    run_ok(&["ca", "issue", "--dir", ca, "--node", "edge-1", "--tags", "tier=things"]);
+    let config = write_config(dir.path(), "edge-1", "", "tier = \"platform\", accel = \"gpu\"");
+    let out = run_ok(&["node", "--config", &config, "--check"]);
+    assert!(out.contains("node edge-1 with attested tags [tier=things]"), "{out}");
+    assert!(out.contains("ignored tag tier=platform: claimed in"), "{out}");
+    assert!(out.contains("ignored tag accel=gpu: claimed in"), "{out}");
+
+    std::fs::write(dir.path().join("bad.toml"), "listen = \"127.0.0.1:0\"\n").unwrap();
+    let bad =
+        aiot().args(["node", "--config", dir.path().join("bad.toml").to_str().unwrap()]).output().unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("data_dir"), "{stderr}");
+}
