@@ -12,10 +12,12 @@
 //! - `placement`: where each top-level subtree goes, by attested tags, preference and load.
 //! - `wire`: length-prefixed, versioned bincode frames, and a sans-IO decoder.
 //! - `transport::quic`: the mutual-TLS QUIC adapter and its first authenticated exchange.
+//! - `membership`: join, heartbeats, failure detection, up/down/left events (sans-IO).
 //! - `config`: a node's configuration file, and which claimed tags its certificate attests.
 
 pub mod config;
 pub mod identity;
+pub mod membership;
 pub mod placement;
 pub mod transport;
 pub mod wire;
