@@ -71,23 +71,48 @@ impl Drop for Node {
     }
 }
 
+/// Waits until `node` has printed every line of `expected` (in any order, others skipped).
+fn wait_for_all(node: &Node, expected: &[String]) {
+    let mut missing: std::collections::BTreeSet<&String> = expected.iter().collect();
+    while !missing.is_empty() {
+        match node.lines.recv_timeout(WAIT_MAX) {
+            Ok(line) => {
+                missing.remove(&line);
+            }
+            Err(e) => panic!("still waiting for {missing:?}: {e}"),
+        }
+    }
+}
+
 #[test]
-fn two_node_processes_authenticate_each_other_through_mutual_tls() {
+fn node_processes_join_through_a_seed_see_each_other_and_detect_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca");
     let ca = ca.to_str().unwrap();
     run_ok(&["ca", "init", "--dir", ca]);
-    run_ok(&["ca", "issue", "--dir", ca, "--node", "platform-1", "--tags", "tier=platform"]);
-    run_ok(&["ca", "issue", "--dir", ca, "--node", "inference-1", "--tags", "tier=inference"]);
-
+    for (name, tags) in [
+        ("platform-1", "tier=platform"),
+        ("inference-1", "tier=inference"),
+        ("inference-2", "tier=inference"),
+    ] {
+        run_ok(&["ca", "issue", "--dir", ca, "--node", name, "--tags", tags]);
+    }
     let seed = Node::start(&write_config(dir.path(), "platform-1", "", "tier = \"platform\""));
-    let listening = seed.wait_for("listening on ");
-    let addr = listening.trim_start_matches("listening on ");
-    let config =
-        write_config(dir.path(), "inference-1", &format!("\"platform-1@{addr}\""), "tier = \"inference\"");
-    let joiner = Node::start(&config);
-    assert_eq!(joiner.wait_for("joined seed "), format!("joined seed platform-1 at {addr} [tier=platform]"));
-    assert_eq!(seed.wait_for("peer "), "peer inference-1 authenticated [tier=inference]");
+    let addr = seed.wait_for("listening on ").trim_start_matches("listening on ").to_string();
+    let seeds = format!("\"platform-1@{addr}\"");
+    let a = Node::start(&write_config(dir.path(), "inference-1", &seeds, "tier = \"inference\""));
+    let mut b = Node::start(&write_config(dir.path(), "inference-2", &seeds, "tier = \"inference\""));
+    assert_eq!(a.wait_for("connected to "), format!("connected to platform-1 at {addr} [tier=platform]"));
+    // inference-1 and inference-2 learn of each other through the seed's heartbeats.
+    let up = |names: &[&str]| names.iter().map(|n| format!("member {n} up")).collect::<Vec<_>>();
+    wait_for_all(&seed, &up(&["inference-1", "inference-2"]));
+    wait_for_all(&a, &up(&["platform-1", "inference-2"]));
+    wait_for_all(&b, &up(&["platform-1", "inference-1"]));
+    // kill -9: the others' failure detectors declare it down.
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    wait_for_all(&seed, &["member inference-2 down".to_string()]);
+    wait_for_all(&a, &["member inference-2 down".to_string()]);
 }
 
 #[test]

@@ -43,6 +43,8 @@ pub struct MemberInfo {
     pub status: Status,
     /// CA-attested capability tags.
     pub tags: BTreeMap<String, String>,
+    /// Where the member's endpoint listens (so members met second-hand can be reached).
+    pub addr: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -90,18 +92,11 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// A node `name` in its `incarnation`, joining through `seeds` (node names).
-    pub fn new(
-        name: &str,
-        incarnation: u64,
-        tags: BTreeMap<String, String>,
-        seeds: Vec<String>,
-        config: MembershipConfig,
-        now: Instant,
-    ) -> Self {
+    /// This node (`me`, taken as up), joining through `seeds` (node names).
+    pub fn new(me: MemberInfo, seeds: Vec<String>, config: MembershipConfig, now: Instant) -> Self {
         assert!(config.failure_timeout > config.heartbeat_interval, "the timeout must span heartbeats");
-        let me = MemberInfo { name: name.to_string(), incarnation, status: Status::Up, tags };
-        let seeds = seeds.into_iter().filter(|s| s != name).collect();
+        let me = MemberInfo { status: Status::Up, ..me };
+        let seeds = seeds.into_iter().filter(|s| *s != me.name).collect();
         Membership {
             me,
             config,
@@ -115,6 +110,11 @@ impl Membership {
 
     pub fn name(&self) -> &str {
         &self.me.name
+    }
+
+    /// What this node knows about `name` (not itself).
+    pub fn member(&self, name: &str) -> Option<&MemberInfo> {
+        self.members.get(name).map(|m| &m.info)
     }
 
     /// Members (not this node) and their status, by name.

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use aiot_cluster::membership::{MemberEvent, MemberMsg, Membership, MembershipConfig, Status};
+use aiot_cluster::membership::{MemberEvent, MemberInfo, MemberMsg, Membership, MembershipConfig, Status};
 use aiot_runtime::Instant;
 use rand::{Rng, SeedableRng};
 
@@ -44,15 +44,14 @@ impl Net {
     }
 
     fn start(&mut self, i: usize, incarnation: u64) {
-        let tags = [("tier".to_string(), "inference".to_string())].into();
-        let m = Membership::new(
-            &name(i),
+        let me = MemberInfo {
+            name: name(i),
             incarnation,
-            tags,
-            vec![name(0)],
-            MembershipConfig::default(),
-            self.now,
-        );
+            status: Status::Up,
+            tags: [("tier".to_string(), "inference".to_string())].into(),
+            addr: format!("10.0.0.{i}:7000"),
+        };
+        let m = Membership::new(me, vec![name(0)], MembershipConfig::default(), self.now);
         self.nodes.insert(name(i), m);
         self.down.remove(&name(i));
     }
@@ -173,11 +172,12 @@ fn a_peer_cannot_speak_for_another_node() {
     net.run(Duration::from_secs(4));
     assert_eq!(net.view(0)[&name(2)], Status::Down);
     let forged = MemberMsg::Heartbeat {
-        from: aiot_cluster::membership::MemberInfo {
+        from: MemberInfo {
             name: name(2),
             incarnation: 9,
             status: Status::Up,
             tags: BTreeMap::new(),
+            addr: "10.0.0.2:7000".into(),
         },
         known: Vec::new(),
     };

@@ -346,3 +346,51 @@ async fn accept_one(incoming: quinn::Incoming, tls: &NodeTls) -> Result<Peer, Tr
         }
     }
 }
+
+/// The halves of a connection's control stream (membership and directory traffic).
+pub type ControlSend = quinn::SendStream;
+
+/// Opens the control stream of a connection this node made (the peer accepts it once the first
+/// frame arrives).
+pub async fn open_control(peer: &Peer) -> Result<(ControlSend, FrameReader), TransportError> {
+    let (send, recv) = peer.connection.open_bi().await.map_err(|e| closed_why(&peer.connection, e))?;
+    Ok((send, FrameReader { recv, decoder: FrameDecoder::new() }))
+}
+
+/// Accepts the control stream of a connection the peer made.
+pub async fn accept_control(peer: &Peer) -> Result<(ControlSend, FrameReader), TransportError> {
+    let (send, recv) = peer.connection.accept_bi().await.map_err(|e| closed_why(&peer.connection, e))?;
+    Ok((send, FrameReader { recv, decoder: FrameDecoder::new() }))
+}
+
+/// Writes one frame on a stream.
+pub async fn send_frame<T: Serialize>(send: &mut ControlSend, msg: &T) -> Result<(), TransportError> {
+    let mut bytes = Vec::new();
+    wire::encode(msg, &mut bytes).map_err(|e| TransportError::Io(e.to_string()))?;
+    send.write_all(&bytes).await.map_err(|e| TransportError::Io(e.to_string()))
+}
+
+/// Reads frames from a stream as they arrive.
+pub struct FrameReader {
+    recv: quinn::RecvStream,
+    decoder: FrameDecoder,
+}
+
+impl FrameReader {
+    /// The next frame; `Ok(None)` when the peer finished the stream. A malformed frame is an
+    /// error (the caller closes the connection with it as the reason).
+    pub async fn next<T: serde::de::DeserializeOwned>(&mut self) -> Result<Option<T>, TransportError> {
+        loop {
+            if let Some(msg) =
+                self.decoder.next_frame::<T>().map_err(|e| TransportError::Io(e.to_string()))?
+            {
+                return Ok(Some(msg));
+            }
+            match self.recv.read_chunk(wire::FRAME_LEN_MAX, true).await {
+                Ok(Some(chunk)) => self.decoder.push(&chunk.bytes),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(TransportError::Io(e.to_string())),
+            }
+        }
+    }
+}
