@@ -39,8 +39,7 @@ pub fn run(options: Options) -> Result<(), String> {
     let config = NodeConfig::load(&options.config).map_err(|e| e.to_string())?;
     let tls = NodeTls::load(&config.tls.ca, &config.tls.cert, &config.tls.key).map_err(|e| e.to_string())?;
     let report = tag_report(&config.tags, &tls.me.tags);
-    let tags: Vec<String> = report.attested.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    println!("node {} with attested tags [{}]", tls.me.name, tags.join(", "));
+    println!("node {} with attested tags [{}]", tls.me.name, tag_list(&report.attested));
     for (key, value) in &report.unattested {
         println!(
             "ignored tag {key}={value}: claimed in {} but not attested by the certificate",
@@ -56,6 +55,11 @@ pub fn run(options: Options) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
     runtime.block_on(serve(config, Arc::new(tls)))
+}
+
+/// `tier=inference, accel=gpu`.
+fn tag_list(tags: &BTreeMap<String, String>) -> String {
+    tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
 }
 
 /// What the node's tasks share.
@@ -113,8 +117,7 @@ async fn serve(config: NodeConfig, tls: Arc<NodeTls>) -> Result<(), String> {
         tokio::select! {
             accepted = accept(&endpoint, &shared.tls) => match accepted {
                 Some(Ok(peer)) => {
-                    let tags: Vec<String> = peer.identity.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    println!("peer {} authenticated [{}]", peer.identity.name, tags.join(", "));
+                    println!("peer {} authenticated [{}]", peer.identity.name, tag_list(&peer.identity.tags));
                     let shared = shared.clone();
                     tokio::spawn(async move {
                         if let Ok((send, reader)) = accept_control(&peer).await {
@@ -186,8 +189,7 @@ fn dial(shared: &Arc<Shared>, name: String, addr: SocketAddr) {
     tokio::spawn(async move {
         match connect(&shared.endpoint, &shared.tls, addr, &name).await {
             Ok(peer) => {
-                let tags: Vec<String> = peer.identity.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!("connected to {} at {addr} [{}]", peer.identity.name, tags.join(", "));
+                println!("connected to {} at {addr} [{}]", peer.identity.name, tag_list(&peer.identity.tags));
                 if let Ok((send, reader)) = open_control(&peer).await {
                     register(&shared, peer, send, reader);
                 }
