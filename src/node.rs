@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 
 use aiot_cluster::config::{tag_report, NodeConfig};
 use aiot_cluster::membership::{MemberEvent, MemberInfo, MemberMsg, Membership, MembershipConfig, Status};
+use aiot_cluster::transport::keep_new_connection;
 use aiot_cluster::transport::quic::{
     accept, accept_control, connect, open_control, send_frame, ControlSend, Endpoint, FrameReader, NodeTls,
     Peer,
@@ -62,14 +63,21 @@ fn tag_list(tags: &BTreeMap<String, String>) -> String {
     tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
 }
 
+/// The connection in use to one peer.
+struct PeerLink {
+    frames: UnboundedSender<MemberMsg>,
+    dialled_by: String,
+    connection: aiot_cluster::transport::quic::Connection,
+}
+
 /// What the node's tasks share.
 struct Shared {
     tls: Arc<NodeTls>,
     endpoint: Endpoint,
     epoch: tokio::time::Instant,
     membership: Mutex<Membership>,
-    /// Authenticated peers: where to send their control frames.
-    peers: Mutex<BTreeMap<String, UnboundedSender<MemberMsg>>>,
+    /// Authenticated peers: where to send their control frames, and who dialled the connection.
+    peers: Mutex<BTreeMap<String, PeerLink>>,
     /// Peers being dialled (one attempt at a time each).
     dialing: Mutex<BTreeSet<String>>,
     /// Seeds by name: where to dial before membership knows them.
@@ -121,7 +129,8 @@ async fn serve(config: NodeConfig, tls: Arc<NodeTls>) -> Result<(), String> {
                     let shared = shared.clone();
                     tokio::spawn(async move {
                         if let Ok((send, reader)) = accept_control(&peer).await {
-                            register(&shared, peer, send, reader);
+                            let dialled_by = peer.identity.name.clone();
+                            register(&shared, peer, dialled_by, send, reader);
                         }
                     });
                 }
@@ -161,7 +170,7 @@ async fn drive(shared: Arc<Shared>) {
             }
         }
         for (to, msg) in sends {
-            let sender = shared.peers.lock().get(&to).cloned();
+            let sender = shared.peers.lock().get(&to).map(|link| link.frames.clone());
             match sender {
                 Some(tx) => {
                     let _ = tx.send(msg);
@@ -191,7 +200,8 @@ fn dial(shared: &Arc<Shared>, name: String, addr: SocketAddr) {
             Ok(peer) => {
                 println!("connected to {} at {addr} [{}]", peer.identity.name, tag_list(&peer.identity.tags));
                 if let Ok((send, reader)) = open_control(&peer).await {
-                    register(&shared, peer, send, reader);
+                    let dialled_by = shared.tls.me.name.clone();
+                    register(&shared, peer, dialled_by, send, reader);
                 }
             }
             Err(e) => println!("{name}@{addr} not reachable yet: {e}"),
@@ -200,11 +210,33 @@ fn dial(shared: &Arc<Shared>, name: String, addr: SocketAddr) {
     });
 }
 
-/// Wires an authenticated peer's control stream to membership.
-fn register(shared: &Arc<Shared>, peer: Peer, mut send: ControlSend, mut reader: FrameReader) {
+/// Wires an authenticated peer's control stream to membership, keeping one connection per pair
+/// (`keep_new_connection`): a duplicate is closed with the reason.
+fn register(
+    shared: &Arc<Shared>,
+    peer: Peer,
+    dialled_by: String,
+    mut send: ControlSend,
+    mut reader: FrameReader,
+) {
     let name = peer.identity.name.clone();
     let (tx, mut rx) = unbounded_channel::<MemberMsg>();
-    shared.peers.lock().insert(name.clone(), tx.clone());
+    {
+        let mut peers = shared.peers.lock();
+        let me = &shared.tls.me.name;
+        let replace = match peers.get(&name) {
+            None => true,
+            Some(link) => keep_new_connection(&link.dialled_by, &dialled_by, me, &name),
+        };
+        if !replace {
+            peer.connection.close(4u32.into(), b"duplicate connection: the pair keeps the other one");
+            return;
+        }
+        let link = PeerLink { frames: tx.clone(), dialled_by, connection: peer.connection.clone() };
+        if let Some(old) = peers.insert(name.clone(), link) {
+            old.connection.close(4u32.into(), b"duplicate connection: the pair keeps the other one");
+        }
+    }
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
             if send_frame(&mut send, &msg).await.is_err() {
@@ -226,7 +258,7 @@ fn register(shared: &Arc<Shared>, peer: Peer, mut send: ControlSend, mut reader:
             }
         }
         let mut peers = shared.peers.lock();
-        if peers.get(&name).is_some_and(|current| current.same_channel(&tx)) {
+        if peers.get(&name).is_some_and(|current| current.frames.same_channel(&tx)) {
             peers.remove(&name);
         }
     });
@@ -240,8 +272,8 @@ async fn leave(shared: &Arc<Shared>) {
         std::iter::from_fn(|| m.poll_send()).collect()
     };
     for (to, msg) in sends {
-        if let Some(tx) = shared.peers.lock().get(&to) {
-            let _ = tx.send(msg);
+        if let Some(link) = shared.peers.lock().get(&to) {
+            let _ = link.frames.send(msg);
         }
     }
     tokio::time::sleep(LEAVE_FLUSH).await;

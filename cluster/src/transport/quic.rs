@@ -30,6 +30,8 @@ use crate::wire::{self, FrameDecoder};
 
 /// A node's QUIC endpoint (made by `NodeTls::bind`).
 pub type Endpoint = quinn::Endpoint;
+/// An authenticated connection's handle (cheap to clone).
+pub type Connection = quinn::Connection;
 
 /// ALPN of the node-to-node protocol (the wire version travels in every frame).
 const ALPN: &[u8] = b"aiot";
