@@ -155,59 +155,57 @@ fn config_err(what: &Path, e: impl std::fmt::Display) -> TransportError {
     TransportError::Config(format!("{}: {e}", what.display()))
 }
 
+/// A node's or admin's PEM files, read once: the CA certificate, its own certificate and key.
+struct Material {
+    me: Identity,
+    ca: CertificateDer<'static>,
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl Material {
+    fn read(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TransportError> {
+        let ca_der = CertificateDer::from_pem_file(ca).map_err(|e| config_err(ca, e))?;
+        let cert_der = CertificateDer::from_pem_file(cert).map_err(|e| config_err(cert, e))?;
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| config_err(key, e))?;
+        let me = read_identity(&cert_der).map_err(|e| config_err(cert, e))?;
+        Ok(Material { me, ca: ca_der, cert: cert_der, key: key_der })
+    }
+
+    fn node(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TransportError> {
+        let material = Self::read(ca, cert, key)?;
+        if material.me.role != Role::Node {
+            return Err(config_err(cert, "an admin certificate, where a node certificate is required"));
+        }
+        Ok(material)
+    }
+}
+
 impl NodeTls {
     /// Loads the CA certificate and this node's certificate and key. `cert` must be a node
     /// certificate: its tags are what this node may claim.
     pub fn load(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TransportError> {
-        let ca_der = CertificateDer::from_pem_file(ca).map_err(|e| config_err(ca, e))?;
-        let cert_der = CertificateDer::from_pem_file(cert).map_err(|e| config_err(cert, e))?;
-        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| config_err(key, e))?;
-        let me = read_identity(&cert_der).map_err(|e| config_err(cert, e))?;
-        if me.role != Role::Node {
-            return Err(config_err(cert, "an admin certificate, where a node certificate is required"));
-        }
-        Self::build(me, ca_der, cert_der, key_der)
+        Self::build(Material::node(ca, cert, key)?, true)
     }
 
     /// Loads an admin's certificate (the shell connects with one; a node refuses it as a peer).
     pub fn load_admin(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TransportError> {
-        let ca_der = CertificateDer::from_pem_file(ca).map_err(|e| config_err(ca, e))?;
-        let cert_der = CertificateDer::from_pem_file(cert).map_err(|e| config_err(cert, e))?;
-        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| config_err(key, e))?;
-        let me = read_identity(&cert_der).map_err(|e| config_err(cert, e))?;
-        Self::build(me, ca_der, cert_der, key_der)
+        Self::build(Material::read(ca, cert, key)?, true)
     }
 
     /// Like `load`, but presents no client certificate (for tests of the refusal).
     #[doc(hidden)]
     pub fn without_client_certificate(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TransportError> {
-        let mut tls = Self::load(ca, cert, key)?;
-        let ca_der = CertificateDer::from_pem_file(ca).map_err(|e| config_err(ca, e))?;
-        let mut roots = RootCertStore::empty();
-        roots.add(ca_der).map_err(|e| config_err(ca, e))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| config_err(ca, e))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        client.alpn_protocols = vec![ALPN.to_vec()];
-        tls.client = quinn::ClientConfig::new(Arc::new(
-            QuicClientConfig::try_from(client).map_err(|e| config_err(ca, e))?,
-        ));
-        Ok(tls)
+        Self::build(Material::node(ca, cert, key)?, false)
     }
 
-    fn build(
-        me: Identity,
-        ca_der: CertificateDer<'static>,
-        cert_der: CertificateDer<'static>,
-        key_der: PrivateKeyDer<'static>,
-    ) -> Result<Self, TransportError> {
+    /// Builds the server and client configs; `client_auth` false presents no client certificate.
+    fn build(material: Material, client_auth: bool) -> Result<Self, TransportError> {
         let err = |e: &dyn std::fmt::Display| TransportError::Config(e.to_string());
+        let Material { me, ca, cert, key } = material;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
-        roots.add(ca_der).map_err(|e| err(&e))?;
+        roots.add(ca).map_err(|e| err(&e))?;
         let roots = Arc::new(roots);
         let stats = Arc::new(TransportStats::default());
         let webpki = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
@@ -218,15 +216,18 @@ impl NodeTls {
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| err(&e))?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![cert_der.clone()], key_der.clone_key())
+            .with_single_cert(vec![cert.clone()], key.clone_key())
             .map_err(|e| err(&e))?;
         server.alpn_protocols = vec![ALPN.to_vec()];
-        let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        let client = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| err(&e))?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(vec![cert_der], key_der)
-            .map_err(|e| err(&e))?;
+            .with_root_certificates(roots);
+        let mut client = if client_auth {
+            client.with_client_auth_cert(vec![cert], key).map_err(|e| err(&e))?
+        } else {
+            client.with_no_client_auth()
+        };
         client.alpn_protocols = vec![ALPN.to_vec()];
         let server = quinn::ServerConfig::with_crypto(Arc::new(
             QuicServerConfig::try_from(server).map_err(|e| err(&e))?,
