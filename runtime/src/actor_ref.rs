@@ -44,29 +44,34 @@ impl<M: Message> ActorRef<M> {
         &self.inner.path
     }
 
-    /// Runs `f` on the live mailbox behind the path in `core`. The first resolution is cached
-    /// for good: a mailbox outlives restarts, so only a path that stopped for good (and perhaps
-    /// came back) takes the registry lookup again.
-    pub(crate) fn with_cell<R>(
+    /// Runs `f` on the live mailbox behind the path in `core`, handing it `value`; without a
+    /// live local mailbox, `value` comes back with the error (a cluster may route it). The first
+    /// resolution is cached for good: a mailbox outlives restarts, so only a path that stopped
+    /// for good (and perhaps came back) takes the registry lookup again.
+    pub(crate) fn with_cell<T, R>(
         &self,
         core: &SystemCore,
-        f: impl FnOnce(&Arc<Cell<M>>) -> R,
-    ) -> Result<R, SendError> {
+        value: T,
+        f: impl FnOnce(&Arc<Cell<M>>, T) -> R,
+    ) -> Result<R, (SendError, T)> {
         if let Some(cell) = self.inner.cache.get() {
             if cell.system() == core.id() && !cell.is_closed() {
-                return Ok(f(cell));
+                return Ok(f(cell, value));
             }
         }
         let path = &self.inner.path;
-        let any = core.lookup(path).ok_or_else(|| SendError::NoActor(path.clone()))?;
+        let Some(any) = core.lookup(path) else { return Err((SendError::NoActor(path.clone()), value)) };
         let actual = any.msg_type();
-        let cell = any.into_any_arc().downcast::<Cell<M>>().map_err(|_| SendError::WrongType {
-            path: path.clone(),
-            expected: std::any::type_name::<M>().to_string(),
-            actual: actual.to_string(),
-        })?;
+        let cell = match any.into_any_arc().downcast::<Cell<M>>() {
+            Ok(cell) => cell,
+            Err(_) => {
+                let expected = std::any::type_name::<M>().to_string();
+                let error = SendError::WrongType { path: path.clone(), expected, actual: actual.to_string() };
+                return Err((error, value));
+            }
+        };
         let _ = self.inner.cache.set(cell.clone());
-        Ok(f(&cell))
+        Ok(f(&cell, value))
     }
 }
 
@@ -102,18 +107,32 @@ impl<'de, M: Message> Deserialize<'de> for ActorRef<M> {
     }
 }
 
-/// Where a reply of type `R` goes: the asker's path and the request's correlation id. Put one
-/// in a request message; the receiver answers with `ctx.reply(reply_to, value)`.
+/// Where a reply of type `R` goes: the asker's path, the request's correlation id and, in a
+/// cluster, the asker's node. Put one in a request message; the receiver answers with
+/// `ctx.reply(reply_to, value)`.
 pub struct ReplyTo<R> {
     pub(crate) path: ActorPath,
     pub(crate) corr: u64,
     pub(crate) cell: Option<Arc<dyn AnyCell>>,
+    /// The asker's node (`SystemCore::node_name`), so a reply finds its way back without the
+    /// directory (askers from outside any actor are not in it).
+    pub(crate) origin: Option<Arc<str>>,
     _reply: PhantomData<fn(R)>,
 }
 
 impl<R> ReplyTo<R> {
-    pub(crate) fn new(path: ActorPath, corr: u64, cell: Option<Arc<dyn AnyCell>>) -> Self {
-        ReplyTo { path, corr, cell, _reply: PhantomData }
+    pub(crate) fn new(
+        path: ActorPath,
+        corr: u64,
+        cell: Option<Arc<dyn AnyCell>>,
+        origin: Option<Arc<str>>,
+    ) -> Self {
+        ReplyTo { path, corr, cell, origin, _reply: PhantomData }
+    }
+
+    /// The asker's node, when the asking system is part of a cluster.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
     }
 
     /// The asker's path.
@@ -129,7 +148,7 @@ impl<R> ReplyTo<R> {
 
 impl<R> Clone for ReplyTo<R> {
     fn clone(&self) -> Self {
-        ReplyTo::new(self.path.clone(), self.corr, self.cell.clone())
+        ReplyTo::new(self.path.clone(), self.corr, self.cell.clone(), self.origin.clone())
     }
 }
 
@@ -141,13 +160,13 @@ impl<R> fmt::Debug for ReplyTo<R> {
 
 impl<R> Serialize for ReplyTo<R> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (&self.path, self.corr).serialize(s)
+        (&self.path, self.corr, self.origin.as_deref()).serialize(s)
     }
 }
 
 impl<'de, R> Deserialize<'de> for ReplyTo<R> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (path, corr) = <(ActorPath, u64)>::deserialize(d)?;
-        Ok(ReplyTo::new(path, corr, None))
+        let (path, corr, origin) = <(ActorPath, u64, Option<String>)>::deserialize(d)?;
+        Ok(ReplyTo::new(path, corr, None, origin.map(Arc::from)))
     }
 }

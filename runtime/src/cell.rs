@@ -338,9 +338,13 @@ pub trait AnyCell: Send + Sync + 'static {
     /// Counts a restart of the actor living here.
     #[doc(hidden)]
     fn count_restart(&self);
+    /// Decodes `bytes` (from the network) into this mailbox's message type and enqueues it
+    /// under the mailbox policy, from outside any actor.
+    #[doc(hidden)]
+    fn push_encoded(&self, bytes: &[u8]) -> Result<(), crate::remote::DeliveryError>;
 }
 
-impl<M: Send + 'static> AnyCell for Cell<M> {
+impl<M: crate::message::Message> AnyCell for Cell<M> {
     fn id(&self) -> ActorId {
         self.id
     }
@@ -404,6 +408,20 @@ impl<M: Send + 'static> AnyCell for Cell<M> {
             Err(PushError::Full(_) | PushError::Rejected) => {
                 Err(crate::SendError::MailboxFull(self.path.clone()))
             }
+        }
+    }
+    fn push_encoded(&self, bytes: &[u8]) -> Result<(), crate::remote::DeliveryError> {
+        use crate::remote::DeliveryError;
+        let msg: M = crate::message::decode(bytes).map_err(|reason| DeliveryError::Decode {
+            path: self.path.clone(),
+            expected: std::any::type_name::<M>(),
+            reason,
+        })?;
+        match self.push_user(ActorId::EXTERNAL, msg) {
+            Ok(()) => Ok(()),
+            Err(PushError::Full(_)) => Err(DeliveryError::Full(self.path.clone())),
+            Err(PushError::Rejected) => Err(DeliveryError::Rejected(self.path.clone())),
+            Err(PushError::Closed(_)) => Err(DeliveryError::NoActor(self.path.clone())),
         }
     }
     fn push_timer(&self, key: u64) -> bool {

@@ -99,7 +99,9 @@ impl<'a, M: Message> Ctx<'a, M> {
         on_reply: impl FnOnce(Result<R, AskError>) -> M + Send + 'static,
     ) -> Result<AskId, SendError> {
         let corr = self.host.core().next_corr();
-        let reply_to = ReplyTo::new(self.core.spec.path.clone(), corr, Some(self.core.any_cell.clone()));
+        let origin = self.host.core().node_name().cloned();
+        let reply_to =
+            ReplyTo::new(self.core.spec.path.clone(), corr, Some(self.core.any_cell.clone()), origin);
         self.core.send(self.host, to, request(reply_to))?;
         let token = self.host.set_timer(self.core.any_cell.clone(), timeout, TimerFire::AskTimeout(corr));
         let on_reply = erase_reply(on_reply);
@@ -114,13 +116,20 @@ impl<'a, M: Message> Ctx<'a, M> {
             Some(cell) if !cell.is_closed() => Some(cell.clone()),
             _ => core.lookup(&to.path),
         };
-        match cell {
-            Some(cell) if cell.push_reply(self.core.id, to.corr, Box::new(value)) => Ok(()),
-            _ => {
-                core.dead_letter(&to.path, 1);
+        let result = match cell {
+            Some(cell) => {
+                if cell.push_reply(self.core.id, to.corr, Box::new(value)) {
+                    return Ok(());
+                }
                 Err(SendError::NoActor(to.path.clone()))
             }
+            // Not here: the asker may be on another node.
+            None => core.reply_remote(to.origin(), &to.path, to.corr, &value),
+        };
+        if result.is_err() {
+            core.dead_letter(&to.path, 1);
         }
+        result
     }
 
     /// Delivers `msg` to this actor after `after`.
@@ -182,11 +191,7 @@ impl<'a, M: Message> Ctx<'a, M> {
 
     /// Stops child `path` (exit reason shutdown); it is not restarted. False if no such child runs.
     pub fn stop_child(&mut self, path: &ActorPath) -> bool {
-        let extras = self.core.extras();
-        let running = extras.children.values().find(|c| &c.spec.path == path && c.running);
-        let Some(cell) = running.and_then(|c| c.cell.clone()) else { return false };
-        extras.stopped_on_request.insert(cell.id());
-        cell.push_control(crate::mailbox::Control::Terminate)
+        self.core.stop_child(path)
     }
 
     /// Paths of this actor's running children, in start order.

@@ -23,13 +23,16 @@ use crate::topology::{Supervisor, Topology};
 /// Sends from outside: the sender is `ActorId::EXTERNAL`, and a full mailbox refuses with
 /// `MailboxFull` whatever its policy (there is no outbox to park in).
 pub(crate) fn tell<M: Message>(core: &SystemCore, to: &ActorRef<M>, msg: M) -> Result<(), SendError> {
-    let result = to
-        .with_cell(core, |cell| match cell.push_user(ActorId::EXTERNAL, msg) {
-            Ok(()) => Ok(()),
-            Err(PushError::Full(_) | PushError::Rejected) => Err(SendError::MailboxFull(to.path().clone())),
-            Err(PushError::Closed(_)) => Err(SendError::Stopped(to.path().clone())),
-        })
-        .and_then(|r| r);
+    let outcome = to.with_cell(core, msg, |cell, msg| match cell.push_user(ActorId::EXTERNAL, msg) {
+        Ok(()) => Ok(()),
+        Err(PushError::Full(_) | PushError::Rejected) => Err(SendError::MailboxFull(to.path().clone())),
+        Err(PushError::Closed(_)) => Err(SendError::Stopped(to.path().clone())),
+    });
+    let result = match outcome {
+        Ok(result) => result,
+        Err((SendError::NoActor(_), msg)) => core.send_remote(to.path(), &msg),
+        Err((error, _)) => Err(error),
+    };
     if let Err(SendError::NoActor(_) | SendError::Stopped(_)) = &result {
         core.dead_letter(to.path(), 1);
     }
@@ -39,7 +42,16 @@ pub(crate) fn tell<M: Message>(core: &SystemCore, to: &ActorRef<M>, msg: M) -> R
 /// A reply awaited from outside the system.
 pub struct PendingReply<R> {
     pub(crate) cell: Arc<Cell<()>>,
+    /// The registry the reply cell is in while the ask is pending (so a reply from another
+    /// node finds it by path).
+    core: Arc<SystemCore>,
     _reply: PhantomData<fn() -> R>,
+}
+
+impl<R> Drop for PendingReply<R> {
+    fn drop(&mut self) {
+        self.core.unregister(AnyCell::path(&*self.cell), AnyCell::id(&*self.cell));
+    }
 }
 
 impl<R: Message> PendingReply<R> {
@@ -47,7 +59,7 @@ impl<R: Message> PendingReply<R> {
     pub fn try_take(&mut self) -> Option<Result<R, AskError>> {
         match self.cell.pop(false)?.0 {
             Popped::Envelope(Envelope::Reply { value, .. }) => {
-                Some(value.into_any().downcast::<R>().map(|r| *r).map_err(|_| AskError::WrongReplyType))
+                Some(crate::remote::reply_value::<R>(value.into_any()))
             }
             Popped::Envelope(Envelope::AskTimeout { .. }) => Some(Err(AskError::Timeout)),
             _ => None,
@@ -69,9 +81,13 @@ pub(crate) fn ask<Q: Message, R: Message>(
     let cell = Arc::new(Cell::<()>::new(id, path.clone(), core.id(), MailboxSpec::default(), notifier));
     let corr = core.next_corr();
     let any: Arc<dyn AnyCell> = cell.clone();
-    tell(&core, to, request(ReplyTo::new(path, corr, Some(any.clone())))).map_err(AskError::Send)?;
+    core.register(any.clone()).expect("ask paths are unique");
+    let origin = core.node_name().cloned();
+    // Made first, so that the registration is undone (on drop) if the send fails.
+    let pending = PendingReply { cell, core: core.clone(), _reply: PhantomData };
+    tell(&core, to, request(ReplyTo::new(path, corr, Some(any.clone()), origin))).map_err(AskError::Send)?;
     host.set_timer(any, timeout, TimerFire::AskTimeout(corr));
-    Ok(PendingReply { cell, _reply: PhantomData })
+    Ok(pending)
 }
 
 /// The root guardian of a new system: its runner and its mailbox.
@@ -101,8 +117,18 @@ pub(crate) fn start_topology(
     root: &Arc<dyn AnyCell>,
     topology: &Topology,
 ) -> Result<(), SpawnError> {
-    let mut cells = Vec::with_capacity(topology.roots().len());
-    for spec in topology.roots() {
+    start_subtrees(host, root, topology.roots())
+}
+
+/// Starts top-level subtrees (declared in a topology) under the root, all or none; their
+/// mailboxes exist at once. A cluster node starts the ones placed on it this way.
+pub(crate) fn start_subtrees(
+    host: &mut dyn Host,
+    root: &Arc<dyn AnyCell>,
+    subtrees: &[Arc<Spec>],
+) -> Result<(), SpawnError> {
+    let mut cells = Vec::with_capacity(subtrees.len());
+    for spec in subtrees {
         match spec.make.new_cell(host, spec) {
             Ok(cell) => cells.push(cell),
             Err(e) => {
@@ -114,10 +140,16 @@ pub(crate) fn start_topology(
             }
         }
     }
-    for (spec, cell) in topology.roots().iter().zip(cells) {
+    for (spec, cell) in subtrees.iter().zip(cells) {
         root.push_control(Control::Adopt(spec.clone(), Some(cell)));
     }
     Ok(())
+}
+
+/// Stops the top-level subtree at `path` for good (its actors' mailboxes close; later sends
+/// to it are routed elsewhere or dead letters).
+pub(crate) fn stop_subtree(root: &Arc<dyn AnyCell>, path: &ActorPath) -> bool {
+    root.push_control(Control::StopChild(path.clone()))
 }
 
 /// The path of a top-level actor named `name`.

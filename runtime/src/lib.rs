@@ -18,6 +18,7 @@
 //! - `spec`, `topology`: how actors are built and declared; validation.
 //! - `placement`: capability-tag requirements (the cluster decides placement).
 //! - `port`: how actors talk to host adapters (MQTT, event log, clock, disk).
+//! - `remote`: the seam a cluster routes sends to other nodes through.
 //! - `host`: the executor seam; `exec::det` and `exec::tokio` implement it.
 //! - `system`, `external`, `metrics`, `time`, `path`, `message`, `error`: shared pieces.
 
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod path;
 pub mod placement;
 pub mod port;
+pub mod remote;
 mod runner;
 pub mod spec;
 pub mod supervision;
@@ -54,6 +56,7 @@ pub use metrics::MetricsSnapshot;
 pub use path::ActorPath;
 pub use placement::{Placement, Requirement};
 pub use port::{Port, PortCall, PortClient, PortRef};
+pub use remote::{DeliveryError, Remote};
 pub use spec::{ActorSpec, Init};
 pub use supervision::{Restart, Strategy, SupervisorSpec};
 pub use system::{EventKind, SystemConfig, SystemCore, SystemEvent};

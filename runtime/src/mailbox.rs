@@ -84,4 +84,6 @@ pub enum Control {
     /// Start a subtree as a new child (the system uses it on the root guardian), in the
     /// mailbox made for it ahead, if any.
     Adopt(Arc<Spec>, Option<Arc<dyn crate::cell::AnyCell>>),
+    /// Stop the child at this path for good (exit reason shutdown; not restarted).
+    StopChild(crate::path::ActorPath),
 }

@@ -20,10 +20,23 @@ pub fn codec() -> bincode::config::Configuration {
 
 /// Encodes `msg` with the project's bincode configuration, appending to `out`.
 pub fn encode_into<M: Serialize>(msg: &M, out: &mut Vec<u8>) {
+    out.extend_from_slice(&encode(msg));
+}
+
+/// Decodes a whole message of type `M` from `bytes`; trailing bytes are refused.
+pub fn decode<M: DeserializeOwned>(bytes: &[u8]) -> Result<M, String> {
+    let (msg, used) = bincode::serde::decode_from_slice::<M, _>(bytes, codec()).map_err(|e| e.to_string())?;
+    if used != bytes.len() {
+        return Err(format!("{} trailing bytes", bytes.len() - used));
+    }
+    Ok(msg)
+}
+
+/// Encodes `msg` into a fresh buffer.
+pub fn encode<M: Serialize>(msg: &M) -> Vec<u8> {
     // Encoding into a Vec cannot fail for serde types without custom failing impls; a failure
-    // would mean a broken Serialize impl, which we surface loudly rather than hash garbage.
-    let bytes = bincode::serde::encode_to_vec(msg, codec()).expect("message serializes");
-    out.extend_from_slice(&bytes);
+    // would mean a broken Serialize impl, which we surface loudly rather than send garbage.
+    bincode::serde::encode_to_vec(msg, codec()).expect("message serializes")
 }
 
 /// A message whose type was erased (replies, port events): it can still be encoded for the trace

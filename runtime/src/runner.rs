@@ -108,7 +108,7 @@ pub(crate) struct ParkedUser<N> {
     pub(crate) msg: Option<N>,
 }
 
-impl<N: Send + 'static> Parked for ParkedUser<N> {
+impl<N: Message> Parked for ParkedUser<N> {
     fn try_deliver(&mut self) -> ParkedResult {
         let msg = self.msg.take().expect("a parked message is delivered once");
         match self.cell.push_user(self.from, msg) {
@@ -368,6 +368,9 @@ impl<A: Actor> Runner<A> {
                 }
             }
             Control::ChildExited { id, key, reason } => self.core.child_exited(id, key, reason, host),
+            Control::StopChild(path) => {
+                self.core.stop_child(&path);
+            }
         }
     }
 
@@ -502,6 +505,15 @@ impl<M: Message> RunnerCore<M> {
     }
 
     /// Records a new child; returns its start-order key.
+    /// Stops the running child at `path` for good; false if no such child runs.
+    pub(crate) fn stop_child(&mut self, path: &ActorPath) -> bool {
+        let extras = self.extras();
+        let running = extras.children.values().find(|c| &c.spec.path == path && c.running);
+        let Some(cell) = running.and_then(|c| c.cell.clone()) else { return false };
+        extras.stopped_on_request.insert(cell.id());
+        cell.push_control(Control::Terminate)
+    }
+
     pub(crate) fn add_child(&mut self, spec: Arc<Spec>, dynamic: bool) -> u64 {
         let extras = self.extras();
         let key = extras.next_child;
@@ -684,7 +696,7 @@ impl<M: Message> RunnerCore<M> {
         msg: N,
     ) -> Result<(), SendError> {
         let core = host.core();
-        let outcome = to.with_cell(core, |cell| {
+        let outcome = to.with_cell(core, msg, |cell, msg| {
             if !self.outbox.is_empty() {
                 // Keep per-pair order: once anything waits, later sends wait behind it.
                 self.outbox.push_back(Box::new(ParkedUser {
@@ -712,7 +724,11 @@ impl<M: Message> RunnerCore<M> {
                 }
             }
         });
-        let result = outcome.and_then(|r| r);
+        let result = match outcome {
+            Ok(result) => result,
+            Err((SendError::NoActor(_), msg)) => core.send_remote(to.path(), &msg),
+            Err((error, _)) => Err(error),
+        };
         if let Err(SendError::NoActor(_) | SendError::Stopped(_)) = &result {
             core.dead_letter(to.path(), 1);
         }
@@ -845,6 +861,10 @@ fn encode_control(control: &Control, out: &mut Vec<u8>) {
             out.push(8);
             out.extend_from_slice(spec.path.as_str().as_bytes());
         }
+        Control::StopChild(path) => {
+            out.push(9);
+            out.extend_from_slice(path.as_str().as_bytes());
+        }
     }
 }
 
@@ -852,11 +872,5 @@ fn encode_control(control: &Control, out: &mut Vec<u8>) {
 pub(crate) fn erase_reply<M, R: Message>(
     on_reply: impl FnOnce(Result<R, AskError>) -> M + Send + 'static,
 ) -> ReplyFn<M> {
-    Box::new(move |result| match result {
-        Ok(value) => match value.downcast::<R>() {
-            Ok(r) => on_reply(Ok(*r)),
-            Err(_) => on_reply(Err(AskError::WrongReplyType)),
-        },
-        Err(e) => on_reply(Err(e)),
-    })
+    Box::new(move |result| on_reply(result.and_then(crate::remote::reply_value::<R>)))
 }

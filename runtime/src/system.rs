@@ -3,16 +3,19 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::actor::ExitReason;
 use crate::cell::AnyCell;
+use crate::error::SendError;
 use crate::mailbox::ActorId;
+use crate::message::Message;
 use crate::metrics::MetricsSnapshot;
 use crate::path::ActorPath;
+use crate::remote::{DeliveryError, EncodedReply, Remote};
 use crate::supervision::SupervisorSpec;
 use crate::time::Instant;
 
@@ -80,6 +83,8 @@ pub struct SystemCore {
     events: Mutex<VecDeque<SystemEvent>>,
     listener: RwLock<Option<Listener>>,
     exit: Mutex<Option<ExitReason>>,
+    /// This node's name and the cluster's router, once the host joined a cluster.
+    remote: OnceLock<(Arc<str>, Arc<dyn Remote>)>,
 }
 
 impl SystemCore {
@@ -95,6 +100,7 @@ impl SystemCore {
             events: Mutex::new(VecDeque::new()),
             listener: RwLock::new(None),
             exit: Mutex::new(None),
+            remote: OnceLock::new(),
         })
     }
 
@@ -193,6 +199,69 @@ impl SystemCore {
     /// The supervision events so far (at most `EVENT_LOG_LEN_MAX`, oldest first).
     pub fn events(&self) -> Vec<SystemEvent> {
         self.events.lock().iter().cloned().collect()
+    }
+
+    /// Makes this system part of a cluster as node `node`: sends to paths with no local actor
+    /// go to `remote`. Once only; false if a router was installed already.
+    pub fn set_remote(&self, node: &str, remote: Arc<dyn Remote>) -> bool {
+        self.remote.set((Arc::from(node), remote)).is_ok()
+    }
+
+    /// This node's name, once the system is part of a cluster.
+    pub fn node_name(&self) -> Option<&Arc<str>> {
+        self.remote.get().map(|(node, _)| node)
+    }
+
+    /// Routes a send whose receiver is not local through the cluster (`NoActor` outside one).
+    pub(crate) fn send_remote<M: Message>(&self, to: &ActorPath, msg: &M) -> Result<(), SendError> {
+        match self.remote.get() {
+            Some((_, remote)) => remote.send(to, crate::message::encode(msg)),
+            None => Err(SendError::NoActor(to.clone())),
+        }
+    }
+
+    /// Routes a reply to an asker on another node (`NoActor` outside a cluster, or when the
+    /// asker's node is this one).
+    pub(crate) fn reply_remote<R: Message>(
+        &self,
+        origin: Option<&str>,
+        to: &ActorPath,
+        corr: u64,
+        value: &R,
+    ) -> Result<(), SendError> {
+        match (self.remote.get(), origin) {
+            (Some((me, remote)), Some(origin)) if **me != *origin => {
+                remote.reply(origin, to, corr, crate::message::encode(value))
+            }
+            _ => Err(SendError::NoActor(to.clone())),
+        }
+    }
+
+    /// Delivers an encoded message from another node to the local actor at `to`, decoded into
+    /// the type that actor takes. A missing actor is a dead letter.
+    pub fn deliver_remote(&self, to: &ActorPath, bytes: &[u8]) -> Result<(), DeliveryError> {
+        let result = match self.lookup(to) {
+            Some(cell) => cell.push_encoded(bytes),
+            None => Err(DeliveryError::NoActor(to.clone())),
+        };
+        if let Err(DeliveryError::NoActor(_)) = &result {
+            self.dead_letter(to, 1);
+        }
+        result
+    }
+
+    /// Delivers an encoded reply from another node to the local asker at `to`; the asker
+    /// decodes it into the type it expects. A missing asker is a dead letter.
+    pub fn deliver_remote_reply(&self, to: &ActorPath, corr: u64, bytes: &[u8]) -> Result<(), DeliveryError> {
+        let delivered = self.lookup(to).is_some_and(|cell| {
+            cell.push_reply(ActorId::EXTERNAL, corr, Box::new(EncodedReply(bytes.to_vec())))
+        });
+        if delivered {
+            Ok(())
+        } else {
+            self.dead_letter(to, 1);
+            Err(DeliveryError::NoActor(to.clone()))
+        }
     }
 
     pub(crate) fn set_exit(&self, reason: ExitReason) {

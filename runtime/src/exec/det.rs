@@ -26,8 +26,9 @@ use crate::external::{self, PendingReply};
 use crate::host::{Host, Runnable, Step, TimerFire, TimerToken};
 use crate::mailbox::{ActorId, Control};
 use crate::message::Message;
+use crate::path::ActorPath;
 use crate::port::{port_path, Port, PortCall};
-use crate::spec::ActorSpec;
+use crate::spec::{ActorSpec, Spec};
 use crate::system::{SystemConfig, SystemCore};
 use crate::time::Instant;
 use crate::topology::Topology;
@@ -169,6 +170,17 @@ impl DetSystem {
         let paths = external::declared_paths(topology);
         self.run_until(|s| paths.iter().all(|p| s.core().lookup(p).is_some()));
         Ok(())
+    }
+
+    /// Starts top-level subtrees declared in a topology (all or none) without waiting for
+    /// them to be up: a cluster node starts the subtrees placed on it so.
+    pub fn start_subtrees(&mut self, subtrees: &[Arc<Spec>]) -> Result<(), SpawnError> {
+        external::start_subtrees(&mut self.host, &self.root, subtrees)
+    }
+
+    /// Stops the top-level subtree at `path` for good; false if the system has stopped.
+    pub fn stop_subtree(&self, path: &ActorPath) -> bool {
+        external::stop_subtree(&self.root, path)
     }
 
     /// Starts one top-level actor at `/name`; its mailbox takes messages at once.

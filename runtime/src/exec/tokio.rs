@@ -27,7 +27,7 @@ use crate::mailbox::{ActorId, Control};
 use crate::message::Message;
 use crate::path::ActorPath;
 use crate::port::{port_path, Port, PortCall};
-use crate::spec::ActorSpec;
+use crate::spec::{ActorSpec, Spec};
 use crate::system::{SystemConfig, SystemCore};
 use crate::time::Instant;
 use crate::topology::Topology;
@@ -244,6 +244,17 @@ impl TokioSystem {
             }
             tokio::time::sleep(START_POLL).await;
         }
+    }
+
+    /// Starts top-level subtrees declared in a topology (all or none) without waiting for
+    /// them to be up: a cluster node starts the subtrees placed on it so.
+    pub fn start_subtrees(&self, subtrees: &[Arc<Spec>]) -> Result<(), SpawnError> {
+        external::start_subtrees(&mut self.host(), self.root(), subtrees)
+    }
+
+    /// Stops the top-level subtree at `path` for good; false if the system has stopped.
+    pub fn stop_subtree(&self, path: &ActorPath) -> bool {
+        external::stop_subtree(self.root(), path)
     }
 
     /// Starts one top-level actor at `/name`; its mailbox takes messages at once.
