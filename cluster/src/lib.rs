@@ -16,7 +16,9 @@
 //! - `config`: a node's configuration file, and which claimed tags its certificate attests.
 
 pub mod config;
+pub mod directory;
 pub mod identity;
+pub mod lanes;
 pub mod membership;
 pub mod placement;
 pub mod transport;

@@ -9,6 +9,15 @@
 //!
 //! A node's `incarnation` grows with each start: news about a higher incarnation always wins,
 //! so a node that restarts is taken back even while others still think its old self is down.
+//!
+//! **Leases** (split brain, BLUEPRINT section 10). Each heartbeat carries its send time on the
+//! sender's clock and echoes the latest send time it got from the receiver. A node holds its
+//! lease while a majority (itself included) has echoed one of its heartbeats sent less than
+//! `lease` ago: the lease is rooted at the node's own send time, so it lapses no later than
+//! `lease` after the last moment a majority demonstrably heard it. The others place a down
+//! node's actors again only `lease + clock_skew_max` after their last evidence that it was
+//! alive (their own hearing of it, or a member reporting it up): by then its lease has lapsed
+//! and it has stopped them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -24,6 +33,10 @@ pub struct MembershipConfig {
     /// Silence after which a member is declared down: several missed heartbeats, so one lost
     /// packet or a short pause never takes a node down.
     pub failure_timeout: Duration,
+    /// How long a node may run actors after a majority last acknowledged it (`lease_ms`).
+    pub lease: Duration,
+    /// The largest clock rate difference tolerated over one lease (`clock_skew_max_ms`).
+    pub clock_skew_max: Duration,
 }
 
 impl Default for MembershipConfig {
@@ -31,6 +44,8 @@ impl Default for MembershipConfig {
         MembershipConfig {
             heartbeat_interval: Duration::from_millis(500),
             failure_timeout: Duration::from_millis(2500),
+            lease: Duration::from_millis(5000),
+            clock_skew_max: Duration::from_millis(500),
         }
     }
 }
@@ -57,8 +72,17 @@ pub enum Status {
 /// Membership traffic between nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MemberMsg {
-    /// "I am alive; this is what I know."
-    Heartbeat { from: MemberInfo, known: Vec<MemberInfo> },
+    /// "I am alive; this is what I know." `sent_at` is on the sender's clock; `echo` is the
+    /// latest `sent_at` the sender got from the receiver (the receiver's lease evidence).
+    /// `heard` gives, for each member the sender sees up, how long ago it last heard from it
+    /// (an age, so clocks need not agree): evidence that member was alive.
+    Heartbeat {
+        from: MemberInfo,
+        known: Vec<MemberInfo>,
+        heard: Vec<(String, u64, Duration)>,
+        sent_at: Instant,
+        echo: Option<Instant>,
+    },
     /// "I am leaving for good."
     Leave { name: String, incarnation: u64 },
 }
@@ -76,6 +100,28 @@ struct Member {
     info: MemberInfo,
     /// When this node last heard from the member itself (not gossip about it).
     last_heard: Instant,
+    /// The last time this node had evidence the member was alive: its own heartbeat, or an up
+    /// member reporting it up.
+    alive_evidence: Instant,
+    /// When the member left (its actors are released at once).
+    left_at: Option<Instant>,
+    /// The latest of this node's send times the member echoed (lease support).
+    echoed: Option<Instant>,
+    /// The member's latest send time, echoed back in the next heartbeat to it.
+    their_sent_at: Option<Instant>,
+}
+
+impl Member {
+    fn new(info: MemberInfo, heard: Instant) -> Self {
+        Member {
+            info,
+            last_heard: heard,
+            alive_evidence: heard,
+            left_at: None,
+            echoed: None,
+            their_sent_at: None,
+        }
+    }
 }
 
 /// One node's view of the cluster.
@@ -87,6 +133,8 @@ pub struct Membership {
     /// Peers to contact before they are known members (the seeds).
     seeds: Vec<String>,
     next_heartbeat: Instant,
+    /// When this node started (it places nothing before it has had time to hear the others).
+    started: Instant,
     outbox: VecDeque<(String, MemberMsg)>,
     events: VecDeque<MemberEvent>,
 }
@@ -103,6 +151,7 @@ impl Membership {
             members: BTreeMap::new(),
             seeds,
             next_heartbeat: now,
+            started: now,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -130,12 +179,62 @@ impl Membership {
         up
     }
 
-    /// Whether this node sees a strict majority of the members it knows (itself included, nodes
-    /// that left excluded). A node without one must stop its actors (split brain, section 10).
+    /// How many nodes make a strict majority: of the members known (itself included, nodes
+    /// that left excluded), counting seeds not met yet, so a node that has heard from no one
+    /// never thinks itself a majority of one.
+    fn majority(&self) -> usize {
+        let members = self.members.values().filter(|m| m.info.status != Status::Left).count();
+        let unmet_seeds = self.seeds.iter().filter(|s| !self.members.contains_key(*s)).count();
+        (1 + members + unmet_seeds) / 2 + 1
+    }
+
+    /// Whether this node sees a strict majority of the members it knows as up.
     pub fn has_majority(&self) -> bool {
-        let known = 1 + self.members.values().filter(|m| m.info.status != Status::Left).count();
-        let up = 1 + self.members.values().filter(|m| m.info.status == Status::Up).count();
-        2 * up > known
+        1 + self.members.values().filter(|m| m.info.status == Status::Up).count() >= self.majority()
+    }
+
+    /// Whether this node may run actors now: a majority (itself included) echoed one of its
+    /// heartbeats sent less than `lease` ago. A node without the lease stops its actors.
+    pub fn holds_lease(&self, now: Instant) -> bool {
+        let others_needed = self.majority() - 1;
+        if others_needed == 0 {
+            return true;
+        }
+        let mut echoes: Vec<Instant> = self
+            .members
+            .values()
+            .filter(|m| m.info.status != Status::Left)
+            .filter_map(|m| m.echoed)
+            .collect();
+        echoes.sort_unstable_by(|a, b| b.cmp(a));
+        echoes.get(others_needed - 1).is_some_and(|&oldest_needed| now < oldest_needed + self.config.lease)
+    }
+
+    /// Whether this node has been up long enough to have heard from every live member (one
+    /// failure timeout): before that it places nothing, so a restarted node does not take
+    /// actors that are live elsewhere.
+    pub fn settled(&self, now: Instant) -> bool {
+        now.saturating_since(self.started) >= self.config.failure_timeout
+    }
+
+    /// When the actors of member `name` may be placed elsewhere: `lease + clock_skew_max`
+    /// after the last evidence it was alive if it is down, at once if it left; `None` while it
+    /// is up (or unknown).
+    pub fn release_at(&self, name: &str) -> Option<Instant> {
+        let member = self.members.get(name)?;
+        match member.info.status {
+            Status::Up => None,
+            Status::Left => member.left_at.or(Some(Instant::ZERO)),
+            Status::Down => Some(member.alive_evidence + self.config.lease + self.config.clock_skew_max),
+        }
+    }
+
+    /// The incarnation this node knows for member `name`.
+    pub fn incarnation_of(&self, name: &str) -> Option<u64> {
+        if name == self.me.name {
+            return Some(self.me.incarnation);
+        }
+        self.members.get(name).map(|m| m.info.incarnation)
     }
 
     /// Time passes: heartbeats go out when due, silent members are declared down.
@@ -154,6 +253,12 @@ impl Membership {
         if now >= self.next_heartbeat {
             self.next_heartbeat = now + self.config.heartbeat_interval;
             let known: Vec<MemberInfo> = self.members.values().map(|m| m.info.clone()).collect();
+            let heard: Vec<(String, u64, Duration)> = self
+                .members
+                .values()
+                .filter(|m| m.info.status == Status::Up)
+                .map(|m| (m.info.name.clone(), m.info.incarnation, now.saturating_since(m.last_heard)))
+                .collect();
             let mut targets: Vec<String> = self
                 .members
                 .values()
@@ -166,8 +271,15 @@ impl Membership {
                 }
             }
             for to in targets {
-                self.outbox
-                    .push_back((to, MemberMsg::Heartbeat { from: self.me.clone(), known: known.clone() }));
+                let echo = self.members.get(&to).and_then(|m| m.their_sent_at);
+                let heartbeat = MemberMsg::Heartbeat {
+                    from: self.me.clone(),
+                    known: known.clone(),
+                    heard: heard.clone(),
+                    sent_at: now,
+                    echo,
+                };
+                self.outbox.push_back((to, heartbeat));
             }
         }
     }
@@ -185,14 +297,35 @@ impl Membership {
     /// A message from the (authenticated) peer `from`.
     pub fn handle_message(&mut self, from: &str, msg: MemberMsg, now: Instant) {
         match msg {
-            MemberMsg::Heartbeat { from: info, known } => {
+            MemberMsg::Heartbeat { from: info, known, heard, sent_at, echo } => {
                 if info.name != from {
                     return; // a peer speaks only for itself; its certificate named it
                 }
+                let incarnation = info.incarnation;
                 self.learn(info, Some(now));
+                if let Some(member) = self.members.get_mut(from) {
+                    if member.info.incarnation == incarnation {
+                        member.their_sent_at = member.their_sent_at.max(Some(sent_at));
+                        member.echoed = member.echoed.max(echo);
+                    }
+                }
                 for other in known {
                     if other.name != self.me.name {
                         self.learn(other, None);
+                    }
+                }
+                // A member that heard another recently is evidence that one was alive then
+                // (taken as received now minus the age: later than the truth by the latency,
+                // which only delays a release).
+                for (name, incarnation, age) in heard {
+                    if let Some(m) = self.members.get_mut(&name) {
+                        if m.info.incarnation == incarnation {
+                            let at = Instant::from_nanos(
+                                now.as_nanos()
+                                    .saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX)),
+                            );
+                            m.alive_evidence = m.alive_evidence.max(at);
+                        }
                     }
                 }
             }
@@ -201,6 +334,9 @@ impl Membership {
                     let info = self.members.get(&name).map(|m| m.info.clone());
                     if let Some(info) = info {
                         self.learn(MemberInfo { incarnation, status: Status::Left, ..info }, Some(now));
+                        if let Some(member) = self.members.get_mut(&name) {
+                            member.left_at = Some(now);
+                        }
                     }
                 }
             }
@@ -217,20 +353,24 @@ impl Membership {
             return; // news about a previous life of the member
         }
         match (heard, before) {
+            (Some(now), Some((_, incarnation))) if incarnation == info.incarnation => {
+                let member = self.members.get_mut(&name).expect("known");
+                member.info = info;
+                member.last_heard = now;
+                member.alive_evidence = member.alive_evidence.max(now);
+            }
             (Some(now), _) => {
-                self.members.insert(name.clone(), Member { info, last_heard: now });
+                self.members.insert(name.clone(), Member::new(info, now));
             }
             (None, None) => {
                 let status = if info.status == Status::Left { Status::Left } else { Status::Down };
-                self.members.insert(
-                    name.clone(),
-                    Member { info: MemberInfo { status, ..info }, last_heard: Instant::ZERO },
-                );
+                self.members.insert(name.clone(), Member::new(MemberInfo { status, ..info }, Instant::ZERO));
             }
             (None, Some(_)) if info.status == Status::Left => {
                 let member = self.members.get_mut(&name).expect("known");
                 member.info.status = Status::Left;
                 member.info.incarnation = info.incarnation;
+                member.left_at.get_or_insert(member.last_heard);
             }
             (None, Some(_)) => {}
         }

@@ -5,6 +5,7 @@
 //! is up and meets every requirement declared inside it (any-of lists of all-of tag sets); among
 //! those, nodes meeting the subtree root's preference come first, then the least loaded (actors
 //! already placed there), then the lowest name. The same inputs always give the same plan.
+//! Placement is sticky: subtrees already hosted (the directory) stay where they are.
 //!
 //! Tags here are the CA-attested ones (`identity::read_identity`); a node's own claims never
 //! reach this module.
@@ -80,11 +81,21 @@ fn subtree_len(spec: &Arc<Spec>) -> usize {
     1 + spec.children().iter().map(subtree_len).sum::<usize>()
 }
 
-/// Places every top-level subtree of `topology` on `nodes`.
-pub fn plan(topology: &Topology, nodes: &[NodeView]) -> Plan {
+/// Places every top-level subtree of `topology` on `nodes`. Subtrees in `held` (root -> node)
+/// stay where they are (placement is sticky: a node joining moves nothing) and count towards
+/// their node's load; the rest go to the best fitting node.
+pub fn plan(topology: &Topology, nodes: &[NodeView], held: &BTreeMap<ActorPath, String>) -> Plan {
     let mut load: BTreeMap<&str, usize> = nodes.iter().map(|n| (n.name.as_str(), 0)).collect();
     let mut plan = Plan::default();
     for root in topology.roots() {
+        if let Some(node) = held.get(root.path()) {
+            if let Some(l) = load.get_mut(node.as_str()) {
+                *l += subtree_len(root);
+            }
+            plan.placed.insert(root.path().clone(), node.clone());
+        }
+    }
+    for root in topology.roots().iter().filter(|r| !held.contains_key(r.path())) {
         let mut requires = Vec::new();
         requirements(root, &mut requires);
         let prefers = &root.placement().prefers;

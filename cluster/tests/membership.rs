@@ -1,6 +1,7 @@
 //! Membership over an in-test network with virtual time: convergence through one seed, crash
 //! detection, restart with a new incarnation, graceful leave, majority under partition, and a
-//! seeded sweep with lossy delivery that must converge once the network heals.
+//! seeded sweep with lossy delivery that must converge once the network heals; leases: a node
+//! cut off stops before any other node may take its actors, under symmetric and one-way cuts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -180,6 +181,9 @@ fn a_peer_cannot_speak_for_another_node() {
             addr: "10.0.0.2:7000".into(),
         },
         known: Vec::new(),
+        heard: Vec::new(),
+        sent_at: Instant::ZERO,
+        echo: None,
     };
     let now = net.now;
     net.nodes.get_mut(&name(0)).unwrap().handle_message(&name(1), forged, now);
@@ -199,4 +203,83 @@ fn lossy_runs_converge_once_the_network_heals() {
             (0..6).map(|i| net.view(i)).collect::<Vec<_>>()
         );
     }
+}
+
+impl Net {
+    /// Runs `span` tick by tick, checking the split-brain rule for `watched` at every tick: while
+    /// it holds its lease, no node that sees it down may have released its actors. Returns the
+    /// first tick at which some node released them, if any.
+    fn run_checking_lease(&mut self, watched: usize, span: Duration) -> Option<Instant> {
+        let end = self.now + span;
+        let mut released = None;
+        while self.now < end {
+            self.run(TICK);
+            let holder = &self.nodes[&name(watched)];
+            let holds = !self.down.contains(&name(watched)) && holder.holds_lease(self.now);
+            for (n, m) in self.nodes.iter().filter(|(n, _)| **n != name(watched) && !self.down.contains(*n)) {
+                let gone = m.has_majority() && m.release_at(&name(watched)).is_some_and(|t| self.now >= t);
+                assert!(
+                    !(holds && gone),
+                    "at {:?} {n} released {} while it holds its lease",
+                    self.now,
+                    name(watched)
+                );
+                if gone && released.is_none() {
+                    released = Some(self.now);
+                }
+            }
+        }
+        released
+    }
+}
+
+#[test]
+fn a_node_cut_off_loses_its_lease_before_the_others_release_its_actors() {
+    let config = MembershipConfig::default();
+    let mut net = Net::new(4, 6, 0.0);
+    net.run(Duration::from_secs(3));
+    assert!(net.nodes.values().all(|m| m.holds_lease(net.now)), "a connected cluster holds its leases");
+    let cut_at = net.now;
+    net.partition(&[3], 4);
+    let released = net.run_checking_lease(3, Duration::from_secs(12)).expect("the majority takes over");
+    assert!(!net.nodes[&name(3)].holds_lease(net.now));
+    // Bound: the last evidence is at most one tick after the cut; release lease + skew later.
+    let bound = cut_at + config.lease + config.clock_skew_max + 2 * TICK;
+    assert!(released <= bound, "released at {released:?}, bound {bound:?}");
+}
+
+#[test]
+fn a_one_way_cut_never_gives_two_holders() {
+    // node-3 still hears everyone, but nobody hears node-3: its lease must lapse all the same.
+    let mut net = Net::new(4, 7, 0.0);
+    net.run(Duration::from_secs(3));
+    for b in 0..3 {
+        net.cut.insert((name(3), name(b)));
+    }
+    assert!(net.run_checking_lease(3, Duration::from_secs(12)).is_some());
+    // The reverse: node-3 hears nobody but is heard by one other node only (node-0 hears it,
+    // node-1 and node-2 do not, and node-3 hears no one).
+    let mut net = Net::new(4, 8, 0.0);
+    net.run(Duration::from_secs(3));
+    for b in 0..3 {
+        net.cut.insert((name(b), name(3)));
+    }
+    net.cut.insert((name(3), name(1)));
+    net.cut.insert((name(3), name(2)));
+    net.run_checking_lease(3, Duration::from_secs(12));
+}
+
+#[test]
+fn a_node_alone_with_unmet_seeds_has_no_majority_and_no_lease() {
+    let me = MemberInfo {
+        name: "late".into(),
+        incarnation: 1,
+        status: Status::Up,
+        tags: BTreeMap::new(),
+        addr: "10.0.0.9:7000".into(),
+    };
+    let m = Membership::new(me, vec![name(0), name(1)], MembershipConfig::default(), Instant::ZERO);
+    assert!(!m.has_majority());
+    assert!(!m.holds_lease(Instant::ZERO));
+    assert!(!m.settled(Instant::ZERO));
 }

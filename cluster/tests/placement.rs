@@ -36,7 +36,7 @@ fn requirements_preferences_load_and_names_decide() {
     t.actor("/dsp-a", |_| Supervisor).requires("tier=inference");
     t.actor("/dsp-b", |_| Supervisor).requires("tier=inference");
     t.actor("/gateway", |_| Supervisor).requires("tier=things");
-    let p = plan(&t.build().unwrap(), &cluster());
+    let p = plan(&t.build().unwrap(), &cluster(), &BTreeMap::new());
     assert!(p.unplaced.is_empty());
     assert_eq!(p.placed[&path("/trainer")], "inference-2", "the preference (a GPU) wins");
     // inference-2 carries the trainer already: the least loaded inference node takes dsp-a,
@@ -52,7 +52,7 @@ fn a_subtree_fitting_nowhere_is_reported_and_placed_when_a_fitting_node_joins() 
     t.supervisor("/plant", Default::default()).requires("tier=inference");
     t.actor("/plant/probe", |_| Supervisor).requires("mem=8g");
     let topology = t.build().unwrap();
-    let p = plan(&topology, &cluster());
+    let p = plan(&topology, &cluster(), &BTreeMap::new());
     assert!(p.placed.is_empty());
     let why = p.unplaced[0].to_string();
     assert_eq!(
@@ -61,7 +61,7 @@ fn a_subtree_fitting_nowhere_is_reported_and_placed_when_a_fitting_node_joins() 
     );
     let mut nodes = cluster();
     nodes.push(node("inference-3", "tier=inference,mem=8g", true));
-    let p = plan(&topology, &nodes);
+    let p = plan(&topology, &nodes, &BTreeMap::new());
     assert_eq!(p.node_of(&path("/plant/probe")), Some("inference-3"));
 }
 
@@ -71,7 +71,7 @@ fn nodes_that_are_down_get_nothing() {
     t.actor("/a", |_| Supervisor).requires("tier=inference");
     let mut nodes = cluster();
     nodes[1].up = false;
-    let p = plan(&t.build().unwrap(), &nodes);
+    let p = plan(&t.build().unwrap(), &nodes, &BTreeMap::new());
     assert_eq!(p.placed[&path("/a")], "inference-2");
 }
 
@@ -101,8 +101,12 @@ fn random_topologies_never_land_on_a_node_lacking_a_required_tag_and_plans_repea
             wanted.push((format!("/a{a}"), aiot_runtime::Requirement::parse(&req).unwrap()));
         }
         let topology = t.build().unwrap();
-        let p = plan(&topology, &nodes);
-        assert_eq!(p, plan(&topology, &nodes), "seed {seed}: the same inputs give the same plan");
+        let p = plan(&topology, &nodes, &BTreeMap::new());
+        assert_eq!(
+            p,
+            plan(&topology, &nodes, &BTreeMap::new()),
+            "seed {seed}: the same inputs give the same plan"
+        );
         for (actor, req) in wanted {
             let eligible: Vec<&NodeView> = nodes.iter().filter(|n| n.up && req.matches(&n.tags)).collect();
             match p.placed.get(&path(&actor)) {
@@ -118,4 +122,27 @@ fn random_topologies_never_land_on_a_node_lacking_a_required_tag_and_plans_repea
             }
         }
     }
+}
+
+#[test]
+fn placement_is_sticky_a_joining_node_moves_nothing() {
+    let mut t = Topology::builder();
+    t.actor("/dsp-a", |_| Supervisor).requires("tier=inference");
+    t.actor("/dsp-b", |_| Supervisor).requires("tier=inference");
+    let topology = t.build().unwrap();
+    let one = vec![node("inference-2", "tier=inference", true)];
+    let first = plan(&topology, &one, &BTreeMap::new());
+    assert_eq!(first.placed.values().filter(|n| *n == "inference-2").count(), 2);
+    // inference-1 joins (it sorts first and is empty): both subtrees stay where they are held.
+    let two = vec![node("inference-1", "tier=inference", true), one[0].clone()];
+    let again = plan(&topology, &two, &first.placed);
+    assert_eq!(again.placed, first.placed);
+    // Without the holding, the empty node would have taken one.
+    let fresh = plan(&topology, &two, &BTreeMap::new());
+    assert_eq!(fresh.placed[&path("/dsp-a")], "inference-1");
+    // A subtree no longer held (its node's lease ran out) goes to the best fitting node.
+    let mut held = first.placed.clone();
+    held.remove(&path("/dsp-b"));
+    let replaced = plan(&topology, &two, &held);
+    assert_eq!(replaced.placed[&path("/dsp-b")], "inference-1");
 }

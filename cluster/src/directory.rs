@@ -1,0 +1,154 @@
+//! The directory: which node hosts each placed subtree, replicated by announcement.
+//!
+//! Every node tells every member, with each heartbeat, which top-level subtrees it hosts (a
+//! `Hosting` announcement tagged with its incarnation). The directory keeps the latest
+//! announcement per node; a lookup walks a path up to the subtree root it belongs to. It is a
+//! plain value: no clock, no IO, so the simulator runs it as it is.
+//!
+//! Announcements from a newer incarnation replace the old ones (a restarted node hosts nothing
+//! of its previous life); older ones are ignored. If two nodes claim one subtree (views that
+//! disagreed for a moment), lookups answer the lowest name, and `conflicts` tells the others
+//! to stop their copy.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aiot_runtime::ActorPath;
+
+/// One node's announcement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hosted {
+    incarnation: u64,
+    roots: BTreeSet<ActorPath>,
+}
+
+/// Path -> node, for the subtrees every node says it hosts.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    by_node: BTreeMap<String, Hosted>,
+    /// Subtree root -> its holder (the lowest name among claimants), rebuilt on change.
+    index: BTreeMap<ActorPath, String>,
+}
+
+impl Directory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records what `node` (at `incarnation`) hosts now; false if the news is older than what
+    /// the directory has.
+    pub fn announce(
+        &mut self,
+        node: &str,
+        incarnation: u64,
+        roots: impl IntoIterator<Item = ActorPath>,
+    ) -> bool {
+        if self.by_node.get(node).is_some_and(|h| h.incarnation > incarnation) {
+            return false;
+        }
+        let hosted = Hosted { incarnation, roots: roots.into_iter().collect() };
+        if self.by_node.get(node) != Some(&hosted) {
+            self.by_node.insert(node.to_string(), hosted);
+            self.reindex();
+        }
+        true
+    }
+
+    /// Forgets everything `node` announced (its actors were released).
+    pub fn forget(&mut self, node: &str) {
+        if self.by_node.remove(node).is_some() {
+            self.reindex();
+        }
+    }
+
+    fn reindex(&mut self) {
+        self.index = self.held(|_| true);
+    }
+
+    /// The node hosting `path`: the one hosting the subtree root it belongs to (the lowest
+    /// name if two claim it).
+    pub fn node_of(&self, path: &ActorPath) -> Option<&str> {
+        let mut at = Some(path.clone());
+        while let Some(p) = at {
+            if let Some(node) = self.index.get(&p) {
+                return Some(node);
+            }
+            at = p.parent();
+        }
+        None
+    }
+
+    /// Nodes claiming the subtree root `root`, by name.
+    fn holders_of<'a>(&'a self, root: &ActorPath) -> impl Iterator<Item = &'a str> + 'a {
+        let root = root.clone();
+        self.by_node.iter().filter(move |(_, h)| h.roots.contains(&root)).map(|(n, _)| n.as_str())
+    }
+
+    /// Subtree root -> the node that hosts it (the lowest name if two claim it), for the nodes
+    /// `keep` accepts.
+    pub fn held(&self, keep: impl Fn(&str) -> bool) -> BTreeMap<ActorPath, String> {
+        let mut held = BTreeMap::new();
+        for (node, hosted) in self.by_node.iter().filter(|(n, _)| keep(n)) {
+            for root in &hosted.roots {
+                held.entry(root.clone()).or_insert_with(|| node.clone());
+            }
+        }
+        held
+    }
+
+    /// Roots that `me` hosts but a node with a lower name also claims: `me` stops them.
+    pub fn conflicts(&self, me: &str) -> Vec<ActorPath> {
+        let Some(mine) = self.by_node.get(me) else { return Vec::new() };
+        mine.roots
+            .iter()
+            .filter(|root| self.holders_of(root).next().is_some_and(|first| first != me))
+            .cloned()
+            .collect()
+    }
+
+    /// Every node's announced roots, by node name.
+    pub fn entries(&self) -> BTreeMap<String, Vec<ActorPath>> {
+        self.by_node.iter().map(|(n, h)| (n.clone(), h.roots.iter().cloned().collect())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> ActorPath {
+        ActorPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn lookups_walk_up_to_the_hosted_subtree_root() {
+        let mut d = Directory::new();
+        d.announce("b", 1, [p("/sensor"), p("/infer")]);
+        d.announce("a", 1, [p("/store")]);
+        assert_eq!(d.node_of(&p("/sensor/proxy-7")), Some("b"));
+        assert_eq!(d.node_of(&p("/store")), Some("a"));
+        assert_eq!(d.node_of(&p("/elsewhere")), None);
+        d.forget("b");
+        assert_eq!(d.node_of(&p("/sensor")), None);
+    }
+
+    #[test]
+    fn a_newer_incarnation_replaces_and_an_older_one_is_ignored() {
+        let mut d = Directory::new();
+        d.announce("b", 2, [p("/x")]);
+        assert!(!d.announce("b", 1, [p("/y")]));
+        assert_eq!(d.node_of(&p("/x")), Some("b"));
+        assert!(d.announce("b", 3, []));
+        assert_eq!(d.node_of(&p("/x")), None);
+    }
+
+    #[test]
+    fn two_claims_resolve_to_the_lowest_name_and_the_other_stops() {
+        let mut d = Directory::new();
+        d.announce("b", 1, [p("/x")]);
+        d.announce("a", 1, [p("/x"), p("/y")]);
+        assert_eq!(d.node_of(&p("/x")), Some("a"));
+        assert_eq!(d.conflicts("b"), vec![p("/x")]);
+        assert!(d.conflicts("a").is_empty());
+        assert_eq!(d.held(|n| n != "a").get(&p("/x")).map(String::as_str), Some("b"));
+    }
+}
