@@ -3,6 +3,7 @@
 mod ca;
 mod demo;
 mod node;
+mod topologies;
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -1,5 +1,8 @@
-//! `aiot node` as separate processes on loopback: two nodes authenticate each other through
-//! mutual TLS, and `--check` reports the identity and ignores unattested tag claims.
+//! `aiot node` as separate processes on loopback: nodes authenticate each other through mutual
+//! TLS and detect a kill; four nodes run the `ping` topology spread by tags, with asks and tells
+//! across nodes, and the inference node hosting the echo is killed: the echo comes back on the
+//! other inference node within the lease bound. `--check` reports the identity and ignores
+//! unattested tag claims.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -20,9 +23,13 @@ fn run_ok(args: &[&str]) -> String {
 }
 
 fn write_config(dir: &Path, name: &str, seeds: &str, tags: &str) -> String {
+    write_config_with(dir, name, seeds, tags, "")
+}
+
+fn write_config_with(dir: &Path, name: &str, seeds: &str, tags: &str, extra: &str) -> String {
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
-        "listen = \"127.0.0.1:0\"\nseeds = [{seeds}]\ndata_dir = \"data/{name}\"\ntags = {{ {tags} }}\n\n\
+        "listen = \"127.0.0.1:0\"\nseeds = [{seeds}]\ndata_dir = \"data/{name}\"\ntags = {{ {tags} }}\n{extra}\n\
          [tls]\nca = \"ca/ca.pem\"\ncert = \"ca/{name}.pem\"\nkey = \"ca/{name}.key\"\n"
     );
     std::fs::write(&path, text).unwrap();
@@ -102,7 +109,7 @@ fn node_processes_join_through_a_seed_see_each_other_and_detect_a_kill() {
     let seeds = format!("\"platform-1@{addr}\"");
     let a = Node::start(&write_config(dir.path(), "inference-1", &seeds, "tier = \"inference\""));
     let mut b = Node::start(&write_config(dir.path(), "inference-2", &seeds, "tier = \"inference\""));
-    assert_eq!(a.wait_for("connected to "), format!("connected to platform-1 at {addr} [tier=platform]"));
+    assert_eq!(a.wait_for("peer platform-1 "), "peer platform-1 authenticated [tier=platform]");
     // inference-1 and inference-2 learn of each other through the seed's heartbeats.
     let up = |names: &[&str]| names.iter().map(|n| format!("member {n} up")).collect::<Vec<_>>();
     wait_for_all(&seed, &up(&["inference-1", "inference-2"]));
@@ -134,4 +141,104 @@ fn check_prints_the_identity_and_ignores_unattested_claims() {
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("data_dir"), "{stderr}");
+}
+
+/// Every line a node printed so far, kept for checks at the end.
+struct Seen {
+    lines: Vec<String>,
+}
+
+impl Seen {
+    /// Reads `node` until a line starts with `prefix`; returns it.
+    fn until(&mut self, node: &Node, prefix: &str) -> String {
+        loop {
+            match node.lines.recv_timeout(WAIT_MAX) {
+                Ok(line) => {
+                    self.lines.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("no line starting with {prefix:?} after {:?}: {e}", self.lines),
+            }
+        }
+    }
+
+    /// Takes whatever the node printed meanwhile.
+    fn drain(&mut self, node: &Node) {
+        self.lines.extend(node.lines.try_iter());
+    }
+
+    fn hosted(&self) -> Vec<&str> {
+        self.lines.iter().filter_map(|l| l.strip_prefix("hosting ")).collect()
+    }
+}
+
+#[test]
+fn four_nodes_spread_the_ping_topology_by_tags_and_fail_over_within_the_lease_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let ca = ca.to_str().unwrap();
+    run_ok(&["ca", "init", "--dir", ca]);
+    let nodes = [
+        ("platform-1", "tier=platform"),
+        ("things-1", "tier=things"),
+        ("inference-1", "tier=inference"),
+        ("inference-2", "tier=inference"),
+    ];
+    for (name, tags) in nodes {
+        run_ok(&["ca", "issue", "--dir", ca, "--node", name, "--tags", tags]);
+    }
+    let topology = "topology = \"ping\"";
+    let config = |name: &str, seeds: &str, tags: &str| {
+        let (k, v) = tags.split_once('=').unwrap();
+        write_config_with(dir.path(), name, seeds, &format!("{k} = \"{v}\""), topology)
+    };
+    let platform = Node::start(&config("platform-1", "", "tier=platform"));
+    let addr = platform.wait_for("listening on ").trim_start_matches("listening on ").to_string();
+    let seeds = format!("\"platform-1@{addr}\"");
+    let things = Node::start(&config("things-1", &seeds, "tier=things"));
+    let mut inference = [
+        Some(Node::start(&config("inference-1", &seeds, "tier=inference"))),
+        Some(Node::start(&config("inference-2", &seeds, "tier=inference"))),
+    ];
+    let mut seen: Vec<Seen> = (0..4).map(|_| Seen { lines: Vec::new() }).collect();
+    // A remote ask: the probe (things) gets answers from the echo (inference).
+    let first = seen[1].until(&things, "probe: answers from ");
+    let server = first.trim_start_matches("probe: answers from ").to_string();
+    let (dead, survivor) = if server == "inference-1" { (0, 1) } else { (1, 0) };
+    assert!(server.starts_with("inference-"), "{first}");
+    // A remote tell: the tally (platform) counts the probe's answers.
+    seen[0].until(&platform, "tally: 10 answers counted");
+    // kill -9 the inference node serving the echo.
+    let mut victim = inference[dead].take().unwrap();
+    seen[2 + dead].drain(&victim);
+    victim.child.kill().unwrap();
+    victim.child.wait().unwrap();
+    #[allow(clippy::disallowed_methods)] // the test measures wall time; not actor code
+    let killed_at = std::time::Instant::now();
+    let other = inference[survivor].as_ref().unwrap();
+    seen[2 + survivor].until(other, "hosting /echo");
+    let failover = killed_at.elapsed();
+    let survivor_name = format!("inference-{}", survivor + 1);
+    assert_eq!(
+        seen[1].until(&things, "probe: answers from "),
+        format!("probe: answers from {survivor_name}")
+    );
+    // Lease bound (BLUEPRINT section 10): lease_ms 5000 + clock_skew_max_ms 500 after the last
+    // sign of life, plus the node's 100 ms tick; the slack is for a loaded machine.
+    println!("echo back on {survivor_name} {failover:?} after the kill");
+    // The last heartbeat may precede the kill by one interval (500 ms) plus a tick.
+    assert!(failover >= Duration::from_millis(4500), "re-placed before the lease ran out: {failover:?}");
+    assert!(failover <= Duration::from_millis(8000), "failover took {failover:?}");
+    // Nothing was ever placed on a node lacking its tag.
+    seen[0].drain(&platform);
+    seen[1].drain(&things);
+    seen[2 + survivor].drain(other);
+    assert_eq!(seen[0].hosted(), vec!["/tally"], "platform-1: {:?}", seen[0].lines);
+    assert_eq!(seen[1].hosted(), vec!["/probe"], "things-1: {:?}", seen[1].lines);
+    for node in &seen[2..] {
+        assert!(node.hosted().iter().all(|p| *p == "/echo"), "{:?}", node.lines);
+    }
+    drop(victim);
 }

@@ -5,6 +5,7 @@
 //! seeds = ["platform-1@127.0.0.1:7000"]  # name@address of nodes to join through (may be empty)
 //! data_dir = "data/inference-1"      # platform nodes keep data at rest here
 //! tags = { tier = "inference" }      # claims: only tags the certificate attests count
+//! topology = "ping"                  # the topology every node runs (built into `aiot`)
 //!
 //! [tls]
 //! ca = "ca/ca.pem"
@@ -32,6 +33,10 @@ pub struct NodeConfig {
     /// Tags this node claims; see `tag_report`.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The topology every node of the cluster runs, by the name the `aiot` binary knows it
+    /// under (none: the node joins but hosts no actors).
+    #[serde(default)]
+    pub topology: Option<String>,
     pub tls: TlsPaths,
 }
 

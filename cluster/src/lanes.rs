@@ -11,6 +11,8 @@
 //! is gone are dropped and counted as dead letters by the caller.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use aiot_runtime::ActorPath;
 use serde::{Deserialize, Serialize};
@@ -127,35 +129,56 @@ impl OutLane {
         }
     }
 
-    /// Drops everything unacknowledged (the peer incarnation is gone); returns how many.
-    pub fn abandon(&mut self) -> usize {
-        let n = self.unacked.len();
-        self.unacked.clear();
+    /// Drops everything unacknowledged (the peer incarnation is gone); returns the paths the
+    /// dropped frames were for (dead letters).
+    pub fn abandon(&mut self) -> Vec<ActorPath> {
         self.sent = self.next_seq;
-        n
+        self.unacked.drain(..).map(|f| f.to).collect()
+    }
+}
+
+/// The highest sequence delivered on one (sender node, incarnation, lane): shared by the
+/// streams that carry that lane (an old and a new connection may overlap for a moment).
+#[derive(Debug, Default)]
+pub struct LaneHigh(AtomicU64);
+
+impl LaneHigh {
+    /// Whether `seq` is new (and records it); false for a retry already delivered.
+    pub fn accept(&self, seq: u64) -> bool {
+        self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |high| (seq > high).then_some(seq)).is_ok()
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
     }
 }
 
 /// The receiving side: the highest sequence seen per (sender node, incarnation, lane).
 #[derive(Debug, Default)]
 pub struct Dedup {
-    seen: BTreeMap<(String, u64, u16), u64>,
+    seen: BTreeMap<(String, u64, u16), Arc<LaneHigh>>,
 }
 
 impl Dedup {
+    /// The record for one lane of one sender incarnation (a stream takes it once, at its
+    /// opening frame).
+    pub fn lane(&mut self, node: &str, incarnation: u64, lane: u16) -> Arc<LaneHigh> {
+        self.seen.entry((node.to_string(), incarnation, lane)).or_default().clone()
+    }
+
     /// Whether a frame is new (and records it); false for a retry already delivered.
     pub fn accept(&mut self, node: &str, incarnation: u64, lane: u16, seq: u64) -> bool {
-        let high = self.seen.entry((node.to_string(), incarnation, lane)).or_insert(0);
-        if seq <= *high {
-            return false;
-        }
-        *high = seq;
-        true
+        self.lane(node, incarnation, lane).accept(seq)
     }
 
     /// The highest sequence delivered on a lane (what to acknowledge).
     pub fn high(&self, node: &str, incarnation: u64, lane: u16) -> u64 {
-        self.seen.get(&(node.to_string(), incarnation, lane)).copied().unwrap_or(0)
+        self.seen.get(&(node.to_string(), incarnation, lane)).map_or(0, |h| h.get())
+    }
+
+    /// Every lane's highest sequence: (sender node, incarnation, lane) -> seq.
+    pub fn highs(&self) -> impl Iterator<Item = (&(String, u64, u16), u64)> {
+        self.seen.iter().map(|(key, high)| (key, high.get()))
     }
 
     /// Forgets a sender's older incarnations (it restarted).
@@ -255,6 +278,6 @@ mod tests {
             assert!(out.push(p("/x"), Body::Tell(Vec::new())).is_some());
         }
         assert!(out.push(p("/x"), Body::Tell(Vec::new())).is_none());
-        assert_eq!(out.abandon(), LANE_UNACKED_MAX);
+        assert_eq!(out.abandon().len(), LANE_UNACKED_MAX);
     }
 }

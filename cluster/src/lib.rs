@@ -16,10 +16,12 @@
 //! - `config`: a node's configuration file, and which claimed tags its certificate attests.
 
 pub mod config;
+pub mod control;
 pub mod directory;
 pub mod identity;
 pub mod lanes;
 pub mod membership;
+pub mod node;
 pub mod placement;
 pub mod transport;
 pub mod wire;

@@ -157,7 +157,8 @@ impl SystemCore {
         reg.iter().filter(|(_, c)| !c.is_closed()).map(|(p, c)| (p.clone(), c.metrics())).collect()
     }
 
-    pub(crate) fn dead_letter(&self, to: &ActorPath, count: u64) {
+    /// Counts `count` messages to `to` that found no live receiver.
+    pub fn dead_letter(&self, to: &ActorPath, count: u64) {
         if count == 0 {
             return;
         }

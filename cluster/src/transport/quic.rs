@@ -397,3 +397,22 @@ impl FrameReader {
         }
     }
 }
+
+/// The sending half of a data lane (a unidirectional stream).
+pub type LaneSend = quinn::SendStream;
+
+/// Opens a data lane to the peer.
+pub async fn open_lane(connection: &Connection) -> Result<LaneSend, TransportError> {
+    connection.open_uni().await.map_err(|e| closed_why(connection, e))
+}
+
+/// Accepts the peer's next data lane; `None` once the connection is gone.
+pub async fn accept_lane(connection: &Connection) -> Option<FrameReader> {
+    let recv = connection.accept_uni().await.ok()?;
+    Some(FrameReader { recv, decoder: FrameDecoder::new() })
+}
+
+/// Writes already-framed bytes (a batch of wire frames) on a lane.
+pub async fn write_frames(send: &mut LaneSend, bytes: &[u8]) -> Result<(), TransportError> {
+    send.write_all(bytes).await.map_err(|e| TransportError::Io(e.to_string()))
+}

@@ -1,0 +1,252 @@
+//! Peers: accepting and dialling, one connection per pair (`keep_new_connection`), and on
+//! each connection the control stream (both ways) and one data stream per lane and direction.
+//! A frame the wire codec refuses closes that connection with the reason; the node goes on.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aiot_runtime::DeliveryError;
+use tokio::sync::mpsc::unbounded_channel;
+
+use super::{NodeEvent, PeerLink, PeerOut, Shared};
+use crate::control::ControlMsg;
+use crate::lanes::{encode_open, Body, DataFrame, LaneMsg, LANES};
+use crate::transport::keep_new_connection;
+use crate::transport::quic::{
+    accept, accept_control, accept_lane, connect, open_control, open_lane, send_frame, write_frames,
+    Connection, ControlSend, FrameReader, Peer,
+};
+
+/// Bytes a lane writer gathers into one write (the batching the `remote` benchmark's raw
+/// baseline uses too).
+pub const LANE_BATCH_BYTES: usize = 64 * 1024;
+
+/// Close codes, with the reason as text.
+const CLOSE_PROTOCOL: u32 = 3;
+const CLOSE_DUPLICATE: u32 = 4;
+
+/// Accepts connections until the endpoint closes.
+pub(crate) async fn accept_loop(shared: Arc<Shared>) {
+    while let Some(accepted) = accept(&shared.endpoint, &shared.tls).await {
+        match accepted {
+            Ok(peer) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    shared.emit(NodeEvent::Authenticated {
+                        peer: peer.identity.name.clone(),
+                        tags: peer.identity.tags.clone(),
+                    });
+                    if let Ok((send, reader)) = accept_control(&peer).await {
+                        let dialled_by = peer.identity.name.clone();
+                        register(&shared, peer, dialled_by, send, reader);
+                    }
+                });
+            }
+            Err(e) => shared.emit(NodeEvent::Refused(e.to_string())),
+        }
+    }
+}
+
+/// Connects to `name` at `addr` unless an attempt is under way; registers it once authenticated.
+pub(crate) fn dial(shared: &Arc<Shared>, name: String, addr: SocketAddr) {
+    if !shared.dialing.lock().insert(name.clone()) {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        match connect(&shared.endpoint, &shared.tls, addr, &name).await {
+            Ok(peer) => {
+                shared.emit(NodeEvent::Authenticated {
+                    peer: peer.identity.name.clone(),
+                    tags: peer.identity.tags.clone(),
+                });
+                if let Ok((send, reader)) = open_control(&peer).await {
+                    let dialled_by = shared.name.clone();
+                    register(&shared, peer, dialled_by, send, reader);
+                }
+            }
+            Err(e) => shared.emit(NodeEvent::Unreachable { peer: name.clone(), addr, why: e.to_string() }),
+        }
+        shared.dialing.lock().remove(&name);
+    });
+}
+
+/// Wires an authenticated peer: keeps one connection per pair, then runs its control stream
+/// and its data lanes.
+fn register(
+    shared: &Arc<Shared>,
+    peer: Peer,
+    dialled_by: String,
+    mut send: ControlSend,
+    reader: FrameReader,
+) {
+    let name = peer.identity.name.clone();
+    let (tx, mut rx) = unbounded_channel::<ControlMsg>();
+    {
+        let mut peers = shared.peers.lock();
+        let replace = match peers.get(&name) {
+            None => true,
+            Some(link) => keep_new_connection(&link.dialled_by, &dialled_by, &shared.name, &name),
+        };
+        if !replace {
+            peer.connection
+                .close(CLOSE_DUPLICATE.into(), b"duplicate connection: the pair keeps the other one");
+            return;
+        }
+        let link = PeerLink { control: tx.clone(), dialled_by, connection: peer.connection.clone() };
+        if let Some(old) = peers.insert(name.clone(), link) {
+            old.connection
+                .close(CLOSE_DUPLICATE.into(), b"duplicate connection: the pair keeps the other one");
+        }
+    }
+    // A new peer hears at once what this node hosts.
+    let hosting = super::drive::hosting_msg(shared);
+    let _ = tx.send(hosting);
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            if send_frame(&mut send, &msg).await.is_err() {
+                break;
+            }
+        }
+    });
+    let out = shared.peer_out(&name);
+    for lane in 0..LANES {
+        tokio::spawn(write_lane(shared.clone(), out.clone(), lane, peer.connection.clone()));
+    }
+    tokio::spawn(accept_lanes(shared.clone(), name.clone(), peer.connection.clone()));
+    tokio::spawn(read_control(shared.clone(), name, peer.connection, reader, tx));
+}
+
+/// Control frames from one peer, until its connection ends.
+async fn read_control(
+    shared: Arc<Shared>,
+    name: String,
+    connection: Connection,
+    mut reader: FrameReader,
+    tx: tokio::sync::mpsc::UnboundedSender<ControlMsg>,
+) {
+    loop {
+        match reader.next::<ControlMsg>().await {
+            Ok(Some(msg)) => super::drive::handle_control(&shared, &name, msg),
+            Ok(None) => break,
+            Err(e) => {
+                refuse(&shared, &name, &connection, &e.to_string());
+                break;
+            }
+        }
+    }
+    let mut peers = shared.peers.lock();
+    if peers.get(&name).is_some_and(|current| current.control.same_channel(&tx)) {
+        peers.remove(&name);
+    }
+}
+
+/// Closes a peer's connection for what it sent, counting it and saying why.
+fn refuse(shared: &Shared, peer: &str, connection: &Connection, why: &str) {
+    shared.stats.frames_refused.fetch_add(1, Relaxed);
+    connection.close(CLOSE_PROTOCOL.into(), why.as_bytes());
+    shared.emit(NodeEvent::ConnectionClosed { peer: peer.to_string(), why: why.to_string() });
+}
+
+/// Sends one lane's frames on this connection: first what the peer has not acknowledged,
+/// then new frames as they come, gathered into batches.
+async fn write_lane(shared: Arc<Shared>, out: Arc<PeerOut>, lane: u16, connection: Connection) {
+    let Ok(mut send) = open_lane(&connection).await else { return };
+    let slot = &out.lanes[usize::from(lane)];
+    let mut batch = Vec::with_capacity(LANE_BATCH_BYTES + 1024);
+    encode_open(shared.incarnation, lane, &mut batch);
+    slot.state.lock().rewind();
+    loop {
+        slot.state.lock().take_unsent(&mut batch, LANE_BATCH_BYTES);
+        if batch.is_empty() {
+            tokio::select! {
+                _ = slot.wake.notified() => continue,
+                _ = connection.closed() => return,
+            }
+        }
+        if write_frames(&mut send, &batch).await.is_err() {
+            return;
+        }
+        batch.clear();
+    }
+}
+
+/// Accepts the peer's lane streams on one connection.
+async fn accept_lanes(shared: Arc<Shared>, peer: String, connection: Connection) {
+    while let Some(reader) = accept_lane(&connection).await {
+        tokio::spawn(read_lane(shared.clone(), peer.clone(), connection.clone(), reader));
+    }
+}
+
+/// Delivers one lane's frames to the local actors, dropping retries already delivered.
+async fn read_lane(shared: Arc<Shared>, peer: String, connection: Connection, mut reader: FrameReader) {
+    let (incarnation, lane) = match reader.next::<LaneMsg>().await {
+        Ok(Some(LaneMsg::Open { incarnation, lane })) if lane < LANES => (incarnation, lane),
+        Ok(None) => return,
+        Ok(Some(other)) => {
+            let why = format!("a lane must open with its Open frame, not {}", kind(&other));
+            return refuse(&shared, &peer, &connection, &why);
+        }
+        Err(e) => return refuse(&shared, &peer, &connection, &e.to_string()),
+    };
+    let high = shared.inbound.lock().dedup.lane(&peer, incarnation, lane);
+    loop {
+        match reader.next::<LaneMsg>().await {
+            Ok(Some(LaneMsg::Data(frame))) => {
+                if !high.accept(frame.seq) {
+                    shared.stats.duplicates_dropped.fetch_add(1, Relaxed);
+                    continue;
+                }
+                deliver(&shared, frame).await;
+            }
+            Ok(Some(LaneMsg::Open { .. })) => {
+                return refuse(&shared, &peer, &connection, "a second Open frame on one lane");
+            }
+            Ok(None) => return,
+            Err(e) => return refuse(&shared, &peer, &connection, &e.to_string()),
+        }
+    }
+}
+
+fn kind(msg: &LaneMsg) -> &'static str {
+    match msg {
+        LaneMsg::Open { .. } => "an Open frame for an unknown lane",
+        LaneMsg::Data(_) => "a data frame",
+    }
+}
+
+/// Delivers a frame into its actor's mailbox; a full mailbox under backpressure holds this
+/// lane (and, through QUIC flow control, its sender) until there is room.
+async fn deliver(shared: &Shared, frame: DataFrame) {
+    let core = shared.system.core();
+    let mut waited = 0u32;
+    loop {
+        let result = match &frame.body {
+            Body::Tell(bytes) => core.deliver_remote(&frame.to, bytes),
+            Body::Reply { corr, bytes } => core.deliver_remote_reply(&frame.to, *corr, bytes),
+        };
+        match result {
+            Err(DeliveryError::Full(_)) => {
+                // Yield first (the receiving actor may run on this very worker), then back off.
+                if waited < 64 {
+                    tokio::task::yield_now().await;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                waited += 1;
+            }
+            Err(DeliveryError::Decode { .. }) => {
+                shared.stats.decode_errors.fetch_add(1, Relaxed);
+                return;
+            }
+            Ok(()) => {
+                shared.stats.remote_received.fetch_add(1, Relaxed);
+                return;
+            }
+            // A dead letter or a rejection: the system counted it.
+            Err(DeliveryError::NoActor(_) | DeliveryError::Rejected(_)) => return,
+        }
+    }
+}

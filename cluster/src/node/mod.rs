@@ -1,0 +1,375 @@
+//! A cluster node on tokio and QUIC: membership, the directory, placement and the data lanes
+//! around one `TokioSystem`. This is host code, the composition of the sans-IO parts with the
+//! QUIC adapter; `aiot node` and the `remote` benchmark run it, and the simulator composes the
+//! same sans-IO parts over its own network instead.
+//!
+//! - `links`: accepting and dialling peers, one connection per pair, the control stream and
+//!   the data lanes' streams.
+//! - `drive`: the tick: membership timers, leases, releasing a down node's subtrees, placing
+//!   and stopping subtrees, announcing what this node hosts, acknowledging lanes.
+//! - `router`: the runtime's `Remote`: a send to a path hosted elsewhere goes on its lane.
+// Host code: it spawns the tasks that drive the endpoint (actor code never does).
+#![allow(clippy::disallowed_methods)]
+
+mod drive;
+mod links;
+mod router;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aiot_runtime::exec::tokio::TokioSystem;
+use aiot_runtime::{ActorPath, Instant, SystemConfig, Topology};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::Notify;
+
+use crate::config::{tag_report, Seed};
+use crate::control::ControlMsg;
+use crate::directory::Directory;
+use crate::lanes::{Dedup, OutLane, LANES};
+use crate::membership::{MemberEvent, MemberInfo, Membership, MembershipConfig, Status};
+use crate::transport::quic::{Connection, Endpoint, NodeTls};
+
+/// What a node needs to start.
+pub struct NodeSetup {
+    pub tls: NodeTls,
+    pub listen: SocketAddr,
+    pub seeds: Vec<Seed>,
+    pub membership: MembershipConfig,
+    /// The topology every node of the cluster runs; this node starts the subtrees placed on it.
+    pub topology: Topology,
+    /// Seeds the actors' random generators.
+    pub seed: u64,
+    /// This start's incarnation: higher than any earlier start of the same node.
+    pub incarnation: u64,
+    /// Tags the configuration claims; only those the certificate attests count.
+    pub claimed_tags: BTreeMap<String, String>,
+}
+
+/// Something an operator wants to see, one line each (`aiot node` prints them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    Authenticated {
+        peer: String,
+        tags: BTreeMap<String, String>,
+    },
+    Refused(String),
+    Unreachable {
+        peer: String,
+        addr: SocketAddr,
+        why: String,
+    },
+    Member(MemberEvent),
+    /// This node started the subtree.
+    Hosting(ActorPath),
+    /// This node stopped the subtree.
+    Stopped {
+        root: ActorPath,
+        why: String,
+    },
+    /// Subtrees that fit no node that is up (each with what it needs).
+    Unplaced(Vec<String>),
+    /// The lease was lost (true: regained).
+    Lease(bool),
+    /// A peer's connection was closed for what it sent.
+    ConnectionClosed {
+        peer: String,
+        why: String,
+    },
+    /// A tag the configuration claims but the certificate does not attest (ignored).
+    UnattestedTag {
+        key: String,
+        value: String,
+    },
+}
+
+impl fmt::Display for NodeEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeEvent::Authenticated { peer, tags } => {
+                write!(f, "peer {peer} authenticated [{}]", tag_list(tags))
+            }
+            NodeEvent::Refused(why) => write!(f, "refused a connection: {why}"),
+            NodeEvent::Unreachable { peer, addr, why } => write!(f, "{peer}@{addr} not reachable yet: {why}"),
+            NodeEvent::Member(MemberEvent::Up(n)) => write!(f, "member {n} up"),
+            NodeEvent::Member(MemberEvent::Down(n)) => write!(f, "member {n} down"),
+            NodeEvent::Member(MemberEvent::Left(n)) => write!(f, "member {n} left"),
+            NodeEvent::Hosting(root) => write!(f, "hosting {root}"),
+            NodeEvent::Stopped { root, why } => write!(f, "stopped {root}: {why}"),
+            NodeEvent::Unplaced(why) => write!(f, "cannot place yet: {}", why.join("; ")),
+            NodeEvent::Lease(true) => write!(f, "lease held: a majority acknowledges this node"),
+            NodeEvent::Lease(false) => write!(f, "lease lost: cut off from the majority, actors stopped"),
+            NodeEvent::ConnectionClosed { peer, why } => write!(f, "closed the connection of {peer}: {why}"),
+            NodeEvent::UnattestedTag { key, value } => {
+                write!(f, "ignored tag {key}={value}: claimed in the configuration but not attested by the certificate")
+            }
+        }
+    }
+}
+
+/// `tier=inference, accel=gpu`.
+pub fn tag_list(tags: &BTreeMap<String, String>) -> String {
+    tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}
+
+/// A node's traffic counters.
+#[derive(Debug, Default)]
+pub struct NodeStats {
+    /// Messages (and replies) put on a lane to another node.
+    pub remote_sent: AtomicU64,
+    /// Frames delivered from other nodes.
+    pub remote_received: AtomicU64,
+    /// Retried frames dropped as already delivered.
+    pub duplicates_dropped: AtomicU64,
+    /// Frames whose bytes were not the message type of their path (dead letters).
+    pub decode_errors: AtomicU64,
+    /// Sends refused because a lane to a peer held `LANE_UNACKED_MAX` frames.
+    pub lane_full: AtomicU64,
+    /// Connections closed for a malformed, oversized or unknown-version frame.
+    pub frames_refused: AtomicU64,
+    /// Unacknowledged frames dropped because their peer was released (dead letters).
+    pub abandoned: AtomicU64,
+    /// Tags the configuration claimed that the certificate does not attest (ignored).
+    pub unattested_tags: AtomicU64,
+}
+
+/// A snapshot of `NodeStats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeStatsSnapshot {
+    pub remote_sent: u64,
+    pub remote_received: u64,
+    pub duplicates_dropped: u64,
+    pub decode_errors: u64,
+    pub lane_full: u64,
+    pub frames_refused: u64,
+    pub abandoned: u64,
+    pub unattested_tags: u64,
+}
+
+/// The sending side of the lanes to one peer.
+pub(crate) struct PeerOut {
+    lanes: Vec<LaneOut>,
+}
+
+pub(crate) struct LaneOut {
+    state: Mutex<OutLane>,
+    /// Wakes the stream writer of the connection in use.
+    wake: Notify,
+}
+
+impl PeerOut {
+    fn new() -> Self {
+        PeerOut {
+            lanes: (0..LANES)
+                .map(|_| LaneOut { state: Mutex::new(OutLane::default()), wake: Notify::new() })
+                .collect(),
+        }
+    }
+}
+
+/// The connection in use to one peer.
+pub(crate) struct PeerLink {
+    control: UnboundedSender<ControlMsg>,
+    dialled_by: String,
+    connection: Connection,
+}
+
+/// What the node's tasks share.
+pub(crate) struct Shared {
+    name: String,
+    incarnation: u64,
+    tls: Arc<NodeTls>,
+    endpoint: Endpoint,
+    epoch: tokio::time::Instant,
+    system: TokioSystem,
+    topology: Topology,
+    membership: Mutex<Membership>,
+    directory: RwLock<Directory>,
+    /// Top-level subtrees running here.
+    hosted: Mutex<BTreeSet<ActorPath>>,
+    /// The last unplaced report (printed when it changes).
+    unplaced: Mutex<Vec<String>>,
+    lease_held: Mutex<bool>,
+    peers: Mutex<BTreeMap<String, PeerLink>>,
+    dialing: Mutex<BTreeSet<String>>,
+    seeds: BTreeMap<String, SocketAddr>,
+    out: RwLock<BTreeMap<String, Arc<PeerOut>>>,
+    inbound: Mutex<Inbound>,
+    stats: NodeStats,
+    events: UnboundedSender<NodeEvent>,
+    /// Set once the node left: the tick stops.
+    left: AtomicBool,
+}
+
+/// The receiving side of every peer's lanes.
+#[derive(Default)]
+pub(crate) struct Inbound {
+    dedup: Dedup,
+    /// What was last acknowledged per (peer, incarnation, lane).
+    acked: BTreeMap<(String, u64, u16), u64>,
+}
+
+impl Shared {
+    fn now(&self) -> Instant {
+        Instant::from_nanos(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// The lanes to `peer`, made on first use.
+    fn peer_out(&self, peer: &str) -> Arc<PeerOut> {
+        if let Some(out) = self.out.read().get(peer) {
+            return out.clone();
+        }
+        self.out.write().entry(peer.to_string()).or_insert_with(|| Arc::new(PeerOut::new())).clone()
+    }
+
+    /// Sends a control message to `peer` if it is connected.
+    fn control(&self, peer: &str, msg: ControlMsg) -> bool {
+        match self.peers.lock().get(peer) {
+            Some(link) => link.control.send(msg).is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// A running node.
+pub struct Node {
+    shared: Arc<Shared>,
+}
+
+/// How often the drive tick runs (heartbeats are every 500 ms, see `MembershipConfig`).
+const DRIVE_TICK: Duration = Duration::from_millis(100);
+/// How long a leaving node waits for its last frames to go out.
+const LEAVE_FLUSH: Duration = Duration::from_millis(300);
+
+impl Node {
+    /// Binds the endpoint, starts the actor system and the node's tasks, and joins through the
+    /// seeds. Events arrive on the returned channel. Call from within a tokio runtime.
+    pub fn start(setup: NodeSetup) -> Result<(Node, UnboundedReceiver<NodeEvent>), String> {
+        let tls = Arc::new(setup.tls);
+        let endpoint = tls.bind(setup.listen).map_err(|e| e.to_string())?;
+        let listen = endpoint.local_addr().map_err(|e| e.to_string())?;
+        let name = tls.me.name.clone();
+        let me = MemberInfo {
+            name: name.clone(),
+            incarnation: setup.incarnation,
+            status: Status::Up,
+            tags: tls.me.tags.clone(),
+            addr: listen.to_string(),
+        };
+        let seed_names = setup.seeds.iter().map(|s| s.name.clone()).collect();
+        let membership = Membership::new(me, seed_names, setup.membership, Instant::ZERO);
+        let (events, receiver) = unbounded_channel();
+        let system = TokioSystem::start(SystemConfig::with_seed(setup.seed));
+        let shared = Arc::new(Shared {
+            name: name.clone(),
+            incarnation: setup.incarnation,
+            tls,
+            endpoint,
+            epoch: tokio::time::Instant::now(),
+            system,
+            topology: setup.topology,
+            membership: Mutex::new(membership),
+            directory: RwLock::new(Directory::new()),
+            hosted: Mutex::new(BTreeSet::new()),
+            unplaced: Mutex::new(Vec::new()),
+            lease_held: Mutex::new(false),
+            peers: Mutex::new(BTreeMap::new()),
+            dialing: Mutex::new(BTreeSet::new()),
+            seeds: setup.seeds.iter().map(|s| (s.name.clone(), s.addr)).collect(),
+            out: RwLock::new(BTreeMap::new()),
+            inbound: Mutex::new(Inbound::default()),
+            stats: NodeStats::default(),
+            events,
+            left: AtomicBool::new(false),
+        });
+        for (key, value) in tag_report(&setup.claimed_tags, &shared.tls.me.tags).unattested {
+            shared.stats.unattested_tags.fetch_add(1, Relaxed);
+            shared.emit(NodeEvent::UnattestedTag { key, value });
+        }
+        let router = router::Router::new(&shared);
+        shared.system.core().set_remote(&name, Arc::new(router));
+        tokio::spawn(links::accept_loop(shared.clone()));
+        tokio::spawn(drive::drive(shared.clone(), DRIVE_TICK));
+        Ok((Node { shared }, receiver))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Where the endpoint listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.endpoint.local_addr().expect("a bound endpoint has an address")
+    }
+
+    /// The actor system the node's actors run in.
+    pub fn system(&self) -> &TokioSystem {
+        &self.shared.system
+    }
+
+    /// The top-level subtrees running here.
+    pub fn hosted(&self) -> Vec<ActorPath> {
+        self.shared.hosted.lock().iter().cloned().collect()
+    }
+
+    /// The directory as this node sees it: node -> the subtrees it announced.
+    pub fn directory(&self) -> BTreeMap<String, Vec<ActorPath>> {
+        self.shared.directory.read().entries()
+    }
+
+    /// The node that hosts `path`, as this node's directory has it.
+    pub fn node_of(&self, path: &ActorPath) -> Option<String> {
+        self.shared.directory.read().node_of(path).map(str::to_string)
+    }
+
+    /// Members (not this node) and their status.
+    pub fn members(&self) -> BTreeMap<String, Status> {
+        self.shared.membership.lock().members()
+    }
+
+    pub fn stats(&self) -> NodeStatsSnapshot {
+        let s = &self.shared.stats;
+        NodeStatsSnapshot {
+            remote_sent: s.remote_sent.load(Relaxed),
+            remote_received: s.remote_received.load(Relaxed),
+            duplicates_dropped: s.duplicates_dropped.load(Relaxed),
+            decode_errors: s.decode_errors.load(Relaxed),
+            lane_full: s.lane_full.load(Relaxed),
+            frames_refused: s.frames_refused.load(Relaxed),
+            abandoned: s.abandoned.load(Relaxed),
+            unattested_tags: s.unattested_tags.load(Relaxed),
+        }
+    }
+
+    /// The transport's refusal counters.
+    pub fn tls(&self) -> &NodeTls {
+        &self.shared.tls
+    }
+
+    /// Leaves gracefully: stops the subtrees hosted here, tells every member, and closes.
+    pub async fn leave(&self) {
+        self.shared.left.store(true, Relaxed);
+        drive::stop_all(&self.shared, "this node leaves the cluster");
+        drive::announce(&self.shared);
+        let sends = {
+            let mut m = self.shared.membership.lock();
+            m.leave();
+            std::iter::from_fn(|| m.poll_send()).collect::<Vec<_>>()
+        };
+        for (to, msg) in sends {
+            self.shared.control(&to, ControlMsg::Member(msg));
+        }
+        tokio::time::sleep(LEAVE_FLUSH).await;
+        self.shared.endpoint.close(0u32.into(), b"node left");
+        self.shared.endpoint.wait_idle().await;
+    }
+}

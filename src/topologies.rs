@@ -1,0 +1,146 @@
+//! Built-in topologies that `aiot node` runs by name (`topology = "NAME"` in node.toml). Every
+//! node of a cluster runs the same declaration; each starts only the subtrees placed on it.
+//!
+//! `ping`: a probe on the things tier asks an echo on the inference tier every 250 ms (a remote
+//! ask) and tells a tally on the platform tier of each answer (a remote tell). The echo says
+//! which node served it, so failover shows in the probe's lines. These example actors print
+//! their lines to stdout themselves; application actors report through ports instead.
+
+use std::time::Duration;
+
+use aiot_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The names `by_name` knows.
+pub const NAMES: &[&str] = &["ping"];
+
+/// The topology `name`, as node `node` builds it.
+pub fn by_name(name: &str, node: &str) -> Result<Topology, String> {
+    match name {
+        "ping" => Ok(ping(node)),
+        other => Err(format!("unknown topology {other:?}; known: {}", NAMES.join(", "))),
+    }
+}
+
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+const ASK_TIMEOUT: Duration = Duration::from_secs(1);
+/// The tally prints a line every this many answers.
+const TALLY_EVERY: u64 = 10;
+
+fn ping(node: &str) -> Topology {
+    let mut t = Topology::builder();
+    t.actor("/probe", |_| Probe {
+        echo: ActorRef::parse("/echo").expect("valid path"),
+        tally: ActorRef::parse("/tally").expect("valid path"),
+        seq: 0,
+        last_server: None,
+    })
+    .requires("tier=things");
+    let here = node.to_string();
+    t.actor("/echo", move |_| Echo { node: here.clone() }).requires("tier=inference");
+    t.actor("/tally", |_| Tally { counted: 0 }).requires("tier=platform");
+    t.build().expect("the ping topology is valid")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ProbeMsg {
+    Tick,
+    Answer(Result<Pong, AskError>),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pong {
+    pub seq: u64,
+    pub node: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum EchoMsg {
+    Ping { seq: u64, reply: ReplyTo<Pong> },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum TallyMsg {
+    Count { seq: u64, node: String },
+}
+
+struct Probe {
+    echo: ActorRef<EchoMsg>,
+    tally: ActorRef<TallyMsg>,
+    seq: u64,
+    last_server: Option<String>,
+}
+
+impl Actor for Probe {
+    type Msg = ProbeMsg;
+
+    fn started(&mut self, ctx: &mut Ctx<'_, ProbeMsg>) -> Result<(), ActorError> {
+        ctx.schedule_every(PROBE_EVERY, ProbeMsg::Tick);
+        Ok(())
+    }
+
+    fn handle(&mut self, msg: ProbeMsg, ctx: &mut Ctx<'_, ProbeMsg>) -> Result<(), ActorError> {
+        match msg {
+            ProbeMsg::Tick => {
+                self.seq += 1;
+                let seq = self.seq;
+                if let Err(e) =
+                    ctx.ask(&self.echo, |reply| EchoMsg::Ping { seq, reply }, ASK_TIMEOUT, ProbeMsg::Answer)
+                {
+                    println!("probe: ask {seq} not sent: {e}");
+                }
+            }
+            ProbeMsg::Answer(Ok(pong)) => {
+                if self.last_server.as_deref() != Some(pong.node.as_str()) {
+                    println!("probe: answers from {}", pong.node);
+                    self.last_server = Some(pong.node.clone());
+                }
+                // A tally that is not up yet (or moving) is a dead letter, not a failure.
+                let _ = ctx.send(&self.tally, TallyMsg::Count { seq: pong.seq, node: pong.node });
+            }
+            ProbeMsg::Answer(Err(e)) => {
+                println!("probe: no answer: {e}");
+                self.last_server = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Echo {
+    node: String,
+}
+
+impl Actor for Echo {
+    type Msg = EchoMsg;
+
+    fn handle(&mut self, msg: EchoMsg, ctx: &mut Ctx<'_, EchoMsg>) -> Result<(), ActorError> {
+        match msg {
+            EchoMsg::Ping { seq, reply } => {
+                // An asker that has gone away is a dead letter, not a failure of the echo.
+                let _ = ctx.reply(&reply, Pong { seq, node: self.node.clone() });
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Tally {
+    counted: u64,
+}
+
+impl Actor for Tally {
+    type Msg = TallyMsg;
+
+    fn handle(&mut self, msg: TallyMsg, _ctx: &mut Ctx<'_, TallyMsg>) -> Result<(), ActorError> {
+        match msg {
+            TallyMsg::Count { seq, node } => {
+                self.counted += 1;
+                if self.counted.is_multiple_of(TALLY_EVERY) {
+                    println!("tally: {} answers counted, answer {seq} served by {node}", self.counted);
+                }
+            }
+        }
+        Ok(())
+    }
+}
