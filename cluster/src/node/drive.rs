@@ -230,7 +230,10 @@ pub(crate) fn handle_control(shared: &Shared, peer: &str, msg: ControlMsg) {
             };
             shared.membership.lock().handle_message(peer, msg, shared.now());
             if let Some(incarnation) = restarted {
-                shared.inbound.lock().dedup.forget_before(peer, incarnation);
+                let mut inbound = shared.inbound.lock();
+                inbound.dedup.forget_before(peer, incarnation);
+                inbound.turns.retain(|(n, inc, _), _| n != peer || *inc >= incarnation);
+                inbound.acked.retain(|(n, inc, _), _| n != peer || *inc >= incarnation);
             }
         }
         ControlMsg::Hosting { incarnation, roots } => {

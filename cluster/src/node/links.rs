@@ -16,7 +16,7 @@ use crate::lanes::{encode_open, Body, DataFrame, LaneMsg, LANES};
 use crate::transport::keep_new_connection;
 use crate::transport::quic::{
     accept, accept_control, accept_lane, connect, open_control, open_lane, send_frame, write_frames,
-    Connection, ControlSend, FrameReader, Peer,
+    Connection, ControlSend, FrameReader, Peer, TransportError,
 };
 
 /// Bytes a lane writer gathers into one write (the batching the `remote` benchmark's raw
@@ -130,11 +130,11 @@ async fn read_control(
     loop {
         match reader.next::<ControlMsg>().await {
             Ok(Some(msg)) => super::drive::handle_control(&shared, &name, msg),
-            Ok(None) => break,
-            Err(e) => {
+            Err(TransportError::Frame(e)) => {
                 refuse(&shared, &name, &connection, &e.to_string());
                 break;
             }
+            Ok(None) | Err(_) => break,
         }
     }
     let mut peers = shared.peers.lock();
@@ -184,14 +184,19 @@ async fn accept_lanes(shared: Arc<Shared>, peer: String, connection: Connection)
 async fn read_lane(shared: Arc<Shared>, peer: String, connection: Connection, mut reader: FrameReader) {
     let (incarnation, lane) = match reader.next::<LaneMsg>().await {
         Ok(Some(LaneMsg::Open { incarnation, lane })) if lane < LANES => (incarnation, lane),
-        Ok(None) => return,
         Ok(Some(other)) => {
             let why = format!("a lane must open with its Open frame, not {}", kind(&other));
             return refuse(&shared, &peer, &connection, &why);
         }
-        Err(e) => return refuse(&shared, &peer, &connection, &e.to_string()),
+        Err(TransportError::Frame(e)) => return refuse(&shared, &peer, &connection, &e.to_string()),
+        Ok(None) | Err(_) => return,
     };
-    let high = shared.inbound.lock().dedup.lane(&peer, incarnation, lane);
+    let (high, turn) = {
+        let mut inbound = shared.inbound.lock();
+        let turn = inbound.turns.entry((peer.clone(), incarnation, lane)).or_default().clone();
+        (inbound.dedup.lane(&peer, incarnation, lane), turn)
+    };
+    let _turn = turn.lock().await;
     loop {
         match reader.next::<LaneMsg>().await {
             Ok(Some(LaneMsg::Data(frame))) => {
@@ -204,8 +209,8 @@ async fn read_lane(shared: Arc<Shared>, peer: String, connection: Connection, mu
             Ok(Some(LaneMsg::Open { .. })) => {
                 return refuse(&shared, &peer, &connection, "a second Open frame on one lane");
             }
-            Ok(None) => return,
-            Err(e) => return refuse(&shared, &peer, &connection, &e.to_string()),
+            Err(TransportError::Frame(e)) => return refuse(&shared, &peer, &connection, &e.to_string()),
+            Ok(None) | Err(_) => return,
         }
     }
 }

@@ -212,6 +212,9 @@ pub(crate) struct Inbound {
     dedup: Dedup,
     /// What was last acknowledged per (peer, incarnation, lane).
     acked: BTreeMap<(String, u64, u16), u64>,
+    /// One reader at a time per (peer, incarnation, lane): a new connection's stream waits
+    /// until the old one's reader ended, so a lane's frames are delivered in sequence order.
+    turns: BTreeMap<(String, u64, u16), Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Shared {
@@ -347,6 +350,18 @@ impl Node {
             frames_refused: s.frames_refused.load(Relaxed),
             abandoned: s.abandoned.load(Relaxed),
             unattested_tags: s.unattested_tags.load(Relaxed),
+        }
+    }
+
+    /// Closes the connection to `peer` (it is dialled again at the next heartbeat, and the
+    /// lanes' unacknowledged frames go again on the new one). For operators and tests.
+    pub fn disconnect(&self, peer: &str) -> bool {
+        match self.shared.peers.lock().remove(peer) {
+            Some(link) => {
+                link.connection.close(5u32.into(), b"disconnected by the operator");
+                true
+            }
+            None => false,
         }
     }
 

@@ -51,6 +51,8 @@ pub enum TransportError {
         role: Role,
     },
     Io(String),
+    /// The peer sent a frame the wire codec refuses (the connection is closed with it).
+    Frame(wire::WireError),
 }
 
 impl std::fmt::Display for TransportError {
@@ -62,6 +64,7 @@ impl std::fmt::Display for TransportError {
                 write!(f, "{peer} presented a {role:?} certificate where a node certificate is required")
             }
             TransportError::Io(why) => write!(f, "transport: {why}"),
+            TransportError::Frame(why) => write!(f, "{why}"),
         }
     }
 }
@@ -380,13 +383,12 @@ pub struct FrameReader {
 }
 
 impl FrameReader {
-    /// The next frame; `Ok(None)` when the peer finished the stream. A malformed frame is an
-    /// error (the caller closes the connection with it as the reason).
+    /// The next frame; `Ok(None)` when the peer finished the stream. A frame the codec refuses
+    /// is `TransportError::Frame` (the caller closes the connection with it as the reason); a
+    /// broken stream is `Io`.
     pub async fn next<T: serde::de::DeserializeOwned>(&mut self) -> Result<Option<T>, TransportError> {
         loop {
-            if let Some(msg) =
-                self.decoder.next_frame::<T>().map_err(|e| TransportError::Io(e.to_string()))?
-            {
+            if let Some(msg) = self.decoder.next_frame::<T>().map_err(TransportError::Frame)? {
                 return Ok(Some(msg));
             }
             match self.recv.read_chunk(wire::FRAME_LEN_MAX, true).await {
