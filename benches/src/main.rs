@@ -2,9 +2,11 @@
 //!
 //! `cargo run --release -p aiot-bench -- <subcommand>`. Each subcommand prints our figure, the
 //! peer's or the baseline's from the same run, and the ratio with its direction. Implemented:
-//! `savina` (aiot vs actix vs ractor). To come: remote, ingest, stream, train, sim, migrate.
+//! `savina` (aiot vs actix vs ractor), `remote` (aiot nodes vs raw quinn). To come: ingest,
+//! stream, train, sim, migrate.
 
 mod alloc;
+mod remote;
 mod savina;
 
 use std::process::ExitCode;
@@ -26,12 +28,15 @@ struct Cli {
 enum Bench {
     /// Savina actor kernels: aiot vs actix 0.13 vs ractor 0.16, side by side.
     Savina(savina::Args),
+    /// Remote tells and asks between two nodes vs raw quinn with the same framing.
+    Remote(remote::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.bench {
         Bench::Savina(args) => savina::run(args),
+        Bench::Remote(args) => remote::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -56,7 +56,8 @@ pub fn encode_open(incarnation: u64, lane: u16, out: &mut Vec<u8>) {
     crate::wire::encode(&LaneMsgRef::Open { incarnation, lane }, out).expect("an open frame is small");
 }
 
-/// One message to one actor.
+/// One message to one actor. Bodies are byte strings (`serde_bytes`: copied in bulk, not
+/// element by element).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataFrame {
     pub seq: u64,
@@ -67,9 +68,13 @@ pub struct DataFrame {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
     /// A message (bincode of the type `to` takes).
-    Tell(Vec<u8>),
+    Tell(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A reply to ask `corr` (bincode of the type the asker expects).
-    Reply { corr: u64, bytes: Vec<u8> },
+    Reply {
+        corr: u64,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
 }
 
 /// The sending side of one lane to one peer incarnation.

@@ -68,20 +68,16 @@ pub fn encode<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), WireError>
     let start = out.len();
     out.extend_from_slice(&[0; LEN_BYTES]);
     out.extend_from_slice(&WIRE_VERSION.to_be_bytes());
-    let body = bincode::serde::encode_to_vec(msg, config()).map_err(|e| WireError::Malformed(e.to_string()));
-    let body = match body {
-        Ok(body) => body,
-        Err(e) => {
-            out.truncate(start);
-            return Err(e);
-        }
-    };
-    let len = VERSION_BYTES + body.len();
+    // Straight into `out`: no intermediate buffer per frame.
+    if let Err(e) = bincode::serde::encode_into_std_write(msg, out, config()) {
+        out.truncate(start);
+        return Err(WireError::Malformed(e.to_string()));
+    }
+    let len = out.len() - start - LEN_BYTES;
     if len > FRAME_LEN_MAX {
         out.truncate(start);
         return Err(WireError::Oversized { len, max: FRAME_LEN_MAX });
     }
-    out.extend_from_slice(&body);
     let len = u32::try_from(len).expect("bounded by FRAME_LEN_MAX");
     out[start..start + LEN_BYTES].copy_from_slice(&len.to_be_bytes());
     Ok(())
@@ -91,6 +87,9 @@ pub fn encode<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), WireError>
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
+    /// Where the first byte not yet consumed is in `buf` (consumed bytes are dropped in bulk,
+    /// not per frame).
+    start: usize,
     /// Set once a frame was refused: the stream is unusable after that.
     failed: Option<WireError>,
 }
@@ -102,6 +101,10 @@ impl FrameDecoder {
 
     /// Takes bytes received from the peer.
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start >= self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
@@ -115,9 +118,11 @@ impl FrameDecoder {
         if let Err(e) = &result {
             self.failed = Some(e.clone());
             self.buf = Vec::new();
+            self.start = 0;
         }
-        let Some(body) = result? else { return Ok(None) };
-        let decoded = bincode::serde::decode_from_slice::<T, _>(&body, config());
+        let Some(range) = result? else { return Ok(None) };
+        let body = &self.buf[range];
+        let decoded = bincode::serde::decode_from_slice::<T, _>(body, config());
         let outcome = match decoded {
             Ok((msg, used)) if used == body.len() => Ok(Some(msg)),
             Ok((_, used)) => Err(WireError::Malformed(format!("{} bytes left over", body.len() - used))),
@@ -129,9 +134,11 @@ impl FrameDecoder {
         outcome
     }
 
-    /// Splits off the next frame's body once it has fully arrived.
-    fn take_frame(&mut self) -> Result<Option<Vec<u8>>, WireError> {
-        let Some(prefix) = self.buf.get(..LEN_BYTES) else { return Ok(None) };
+    /// Consumes the next frame once it has fully arrived; returns where its body is in `buf`.
+    fn take_frame(&mut self) -> Result<Option<std::ops::Range<usize>>, WireError> {
+        let at = self.start;
+        let pending = &self.buf[at..];
+        let Some(prefix) = pending.get(..LEN_BYTES) else { return Ok(None) };
         let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
         if len > FRAME_LEN_MAX {
             return Err(WireError::Oversized { len, max: FRAME_LEN_MAX });
@@ -139,21 +146,21 @@ impl FrameDecoder {
         if len < VERSION_BYTES {
             return Err(WireError::TooShort { len });
         }
-        if self.buf.len() >= LEN_BYTES + VERSION_BYTES {
-            let version = u16::from_be_bytes([self.buf[LEN_BYTES], self.buf[LEN_BYTES + 1]]);
+        if pending.len() >= LEN_BYTES + VERSION_BYTES {
+            let version = u16::from_be_bytes([pending[LEN_BYTES], pending[LEN_BYTES + 1]]);
             if version != WIRE_VERSION {
                 return Err(WireError::Version { got: version, want: WIRE_VERSION });
             }
         }
-        if self.buf.len() < LEN_BYTES + len {
+        if pending.len() < LEN_BYTES + len {
             return Ok(None);
         }
-        let frame: Vec<u8> = self.buf.drain(..LEN_BYTES + len).collect();
-        Ok(Some(frame[LEN_BYTES + VERSION_BYTES..].to_vec()))
+        self.start = at + LEN_BYTES + len;
+        Ok(Some(at + LEN_BYTES + VERSION_BYTES..self.start))
     }
 
     /// Bytes received but not yet part of a whole frame.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aiot_runtime::DeliveryError;
+use aiot_runtime::{ActorPath, AnyCell, DeliveryError, SystemCore};
 use tokio::sync::mpsc::unbounded_channel;
 
 use super::{NodeEvent, PeerLink, PeerOut, Shared};
@@ -19,9 +19,11 @@ use crate::transport::quic::{
     Connection, ControlSend, FrameReader, Peer, TransportError,
 };
 
-/// Bytes a lane writer gathers into one write (the batching the `remote` benchmark's raw
-/// baseline uses too).
-pub const LANE_BATCH_BYTES: usize = 64 * 1024;
+use super::LANE_BATCH_BYTES;
+
+/// A receiver acknowledges a lane every this many frames as well as on each tick, so a fast
+/// lane's retry buffer stays far below `LANE_UNACKED_MAX`.
+const ACK_EVERY: u64 = 4096;
 
 /// Close codes, with the reason as text.
 const CLOSE_PROTOCOL: u32 = 3;
@@ -197,6 +199,7 @@ async fn read_lane(shared: Arc<Shared>, peer: String, connection: Connection, mu
         (inbound.dedup.lane(&peer, incarnation, lane), turn)
     };
     let _turn = turn.lock().await;
+    let mut cache = CellCache::default();
     loop {
         match reader.next::<LaneMsg>().await {
             Ok(Some(LaneMsg::Data(frame))) => {
@@ -204,7 +207,11 @@ async fn read_lane(shared: Arc<Shared>, peer: String, connection: Connection, mu
                     shared.stats.duplicates_dropped.fetch_add(1, Relaxed);
                     continue;
                 }
-                deliver(&shared, frame).await;
+                let seq = frame.seq;
+                deliver(&shared, &mut cache, frame).await;
+                if seq.is_multiple_of(ACK_EVERY) {
+                    shared.control(&peer, ControlMsg::Ack { incarnation, lane, seq });
+                }
             }
             Ok(Some(LaneMsg::Open { .. })) => {
                 return refuse(&shared, &peer, &connection, "a second Open frame on one lane");
@@ -222,14 +229,41 @@ fn kind(msg: &LaneMsg) -> &'static str {
     }
 }
 
+/// The mailbox a lane delivered to last: a lane mostly carries messages for a few actors, so
+/// this saves the registry lookup per frame.
+#[derive(Default)]
+struct CellCache {
+    last: Option<(ActorPath, Arc<dyn AnyCell>)>,
+}
+
+impl CellCache {
+    fn get(&mut self, core: &SystemCore, path: &ActorPath) -> Option<Arc<dyn AnyCell>> {
+        if let Some((p, cell)) = &self.last {
+            if p == path && !cell.is_closed() {
+                return Some(cell.clone());
+            }
+        }
+        let cell = core.lookup(path)?;
+        self.last = Some((path.clone(), cell.clone()));
+        Some(cell)
+    }
+}
+
 /// Delivers a frame into its actor's mailbox; a full mailbox under backpressure holds this
 /// lane (and, through QUIC flow control, its sender) until there is room.
-async fn deliver(shared: &Shared, frame: DataFrame) {
+async fn deliver(shared: &Shared, cache: &mut CellCache, frame: DataFrame) {
     let core = shared.system.core();
     let mut waited = 0u32;
     loop {
         let result = match &frame.body {
-            Body::Tell(bytes) => core.deliver_remote(&frame.to, bytes),
+            Body::Tell(bytes) => match cache.get(core, &frame.to) {
+                Some(cell) => cell.push_encoded(bytes).inspect_err(|e| {
+                    if let DeliveryError::NoActor(path) = e {
+                        core.dead_letter(path, 1); // it stopped since the lookup
+                    }
+                }),
+                None => core.deliver_remote(&frame.to, bytes),
+            },
             Body::Reply { corr, bytes } => core.deliver_remote_reply(&frame.to, *corr, bytes),
         };
         match result {

@@ -248,6 +248,10 @@ pub struct Node {
     shared: Arc<Shared>,
 }
 
+/// Bytes a lane writer gathers into one write (the `remote` benchmark's raw baseline batches
+/// the same way).
+pub const LANE_BATCH_BYTES: usize = 64 * 1024;
+
 /// How often the drive tick runs (heartbeats are every 500 ms, see `MembershipConfig`).
 const DRIVE_TICK: Duration = Duration::from_millis(100);
 /// How long a leaving node waits for its last frames to go out.

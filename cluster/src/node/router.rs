@@ -20,8 +20,7 @@ impl Router {
         Router { shared: Arc::downgrade(shared) }
     }
 
-    fn push(&self, node: &str, to: &ActorPath, body: Body) -> Result<(), SendError> {
-        let shared = self.shared.upgrade().ok_or_else(|| SendError::NoActor(to.clone()))?;
+    fn push(&self, shared: &Shared, node: &str, to: &ActorPath, body: Body) -> Result<(), SendError> {
         let out = shared.peer_out(node);
         let lane = &out.lanes[usize::from(lane_of(to))];
         let pushed = lane.state.lock().push(to.clone(), body);
@@ -42,16 +41,17 @@ impl Router {
 impl Remote for Router {
     fn send(&self, to: &ActorPath, bytes: Vec<u8>) -> Result<(), SendError> {
         let shared = self.shared.upgrade().ok_or_else(|| SendError::NoActor(to.clone()))?;
-        let node = shared.directory.read().node_of(to).map(str::to_string);
-        match node {
+        let directory = shared.directory.read();
+        match directory.node_of(to) {
             // Not hosted anywhere, or hosted here but not running (starting or stopping).
             None => Err(SendError::NoActor(to.clone())),
             Some(node) if node == shared.name => Err(SendError::NoActor(to.clone())),
-            Some(node) => self.push(&node, to, Body::Tell(bytes)),
+            Some(node) => self.push(&shared, node, to, Body::Tell(bytes)),
         }
     }
 
     fn reply(&self, origin: &str, to: &ActorPath, corr: u64, bytes: Vec<u8>) -> Result<(), SendError> {
-        self.push(origin, to, Body::Reply { corr, bytes })
+        let shared = self.shared.upgrade().ok_or_else(|| SendError::NoActor(to.clone()))?;
+        self.push(&shared, origin, to, Body::Reply { corr, bytes })
     }
 }
