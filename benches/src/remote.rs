@@ -327,9 +327,11 @@ struct Raw {
     counted: Arc<AtomicU64>,
 }
 
-fn data_frame(seq: u64, payload: &[u8]) -> LaneMsg {
+/// The frame ours puts on a lane for one tell: the payload copied into a message (as the
+/// source actor does), encoded, and addressed by path.
+fn data_frame(seq: u64, to: &ActorPath, payload: &[u8]) -> LaneMsg {
     let bytes = aiot_runtime::message::encode(&SinkMsg::Blob(payload.to_vec()));
-    LaneMsg::Data(DataFrame { seq, to: ActorPath::parse("/sink").expect("a path"), body: Body::Tell(bytes) })
+    LaneMsg::Data(DataFrame { seq, to: to.clone(), body: Body::Tell(bytes) })
 }
 
 impl Raw {
@@ -394,8 +396,9 @@ impl Raw {
         let started = Instant::now();
         let mut lane = self.lane.lock().await;
         let mut batch = Vec::with_capacity(LANE_BATCH_BYTES + 1024);
+        let sink = ActorPath::parse("/sink").expect("a path");
         for seq in 1..=sizes.tells {
-            wire::encode(&data_frame(seq, &payload), &mut batch).map_err(|e| e.to_string())?;
+            wire::encode(&data_frame(seq, &sink, &payload), &mut batch).map_err(|e| e.to_string())?;
             if batch.len() >= LANE_BATCH_BYTES {
                 write_frames(&mut lane, &batch).await.map_err(|e| e.to_string())?;
                 batch.clear();
@@ -414,7 +417,7 @@ impl Raw {
         let mut times = Vec::with_capacity(sizes.asks);
         for n in 0..sizes.asks as u64 {
             let t = Instant::now();
-            send_frame(send, &data_frame(n, &n.to_le_bytes())).await.map_err(|e| e.to_string())?;
+            send_frame(send, &data_frame(n, &sink, &n.to_le_bytes())).await.map_err(|e| e.to_string())?;
             match reader.next::<LaneMsg>().await {
                 Ok(Some(LaneMsg::Data(frame))) if frame.seq == n => {}
                 other => return Err(format!("ping {n} answered {other:?}")),
