@@ -21,4 +21,16 @@ pub enum ControlMsg {
         lane: u16,
         seq: u64,
     },
+    /// "My incarnation `incarnation` wants to host `root`": a node starts a subtree only once a
+    /// majority granted its claim.
+    Claim {
+        root: ActorPath,
+        incarnation: u64,
+    },
+    /// "I grant your incarnation `incarnation` the subtree `root`" (and no one else, while it
+    /// holds it).
+    Grant {
+        root: ActorPath,
+        incarnation: u64,
+    },
 }

@@ -105,6 +105,11 @@ impl Directory {
             .collect()
     }
 
+    /// Subtree root -> its holder, as lookups answer (what a host's copy must match).
+    pub fn node_of_all(&self) -> &BTreeMap<ActorPath, String> {
+        &self.index
+    }
+
     /// Every node's announced roots, by node name.
     pub fn entries(&self) -> BTreeMap<String, Vec<ActorPath>> {
         self.by_node.iter().map(|(n, h)| (n.clone(), h.roots.iter().cloned().collect())).collect()

@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod control;
+pub mod coordinator;
 pub mod directory;
 pub mod identity;
 pub mod lanes;

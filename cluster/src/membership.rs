@@ -182,7 +182,7 @@ impl Membership {
     /// How many nodes make a strict majority: of the members known (itself included, nodes
     /// that left excluded), counting seeds not met yet, so a node that has heard from no one
     /// never thinks itself a majority of one.
-    fn majority(&self) -> usize {
+    pub fn majority(&self) -> usize {
         let members = self.members.values().filter(|m| m.info.status != Status::Left).count();
         let unmet_seeds = self.seeds.iter().filter(|s| !self.members.contains_key(*s)).count();
         (1 + members + unmet_seeds) / 2 + 1

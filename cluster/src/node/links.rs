@@ -104,7 +104,7 @@ fn register(
         }
     }
     // A new peer hears at once what this node hosts.
-    let hosting = super::drive::hosting_msg(shared);
+    let hosting = shared.coordinator.lock().hosting_msg();
     let _ = tx.send(hosting);
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {

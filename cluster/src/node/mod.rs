@@ -5,8 +5,9 @@
 //!
 //! - `links`: accepting and dialling peers, one connection per pair, the control stream and
 //!   the data lanes' streams.
-//! - `drive`: the tick: membership timers, leases, releasing a down node's subtrees, placing
-//!   and stopping subtrees, announcing what this node hosts, acknowledging lanes.
+//! - `drive`: the tick, and the execution of the coordinator's outputs (the decisions
+//!   themselves are `coordinator`'s, sans-IO): control messages, starting and stopping
+//!   subtrees, releasing peers, acknowledging lanes.
 //! - `router`: the runtime's `Remote`: a send to a path hosted elsewhere goes on its lane.
 // Host code: it spawns the tasks that drive the endpoint (actor code never does).
 #![allow(clippy::disallowed_methods)]
@@ -30,9 +31,10 @@ use tokio::sync::Notify;
 
 use crate::config::{tag_report, Seed};
 use crate::control::ControlMsg;
+use crate::coordinator::Coordinator;
 use crate::directory::Directory;
 use crate::lanes::{Dedup, OutLane, LANES};
-use crate::membership::{MemberEvent, MemberInfo, Membership, MembershipConfig, Status};
+use crate::membership::{MemberEvent, MemberInfo, MembershipConfig, Status};
 use crate::transport::quic::{Connection, Endpoint, NodeTls};
 
 /// What a node needs to start.
@@ -188,13 +190,10 @@ pub(crate) struct Shared {
     epoch: tokio::time::Instant,
     system: TokioSystem,
     topology: Topology,
-    membership: Mutex<Membership>,
+    coordinator: Mutex<Coordinator>,
+    /// The coordinator's directory, copied on each change: the send path reads it without
+    /// taking the coordinator's lock.
     directory: RwLock<Directory>,
-    /// Top-level subtrees running here.
-    hosted: Mutex<BTreeSet<ActorPath>>,
-    /// The last unplaced report (printed when it changes).
-    unplaced: Mutex<Vec<String>>,
-    lease_held: Mutex<bool>,
     peers: Mutex<BTreeMap<String, PeerLink>>,
     dialing: Mutex<BTreeSet<String>>,
     seeds: BTreeMap<String, SocketAddr>,
@@ -273,7 +272,8 @@ impl Node {
             addr: listen.to_string(),
         };
         let seed_names = setup.seeds.iter().map(|s| s.name.clone()).collect();
-        let membership = Membership::new(me, seed_names, setup.membership, Instant::ZERO);
+        let coordinator =
+            Coordinator::new(me, seed_names, setup.membership, setup.topology.clone(), Instant::ZERO);
         let (events, receiver) = unbounded_channel();
         let system = TokioSystem::start(SystemConfig::with_seed(setup.seed));
         let shared = Arc::new(Shared {
@@ -284,11 +284,8 @@ impl Node {
             epoch: tokio::time::Instant::now(),
             system,
             topology: setup.topology,
-            membership: Mutex::new(membership),
+            coordinator: Mutex::new(coordinator),
             directory: RwLock::new(Directory::new()),
-            hosted: Mutex::new(BTreeSet::new()),
-            unplaced: Mutex::new(Vec::new()),
-            lease_held: Mutex::new(false),
             peers: Mutex::new(BTreeMap::new()),
             dialing: Mutex::new(BTreeSet::new()),
             seeds: setup.seeds.iter().map(|s| (s.name.clone(), s.addr)).collect(),
@@ -325,7 +322,7 @@ impl Node {
 
     /// The top-level subtrees running here.
     pub fn hosted(&self) -> Vec<ActorPath> {
-        self.shared.hosted.lock().iter().cloned().collect()
+        self.shared.coordinator.lock().hosted().iter().cloned().collect()
     }
 
     /// The directory as this node sees it: node -> the subtrees it announced.
@@ -340,7 +337,7 @@ impl Node {
 
     /// Members (not this node) and their status.
     pub fn members(&self) -> BTreeMap<String, Status> {
-        self.shared.membership.lock().members()
+        self.shared.coordinator.lock().members()
     }
 
     pub fn stats(&self) -> NodeStatsSnapshot {
@@ -377,16 +374,8 @@ impl Node {
     /// Leaves gracefully: stops the subtrees hosted here, tells every member, and closes.
     pub async fn leave(&self) {
         self.shared.left.store(true, Relaxed);
-        drive::stop_all(&self.shared, "this node leaves the cluster");
-        drive::announce(&self.shared);
-        let sends = {
-            let mut m = self.shared.membership.lock();
-            m.leave();
-            std::iter::from_fn(|| m.poll_send()).collect::<Vec<_>>()
-        };
-        for (to, msg) in sends {
-            self.shared.control(&to, ControlMsg::Member(msg));
-        }
+        self.shared.coordinator.lock().leave();
+        drive::execute(&self.shared);
         tokio::time::sleep(LEAVE_FLUSH).await;
         self.shared.endpoint.close(0u32.into(), b"node left");
         self.shared.endpoint.wait_idle().await;

@@ -1,0 +1,396 @@
+//! A node's decisions as one sans-IO state machine: membership, leases, the directory and
+//! placement together. It says which subtrees to start and stop here, what to tell each peer on
+//! the control stream, and what an operator should see; it reads no clock and does no IO. The
+//! QUIC node (`node`) executes its outputs on tokio; the simulator executes the same outputs
+//! over its simulated network, so failover is the same code under both.
+//!
+//! Each `handle_timeout` (the host calls it every tick, 100 ms on a real node):
+//! 1. membership's timers run (heartbeats, the failure detector);
+//! 2. nodes down for longer than their lease are released: their subtrees leave the directory;
+//! 3. without the lease, every subtree hosted here stops;
+//! 4. with it, seeing a majority up, and one failure timeout after start, subtrees held by
+//!    nobody are placed by the sticky plan; this node *claims* those placed on itself and
+//!    starts each once a majority granted the claim; a subtree that a node with a lower name
+//!    also hosts stops here;
+//! 5. with each heartbeat, the peer also hears what this node hosts.
+//!
+//! **Claims** make placement safe when views differ (a one-way cut, a node that has not yet
+//! seen another go down): each node grants a subtree to one claimant at a time, and keeps the
+//! grant while that claimant hosts it (or, if it never announces it, for `GRANT_TTL`); a
+//! claimant starts only if a majority granted it within `CLAIM_WINDOW`. Two majorities share a
+//! node, so two claimants never both start. A node grants nothing before it has settled (it may
+//! not know yet who hosts what), and never a subtree another live node hosts.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use aiot_runtime::{ActorPath, Instant, Topology};
+
+use crate::control::ControlMsg;
+use crate::directory::Directory;
+use crate::membership::{MemberEvent, MemberInfo, MemberMsg, Membership, MembershipConfig, Status};
+use crate::placement::{plan, NodeView};
+
+/// How long a claimant waits for a majority of grants before it gives the claim up (and claims
+/// again on a later tick).
+pub const CLAIM_WINDOW: Duration = Duration::from_secs(1);
+/// How long a grant binds its giver when the claimant never announces hosting the subtree:
+/// longer than the claim window plus an announcement's way and the clock skew.
+pub const GRANT_TTL: Duration = Duration::from_secs(5);
+
+/// What the host does for the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send on the control stream to `to` (dialling it first if need be, at `addr` when
+    /// membership knows it).
+    Send { to: String, addr: Option<String>, msg: ControlMsg },
+    /// Start the topology's subtree at this root here (report a failure with `start_failed`).
+    Start(ActorPath),
+    /// Stop the subtree at this root here.
+    Stop { root: ActorPath, why: String },
+    /// `node` is gone for good: drop what was queued for it.
+    Released(String),
+    /// The directory changed (hosts keep a copy for lookups on the send path).
+    DirectoryChanged,
+    /// Something an operator wants to see.
+    Note(Note),
+}
+
+/// Operator-facing news.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    Member(MemberEvent),
+    /// Subtrees that fit no node that is up, each with what it needs (only when it changes).
+    Unplaced(Vec<String>),
+    /// The lease was gained (true) or lost (false).
+    Lease(bool),
+}
+
+pub struct Coordinator {
+    name: String,
+    incarnation: u64,
+    membership: Membership,
+    directory: Directory,
+    topology: Topology,
+    hosted: BTreeSet<ActorPath>,
+    lease_held: bool,
+    unplaced: Vec<String>,
+    left: bool,
+    /// Subtree -> the claimant this node granted it to.
+    grants: BTreeMap<ActorPath, Granted>,
+    /// This node's claims awaiting a majority.
+    claims: BTreeMap<ActorPath, Pending>,
+    outputs: VecDeque<Output>,
+}
+
+#[derive(Debug, Clone)]
+struct Granted {
+    node: String,
+    incarnation: u64,
+    at: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    since: Instant,
+    granted: BTreeSet<String>,
+}
+
+impl Coordinator {
+    /// Node `me` (its attested tags inside), joining through `seeds`, running `topology`.
+    pub fn new(
+        me: MemberInfo,
+        seeds: Vec<String>,
+        config: MembershipConfig,
+        topology: Topology,
+        now: Instant,
+    ) -> Self {
+        let (name, incarnation) = (me.name.clone(), me.incarnation);
+        Coordinator {
+            name,
+            incarnation,
+            membership: Membership::new(me, seeds, config, now),
+            directory: Directory::new(),
+            topology,
+            hosted: BTreeSet::new(),
+            lease_held: false,
+            unplaced: Vec::new(),
+            left: false,
+            grants: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Subtrees running here.
+    pub fn hosted(&self) -> &BTreeSet<ActorPath> {
+        &self.hosted
+    }
+
+    /// Members (not this node) and their status.
+    pub fn members(&self) -> BTreeMap<String, Status> {
+        self.membership.members()
+    }
+
+    pub fn holds_lease(&self) -> bool {
+        self.lease_held
+    }
+
+    /// The next thing for the host to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The tick.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        self.membership.handle_timeout(now);
+        while let Some(event) = self.membership.poll_event() {
+            self.outputs.push_back(Output::Note(Note::Member(event)));
+        }
+        self.release_gone(now);
+        let holds = self.membership.holds_lease(now);
+        if holds != self.lease_held {
+            self.lease_held = holds;
+            self.outputs.push_back(Output::Note(Note::Lease(holds)));
+        }
+        if !holds {
+            self.claims.clear();
+            self.stop_all("lease lost: cut off from the majority");
+        } else if self.membership.settled(now) && self.membership.has_majority() {
+            // A node that still holds its lease but no longer sees a majority places nothing
+            // new: the majority side may be placing the same subtrees.
+            self.place(now);
+        } else {
+            self.claims.clear();
+        }
+        self.flush_membership(true);
+    }
+
+    /// A control message from the authenticated peer `from` (lane acknowledgements are the
+    /// host's, and ignored here).
+    pub fn handle_control(&mut self, from: &str, msg: ControlMsg, now: Instant) {
+        match msg {
+            ControlMsg::Member(msg) => self.membership.handle_message(from, msg, now),
+            ControlMsg::Hosting { incarnation, roots } => {
+                // Only from the incarnation membership knows: an older life's claims are void.
+                let current = self.membership.incarnation_of(from);
+                if current.is_some_and(|c| incarnation >= c) {
+                    let before = self.directory.node_of_all().clone();
+                    self.directory.announce(from, incarnation, roots);
+                    if *self.directory.node_of_all() != before {
+                        self.outputs.push_back(Output::DirectoryChanged);
+                    }
+                }
+            }
+            ControlMsg::Claim { root, incarnation } => {
+                if self.membership.settled(now) && self.may_grant(&root, from, incarnation, now) {
+                    self.grants
+                        .insert(root.clone(), Granted { node: from.to_string(), incarnation, at: now });
+                    self.send(from.to_string(), ControlMsg::Grant { root, incarnation });
+                }
+            }
+            ControlMsg::Grant { root, incarnation } => {
+                if incarnation == self.incarnation {
+                    if let Some(claim) = self.claims.get_mut(&root) {
+                        claim.granted.insert(from.to_string());
+                    }
+                }
+            }
+            ControlMsg::Ack { .. } => {}
+        }
+    }
+
+    /// Whether this node may grant `root` to `node` (at `incarnation`): no other live node
+    /// hosts it, and no grant to another claimant still binds.
+    fn may_grant(&self, root: &ActorPath, node: &str, incarnation: u64, now: Instant) -> bool {
+        let alive = |n: &str| {
+            n == self.name
+                || self.membership.release_at(n).is_none_or(|at| now < at)
+                    && self.membership.member(n).is_some()
+        };
+        if let Some(holder) = self.directory.node_of_all().get(root) {
+            if holder != node && alive(holder) {
+                return false;
+            }
+        }
+        match self.grants.get(root) {
+            Some(g) if g.node == node && g.incarnation == incarnation => true,
+            Some(g) => {
+                let hosts_it = self.directory.node_of_all().get(root).is_some_and(|h| *h == g.node);
+                let binding = alive(&g.node)
+                    && self.membership.incarnation_of(&g.node) == Some(g.incarnation)
+                    && (hosts_it || now.saturating_since(g.at) < GRANT_TTL);
+                !binding
+            }
+            None => true,
+        }
+    }
+
+    /// The host could not start `root` (its path is still taken by a copy being stopped): it
+    /// is placed again on a later tick.
+    pub fn start_failed(&mut self, root: &ActorPath) {
+        if self.hosted.remove(root) {
+            self.announce();
+        }
+    }
+
+    /// Leaves for good: stops everything hosted here, says so, and tells every member.
+    pub fn leave(&mut self) {
+        self.stop_all("this node leaves the cluster");
+        self.membership.leave();
+        self.flush_membership(false);
+        self.left = true;
+    }
+
+    /// Releases the subtrees of nodes down for longer than their lease.
+    fn release_gone(&mut self, now: Instant) {
+        let gone: Vec<String> = self
+            .directory
+            .entries()
+            .into_keys()
+            .filter(|n| *n != self.name && self.membership.release_at(n).is_some_and(|at| now >= at))
+            .collect();
+        for node in gone {
+            self.directory.forget(&node);
+            self.outputs.push_back(Output::Released(node));
+            self.outputs.push_back(Output::DirectoryChanged);
+        }
+    }
+
+    fn place(&mut self, now: Instant) {
+        for root in self.directory.conflicts(&self.name) {
+            self.stop(&root, "another node hosts it too (the lower name keeps it)");
+        }
+        // Claims that gathered a majority start; stale ones are given up.
+        let majority = self.membership.majority();
+        let claims = std::mem::take(&mut self.claims);
+        for (root, claim) in claims {
+            if claim.granted.len() >= majority {
+                if self.hosted.insert(root.clone()) {
+                    self.outputs.push_back(Output::Start(root));
+                }
+            } else if now.saturating_since(claim.since) < CLAIM_WINDOW {
+                self.claims.insert(root, claim);
+            }
+        }
+        let up: Vec<NodeView> = self
+            .membership
+            .up()
+            .into_iter()
+            .map(|i| NodeView { name: i.name.clone(), tags: i.tags.clone(), up: true })
+            .collect();
+        let held = self.directory.held(|_| true);
+        let plan = plan(&self.topology, &up, &held);
+        let mine: Vec<ActorPath> = plan
+            .placed
+            .iter()
+            .filter(|(root, node)| **node == self.name && !held.contains_key(*root))
+            .filter(|(root, _)| !self.hosted.contains(*root) && !self.claims.contains_key(*root))
+            .map(|(root, _)| root.clone())
+            .collect();
+        for root in mine {
+            self.claim(root, now);
+        }
+        let unplaced: Vec<String> = plan.unplaced.iter().map(ToString::to_string).collect();
+        if unplaced != self.unplaced {
+            if !unplaced.is_empty() {
+                self.outputs.push_back(Output::Note(Note::Unplaced(unplaced.clone())));
+            }
+            self.unplaced = unplaced;
+        }
+        self.announce();
+    }
+
+    /// Grants `root` to this node if it may, and asks every member that is up for theirs.
+    fn claim(&mut self, root: ActorPath, now: Instant) {
+        let me = self.name.clone();
+        if !self.may_grant(&root, &me, self.incarnation, now) {
+            return;
+        }
+        self.grants
+            .insert(root.clone(), Granted { node: me.clone(), incarnation: self.incarnation, at: now });
+        let granted = BTreeSet::from([me]);
+        if granted.len() >= self.membership.majority() {
+            if self.hosted.insert(root.clone()) {
+                self.outputs.push_back(Output::Start(root));
+            }
+            return;
+        }
+        let msg = ControlMsg::Claim { root: root.clone(), incarnation: self.incarnation };
+        for (to, status) in self.membership.members() {
+            if status == Status::Up {
+                self.send(to, msg.clone());
+            }
+        }
+        self.claims.insert(root, Pending { since: now, granted });
+    }
+
+    fn stop(&mut self, root: &ActorPath, why: &str) {
+        if self.hosted.remove(root) {
+            self.outputs.push_back(Output::Stop { root: root.clone(), why: why.to_string() });
+        }
+    }
+
+    fn stop_all(&mut self, why: &str) {
+        let hosted: Vec<ActorPath> = self.hosted.iter().cloned().collect();
+        for root in hosted {
+            self.stop(&root, why);
+        }
+        self.announce();
+    }
+
+    /// What this node hosts, as the message that replicates it.
+    pub fn hosting_msg(&self) -> ControlMsg {
+        ControlMsg::Hosting { incarnation: self.incarnation, roots: self.hosted.iter().cloned().collect() }
+    }
+
+    /// Records what this node hosts in its own directory; tells every member when it changed.
+    fn announce(&mut self) {
+        let changed = self.directory.entries().get(&self.name).is_none_or(|mine| {
+            mine.len() != self.hosted.len() || mine.iter().zip(&self.hosted).any(|(a, b)| a != b)
+        });
+        if !changed {
+            return;
+        }
+        self.directory.announce(&self.name, self.incarnation, self.hosted.iter().cloned());
+        self.outputs.push_back(Output::DirectoryChanged);
+        let msg = self.hosting_msg();
+        for (to, status) in self.membership.members() {
+            if status == Status::Up {
+                self.send(to, msg.clone());
+            }
+        }
+    }
+
+    /// Membership's messages, each heartbeat followed by this node's hosting announcement.
+    fn flush_membership(&mut self, with_hosting: bool) {
+        while let Some((to, msg)) = self.membership.poll_send() {
+            let heartbeat = matches!(msg, MemberMsg::Heartbeat { .. });
+            self.send(to.clone(), ControlMsg::Member(msg));
+            if heartbeat && with_hosting {
+                let hosting = self.hosting_msg();
+                self.send(to, hosting);
+            }
+        }
+    }
+
+    fn send(&mut self, to: String, msg: ControlMsg) {
+        let addr = self.membership.member(&to).map(|i| i.addr.clone());
+        self.outputs.push_back(Output::Send { to, addr, msg });
+    }
+}
