@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 /// Lanes per node pair. Enough that unrelated actors rarely share one; each is a QUIC stream.
 pub const LANES: u16 = 8;
 
-/// Frames a lane holds unacknowledged before sends to it are refused (`MailboxFull`): the bound
-/// on what one unreachable peer can make a node buffer.
+/// Frames a lane holds unacknowledged before it takes no more (an actor's send then parks in
+/// its outbox; a send from outside any actor is refused): the bound on what one unreachable
+/// peer can make a node buffer.
 pub const LANE_UNACKED_MAX: usize = 64 * 1024;
 
 /// The lane for messages to `path`: a stable hash (FNV-1a) of the path, so every node agrees
@@ -88,14 +89,20 @@ pub struct OutLane {
 }
 
 impl OutLane {
-    /// Numbers a frame and keeps it until acknowledged; `None` when the lane is full.
-    pub fn push(&mut self, to: ActorPath, body: Body) -> Option<u64> {
-        if self.unacked.len() >= LANE_UNACKED_MAX {
-            return None;
+    /// Numbers a frame and keeps it until acknowledged; the body comes back when the lane is
+    /// full.
+    pub fn push(&mut self, to: ActorPath, body: Body) -> Result<u64, Body> {
+        if !self.has_room() {
+            return Err(body);
         }
         self.next_seq += 1;
         self.unacked.push_back(DataFrame { seq: self.next_seq, to, body });
-        Some(self.next_seq)
+        Ok(self.next_seq)
+    }
+
+    /// Whether a frame may be pushed.
+    pub fn has_room(&self) -> bool {
+        self.unacked.len() < LANE_UNACKED_MAX
     }
 
     /// Whether frames wait for the writer.
@@ -280,9 +287,9 @@ mod tests {
     fn a_full_lane_refuses_and_abandon_counts() {
         let mut out = OutLane::default();
         for _ in 0..LANE_UNACKED_MAX {
-            assert!(out.push(p("/x"), Body::Tell(Vec::new())).is_some());
+            assert!(out.push(p("/x"), Body::Tell(Vec::new())).is_ok());
         }
-        assert!(out.push(p("/x"), Body::Tell(Vec::new())).is_none());
+        assert!(out.push(p("/x"), Body::Tell(Vec::new())).is_err());
         assert_eq!(out.abandon().len(), LANE_UNACKED_MAX);
     }
 }

@@ -56,7 +56,7 @@ pub use metrics::MetricsSnapshot;
 pub use path::ActorPath;
 pub use placement::{Placement, Requirement};
 pub use port::{Port, PortCall, PortClient, PortRef};
-pub use remote::{DeliveryError, Remote};
+pub use remote::{DeliveryError, Remote, RemoteSendError};
 pub use spec::{ActorSpec, Init};
 pub use supervision::{Restart, Strategy, SupervisorSpec};
 pub use system::{EventKind, SystemConfig, SystemCore, SystemEvent};

@@ -11,14 +11,31 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use crate::cell::AnyCell;
 use crate::error::SendError;
 use crate::path::ActorPath;
+
+/// Why a remote send did not go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteSendError {
+    /// No node is known to host the path (the caller counts a dead letter).
+    NoRoute,
+    /// The way to that node is full: the bytes come back. An actor's send parks them in its
+    /// outbox (backpressure) and waits for room (`wait_for_room`); a send from outside any
+    /// actor is refused with `MailboxFull`.
+    Full(Vec<u8>),
+}
 
 /// Where remote sends go. Implemented by the cluster's node; never called by actor code.
 pub trait Remote: Send + Sync + 'static {
     /// Sends the encoded message `bytes` to the actor at `to` on whichever node hosts it.
-    /// `NoActor` when no node is known to host `to` (the caller counts a dead letter).
-    fn send(&self, to: &ActorPath, bytes: Vec<u8>) -> Result<(), SendError>;
+    fn send(&self, to: &ActorPath, bytes: Vec<u8>) -> Result<(), RemoteSendError>;
+
+    /// Registers `waiter` to be notified (`AnyCell::notify`) once a send to `to` may succeed
+    /// again; false if it may already.
+    fn wait_for_room(&self, to: &ActorPath, waiter: Arc<dyn AnyCell>) -> bool;
 
     /// Sends the encoded reply `bytes` for ask `corr` to the asker `to` on node `origin`.
     fn reply(&self, origin: &str, to: &ActorPath, corr: u64, bytes: Vec<u8>) -> Result<(), SendError>;

@@ -24,9 +24,10 @@ use crate::host::{Host, Runnable, Step, TimerFire, TimerToken};
 use crate::mailbox::{ActorId, Control, Envelope};
 use crate::message::{encode_into, Message};
 use crate::path::ActorPath;
+use crate::remote::{Remote, RemoteSendError};
 use crate::spec::{BuildActor, Init, MakeArgs, Spec};
 use crate::supervision::{should_restart, siblings_affected, Restart, RestartLog, Strategy};
-use crate::system::EventKind;
+use crate::system::{EventKind, SystemCore};
 
 /// A child as its supervisor tracks it.
 pub(crate) struct Child {
@@ -93,7 +94,8 @@ impl Outbox {
 /// A message waiting in the sender's outbox for space in a full mailbox (backpressure).
 pub(crate) trait Parked: Send {
     fn try_deliver(&mut self) -> ParkedResult;
-    fn target(&self) -> Arc<dyn AnyCell>;
+    /// Registers `waiter` to be notified when there may be room; false if there is already.
+    fn wait(&self, waiter: Arc<dyn AnyCell>) -> bool;
 }
 
 pub(crate) enum ParkedResult {
@@ -122,8 +124,32 @@ impl<N: Message> Parked for ParkedUser<N> {
             }
         }
     }
-    fn target(&self) -> Arc<dyn AnyCell> {
-        self.cell.clone()
+    fn wait(&self, waiter: Arc<dyn AnyCell>) -> bool {
+        self.cell.add_waiter(waiter)
+    }
+}
+
+/// A message for an actor on another node, waiting for room on the way there.
+pub(crate) struct ParkedRemote {
+    pub(crate) remote: Arc<dyn Remote>,
+    pub(crate) to: ActorPath,
+    pub(crate) bytes: Option<Vec<u8>>,
+}
+
+impl Parked for ParkedRemote {
+    fn try_deliver(&mut self) -> ParkedResult {
+        let bytes = self.bytes.take().expect("a parked message is delivered once");
+        match self.remote.send(&self.to, bytes) {
+            Ok(()) => ParkedResult::Delivered,
+            Err(RemoteSendError::Full(bytes)) => {
+                self.bytes = Some(bytes);
+                ParkedResult::Full
+            }
+            Err(RemoteSendError::NoRoute) => ParkedResult::Gone(self.to.clone()),
+        }
+    }
+    fn wait(&self, waiter: Arc<dyn AnyCell>) -> bool {
+        self.remote.wait_for_room(&self.to, waiter)
     }
 }
 
@@ -444,7 +470,7 @@ impl<A: Actor> Runner<A> {
                     core.outbox.pop_front();
                 }
                 ParkedResult::Full => {
-                    if front.target().add_waiter(core.any_cell.clone()) {
+                    if front.wait(core.any_cell.clone()) {
                         return false;
                     }
                 }
@@ -726,13 +752,40 @@ impl<M: Message> RunnerCore<M> {
         });
         let result = match outcome {
             Ok(result) => result,
-            Err((SendError::NoActor(_), msg)) => core.send_remote(to.path(), &msg),
+            Err((SendError::NoActor(_), msg)) => self.send_remote(core, to.path(), &msg),
             Err((error, _)) => Err(error),
         };
         if let Err(SendError::NoActor(_) | SendError::Stopped(_)) = &result {
             core.dead_letter(to.path(), 1);
         }
         result
+    }
+
+    /// Sends to an actor on another node; a full way there parks the message in the outbox
+    /// (backpressure), as does anything sent while the outbox holds messages (per-pair order).
+    fn send_remote<N: Message>(
+        &mut self,
+        core: &SystemCore,
+        to: &ActorPath,
+        msg: &N,
+    ) -> Result<(), SendError> {
+        let Some(remote) = core.remote() else { return Err(SendError::NoActor(to.clone())) };
+        let bytes = crate::message::encode(msg);
+        let bytes = if self.outbox.is_empty() {
+            match remote.send(to, bytes) {
+                Ok(()) => return Ok(()),
+                Err(RemoteSendError::NoRoute) => return Err(SendError::NoActor(to.clone())),
+                Err(RemoteSendError::Full(bytes)) => bytes,
+            }
+        } else {
+            bytes
+        };
+        self.outbox.push_back(Box::new(ParkedRemote {
+            remote: remote.clone(),
+            to: to.clone(),
+            bytes: Some(bytes),
+        }));
+        Ok(())
     }
 }
 

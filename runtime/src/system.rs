@@ -15,7 +15,7 @@ use crate::mailbox::ActorId;
 use crate::message::Message;
 use crate::metrics::MetricsSnapshot;
 use crate::path::ActorPath;
-use crate::remote::{DeliveryError, EncodedReply, Remote};
+use crate::remote::{DeliveryError, EncodedReply, Remote, RemoteSendError};
 use crate::supervision::SupervisorSpec;
 use crate::time::Instant;
 
@@ -213,11 +213,19 @@ impl SystemCore {
         self.remote.get().map(|(node, _)| node)
     }
 
-    /// Routes a send whose receiver is not local through the cluster (`NoActor` outside one).
+    /// The cluster's router, once the system is part of a cluster.
+    pub(crate) fn remote(&self) -> Option<&Arc<dyn Remote>> {
+        self.remote.get().map(|(_, remote)| remote)
+    }
+
+    /// Routes a send from outside any actor whose receiver is not local through the cluster
+    /// (`NoActor` outside one; `MailboxFull` when the way there is full: nothing can park).
     pub(crate) fn send_remote<M: Message>(&self, to: &ActorPath, msg: &M) -> Result<(), SendError> {
-        match self.remote.get() {
-            Some((_, remote)) => remote.send(to, crate::message::encode(msg)),
-            None => Err(SendError::NoActor(to.clone())),
+        let Some(remote) = self.remote() else { return Err(SendError::NoActor(to.clone())) };
+        match remote.send(to, crate::message::encode(msg)) {
+            Ok(()) => Ok(()),
+            Err(RemoteSendError::NoRoute) => Err(SendError::NoActor(to.clone())),
+            Err(RemoteSendError::Full(_)) => Err(SendError::MailboxFull(to.clone())),
         }
     }
 

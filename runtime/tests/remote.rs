@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_runtime::prelude::*;
-use aiot_runtime::{DeliveryError, Remote};
+use aiot_runtime::{AnyCell, DeliveryError, Remote, RemoteSendError};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -17,19 +17,40 @@ enum Wire {
     Reply { origin: String, to: ActorPath, corr: u64, bytes: Vec<u8> },
 }
 
-/// Routes every non-local path to the other node, if it is listed there.
+/// Routes every non-local path to the other node, if it is listed there. The wire holds at
+/// most `room` items (a full lane); senders parked on it are notified when `carry` empties it.
 struct Link {
     hosts: Vec<ActorPath>,
     wire: Arc<Mutex<Vec<Wire>>>,
+    room: usize,
+    waiters: Arc<Mutex<Vec<Arc<dyn AnyCell>>>>,
+}
+
+impl Link {
+    fn new(hosts: Vec<ActorPath>, wire: &Arc<Mutex<Vec<Wire>>>) -> Self {
+        Link { hosts, wire: wire.clone(), room: usize::MAX, waiters: Arc::default() }
+    }
 }
 
 impl Remote for Link {
-    fn send(&self, to: &ActorPath, bytes: Vec<u8>) -> Result<(), SendError> {
+    fn send(&self, to: &ActorPath, bytes: Vec<u8>) -> Result<(), RemoteSendError> {
         if !self.hosts.contains(to) {
-            return Err(SendError::NoActor(to.clone()));
+            return Err(RemoteSendError::NoRoute);
         }
-        self.wire.lock().push(Wire::Msg { to: to.clone(), bytes });
+        let mut wire = self.wire.lock();
+        if wire.len() >= self.room {
+            return Err(RemoteSendError::Full(bytes));
+        }
+        wire.push(Wire::Msg { to: to.clone(), bytes });
         Ok(())
+    }
+    fn wait_for_room(&self, _to: &ActorPath, waiter: Arc<dyn AnyCell>) -> bool {
+        let wire = self.wire.lock();
+        if wire.len() < self.room {
+            return false;
+        }
+        self.waiters.lock().push(waiter);
+        true
     }
     fn reply(&self, origin: &str, to: &ActorPath, corr: u64, bytes: Vec<u8>) -> Result<(), SendError> {
         self.wire.lock().push(Wire::Reply { origin: origin.to_string(), to: to.clone(), corr, bytes });
@@ -113,8 +134,8 @@ fn sends_and_asks_cross_nodes_through_the_same_refs() {
     let mut a = DetSystem::with_seed(1);
     let mut b = DetSystem::with_seed(1);
     let counter_path = ActorPath::parse("/counter").unwrap();
-    a.core().set_remote("a", Arc::new(Link { hosts: vec![counter_path.clone()], wire: wire.clone() }));
-    b.core().set_remote("b", Arc::new(Link { hosts: vec![], wire: wire.clone() }));
+    a.core().set_remote("a", Arc::new(Link::new(vec![counter_path.clone()], &wire)));
+    b.core().set_remote("b", Arc::new(Link::new(vec![], &wire)));
     let counter = b.spawn("counter", ActorSpec::new(|_| Counter(0))).unwrap();
     let remote_counter = ActorRef::<CounterMsg>::new(counter_path.clone());
     let asker_got = got.clone();
@@ -148,7 +169,7 @@ fn sends_and_asks_cross_nodes_through_the_same_refs() {
 fn unknown_paths_and_wrong_bytes_are_refused_and_counted() {
     let wire = Arc::new(Mutex::new(Vec::new()));
     let mut a = DetSystem::with_seed(2);
-    a.core().set_remote("a", Arc::new(Link { hosts: vec![], wire: wire.clone() }));
+    a.core().set_remote("a", Arc::new(Link::new(vec![], &wire)));
     // No node hosts it: a dead letter, nothing on the wire.
     let nowhere = ActorRef::<CounterMsg>::parse("/nowhere").unwrap();
     assert_eq!(a.tell(&nowhere, CounterMsg::Add(1)), Err(SendError::NoActor(nowhere.path().clone())));
@@ -167,4 +188,41 @@ fn unknown_paths_and_wrong_bytes_are_refused_and_counted() {
     trailing.push(0);
     assert!(matches!(a.core().deliver_remote(counter.path(), &trailing), Err(DeliveryError::Decode { .. })));
     assert_eq!(a.core().deliver_remote(counter.path(), &bytes), Ok(()));
+}
+
+#[test]
+fn a_full_way_to_another_node_parks_the_sender_and_loses_nothing() {
+    let wire = Arc::new(Mutex::new(Vec::new()));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let mut a = DetSystem::with_seed(3);
+    let mut b = DetSystem::with_seed(3);
+    let counter_path = ActorPath::parse("/counter").unwrap();
+    let link = Arc::new(Link { room: 2, ..Link::new(vec![counter_path.clone()], &wire) });
+    a.core().set_remote("a", link.clone());
+    b.core().set_remote("b", Arc::new(Link::new(vec![], &wire)));
+    b.spawn("counter", ActorSpec::new(|_| Counter(0))).unwrap();
+    let remote_counter = ActorRef::<CounterMsg>::new(counter_path);
+    let asker_got = got.clone();
+    let asker = a
+        .spawn(
+            "asker",
+            ActorSpec::new(move |_| Asker { counter: remote_counter.clone(), got: asker_got.clone() }),
+        )
+        .unwrap();
+    a.tell(&asker, AskerMsg::Go).unwrap();
+    let slice = Duration::from_millis(1);
+    a.run_for(slice);
+    // Room for two: the third Add and the ask wait in the asker's outbox, in order.
+    assert_eq!(wire.lock().len(), 2);
+    assert_eq!(link.waiters.lock().len(), 1, "the asker is parked on the full way");
+    for _ in 0..6 {
+        carry(&wire, ("a", &a), ("b", &b));
+        for waiter in std::mem::take(&mut *link.waiters.lock()) {
+            waiter.notify();
+        }
+        a.run_for(slice);
+        b.run_for(slice);
+    }
+    assert_eq!(*got.lock(), vec![Ok(6)], "1 + 2 + 3 arrived, in order, before the ask");
+    assert_eq!(a.core().dead_letters(), 0);
 }

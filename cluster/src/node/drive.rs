@@ -85,6 +85,8 @@ fn release(shared: &Shared, node: &str) {
                 shared.stats.abandoned.fetch_add(1, Relaxed);
                 shared.system.core().dead_letter(&path, 1);
             }
+            // Parked senders try again: the subtree goes elsewhere or their sends are dead letters.
+            lane.wake_waiters();
         }
     }
 }
@@ -119,7 +121,7 @@ pub(crate) fn handle_control(shared: &Arc<Shared>, peer: &str, msg: ControlMsg) 
             if incarnation == shared.incarnation {
                 if let Some(out) = shared.out.read().get(peer) {
                     if let Some(lane) = out.lanes.get(usize::from(lane)) {
-                        lane.state.lock().ack(seq);
+                        lane.ack(seq);
                     }
                 }
             }

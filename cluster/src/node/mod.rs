@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_runtime::exec::tokio::TokioSystem;
-use aiot_runtime::{ActorPath, Instant, SystemConfig, Topology};
+use aiot_runtime::{ActorPath, AnyCell, Instant, SystemConfig, Topology};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
@@ -130,7 +130,8 @@ pub struct NodeStats {
     pub duplicates_dropped: AtomicU64,
     /// Frames whose bytes were not the message type of their path (dead letters).
     pub decode_errors: AtomicU64,
-    /// Sends refused because a lane to a peer held `LANE_UNACKED_MAX` frames.
+    /// Sends that found a lane to a peer holding `LANE_UNACKED_MAX` frames (an actor's send
+    /// parks and goes later; a send from outside any actor is refused).
     pub lane_full: AtomicU64,
     /// Connections closed for a malformed, oversized or unknown-version frame.
     pub frames_refused: AtomicU64,
@@ -162,13 +163,37 @@ pub(crate) struct LaneOut {
     state: Mutex<OutLane>,
     /// Wakes the stream writer of the connection in use.
     wake: Notify,
+    /// Actors parked on this full lane (locked after `state`).
+    waiters: Mutex<Vec<Arc<dyn AnyCell>>>,
+}
+
+impl LaneOut {
+    /// Frames up to `seq` arrived: the retry buffer shrinks, and parked senders run again once
+    /// there is room.
+    fn ack(&self, seq: u64) {
+        let mut state = self.state.lock();
+        state.ack(seq);
+        if state.has_room() {
+            self.wake_waiters();
+        }
+    }
+
+    fn wake_waiters(&self) {
+        for waiter in std::mem::take(&mut *self.waiters.lock()) {
+            waiter.notify();
+        }
+    }
 }
 
 impl PeerOut {
     fn new() -> Self {
         PeerOut {
             lanes: (0..LANES)
-                .map(|_| LaneOut { state: Mutex::new(OutLane::default()), wake: Notify::new() })
+                .map(|_| LaneOut {
+                    state: Mutex::new(OutLane::default()),
+                    wake: Notify::new(),
+                    waiters: Mutex::new(Vec::new()),
+                })
                 .collect(),
         }
     }

@@ -1,11 +1,12 @@
 //! The runtime's `Remote` for a node: a send whose path has no local actor goes, by the
 //! directory, on the lane for that path to the node hosting it; a reply goes to the asker's
-//! node. Sends never wait: a frame waits in its lane's retry buffer until acknowledged.
+//! node. Sends never wait: a frame waits in its lane's retry buffer until acknowledged; when
+//! the buffer is full, an actor's send parks in its outbox until acknowledgements make room.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 
-use aiot_runtime::{ActorPath, Remote, SendError};
+use aiot_runtime::{ActorPath, AnyCell, Remote, RemoteSendError, SendError};
 
 use super::Shared;
 use crate::lanes::{lane_of, Body};
@@ -20,38 +21,58 @@ impl Router {
         Router { shared: Arc::downgrade(shared) }
     }
 
-    fn push(&self, shared: &Shared, node: &str, to: &ActorPath, body: Body) -> Result<(), SendError> {
+    /// Puts a frame on `to`'s lane to `node`; the body comes back if the lane is full.
+    fn push(&self, shared: &Shared, node: &str, to: &ActorPath, body: Body) -> Result<(), Body> {
         let out = shared.peer_out(node);
         let lane = &out.lanes[usize::from(lane_of(to))];
         let pushed = lane.state.lock().push(to.clone(), body);
         match pushed {
-            Some(_) => {
+            Ok(_) => {
                 lane.wake.notify_one();
                 shared.stats.remote_sent.fetch_add(1, Relaxed);
                 Ok(())
             }
-            None => {
+            Err(body) => {
                 shared.stats.lane_full.fetch_add(1, Relaxed);
-                Err(SendError::MailboxFull(to.clone()))
+                Err(body)
             }
         }
     }
 }
 
 impl Remote for Router {
-    fn send(&self, to: &ActorPath, bytes: Vec<u8>) -> Result<(), SendError> {
-        let shared = self.shared.upgrade().ok_or_else(|| SendError::NoActor(to.clone()))?;
+    fn send(&self, to: &ActorPath, bytes: Vec<u8>) -> Result<(), RemoteSendError> {
+        let shared = self.shared.upgrade().ok_or(RemoteSendError::NoRoute)?;
         let directory = shared.directory.read();
         match directory.node_of(to) {
             // Not hosted anywhere, or hosted here but not running (starting or stopping).
-            None => Err(SendError::NoActor(to.clone())),
-            Some(node) if node == shared.name => Err(SendError::NoActor(to.clone())),
-            Some(node) => self.push(&shared, node, to, Body::Tell(bytes)),
+            None => Err(RemoteSendError::NoRoute),
+            Some(node) if node == shared.name => Err(RemoteSendError::NoRoute),
+            Some(node) => self.push(&shared, node, to, Body::Tell(bytes)).map_err(|body| match body {
+                Body::Tell(bytes) | Body::Reply { bytes, .. } => RemoteSendError::Full(bytes),
+            }),
         }
     }
 
+    fn wait_for_room(&self, to: &ActorPath, waiter: Arc<dyn AnyCell>) -> bool {
+        let Some(shared) = self.shared.upgrade() else { return false };
+        let node = shared.directory.read().node_of(to).map(str::to_string);
+        let Some(node) = node.filter(|n| *n != shared.name) else { return false };
+        let out = shared.peer_out(&node);
+        let lane = &out.lanes[usize::from(lane_of(to))];
+        let state = lane.state.lock();
+        if state.has_room() {
+            return false;
+        }
+        lane.waiters.lock().push(waiter);
+        true
+    }
+
+    /// Replies are not held back: an asker waits for them (a full lane drops the reply, and
+    /// the ask times out).
     fn reply(&self, origin: &str, to: &ActorPath, corr: u64, bytes: Vec<u8>) -> Result<(), SendError> {
         let shared = self.shared.upgrade().ok_or_else(|| SendError::NoActor(to.clone()))?;
         self.push(&shared, origin, to, Body::Reply { corr, bytes })
+            .map_err(|_| SendError::MailboxFull(to.clone()))
     }
 }
