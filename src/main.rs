@@ -3,6 +3,7 @@
 mod ca;
 mod demo;
 mod node;
+mod sim;
 mod topologies;
 
 use std::process::ExitCode;
@@ -40,6 +41,26 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Deterministic simulation: one seed reproduces a whole run, faults included.
+    Sim {
+        /// List the scenarios.
+        #[arg(long)]
+        list: bool,
+        /// The scenario to run.
+        #[arg(long)]
+        scenario: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Sweep seeds FIRST..LAST (both included) instead of one.
+        #[arg(long, value_parser = sim::parse_seeds)]
+        seeds: Option<(u64, u64)>,
+        /// Simulated time with faults, before the liveness phase (e.g. 90s, 2m, 2h).
+        #[arg(long, default_value = "2m", value_parser = parse_duration)]
+        duration: Duration,
+        /// Run each seed twice and compare the trace hashes.
+        #[arg(long)]
+        check_determinism: bool,
+    },
     /// The cluster CA: node and admin certificates (capability tags inside) and the model-signing key.
     Ca {
         #[command(subcommand)]
@@ -69,6 +90,9 @@ fn main() -> ExitCode {
         }
         Command::Ca { command } => ca::run(command),
         Command::Node { config, check } => node::run(node::Options { config, check }),
+        Command::Sim { list, scenario, seed, seeds, duration, check_determinism } => {
+            sim::run(sim::Options { list, scenario, seed, seeds, duration, check_determinism })
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

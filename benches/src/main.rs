@@ -2,12 +2,13 @@
 //!
 //! `cargo run --release -p aiot-bench -- <subcommand>`. Each subcommand prints our figure, the
 //! peer's or the baseline's from the same run, and the ratio with its direction. Implemented:
-//! `savina` (aiot vs actix vs ractor), `remote` (aiot nodes vs raw quinn). To come: ingest,
-//! stream, train, sim, migrate.
+//! `savina` (aiot vs actix vs ractor), `remote` (aiot nodes vs raw quinn), `sim` (simulated
+//! vs real time). To come: ingest, stream, train, migrate.
 
 mod alloc;
 mod remote;
 mod savina;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ enum Bench {
     Savina(savina::Args),
     /// Remote tells and asks between two nodes vs raw quinn with the same framing.
     Remote(remote::Args),
+    /// Simulated time per wall second of the simulation scenarios.
+    Sim(sim::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     let result = match &cli.bench {
         Bench::Savina(args) => savina::run(args),
         Bench::Remote(args) => remote::run(args),
+        Bench::Sim(args) => sim::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -80,6 +80,8 @@ pub struct Coordinator {
     grants: BTreeMap<ActorPath, Granted>,
     /// This node's claims awaiting a majority.
     claims: BTreeMap<ActorPath, Pending>,
+    /// Test-only breakage: start what the plan says without claims (see `break_claims`).
+    claims_skipped: bool,
     outputs: VecDeque<Output>,
 }
 
@@ -118,6 +120,7 @@ impl Coordinator {
             left: false,
             grants: BTreeMap::new(),
             claims: BTreeMap::new(),
+            claims_skipped: false,
             outputs: VecDeque::new(),
         }
     }
@@ -146,6 +149,13 @@ impl Coordinator {
 
     pub fn holds_lease(&self) -> bool {
         self.lease_held
+    }
+
+    /// Breaks this coordinator on purpose: it starts what its own plan says without asking for
+    /// grants. Only for tests that prove the simulator's invariants catch such a bug.
+    #[doc(hidden)]
+    pub fn break_claims(&mut self) {
+        self.claims_skipped = true;
     }
 
     /// The next thing for the host to do.
@@ -218,11 +228,9 @@ impl Coordinator {
     /// Whether this node may grant `root` to `node` (at `incarnation`): no other live node
     /// hosts it, and no grant to another claimant still binds.
     fn may_grant(&self, root: &ActorPath, node: &str, incarnation: u64, now: Instant) -> bool {
-        let alive = |n: &str| {
-            n == self.name
-                || self.membership.release_at(n).is_none_or(|at| now < at)
-                    && self.membership.member(n).is_some()
-        };
+        // Alive unless membership released it: a node not heard of yet (a one-way cut) counts
+        // as alive, so a grant to it binds.
+        let alive = |n: &str| n == self.name || self.membership.release_at(n).is_none_or(|at| now < at);
         if let Some(holder) = self.directory.node_of_all().get(root) {
             if holder != node && alive(holder) {
                 return false;
@@ -232,9 +240,9 @@ impl Coordinator {
             Some(g) if g.node == node && g.incarnation == incarnation => true,
             Some(g) => {
                 let hosts_it = self.directory.node_of_all().get(root).is_some_and(|h| *h == g.node);
-                let binding = alive(&g.node)
-                    && self.membership.incarnation_of(&g.node) == Some(g.incarnation)
-                    && (hosts_it || now.saturating_since(g.at) < GRANT_TTL);
+                let restarted = self.membership.incarnation_of(&g.node).is_some_and(|i| i > g.incarnation);
+                let binding =
+                    alive(&g.node) && !restarted && (hosts_it || now.saturating_since(g.at) < GRANT_TTL);
                 !binding
             }
             None => true,
@@ -325,7 +333,7 @@ impl Coordinator {
         self.grants
             .insert(root.clone(), Granted { node: me.clone(), incarnation: self.incarnation, at: now });
         let granted = BTreeSet::from([me]);
-        if granted.len() >= self.membership.majority() {
+        if granted.len() >= self.membership.majority() || self.claims_skipped {
             if self.hosted.insert(root.clone()) {
                 self.outputs.push_back(Output::Start(root));
             }

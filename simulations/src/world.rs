@@ -1,0 +1,254 @@
+//! The simulated world: a virtual clock, the cluster's coordinators (membership, leases,
+//! directory, placement: the same code a real node runs) on simulated nodes, the simulated
+//! network between them, crashes, restarts and clock drift. One seed decides everything; the
+//! trace hash covers every delivery (virtual time, sender, receiver, encoded message).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aiot_cluster::control::ControlMsg;
+use aiot_cluster::coordinator::{Coordinator, Output};
+use aiot_cluster::membership::{MemberInfo, MembershipConfig, Status};
+use aiot_runtime::{ActorPath, Instant, Topology};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::net::SimNet;
+
+/// How often every node's coordinator runs (a real node's tick).
+pub const TICK: Duration = Duration::from_millis(100);
+/// The largest clock drift a node gets, in parts per million (2%: well inside what the lease's
+/// `clock_skew_max` of 500 ms over 5 s tolerates).
+pub const DRIFT_PPM_MAX: i64 = 20_000;
+
+/// A node of the world: its name and CA-attested tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl NodeSpec {
+    /// `name` with tags such as `"tier=inference,accel=gpu"`.
+    pub fn new(name: &str, tags: &str) -> Self {
+        let tags = tags
+            .split(',')
+            .filter_map(|t| t.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        NodeSpec { name: name.to_string(), tags }
+    }
+}
+
+struct SimNode {
+    spec: NodeSpec,
+    incarnation: u64,
+    drift_ppm: i64,
+    /// `None` while crashed (everything not persisted is lost).
+    coordinator: Option<Coordinator>,
+}
+
+/// Counts for the run's summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages delivered.
+    pub events: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<&'static str, u64>,
+    pub invariants_checked: u64,
+}
+
+pub struct World {
+    now: Instant,
+    nodes: BTreeMap<String, SimNode>,
+    net: SimNet,
+    /// The network's choices (latency jitter).
+    net_rng: ChaCha8Rng,
+    topology: Topology,
+    pub stats: Stats,
+    hash: Xxh3,
+    broken_claims: bool,
+}
+
+impl World {
+    /// `nodes` all start at time zero, each listing every other as a seed (so a restarted node
+    /// that has heard from no one never counts itself a majority); each draws its clock drift
+    /// from its own stream forked from `rng`.
+    pub fn new(rng: &mut ChaCha8Rng, nodes: &[NodeSpec], topology: Topology) -> World {
+        let mut world = World {
+            now: Instant::ZERO,
+            nodes: BTreeMap::new(),
+            net: SimNet::default(),
+            net_rng: ChaCha8Rng::seed_from_u64(rng.random()),
+            topology,
+            stats: Stats::default(),
+            hash: Xxh3::new(),
+            broken_claims: false,
+        };
+        for spec in nodes {
+            let drift_ppm = rng.random_range(-DRIFT_PPM_MAX..=DRIFT_PPM_MAX);
+            world.nodes.insert(
+                spec.name.clone(),
+                SimNode { spec: spec.clone(), incarnation: 0, drift_ppm, coordinator: None },
+            );
+        }
+        // Started once all are known, so each lists all the others as seeds.
+        for spec in nodes {
+            world.restart(&spec.name);
+        }
+        world
+    }
+
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.keys().cloned().collect()
+    }
+
+    pub fn is_live(&self, name: &str) -> bool {
+        self.nodes.get(name).is_some_and(|n| n.coordinator.is_some())
+    }
+
+    pub fn coordinator(&self, name: &str) -> Option<&Coordinator> {
+        self.nodes.get(name)?.coordinator.as_ref()
+    }
+
+    /// A node's own clock: the world's, drifted.
+    fn node_now(&self, name: &str) -> Instant {
+        let drift = self.nodes.get(name).map_or(0, |n| n.drift_ppm);
+        let ns = self.now.as_nanos() as i128;
+        Instant::from_nanos((ns + ns * i128::from(drift) / 1_000_000).max(0) as u64)
+    }
+
+    /// Crashes a node: its coordinator and everything it held in memory are gone, and its
+    /// connections break.
+    pub fn crash(&mut self, name: &str) {
+        if let Some(node) = self.nodes.get_mut(name) {
+            node.coordinator = None;
+        }
+        for other in self.node_names() {
+            self.net.break_connection(name, &other);
+        }
+    }
+
+    /// Starts a node (again) with a higher incarnation.
+    pub fn restart(&mut self, name: &str) {
+        let now = self.node_now(name);
+        let seeds: Vec<String> = self.nodes.keys().filter(|n| *n != name).cloned().collect();
+        let topology = self.topology.clone();
+        let Some(node) = self.nodes.get_mut(name) else { return };
+        node.incarnation += 1;
+        let me = MemberInfo {
+            name: name.to_string(),
+            incarnation: node.incarnation,
+            status: Status::Up,
+            tags: node.spec.tags.clone(),
+            addr: format!("sim://{name}"),
+        };
+        let mut coordinator = Coordinator::new(me, seeds, MembershipConfig::default(), topology, now);
+        if self.broken_claims {
+            coordinator.break_claims();
+        }
+        node.coordinator = Some(coordinator);
+    }
+
+    /// Breaks every node's coordinator on purpose (`Coordinator::break_claims`), now and after
+    /// restarts: for tests proving the invariants catch such a bug.
+    #[doc(hidden)]
+    pub fn break_claims(&mut self) {
+        self.broken_claims = true;
+        for node in self.nodes.values_mut() {
+            if let Some(c) = node.coordinator.as_mut() {
+                c.break_claims();
+            }
+        }
+    }
+
+    pub fn net(&mut self) -> &mut SimNet {
+        &mut self.net
+    }
+
+    /// One tick: every live node's coordinator runs (in name order), then every message due
+    /// is delivered in arrival order (and what handling it sends goes on the network).
+    pub fn tick(&mut self) {
+        self.now = self.now + TICK;
+        for name in self.node_names() {
+            let now = self.node_now(&name);
+            if let Some(c) = self.nodes.get_mut(&name).and_then(|n| n.coordinator.as_mut()) {
+                c.handle_timeout(now);
+            }
+            self.flush(&name);
+        }
+        while let Some((at, packet)) = self.net.deliver(self.now) {
+            self.stats.events += 1;
+            self.hash.update(&at.as_nanos().to_le_bytes());
+            self.hash.update(packet.from.as_bytes());
+            self.hash.update(packet.to.as_bytes());
+            self.hash.update(
+                &bincode::serde::encode_to_vec(&packet.msg, bincode::config::standard()).unwrap_or_default(),
+            );
+            let now = self.node_now(&packet.to);
+            let Some(c) = self.nodes.get_mut(&packet.to).and_then(|n| n.coordinator.as_mut()) else {
+                continue;
+            };
+            c.handle_control(&packet.from, packet.msg, now);
+            self.flush(&packet.to);
+        }
+    }
+
+    /// Puts a node's outgoing messages on the network (starts and stops are the coordinator's
+    /// own record: `hosted`).
+    fn flush(&mut self, name: &str) {
+        let mut sends: Vec<(String, ControlMsg)> = Vec::new();
+        if let Some(c) = self.nodes.get_mut(name).and_then(|n| n.coordinator.as_mut()) {
+            while let Some(output) = c.poll_output() {
+                if let Output::Send { to, msg, .. } = output {
+                    sends.push((to, msg));
+                }
+            }
+        }
+        for (to, msg) in sends {
+            self.net.send(name, &to, msg, self.now, &mut self.net_rng);
+        }
+    }
+
+    /// Subtree root -> the live nodes hosting it.
+    pub fn hosts(&self) -> BTreeMap<ActorPath, Vec<String>> {
+        let mut hosts: BTreeMap<ActorPath, Vec<String>> = BTreeMap::new();
+        for (name, node) in &self.nodes {
+            for root in node.coordinator.iter().flat_map(|c| c.hosted()) {
+                hosts.entry(root.clone()).or_default().push(name.clone());
+            }
+        }
+        hosts
+    }
+
+    /// Whether every live node sees every other live node up (and the crashed ones not up).
+    pub fn membership_agrees(&self) -> bool {
+        self.nodes.iter().filter_map(|(name, n)| n.coordinator.as_ref().map(|c| (name, c))).all(
+            |(name, c)| {
+                let view = c.members();
+                self.nodes
+                    .keys()
+                    .filter(|o| *o != name)
+                    .all(|o| (view.get(o) == Some(&Status::Up)) == self.is_live(o))
+            },
+        )
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The hash of every delivery so far.
+    pub fn trace_hash(&self) -> u64 {
+        self.hash.digest()
+    }
+
+    pub fn count_fault(&mut self, kind: &'static str) {
+        *self.stats.faults.entry(kind).or_insert(0) += 1;
+    }
+}
