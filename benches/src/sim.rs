@@ -27,7 +27,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         args.seeds, args.seconds
     );
     println!(
-        "{:<12} {:>14} {:>10} {:>16} {:>18}",
+        "{:<14} {:>14} {:>10} {:>16} {:>18}",
         "scenario", "simulated (s)", "wall (s)", "x real time", "messages/wall s"
     );
     for s in scenarios::all() {
@@ -43,7 +43,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         let wall = started.elapsed().as_secs_f64();
         println!(
-            "{:<12} {:>14.0} {:>10.2} {:>10.0} (higher is better; real time = 1) {:>10.0}",
+            "{:<14} {:>14.0} {:>10.2} {:>10.0} (higher is better; real time = 1) {:>10.0}",
             s.name(),
             simulated.as_secs_f64(),
             wall,

@@ -22,11 +22,11 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// A profile drawn from the seed: a random non-empty subset of the kinds, a random rate.
-    pub fn draw(rng: &mut ChaCha8Rng) -> Profile {
-        let mut enabled: Vec<&'static str> = KINDS.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
+    /// A profile drawn from the seed: a random non-empty subset of `kinds`, a random rate.
+    pub fn draw(rng: &mut ChaCha8Rng, kinds: &[&'static str]) -> Profile {
+        let mut enabled: Vec<&'static str> = kinds.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
         if enabled.is_empty() {
-            enabled.push(KINDS[rng.random_range(0..KINDS.len())]);
+            enabled.push(kinds[rng.random_range(0..kinds.len())]);
         }
         Profile { enabled, per_minute: rng.random_range(2.0..20.0) }
     }

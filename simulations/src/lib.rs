@@ -7,9 +7,11 @@
 //! scenarios state invariants checked after every tick and a liveness condition checked once
 //! the world has healed (`scenario`, `scenarios`). `aiot sim` runs them.
 //!
-//! Not built yet (issue 4 goes on): actors under the deterministic executor inside the world
-//! (request/reply across connection resets), fault points, the MQTT and event-log models, and
-//! motor physics.
+//! Each simulated node runs its subtrees under the deterministic executor (`actors`), with
+//! remote sends over the cluster's data lanes on the simulated network.
+//!
+//! Not built yet (issue 4 goes on): fault points, the MQTT and event-log models (issues 5 and
+//! 6 bring them), motor physics.
 //!
 //! # Writing a simulation test
 //! ```
@@ -21,6 +23,7 @@
 //! }
 //! ```
 
+pub mod actors;
 pub mod faults;
 pub mod net;
 pub mod scenario;

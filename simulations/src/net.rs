@@ -15,12 +15,24 @@ use rand_chacha::ChaCha8Rng;
 pub const LATENCY: Duration = Duration::from_micros(500);
 pub const JITTER: Duration = Duration::from_micros(1500);
 
+/// What travels between two nodes: control messages, and batches of a data lane's frames.
+#[derive(Debug, Clone, serde::Serialize)]
+pub enum Payload {
+    Control(ControlMsg),
+    /// Wire frames of lane `lane` from the sender's incarnation `incarnation`.
+    Lane {
+        incarnation: u64,
+        lane: u16,
+        bytes: Vec<u8>,
+    },
+}
+
 /// A message on its way.
 #[derive(Debug, Clone)]
 pub struct Packet {
     pub from: String,
     pub to: String,
-    pub msg: ControlMsg,
+    pub msg: Payload,
     /// The pair's connection epoch when it was sent: a break in between loses it.
     epoch: u64,
 }
@@ -41,7 +53,7 @@ pub struct SimNet {
 
 impl SimNet {
     /// Sends `msg`; lost at once if the pair is cut.
-    pub fn send(&mut self, from: &str, to: &str, msg: ControlMsg, now: Instant, rng: &mut ChaCha8Rng) {
+    pub fn send(&mut self, from: &str, to: &str, msg: Payload, now: Instant, rng: &mut ChaCha8Rng) {
         let key = (from.to_string(), to.to_string());
         if self.cut.contains(&key) {
             return;
@@ -71,6 +83,12 @@ impl SimNet {
                 return Some((at, packet));
             }
         }
+    }
+
+    /// The connection epoch of `from -> to`: it changes whenever that connection breaks (a
+    /// sender then sends again what was not acknowledged).
+    pub fn epoch(&self, from: &str, to: &str) -> u64 {
+        self.pairs.get(&(from.to_string(), to.to_string())).map_or(0, |(_, epoch)| *epoch)
     }
 
     /// Breaks the connection between `a` and `b` (both ways): what is in flight is lost.

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::faults::{Injector, Profile};
-use crate::world::{NodeSpec, Stats, World};
+use crate::world::{NodeSpec, Probe, Stats, World};
 
 /// How long the healed world has to satisfy the liveness condition.
 pub const LIVENESS_MAX: Duration = Duration::from_secs(60);
@@ -20,7 +20,12 @@ pub trait Scenario: Sync {
     /// One line for `aiot sim --list`.
     fn about(&self) -> &'static str;
     fn nodes(&self) -> Vec<NodeSpec>;
-    fn topology(&self) -> Topology;
+    /// The topology; its actors may report to `probe`, which the checks read.
+    fn topology(&self, probe: &Probe) -> Topology;
+    /// The fault kinds a seed's profile may draw from.
+    fn faults(&self) -> &'static [&'static str] {
+        &crate::faults::KINDS
+    }
     /// Checked after every tick; an `Err` names what broke.
     fn invariant(&self, world: &World) -> Result<(), String>;
     /// What must hold once the world has healed.
@@ -54,9 +59,10 @@ pub fn run(
     mut progress: impl FnMut(Instant),
 ) -> Outcome {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut world = World::new(&mut rng, &scenario.nodes(), scenario.topology());
+    let probe = Probe::default();
+    let mut world = World::new(&mut rng, &scenario.nodes(), scenario.topology(&probe), probe);
     scenario.prepare(&mut world);
-    let profile = Profile::draw(&mut rng);
+    let profile = Profile::draw(&mut rng, scenario.faults());
     let mut injector = Injector::new(profile.clone(), ChaCha8Rng::seed_from_u64(rng.random()));
     let end = world.now() + duration;
     let mut failure = None;
@@ -72,6 +78,7 @@ pub fn run(
     }
     if failure.is_none() {
         injector.heal(&mut world);
+        crate::world::probe(world.probe()).healed = true;
         let deadline = world.now() + LIVENESS_MAX;
         loop {
             world.tick();

@@ -6,15 +6,24 @@
 //! - `failover`: the same faults on five nodes of three tiers running a topology spread by tags.
 //!   Invariants: no subtree is live on two nodes; nothing runs on a node lacking a tag it
 //!   requires. Liveness: membership agrees and every subtree that fits a node is hosted once.
+//! - `request-reply`: a client actor on one node tells numbered pushes to a counter actor on
+//!   another and asks it for its count, while connections reset (losing what was in flight)
+//!   and clog. Invariant: the counter handles 0, 1, 2... each exactly once, in order, despite
+//!   the retries. Liveness: every push the client sent is handled, every ask answered or timed
+//!   out.
 
-use aiot_runtime::{Supervisor, Topology};
+use std::time::Duration;
+
+use aiot_runtime::prelude::*;
+use aiot_runtime::Supervisor;
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::Scenario;
-use crate::world::{NodeSpec, World};
+use crate::world::{NodeSpec, Probe, World};
 
 /// Every scenario, by name.
 pub fn all() -> Vec<&'static dyn Scenario> {
-    vec![&Membership, &Failover]
+    vec![&Membership, &Failover, &RequestReply]
 }
 
 pub fn by_name(name: &str) -> Option<&'static dyn Scenario> {
@@ -52,7 +61,7 @@ impl Scenario for Membership {
     fn nodes(&self) -> Vec<NodeSpec> {
         five_nodes()
     }
-    fn topology(&self) -> Topology {
+    fn topology(&self, _probe: &Probe) -> Topology {
         Topology::builder().build().expect("an empty topology is valid")
     }
     fn invariant(&self, world: &World) -> Result<(), String> {
@@ -92,7 +101,7 @@ impl Scenario for Failover {
     fn nodes(&self) -> Vec<NodeSpec> {
         five_nodes()
     }
-    fn topology(&self) -> Topology {
+    fn topology(&self, _probe: &Probe) -> Topology {
         let mut t = Topology::builder();
         t.actor("/gateway", |_| Supervisor).requires("tier=things");
         t.actor("/dsp-a", |_| Supervisor).requires("tier=inference");
@@ -122,5 +131,142 @@ impl Scenario for Failover {
     }
     fn not_live(&self, world: &World) -> String {
         format!("hosts {:?}; {}", world.hosts(), membership_not_live(world))
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum CounterMsg {
+    Push(u64),
+    Get(ReplyTo<u64>),
+}
+
+/// Records every number it is pushed, in order, in the probe's `counter` sequence.
+struct Counter {
+    probe: Probe,
+}
+
+impl Actor for Counter {
+    type Msg = CounterMsg;
+    fn handle(&mut self, msg: CounterMsg, ctx: &mut Ctx<'_, CounterMsg>) -> Result<(), ActorError> {
+        match msg {
+            CounterMsg::Push(n) => {
+                crate::world::probe(&self.probe).seqs.entry("counter").or_default().push(n)
+            }
+            CounterMsg::Get(reply) => {
+                let len = crate::world::probe(&self.probe).seqs.get("counter").map_or(0, Vec::len);
+                let _ = ctx.reply(&reply, len as u64);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ClientMsg {
+    Tick,
+    Answer(Result<u64, AskError>),
+}
+
+/// Every tick pushes the next number to the counter; every fifth also asks for the count.
+struct Client {
+    counter: ActorRef<CounterMsg>,
+    next: u64,
+    ticks: u64,
+    probe: Probe,
+}
+
+const CLIENT_EVERY: Duration = Duration::from_millis(100);
+const ASK_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Actor for Client {
+    type Msg = ClientMsg;
+    fn started(&mut self, ctx: &mut Ctx<'_, ClientMsg>) -> Result<(), ActorError> {
+        ctx.schedule_every(CLIENT_EVERY, ClientMsg::Tick);
+        Ok(())
+    }
+    fn handle(&mut self, msg: ClientMsg, ctx: &mut Ctx<'_, ClientMsg>) -> Result<(), ActorError> {
+        let count =
+            |name: &'static str| *crate::world::probe(&self.probe).counts.entry(name).or_insert(0) += 1;
+        match msg {
+            ClientMsg::Tick => {
+                if crate::world::probe(&self.probe).healed {
+                    return Ok(()); // faults have stopped: no new work, the rest must land
+                }
+                self.ticks += 1;
+                if ctx.send(&self.counter, CounterMsg::Push(self.next)).is_ok() {
+                    self.next += 1;
+                    count("sent");
+                }
+                if self.ticks.is_multiple_of(5)
+                    && ctx.ask(&self.counter, CounterMsg::Get, ASK_TIMEOUT, ClientMsg::Answer).is_ok()
+                {
+                    count("asked");
+                }
+            }
+            ClientMsg::Answer(Ok(_)) => count("answered"),
+            ClientMsg::Answer(Err(_)) => count("timed out"),
+        }
+        Ok(())
+    }
+}
+
+pub struct RequestReply;
+
+impl Scenario for RequestReply {
+    fn name(&self) -> &'static str {
+        "request-reply"
+    }
+    fn about(&self) -> &'static str {
+        "tells and asks between actors on two nodes across connection resets: exactly once, in order"
+    }
+    fn nodes(&self) -> Vec<NodeSpec> {
+        vec![
+            NodeSpec::new("platform-1", "tier=platform"),
+            NodeSpec::new("things-1", "tier=things"),
+            NodeSpec::new("inference-1", "tier=inference"),
+        ]
+    }
+    fn topology(&self, probe: &Probe) -> Topology {
+        let mut t = Topology::builder();
+        let p = probe.clone();
+        t.actor("/client", move |_| Client {
+            counter: ActorRef::parse("/counter").expect("a path"),
+            next: 0,
+            ticks: 0,
+            probe: p.clone(),
+        })
+        .requires("tier=things");
+        let p = probe.clone();
+        t.actor("/counter", move |_| Counter { probe: p.clone() }).requires("tier=inference");
+        t.build().expect("a valid topology")
+    }
+    fn faults(&self) -> &'static [&'static str] {
+        &["reset", "clog"]
+    }
+    fn invariant(&self, world: &World) -> Result<(), String> {
+        let probe = crate::world::probe(world.probe());
+        let seq = probe.seqs.get("counter").map_or(&[][..], Vec::as_slice);
+        match seq.iter().enumerate().find(|(i, n)| **n != *i as u64) {
+            Some((i, n)) => {
+                Err(format!("the counter handled {n} as its message #{i} (lost, doubled or reordered)"))
+            }
+            None => Ok(()),
+        }
+    }
+    fn live(&self, world: &World) -> bool {
+        let probe = crate::world::probe(world.probe());
+        let count = |name: &str| probe.counts.get(name).copied().unwrap_or(0);
+        let handled = probe.seqs.get("counter").map_or(0, Vec::len) as u64;
+        count("sent") > 0
+            && handled == count("sent")
+            && count("asked") == count("answered") + count("timed out")
+    }
+    fn not_live(&self, world: &World) -> String {
+        let probe = crate::world::probe(world.probe());
+        format!(
+            "counts {:?}, counter handled {}",
+            probe.counts,
+            probe.seqs.get("counter").map_or(0, Vec::len)
+        )
     }
 }

@@ -14,7 +14,26 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::net::SimNet;
+use crate::actors::NodeActors;
+use crate::net::{Payload, SimNet};
+
+/// What a scenario's actors report to its checks (shared with the actors' factories).
+pub type Probe = std::sync::Arc<std::sync::Mutex<ProbeData>>;
+
+#[derive(Debug, Default)]
+pub struct ProbeData {
+    /// Named counts (messages sent, asks answered...).
+    pub counts: BTreeMap<&'static str, u64>,
+    /// Named sequences (numbers in the order an actor handled them).
+    pub seqs: BTreeMap<&'static str, Vec<u64>>,
+    /// Set when faults stop: workload actors stop making new work.
+    pub healed: bool,
+}
+
+/// Locks a probe (a panicking actor cannot leave it unusable for the checks).
+pub fn probe(p: &Probe) -> std::sync::MutexGuard<'_, ProbeData> {
+    p.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// How often every node's coordinator runs (a real node's tick).
 pub const TICK: Duration = Duration::from_millis(100);
@@ -47,6 +66,7 @@ struct SimNode {
     drift_ppm: i64,
     /// `None` while crashed (everything not persisted is lost).
     coordinator: Option<Coordinator>,
+    actors: Option<NodeActors>,
 }
 
 /// Counts for the run's summary.
@@ -69,13 +89,16 @@ pub struct World {
     pub stats: Stats,
     hash: Xxh3,
     broken_claims: bool,
+    /// Seeds each node's actor system (with its name and incarnation).
+    actor_seed: u64,
+    probe: Probe,
 }
 
 impl World {
     /// `nodes` all start at time zero, each listing every other as a seed (so a restarted node
     /// that has heard from no one never counts itself a majority); each draws its clock drift
     /// from its own stream forked from `rng`.
-    pub fn new(rng: &mut ChaCha8Rng, nodes: &[NodeSpec], topology: Topology) -> World {
+    pub fn new(rng: &mut ChaCha8Rng, nodes: &[NodeSpec], topology: Topology, probe: Probe) -> World {
         let mut world = World {
             now: Instant::ZERO,
             nodes: BTreeMap::new(),
@@ -85,12 +108,14 @@ impl World {
             stats: Stats::default(),
             hash: Xxh3::new(),
             broken_claims: false,
+            actor_seed: rng.random(),
+            probe,
         };
         for spec in nodes {
             let drift_ppm = rng.random_range(-DRIFT_PPM_MAX..=DRIFT_PPM_MAX);
             world.nodes.insert(
                 spec.name.clone(),
-                SimNode { spec: spec.clone(), incarnation: 0, drift_ppm, coordinator: None },
+                SimNode { spec: spec.clone(), incarnation: 0, drift_ppm, coordinator: None, actors: None },
             );
         }
         // Started once all are known, so each lists all the others as seeds.
@@ -128,6 +153,7 @@ impl World {
     pub fn crash(&mut self, name: &str) {
         if let Some(node) = self.nodes.get_mut(name) {
             node.coordinator = None;
+            node.actors = None;
         }
         for other in self.node_names() {
             self.net.break_connection(name, &other);
@@ -139,8 +165,13 @@ impl World {
         let now = self.node_now(name);
         let seeds: Vec<String> = self.nodes.keys().filter(|n| *n != name).cloned().collect();
         let topology = self.topology.clone();
+        let (actor_seed, broken_claims) = (self.actor_seed, self.broken_claims);
         let Some(node) = self.nodes.get_mut(name) else { return };
         node.incarnation += 1;
+        let name_hash = name
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        node.actors = Some(NodeActors::new(name, actor_seed ^ name_hash ^ node.incarnation));
         let me = MemberInfo {
             name: name.to_string(),
             incarnation: node.incarnation,
@@ -149,7 +180,7 @@ impl World {
             addr: format!("sim://{name}"),
         };
         let mut coordinator = Coordinator::new(me, seeds, MembershipConfig::default(), topology, now);
-        if self.broken_claims {
+        if broken_claims {
             coordinator.break_claims();
         }
         node.coordinator = Some(coordinator);
@@ -172,7 +203,8 @@ impl World {
     }
 
     /// One tick: every live node's coordinator runs (in name order), then every message due
-    /// is delivered in arrival order (and what handling it sends goes on the network).
+    /// is delivered in arrival order (and what handling it sends goes on the network), then
+    /// every node's actors run for the tick and their lanes' frames go out.
     pub fn tick(&mut self) {
         self.now = self.now + TICK;
         for name in self.node_names() {
@@ -187,32 +219,92 @@ impl World {
             self.hash.update(&at.as_nanos().to_le_bytes());
             self.hash.update(packet.from.as_bytes());
             self.hash.update(packet.to.as_bytes());
-            self.hash.update(
-                &bincode::serde::encode_to_vec(&packet.msg, bincode::config::standard()).unwrap_or_default(),
-            );
+            let encoded = bincode::serde::encode_to_vec(&packet.msg, bincode::config::standard());
+            self.hash.update(&encoded.unwrap_or_default());
             let now = self.node_now(&packet.to);
-            let Some(c) = self.nodes.get_mut(&packet.to).and_then(|n| n.coordinator.as_mut()) else {
-                continue;
-            };
-            c.handle_control(&packet.from, packet.msg, now);
-            self.flush(&packet.to);
-        }
-    }
-
-    /// Puts a node's outgoing messages on the network (starts and stops are the coordinator's
-    /// own record: `hosted`).
-    fn flush(&mut self, name: &str) {
-        let mut sends: Vec<(String, ControlMsg)> = Vec::new();
-        if let Some(c) = self.nodes.get_mut(name).and_then(|n| n.coordinator.as_mut()) {
-            while let Some(output) = c.poll_output() {
-                if let Output::Send { to, msg, .. } = output {
-                    sends.push((to, msg));
+            let Some(node) = self.nodes.get_mut(&packet.to) else { continue };
+            let (Some(c), Some(actors)) = (node.coordinator.as_mut(), node.actors.as_mut()) else { continue };
+            match packet.msg {
+                Payload::Control(ControlMsg::Ack { incarnation, lane, seq }) => {
+                    if incarnation == node.incarnation {
+                        actors.ack(&packet.from, lane, seq);
+                    }
+                }
+                Payload::Control(msg) => {
+                    c.handle_control(&packet.from, msg, now);
+                    self.flush(&packet.to);
+                }
+                Payload::Lane { incarnation, lane, bytes } => {
+                    if actors.receive(&packet.from, incarnation, lane, &bytes).is_err() {
+                        self.count_fault("refused frame");
+                    }
                 }
             }
         }
-        for (to, msg) in sends {
-            self.net.send(name, &to, msg, self.now, &mut self.net_rng);
+        for name in self.node_names() {
+            self.run_actors(&name);
         }
+    }
+
+    /// Runs a node's actors for a tick; their lane frames and acknowledgements go out.
+    fn run_actors(&mut self, name: &str) {
+        let Some(node) = self.nodes.get_mut(name) else { return };
+        let incarnation = node.incarnation;
+        let Some(actors) = node.actors.as_mut() else { return };
+        actors.run(TICK);
+        self.hash.update(&actors.system.trace_hash().to_le_bytes());
+        let net = &self.net;
+        let outgoing = actors.outgoing(|peer| net.epoch(name, peer));
+        let acks = actors.acks();
+        for (peer, lane, bytes) in outgoing {
+            self.net.send(
+                name,
+                &peer,
+                Payload::Lane { incarnation, lane, bytes },
+                self.now,
+                &mut self.net_rng,
+            );
+        }
+        for (peer, their_incarnation, lane, seq) in acks {
+            let ack = Payload::Control(ControlMsg::Ack { incarnation: their_incarnation, lane, seq });
+            self.net.send(name, &peer, ack, self.now, &mut self.net_rng);
+        }
+    }
+
+    /// Carries out a node's coordinator outputs: messages go on the network, subtrees start
+    /// and stop in its actor system, its lanes learn the directory and released peers.
+    fn flush(&mut self, name: &str) {
+        let Some(node) = self.nodes.get_mut(name) else { return };
+        let (Some(c), Some(actors)) = (node.coordinator.as_mut(), node.actors.as_mut()) else { return };
+        let mut sends: Vec<(String, ControlMsg)> = Vec::new();
+        while let Some(output) = c.poll_output() {
+            match output {
+                Output::Send { to, msg, .. } => sends.push((to, msg)),
+                Output::Start(root) => {
+                    let started = self
+                        .topology
+                        .get(&root)
+                        .is_some_and(|spec| actors.system.start_subtrees(std::slice::from_ref(spec)).is_ok());
+                    if !started {
+                        c.start_failed(&root);
+                    }
+                }
+                Output::Stop { root, .. } => {
+                    actors.system.stop_subtree(&root);
+                }
+                Output::DirectoryChanged => actors.set_directory(c.directory().clone()),
+                Output::Released(peer) => actors.release(&peer),
+                Output::Note(_) => {}
+            }
+        }
+        for (to, msg) in sends {
+            self.net.send(name, &to, Payload::Control(msg), self.now, &mut self.net_rng);
+        }
+    }
+
+    /// What the scenario's actors report.
+    pub fn probe(&self) -> &Probe {
+        &self.probe
     }
 
     /// Subtree root -> the live nodes hosting it.
