@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use aiot_runtime::Topology;
+use aiot_runtime::prelude::*;
 use aiot_simulations::scenario::{self, Scenario};
-use aiot_simulations::scenarios::{self, Failover};
+use aiot_simulations::scenarios::{self, CounterMsg, Failover, RequestReply};
 use aiot_simulations::world::{NodeSpec, Probe, World};
 
 /// Simulated time with faults per seed (then the liveness phase, up to 60 s).
@@ -90,4 +90,90 @@ fn a_broken_coordinator_is_caught_and_its_seed_replays_to_the_same_failure() {
     assert!(caught.failure.as_deref().unwrap().contains("is live on"), "{:?}", caught.failure);
     let again = scenario::run(&BrokenFailover, caught.seed, DURATION, |_| {});
     assert_eq!((again.failure, again.trace_hash), (caught.failure, caught.trace_hash));
+}
+
+/// A deliberately broken actor: it handles every 50th push twice.
+struct DoubleCounter {
+    probe: Probe,
+}
+
+impl Actor for DoubleCounter {
+    type Msg = CounterMsg;
+    fn handle(&mut self, msg: CounterMsg, _ctx: &mut Ctx<'_, CounterMsg>) -> Result<(), ActorError> {
+        if let CounterMsg::Push(n) = msg {
+            let mut probe = aiot_simulations::world::probe(&self.probe);
+            let seq = probe.seqs.entry("counter").or_default();
+            seq.push(n);
+            if n % 50 == 49 {
+                seq.push(n);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Pushes numbers to the counter, one per 100 ms.
+struct Pusher {
+    next: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Tick;
+
+impl Actor for Pusher {
+    type Msg = Tick;
+    fn started(&mut self, ctx: &mut Ctx<'_, Tick>) -> Result<(), ActorError> {
+        ctx.schedule_every(Duration::from_millis(100), Tick);
+        Ok(())
+    }
+    fn handle(&mut self, _tick: Tick, ctx: &mut Ctx<'_, Tick>) -> Result<(), ActorError> {
+        let counter = ActorRef::<CounterMsg>::parse("/counter").expect("a path");
+        if ctx.send(&counter, CounterMsg::Push(self.next)).is_ok() {
+            self.next += 1;
+        }
+        Ok(())
+    }
+}
+
+/// request-reply with the broken counter.
+struct BrokenRequestReply;
+
+impl Scenario for BrokenRequestReply {
+    fn name(&self) -> &'static str {
+        "broken-request-reply"
+    }
+    fn about(&self) -> &'static str {
+        "request-reply with a counter that handles some pushes twice (test only)"
+    }
+    fn nodes(&self) -> Vec<NodeSpec> {
+        RequestReply.nodes()
+    }
+    fn topology(&self, probe: &Probe) -> Topology {
+        let mut t = Topology::builder();
+        t.actor("/client", |_| Pusher { next: 0 }).requires("tier=things");
+        let p = probe.clone();
+        t.actor("/counter", move |_| DoubleCounter { probe: p.clone() }).requires("tier=inference");
+        t.build().unwrap()
+    }
+    fn faults(&self) -> &'static [&'static str] {
+        RequestReply.faults()
+    }
+    fn invariant(&self, world: &World) -> Result<(), String> {
+        RequestReply.invariant(world)
+    }
+    fn live(&self, _world: &World) -> bool {
+        true
+    }
+    fn not_live(&self, _world: &World) -> String {
+        String::new()
+    }
+}
+
+#[test]
+fn a_broken_actor_is_caught_and_its_seed_replays_to_the_same_failure_and_hash() {
+    let caught = scenario::run(&BrokenRequestReply, 9, DURATION, |_| {});
+    let why = caught.failure.clone().expect("the invariant catches the doubled push");
+    assert!(why.contains("handled 49 as its message #50"), "{why}");
+    let again = scenario::run(&BrokenRequestReply, 9, DURATION, |_| {});
+    assert_eq!((again.failure, again.trace_hash), (Some(why), caught.trace_hash));
 }
