@@ -104,6 +104,11 @@ fn summary(o: &Outcome, wall: Duration) {
     println!("  events (messages delivered): {}", o.stats.events);
     let faults: Vec<String> = o.stats.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!("  faults injected: {}", if faults.is_empty() { "none".to_string() } else { faults.join(", ") });
+    let points: Vec<String> = o.fault_points.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    println!(
+        "  fault points fired: {}",
+        if points.is_empty() { "none".to_string() } else { points.join(", ") }
+    );
     println!("  invariants checked: {}", o.stats.invariants_checked);
     println!("  result: {}", o.failure.as_deref().unwrap_or("ok"));
     println!("trace hash {:016x}", o.trace_hash);

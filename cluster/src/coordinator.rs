@@ -31,6 +31,10 @@ use crate::directory::Directory;
 use crate::membership::{MemberEvent, MemberInfo, MemberMsg, Membership, MembershipConfig, Status};
 use crate::placement::{plan, NodeView};
 
+/// Fault point: a heartbeat goes without this node's hosting announcement (peers' directories
+/// lag behind).
+pub const FAULT_SKIP_HOSTING: &str = "coordinator.skip_hosting";
+
 /// How long a claimant waits for a majority of grants before it gives the claim up (and claims
 /// again on a later tick).
 pub const CLAIM_WINDOW: Duration = Duration::from_secs(1);
@@ -390,7 +394,7 @@ impl Coordinator {
         while let Some((to, msg)) = self.membership.poll_send() {
             let heartbeat = matches!(msg, MemberMsg::Heartbeat { .. });
             self.send(to.clone(), ControlMsg::Member(msg));
-            if heartbeat && with_hosting {
+            if heartbeat && with_hosting && !aiot_runtime::fault::point(FAULT_SKIP_HOSTING) {
                 let hosting = self.hosting_msg();
                 self.send(to, hosting);
             }

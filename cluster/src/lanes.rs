@@ -25,6 +25,9 @@ pub const LANES: u16 = 8;
 /// peer can make a node buffer.
 pub const LANE_UNACKED_MAX: usize = 64 * 1024;
 
+/// Fault point: an acknowledgement is ignored (more retries reach the receiver's de-duplication).
+pub const FAULT_IGNORE_ACK: &str = "lanes.ignore_ack";
+
 /// The lane for messages to `path`: a stable hash (FNV-1a) of the path, so every node agrees
 /// and restarts keep it.
 pub fn lane_of(path: &ActorPath) -> u16 {
@@ -136,6 +139,9 @@ impl OutLane {
 
     /// The receiver has every frame up to `seq`.
     pub fn ack(&mut self, seq: u64) {
+        if aiot_runtime::fault::point(FAULT_IGNORE_ACK) {
+            return; // kept: sent again after the next break, and dropped there as duplicates
+        }
         while self.unacked.front().is_some_and(|f| f.seq <= seq) {
             self.unacked.pop_front();
         }

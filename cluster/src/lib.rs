@@ -26,3 +26,7 @@ pub mod node;
 pub mod placement;
 pub mod transport;
 pub mod wire;
+
+/// The cluster's fault points (`aiot_runtime::fault`), for simulators to enable.
+pub const FAULT_POINTS: [&str; 3] =
+    [lanes::FAULT_IGNORE_ACK, membership::FAULT_SKIP_HEARTBEAT, coordinator::FAULT_SKIP_HOSTING];

@@ -25,6 +25,9 @@ use std::time::Duration;
 use aiot_runtime::Instant;
 use serde::{Deserialize, Serialize};
 
+/// Fault point: one heartbeat to one peer is not sent.
+pub const FAULT_SKIP_HEARTBEAT: &str = "membership.skip_heartbeat";
+
 /// Timing of the failure detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MembershipConfig {
@@ -271,6 +274,9 @@ impl Membership {
                 }
             }
             for to in targets {
+                if aiot_runtime::fault::point(FAULT_SKIP_HEARTBEAT) {
+                    continue;
+                }
                 let echo = self.members.get(&to).and_then(|m| m.their_sent_at);
                 let heartbeat = MemberMsg::Heartbeat {
                     from: self.me.clone(),

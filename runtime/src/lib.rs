@@ -18,6 +18,7 @@
 //! - `spec`, `topology`: how actors are built and declared; validation.
 //! - `placement`: capability-tag requirements (the cluster decides placement).
 //! - `port`: how actors talk to host adapters (MQTT, event log, clock, disk).
+//! - `fault`: fault points a simulation may enable (inert in production).
 //! - `remote`: the seam a cluster routes sends to other nodes through.
 //! - `host`: the executor seam; `exec::det` and `exec::tokio` implement it.
 //! - `system`, `external`, `metrics`, `time`, `path`, `message`, `error`: shared pieces.
@@ -29,6 +30,7 @@ pub mod ctx;
 pub mod error;
 pub mod exec;
 mod external;
+pub mod fault;
 pub mod host;
 pub mod mailbox;
 pub mod message;

@@ -14,21 +14,31 @@ use crate::world::{World, TICK};
 /// The kinds of fault a profile may enable.
 pub const KINDS: [&str; 5] = ["partition", "one-way cut", "crash", "clog", "reset"];
 
-/// Which fault kinds a run injects, and how often (faults per simulated minute).
+/// Which fault kinds a run injects, and how often (faults per simulated minute), and which
+/// fault points are enabled with what probability per visit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     pub enabled: Vec<&'static str>,
     pub per_minute: f64,
+    pub points: BTreeMap<&'static str, f64>,
 }
 
 impl Profile {
-    /// A profile drawn from the seed: a random non-empty subset of `kinds`, a random rate.
+    /// A profile drawn from the seed: a random non-empty subset of `kinds`, a random rate, and
+    /// a random subset of the cluster's fault points.
     pub fn draw(rng: &mut ChaCha8Rng, kinds: &[&'static str]) -> Profile {
         let mut enabled: Vec<&'static str> = kinds.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
         if enabled.is_empty() {
             enabled.push(kinds[rng.random_range(0..kinds.len())]);
         }
-        Profile { enabled, per_minute: rng.random_range(2.0..20.0) }
+        let per_minute = rng.random_range(2.0..20.0);
+        let mut points = BTreeMap::new();
+        for point in aiot_cluster::FAULT_POINTS {
+            if rng.random_bool(0.5) {
+                points.insert(point, rng.random_range(0.01..0.2));
+            }
+        }
+        Profile { enabled, per_minute, points }
     }
 }
 

@@ -10,8 +10,10 @@
 //! Each simulated node runs its subtrees under the deterministic executor (`actors`), with
 //! remote sends over the cluster's data lanes on the simulated network.
 //!
-//! Not built yet (issue 4 goes on): fault points, the MQTT and event-log models (issues 5 and
-//! 6 bring them), motor physics.
+//! Each seed also enables a random set of the cluster's fault points (`aiot_runtime::fault`).
+//!
+//! Not built yet (issue 4 goes on): the MQTT and event-log models (issues 5 and 6 bring their
+//! ports), motor physics.
 //!
 //! # Writing a simulation test
 //! ```

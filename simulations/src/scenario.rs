@@ -45,6 +45,8 @@ pub struct Outcome {
     /// Simulated time, both phases.
     pub simulated: Duration,
     pub stats: Stats,
+    /// How often each enabled fault point fired.
+    pub fault_points: std::collections::BTreeMap<&'static str, u64>,
     pub trace_hash: u64,
     /// The first invariant broken, or the liveness failure.
     pub failure: Option<String>,
@@ -64,6 +66,7 @@ pub fn run(
     scenario.prepare(&mut world);
     let profile = Profile::draw(&mut rng, scenario.faults());
     let mut injector = Injector::new(profile.clone(), ChaCha8Rng::seed_from_u64(rng.random()));
+    aiot_runtime::fault::install(profile.points.clone(), rng.random());
     let end = world.now() + duration;
     let mut failure = None;
     let mut next_progress = world.now() + Duration::from_secs(60);
@@ -76,6 +79,8 @@ pub fn run(
             next_progress = next_progress + Duration::from_secs(60);
         }
     }
+    // Faults stop, fault points too.
+    let fault_points = aiot_runtime::fault::uninstall();
     if failure.is_none() {
         injector.heal(&mut world);
         crate::world::probe(world.probe()).healed = true;
@@ -101,6 +106,7 @@ pub fn run(
         profile,
         simulated: world.now().saturating_since(Instant::ZERO),
         stats: world.stats.clone(),
+        fault_points,
         trace_hash: world.trace_hash(),
         failure,
     }
