@@ -1,19 +1,26 @@
-//! aiot-cluster: the cluster layer (issue 3, in progress).
+//! aiot-cluster: the cluster layer.
 //!
-//! It will own node identity and the cluster CA (capability tags inside certificates), the
-//! mutual-TLS QUIC transport and its versioned wire codec, membership and failure detection, the
-//! replicated directory (path -> node), placement by tags, migration and the shell's protocol.
-//! Membership, directory, placement and migration will be sans-IO state machines generic over a
-//! transport seam, so the simulator runs the same code over a simulated network.
+//! Node identity and the cluster CA (capability tags inside certificates), the mutual-TLS QUIC
+//! transport and its versioned wire codec, membership with failure detection and leases, the
+//! replicated directory (path -> node), placement by tags with majority-granted claims, and
+//! data lanes for remote messages. Everything but `transport::quic` and `node` is sans-IO (no
+//! clock read, no IO), so the simulator runs the same code over its simulated network.
+//! Migration and the shell's protocol come with issue 8.
 //!
 //! # Layout
 //! - `identity`: the cluster CA, node and admin certificates with their capability tags, and
 //!   the model-signing key pair (`aiot ca`).
-//! - `placement`: where each top-level subtree goes, by attested tags, preference and load.
-//! - `wire`: length-prefixed, versioned bincode frames, and a sans-IO decoder.
-//! - `transport::quic`: the mutual-TLS QUIC adapter and its first authenticated exchange.
-//! - `membership`: join, heartbeats, failure detection, up/down/left events (sans-IO).
 //! - `config`: a node's configuration file, and which claimed tags its certificate attests.
+//! - `wire`: length-prefixed, versioned bincode frames, and a sans-IO decoder.
+//! - `membership`: join, heartbeats, failure detection, up/down/left events, leases.
+//! - `directory`: which node hosts each placed subtree, replicated by announcement.
+//! - `placement`: where each top-level subtree goes, by attested tags, preference and load.
+//! - `lanes`: data lanes: numbered frames, the retry buffer, de-duplication.
+//! - `control`: what a node pair's control stream carries.
+//! - `coordinator`: a node's decisions (membership, leases, directory, claims, placement) as
+//!   one state machine.
+//! - `transport::quic`: the mutual-TLS QUIC adapter and its first authenticated exchange.
+//! - `node`: a node on tokio and QUIC, executing the coordinator's decisions.
 
 pub mod config;
 pub mod control;
