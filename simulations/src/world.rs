@@ -1,6 +1,6 @@
 //! The simulated world: a virtual clock, the cluster's coordinators (membership, leases,
 //! directory, placement: the same code a real node runs) on simulated nodes, the simulated
-//! network between them, crashes, restarts and clock drift. One seed decides everything; the
+//! network between them, crashes, restarts, and clocks with their own offset and drift. One seed decides everything; the
 //! trace hash covers every delivery (virtual time, sender, receiver, encoded message).
 
 use std::collections::BTreeMap;
@@ -37,6 +37,8 @@ pub fn probe(p: &Probe) -> std::sync::MutexGuard<'_, ProbeData> {
 
 /// How often every node's coordinator runs (a real node's tick).
 pub const TICK: Duration = Duration::from_millis(100);
+/// The largest offset between two nodes' clocks.
+pub const CLOCK_OFFSET_MAX: Duration = Duration::from_secs(3600);
 /// The largest clock drift a node gets, in parts per million (2%: well inside what the lease's
 /// `clock_skew_max` of 500 ms over 5 s tolerates).
 pub const DRIFT_PPM_MAX: i64 = 20_000;
@@ -64,6 +66,9 @@ struct SimNode {
     spec: NodeSpec,
     incarnation: u64,
     drift_ppm: i64,
+    /// Where this node's clock stood when the world's read zero (nodes never agree on the time
+    /// of day; the cluster only ever compares a node's readings with its own).
+    offset: Duration,
     /// `None` while crashed (everything not persisted is lost).
     coordinator: Option<Coordinator>,
     actors: Option<NodeActors>,
@@ -113,10 +118,16 @@ impl World {
         };
         for spec in nodes {
             let drift_ppm = rng.random_range(-DRIFT_PPM_MAX..=DRIFT_PPM_MAX);
-            world.nodes.insert(
-                spec.name.clone(),
-                SimNode { spec: spec.clone(), incarnation: 0, drift_ppm, coordinator: None, actors: None },
-            );
+            let offset = Duration::from_millis(rng.random_range(0..=CLOCK_OFFSET_MAX.as_millis() as u64));
+            let node = SimNode {
+                spec: spec.clone(),
+                incarnation: 0,
+                drift_ppm,
+                offset,
+                coordinator: None,
+                actors: None,
+            };
+            world.nodes.insert(spec.name.clone(), node);
         }
         // Started once all are known, so each lists all the others as seeds.
         for spec in nodes {
@@ -141,11 +152,12 @@ impl World {
         self.nodes.get(name)?.coordinator.as_ref()
     }
 
-    /// A node's own clock: the world's, drifted.
+    /// A node's own clock: the world's, drifted, from its own offset.
     fn node_now(&self, name: &str) -> Instant {
-        let drift = self.nodes.get(name).map_or(0, |n| n.drift_ppm);
+        let (drift, offset) = self.nodes.get(name).map_or((0, Duration::ZERO), |n| (n.drift_ppm, n.offset));
         let ns = self.now.as_nanos() as i128;
-        Instant::from_nanos((ns + ns * i128::from(drift) / 1_000_000).max(0) as u64)
+        let drifted = (ns + ns * i128::from(drift) / 1_000_000).max(0) as u64;
+        Instant::from_nanos(drifted) + offset
     }
 
     /// Crashes a node: its coordinator and everything it held in memory are gone, and its
