@@ -203,12 +203,10 @@ impl Coordinator {
             ControlMsg::Hosting { incarnation, roots } => {
                 // Only from the incarnation membership knows: an older life's claims are void.
                 let current = self.membership.incarnation_of(from);
-                if current.is_some_and(|c| incarnation >= c) {
-                    let before = self.directory.node_of_all().clone();
-                    self.directory.announce(from, incarnation, roots);
-                    if *self.directory.node_of_all() != before {
-                        self.outputs.push_back(Output::DirectoryChanged);
-                    }
+                if current.is_some_and(|c| incarnation >= c)
+                    && self.directory.announce(from, incarnation, roots)
+                {
+                    self.outputs.push_back(Output::DirectoryChanged);
                 }
             }
             ControlMsg::Claim { root, incarnation } => {
@@ -235,7 +233,7 @@ impl Coordinator {
         // Alive unless membership released it: a node not heard of yet (a one-way cut) counts
         // as alive, so a grant to it binds.
         let alive = |n: &str| n == self.name || self.membership.release_at(n).is_none_or(|at| now < at);
-        if let Some(holder) = self.directory.node_of_all().get(root) {
+        if let Some(holder) = self.directory.node_of(root) {
             if holder != node && alive(holder) {
                 return false;
             }
@@ -243,7 +241,7 @@ impl Coordinator {
         match self.grants.get(root) {
             Some(g) if g.node == node && g.incarnation == incarnation => true,
             Some(g) => {
-                let hosts_it = self.directory.node_of_all().get(root).is_some_and(|h| *h == g.node);
+                let hosts_it = self.directory.node_of(root) == Some(g.node.as_str());
                 let restarted = self.membership.incarnation_of(&g.node).is_some_and(|i| i > g.incarnation);
                 let binding =
                     alive(&g.node) && !restarted && (hosts_it || now.saturating_since(g.at) < GRANT_TTL);
@@ -273,9 +271,9 @@ impl Coordinator {
     fn release_gone(&mut self, now: Instant) {
         let gone: Vec<String> = self
             .directory
-            .entries()
-            .into_keys()
+            .nodes()
             .filter(|n| *n != self.name && self.membership.release_at(n).is_some_and(|at| now >= at))
+            .map(str::to_string)
             .collect();
         for node in gone {
             self.directory.forget(&node);
@@ -373,13 +371,9 @@ impl Coordinator {
 
     /// Records what this node hosts in its own directory; tells every member when it changed.
     fn announce(&mut self) {
-        let changed = self.directory.entries().get(&self.name).is_none_or(|mine| {
-            mine.len() != self.hosted.len() || mine.iter().zip(&self.hosted).any(|(a, b)| a != b)
-        });
-        if !changed {
+        if !self.directory.announce(&self.name, self.incarnation, self.hosted.iter().cloned()) {
             return;
         }
-        self.directory.announce(&self.name, self.incarnation, self.hosted.iter().cloned());
         self.outputs.push_back(Output::DirectoryChanged);
         let msg = self.hosting_msg();
         for (to, status) in self.membership.members() {

@@ -34,8 +34,8 @@ impl Directory {
         Self::default()
     }
 
-    /// Records what `node` (at `incarnation`) hosts now; false if the news is older than what
-    /// the directory has.
+    /// Records what `node` (at `incarnation`) hosts now; true if that changed the directory
+    /// (news older than what the directory has changes nothing).
     pub fn announce(
         &mut self,
         node: &str,
@@ -46,10 +46,11 @@ impl Directory {
             return false;
         }
         let hosted = Hosted { incarnation, roots: roots.into_iter().collect() };
-        if self.by_node.get(node) != Some(&hosted) {
-            self.by_node.insert(node.to_string(), hosted);
-            self.reindex();
+        if self.by_node.get(node) == Some(&hosted) {
+            return false;
         }
+        self.by_node.insert(node.to_string(), hosted);
+        self.reindex();
         true
     }
 
@@ -67,14 +68,7 @@ impl Directory {
     /// The node hosting `path`: the one hosting the subtree root it belongs to (the lowest
     /// name if two claim it).
     pub fn node_of(&self, path: &ActorPath) -> Option<&str> {
-        let mut at = Some(path.clone());
-        while let Some(p) = at {
-            if let Some(node) = self.index.get(&p) {
-                return Some(node);
-            }
-            at = p.parent();
-        }
-        None
+        subtree_entry(&self.index, path).map(String::as_str)
     }
 
     /// Nodes claiming the subtree root `root`, by name.
@@ -105,15 +99,28 @@ impl Directory {
             .collect()
     }
 
-    /// Subtree root -> its holder, as lookups answer (what a host's copy must match).
-    pub fn node_of_all(&self) -> &BTreeMap<ActorPath, String> {
-        &self.index
+    /// The nodes that announced what they host, by name.
+    pub fn nodes(&self) -> impl Iterator<Item = &str> {
+        self.by_node.keys().map(String::as_str)
     }
 
     /// Every node's announced roots, by node name.
     pub fn entries(&self) -> BTreeMap<String, Vec<ActorPath>> {
         self.by_node.iter().map(|(n, h)| (n.clone(), h.roots.iter().cloned().collect())).collect()
     }
+}
+
+/// The entry of `map` (keyed by subtree root) for the subtree `path` belongs to: `path`
+/// itself, or its nearest ancestor in `map`.
+pub(crate) fn subtree_entry<'a, T>(map: &'a BTreeMap<ActorPath, T>, path: &ActorPath) -> Option<&'a T> {
+    let mut at = Some(path.clone());
+    while let Some(p) = at {
+        if let Some(entry) = map.get(&p) {
+            return Some(entry);
+        }
+        at = p.parent();
+    }
+    None
 }
 
 #[cfg(test)]
@@ -139,8 +146,9 @@ mod tests {
     #[test]
     fn a_newer_incarnation_replaces_and_an_older_one_is_ignored() {
         let mut d = Directory::new();
-        d.announce("b", 2, [p("/x")]);
+        assert!(d.announce("b", 2, [p("/x")]));
         assert!(!d.announce("b", 1, [p("/y")]));
+        assert!(!d.announce("b", 2, [p("/x")]), "the same news again changes nothing");
         assert_eq!(d.node_of(&p("/x")), Some("b"));
         assert!(d.announce("b", 3, []));
         assert_eq!(d.node_of(&p("/x")), None);

@@ -55,14 +55,7 @@ pub struct Plan {
 impl Plan {
     /// The node hosting `path` (an actor inside a placed subtree goes with its root).
     pub fn node_of(&self, path: &ActorPath) -> Option<&str> {
-        let mut at = Some(path.clone());
-        while let Some(p) = at {
-            if let Some(node) = self.placed.get(&p) {
-                return Some(node);
-            }
-            at = p.parent();
-        }
-        None
+        crate::directory::subtree_entry(&self.placed, path).map(String::as_str)
     }
 }
 
