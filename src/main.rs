@@ -2,6 +2,7 @@
 
 mod ca;
 mod demo;
+mod motes;
 mod node;
 mod sim;
 mod topologies;
@@ -61,6 +62,15 @@ enum Command {
         #[arg(long)]
         check_determinism: bool,
     },
+    /// Motes on this host over a real MQTT broker (the firmware core fed by the motor physics),
+    /// and the maintenance crew; `aiot motes provision` writes their credentials.
+    #[command(args_conflicts_with_subcommands = true)]
+    Motes {
+        #[command(subcommand)]
+        command: Option<motes::MotesCommand>,
+        #[command(flatten)]
+        run: motes::RunArgs,
+    },
     /// The cluster CA: node and admin certificates (capability tags inside) and the model-signing key.
     Ca {
         #[command(subcommand)]
@@ -89,6 +99,10 @@ fn main() -> ExitCode {
             demo::run(demo::Options { duration, deterministic, seed })
         }
         Command::Ca { command } => ca::run(command),
+        Command::Motes { command: Some(motes::MotesCommand::Provision { count, dir, ca }), .. } => {
+            motes::provision(count, &dir, &ca)
+        }
+        Command::Motes { command: None, run } => motes::run(run),
         Command::Node { config, check } => node::run(node::Options { config, check }),
         Command::Sim { list, scenario, seed, seeds, duration, check_determinism } => {
             sim::run(sim::Options { list, scenario, seed, seeds, duration, check_determinism })

@@ -2,14 +2,28 @@
 //! certificate, then runs `aiot_cluster::node::Node` with the topology the configuration names:
 //! membership, leases, placement, the directory and remote messages over mutual-TLS QUIC.
 //! Each event is one line on stdout; refusals say why. Ctrl-C leaves the cluster gracefully.
+//!
+//! With an `[mqtt]` section: a platform node starts the embedded broker (unless `url` names an
+//! external one) with the fleet's logins; a things node connects the MQTT port, with the
+//! gateway's login, before any actor is placed on it.
 
 use std::path::PathBuf;
 
-use aiot_cluster::config::{tag_report, NodeConfig};
+use aiot_actors::adapters::rumqttc::RumqttcConnection;
+use aiot_actors::adapters::rumqttd::EmbeddedBroker;
+use aiot_actors::ports::mqtt::adapter::MqttLink;
+use aiot_actors::ports::mqtt::{BrokerAddr, ConnectOptions, Mqtt};
+use aiot_actors::provision::Fleet;
+use aiot_cluster::config::{tag_report, MqttConfig, NodeConfig};
 use aiot_cluster::membership::MembershipConfig;
-use aiot_cluster::node::{tag_list, Node, NodeSetup};
+use aiot_cluster::node::{tag_list, Node, NodeSetup, Prepare};
 use aiot_cluster::transport::quic::NodeTls;
 use aiot_runtime::Topology;
+
+use crate::topologies::Status;
+
+/// How often a topology's status line is printed.
+const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Options {
     pub config: PathBuf,
@@ -21,10 +35,14 @@ pub fn run(options: Options) -> Result<(), String> {
     let config = NodeConfig::load(&options.config).map_err(|e| e.to_string())?;
     let tls = NodeTls::load(&config.tls.ca, &config.tls.cert, &config.tls.key).map_err(|e| e.to_string())?;
     let name = tls.me.name.clone();
-    let topology = match &config.topology {
-        Some(topology) => crate::topologies::by_name(topology, &name)
+    let fleet = match &config.mqtt {
+        Some(mqtt) => Some(load_fleet(mqtt)?),
+        None => None,
+    };
+    let (topology, status) = match &config.topology {
+        Some(topology) => crate::topologies::by_name(topology, &name, fleet.as_ref())
             .map_err(|e| format!("{}: topology: {e}", options.config.display()))?,
-        None => Topology::builder().build().map_err(|e| e.to_string())?,
+        None => (Topology::builder().build().map_err(|e| e.to_string())?, None),
     };
     println!("node {name} with attested tags [{}]", tag_list(&tls.me.tags));
     if options.check {
@@ -40,7 +58,53 @@ pub fn run(options: Options) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
-    runtime.block_on(serve(config, tls, topology))
+    let tier = tls.me.tags.get("tier").cloned().unwrap_or_default();
+    let (_embedded_broker, prepare) = match (&config.mqtt, fleet) {
+        (Some(settings), Some(fleet)) => mqtt_for(&tier, settings, fleet, runtime.handle())?,
+        _ => (None, None),
+    };
+    runtime.block_on(serve(config, tls, topology, prepare, status))
+}
+
+fn load_fleet(mqtt: &MqttConfig) -> Result<Fleet, String> {
+    let text = std::fs::read_to_string(&mqtt.fleet)
+        .map_err(|e| format!("{}: {e} (run `aiot motes provision`)", mqtt.fleet.display()))?;
+    Fleet::from_toml(&text).map_err(|e| format!("{}: {e}", mqtt.fleet.display()))
+}
+
+/// Starts the embedded broker on a platform node (it serves while the returned value lives);
+/// on a things node, returns the preparation that connects and installs the MQTT port.
+fn mqtt_for(
+    tier: &str,
+    settings: &MqttConfig,
+    fleet: Fleet,
+    runtime: &tokio::runtime::Handle,
+) -> Result<(Option<EmbeddedBroker>, Option<Prepare>), String> {
+    let broker = match &settings.url {
+        Some(url) => BrokerAddr::parse(url)?,
+        None => BrokerAddr { host: "127.0.0.1".into(), port: settings.embedded_port },
+    };
+    let mut embedded = None;
+    if tier == "platform" && settings.url.is_none() {
+        let broker =
+            EmbeddedBroker::start(settings.embedded_port, Some(fleet.logins())).map_err(|e| e.to_string())?;
+        println!("embedded MQTT broker on {} ({} logins)", broker.addr(), fleet.logins().len());
+        embedded = Some(broker);
+    }
+    if tier != "things" {
+        return Ok((embedded, None));
+    }
+    let runtime = runtime.clone();
+    let prepare: Prepare = Box::new(move |system| {
+        let link = MqttLink::new();
+        let options = ConnectOptions::new(fleet.gateway.user.clone())
+            .with_credentials(&fleet.gateway.user, &fleet.gateway.password);
+        link.attach(RumqttcConnection::connect(&runtime, &broker, options, link.sink()));
+        system.install_port::<Mqtt, _>(link.adapter()).map_err(|e| e.to_string())?;
+        println!("MQTT port connecting to {broker}");
+        Ok(())
+    });
+    Ok((embedded, Some(prepare)))
 }
 
 /// This process's incarnation: later starts get higher numbers (milliseconds since the epoch;
@@ -51,7 +115,13 @@ fn incarnation() -> u64 {
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
-async fn serve(config: NodeConfig, tls: NodeTls, topology: Topology) -> Result<(), String> {
+async fn serve(
+    config: NodeConfig,
+    tls: NodeTls,
+    topology: Topology,
+    prepare: Option<Prepare>,
+    status: Option<Status>,
+) -> Result<(), String> {
     let incarnation = incarnation();
     let setup = NodeSetup {
         tls,
@@ -62,11 +132,18 @@ async fn serve(config: NodeConfig, tls: NodeTls, topology: Topology) -> Result<(
         seed: incarnation,
         incarnation,
         claimed_tags: config.tags.clone(),
+        prepare,
     };
     let (node, mut events) = Node::start(setup)?;
     println!("listening on {}", node.addr());
+    let mut status_every = tokio::time::interval(STATUS_EVERY);
     loop {
         tokio::select! {
+            _ = status_every.tick(), if status.is_some() => {
+                if let Some(status) = &status {
+                    println!("{}", status());
+                }
+            }
             event = events.recv() => match event {
                 Some(event) => println!("{event}"),
                 None => return Ok(()),

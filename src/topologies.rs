@@ -5,21 +5,72 @@
 //! ask) and tells a tally on the platform tier of each answer (a remote tell). The echo says
 //! which node served it, so failover shows in the probe's lines. These example actors print
 //! their lines to stdout themselves; application actors report through ports instead.
+//!
+//! `things`: the things tier of BLUEPRINT section 5: the MQTT gateway on a things-tier node,
+//! a proxy per mote, and a counting sink (until the DSP filter and the bridge exist). It needs
+//! the `[mqtt]` section (the fleet's keys). Every node prints the counters of the gateway and
+//! the sink as hosted on it (zero where they are not placed) every 10 s.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
+use aiot_actors::provision::Fleet;
+use aiot_actors::things::gateway::GatewayStats;
+use aiot_actors::things::sink::SinkCounts;
+use aiot_actors::things::{self, ThingsConfig};
 use aiot_runtime::prelude::*;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 /// The names `by_name` knows.
-pub const NAMES: &[&str] = &["ping"];
+pub const NAMES: &[&str] = &["ping", "things"];
 
-/// The topology `name`, as node `node` builds it.
-pub fn by_name(name: &str, node: &str) -> Result<Topology, String> {
+/// A one-line summary of what this node's actors did, for the node's periodic status line.
+pub type Status = Box<dyn Fn() -> String + Send>;
+
+/// The topology `name`, as node `node` builds it, and its status line if it has one.
+pub fn by_name(name: &str, node: &str, fleet: Option<&Fleet>) -> Result<(Topology, Option<Status>), String> {
     match name {
-        "ping" => Ok(ping(node)),
+        "ping" => Ok((ping(node), None)),
+        "things" => {
+            let fleet =
+                fleet.ok_or("the things topology needs the [mqtt] section with the fleet's credentials")?;
+            let (topology, status) = things_tier(fleet);
+            Ok((topology, Some(status)))
+        }
         other => Err(format!("unknown topology {other:?}; known: {}", NAMES.join(", "))),
     }
+}
+
+fn things_tier(fleet: &Fleet) -> (Topology, Status) {
+    let gateway_stats = Arc::new(GatewayStats::default());
+    let sink = Arc::new(Mutex::new(SinkCounts::default()));
+    let mut t = Topology::builder();
+    things::declare(
+        &mut t,
+        ThingsConfig {
+            keys: fleet.keys(),
+            gateway_stats: Arc::clone(&gateway_stats),
+            sink: Arc::clone(&sink),
+        },
+    );
+    let status: Status = Box::new(move || {
+        let s = &gateway_stats;
+        let counts = sink.lock();
+        format!(
+            "things: gateway in {} forwarded {} refused {} acks {} | sink frames {} maintenance {} sensor-faulty {} duplicates {}",
+            s.frames_in.load(Ordering::Relaxed),
+            s.forwarded.load(Ordering::Relaxed),
+            s.refused_total(),
+            s.acks_sent.load(Ordering::Relaxed),
+            counts.frames(),
+            counts.maintenance,
+            counts.faulty,
+            counts.duplicates
+        )
+    });
+    (t.build().expect("the things topology is valid"), status)
 }
 
 const PROBE_EVERY: Duration = Duration::from_millis(250);

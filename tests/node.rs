@@ -242,3 +242,64 @@ fn four_nodes_spread_the_ping_topology_by_tags_and_fail_over_within_the_lease_bo
     }
     drop(victim);
 }
+
+#[test]
+fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
+    run_ok(&["ca", "init", "--dir", &path("ca")]);
+    run_ok(&["ca", "issue", "--dir", &path("ca"), "--node", "platform-1", "--tags", "tier=platform"]);
+    run_ok(&["ca", "issue", "--dir", &path("ca"), "--node", "things-1", "--tags", "tier=things"]);
+    run_ok(&["motes", "provision", "--count", "3", "--dir", &path("motes"), "--ca", &path("ca")]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mqtt = format!("topology = \"things\"\n[mqtt]\nfleet = \"motes/fleet.toml\"\nembedded_port = {port}");
+    let platform =
+        Node::start(&write_config_with(dir.path(), "platform-1", "", "tier = \"platform\"", &mqtt));
+    assert!(platform.wait_for("embedded MQTT broker on ").contains(&port.to_string()));
+    let addr = platform.wait_for("listening on ").trim_start_matches("listening on ").to_string();
+    let things = Node::start(&write_config_with(
+        dir.path(),
+        "things-1",
+        &format!("\"platform-1@{addr}\""),
+        "tier = \"things\"",
+        &mqtt,
+    ));
+    things.wait_for("hosting /gateway");
+
+    let broker = format!("mqtt://127.0.0.1:{port}");
+    let args = [
+        "motes",
+        "--count",
+        "3",
+        "--broker",
+        &broker,
+        "--warp",
+        "600",
+        "--duration",
+        "4s",
+        "--credentials",
+        &path("motes"),
+    ];
+    let out = run_ok(&args);
+    let last = out.lines().last().unwrap_or_default();
+    let sent: u64 = last.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(sent >= 30, "3 motes at a report per 0.1 s for 4 s: {out}");
+    assert!(last.ends_with(" 0 unacknowledged"), "every frame acknowledged end to end: {out}");
+    // The sink was placed on the platform node (least loaded): its status line (every 10 s)
+    // counts each frame once. Wait for a line that has them all.
+    let mut lines = Vec::new();
+    let status = loop {
+        assert!(lines.len() < 6, "the sink never counted {sent} frames: {lines:#?}");
+        let line = platform.wait_for("things: ");
+        lines.push(line.clone());
+        let counted = line
+            .split("sink frames ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok());
+        if counted.is_some_and(|n| n >= sent) {
+            break line;
+        }
+    };
+    assert!(status.contains(&format!("sink frames {sent} ")) && status.ends_with("duplicates 0"), "{status}");
+}

@@ -1,9 +1,15 @@
-//! aiot-actors: the AIoT concerns as actors (issues 5 to 7, not built yet).
+//! aiot-actors: the AIoT concerns as actors (issues 5 to 7, in progress).
 //!
-//! It will own the sensor proxies, gateway, DSP filter, stage-2 inference, bridge, drift
-//! monitor, trainer, quantizer, registry, deployer and pipeline actors; the application's port
-//! traits (`ports/`: MQTT, event log) and their real adapters (`adapters/`); and the pure `dsp/`
-//! and `ml/` modules those actors call. Actors here never know where a peer lives: this crate
-//! never depends on `aiot-cluster`.
+//! - `ports`: the application's ports (MQTT today; the event log comes with issue 6), each
+//!   with its message types, the trait real and simulated implementations share, the port's
+//!   adapter actor, and a conformance suite.
+//! - `adapters`: the real implementations (rumqttc client, embedded rumqttd broker), behind
+//!   features; hosts install them, actor code never calls them.
 //!
-//! Today the crate is empty on purpose: nothing here is called by anything.
+//! Actors here never know where a peer lives: this crate never depends on `aiot-cluster`.
+
+pub mod adapters;
+pub mod maintenance;
+pub mod ports;
+pub mod provision;
+pub mod things;

@@ -249,6 +249,7 @@ impl Ours {
                 seed: 1,
                 incarnation: 1,
                 claimed_tags: Default::default(),
+                prepare: None,
             })
         };
         let (a, _) = Node::start(setup("a", Vec::new())?)?;

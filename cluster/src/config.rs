@@ -7,6 +7,11 @@
 //! tags = { tier = "inference" }      # claims: only tags the certificate attests count
 //! topology = "ping"                  # the topology every node runs (built into `aiot`)
 //!
+//! [mqtt]                             # the motes' broker (topologies with motes need it)
+//! fleet = "motes/fleet.toml"         # credentials from `aiot motes provision`
+//! url = "mqtt://127.0.0.1:1883"      # an external broker; without it the platform node
+//! embedded_port = 1883               #   starts the embedded one on this port
+//!
 //! [tls]
 //! ca = "ca/ca.pem"
 //! cert = "ca/inference-1.pem"
@@ -38,6 +43,27 @@ pub struct NodeConfig {
     #[serde(default)]
     pub topology: Option<String>,
     pub tls: TlsPaths,
+    #[serde(default)]
+    pub mqtt: Option<MqttConfig>,
+}
+
+/// The motes' broker. Platform nodes start the embedded broker unless `url` names an external
+/// one; things nodes connect their MQTT port to `url`, or else to the embedded broker's port on
+/// this host.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// The motes' credentials (`aiot motes provision`): frame keys and broker logins.
+    pub fleet: PathBuf,
+    /// An external broker, `mqtt://HOST:PORT`.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default = "default_embedded_port")]
+    pub embedded_port: u16,
+}
+
+fn default_embedded_port() -> u16 {
+    1883
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -92,7 +118,11 @@ impl NodeConfig {
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
         let mut config: NodeConfig =
             toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim().to_string()))?;
-        for path in [&mut config.data_dir, &mut config.tls.ca, &mut config.tls.cert, &mut config.tls.key] {
+        let fleet = config.mqtt.as_mut().map(|m| &mut m.fleet);
+        for path in [&mut config.data_dir, &mut config.tls.ca, &mut config.tls.cert, &mut config.tls.key]
+            .into_iter()
+            .chain(fleet)
+        {
             if path.is_relative() {
                 *path = base.join(&*path);
             }

@@ -121,6 +121,7 @@ fn start(
         seed: 7,
         incarnation: 1,
         claimed_tags: parse_tags(claimed).unwrap(),
+        prepare: None,
     };
     let (node, events) = Node::start(setup).unwrap();
     (node, Events { rx: events, seen: Vec::new() })

@@ -12,8 +12,14 @@
 //!
 //! Each seed also enables a random set of the cluster's fault points (`aiot_runtime::fault`).
 //!
+//! Motor physics (`motor`): induction motors whose speed, load, temperature, bearing defects,
+//! imbalance, broken rotor bars and sensor faults follow one seed; defects grow to failure and
+//! the crew's maintenance log (failures, repairs, inspection findings) gives the labels; raw
+//! four-channel windows are synthesised on demand for motes in the simulator, `aiot motes` and
+//! the demo.
+//!
 //! Not built yet (issue 4 goes on): the MQTT and event-log models (issues 5 and 6 bring their
-//! ports), motor physics.
+//! ports).
 //!
 //! # Writing a simulation test
 //! ```
@@ -27,6 +33,9 @@
 
 pub mod actors;
 pub mod faults;
+pub mod motes;
+pub mod motor;
+pub mod mqtt;
 pub mod net;
 pub mod scenario;
 pub mod scenarios;

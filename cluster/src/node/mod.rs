@@ -51,7 +51,12 @@ pub struct NodeSetup {
     pub incarnation: u64,
     /// Tags the configuration claims; only those the certificate attests count.
     pub claimed_tags: BTreeMap<String, String>,
+    /// Runs on the new actor system before any actor is placed (ports are installed here).
+    pub prepare: Option<Prepare>,
 }
+
+/// A host's preparation of a node's actor system (see `NodeSetup::prepare`).
+pub type Prepare = Box<dyn FnOnce(&TokioSystem) -> Result<(), String> + Send>;
 
 /// Something an operator wants to see, one line each (`aiot node` prints them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,6 +306,9 @@ impl Node {
             Coordinator::new(me, seed_names, setup.membership, setup.topology.clone(), Instant::ZERO);
         let (events, receiver) = unbounded_channel();
         let system = TokioSystem::start(SystemConfig::with_seed(setup.seed));
+        if let Some(prepare) = setup.prepare {
+            prepare(&system)?;
+        }
         let shared = Arc::new(Shared {
             name: name.clone(),
             incarnation: setup.incarnation,

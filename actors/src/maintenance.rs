@@ -1,0 +1,139 @@
+//! Maintenance records: what technicians report (BLUEPRINT section 10, "Outcomes and labels").
+//!
+//! The crew publishes them as JSON on `aiot/maintenance/{mote}` (a technicians' app would; in
+//! `aiot motes`, the simulator and the demo the runner plays the crew) and answers inspection
+//! requests that the cluster publishes on `aiot/maintenance/{mote}/request`. Labels for
+//! training come only from these records; no actor ever sees a motor's ground truth.
+
+use aiot_firmware::protocol::MoteId;
+use serde::{Deserialize, Serialize};
+
+/// Filter for the records the crew publishes.
+pub const RECORD_FILTER: &str = "aiot/maintenance/+";
+/// Filter for the inspection requests the crew answers.
+pub const REQUEST_FILTER: &str = "aiot/maintenance/+/request";
+
+/// A defect a technician can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Defect {
+    OuterRace,
+    InnerRace,
+    Imbalance,
+    BrokenRotorBar,
+    Overheating,
+}
+
+/// A defect an inspector saw, with the severity they estimated in (0, 1] (1 is failure).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub defect: Defect,
+    pub severity: f32,
+}
+
+/// One entry of the maintenance log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum MaintenanceEvent {
+    /// The motor failed; `defect` is what the repair found had failed.
+    Failure { defect: Defect },
+    /// The motor runs again, repaired and healthy.
+    Repaired,
+    /// An inspection, at the crew's initiative or answering a request; no findings: healthy.
+    Inspection { findings: Vec<Finding>, requested: bool },
+}
+
+/// A record as published on `aiot/maintenance/{mote}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaintenanceRecord {
+    pub mote: u32,
+    /// When it happened, in ms of the plant's clock (the motor model's time).
+    pub time_ms: u64,
+    #[serde(flatten)]
+    pub event: MaintenanceEvent,
+}
+
+/// A request for an inspection, as published on `aiot/maintenance/{mote}/request`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionRequest {
+    pub mote: u32,
+    /// Why, for the crew (the drift monitor's evidence, for example).
+    pub reason: String,
+}
+
+/// The topic a mote's records go to.
+pub fn record_topic(mote: MoteId) -> String {
+    format!("aiot/maintenance/{mote}")
+}
+
+/// The topic a mote's inspection requests go to.
+pub fn request_topic(mote: MoteId) -> String {
+    format!("aiot/maintenance/{mote}/request")
+}
+
+/// The mote a record or request topic names.
+pub fn mote_of_topic(topic: &str) -> Option<MoteId> {
+    let rest = topic.strip_prefix("aiot/maintenance/")?;
+    let name = rest.strip_suffix("/request").unwrap_or(rest);
+    name.parse().ok()
+}
+
+impl MaintenanceRecord {
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("records serialize")
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("bad maintenance record: {e}"))
+    }
+}
+
+impl InspectionRequest {
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("requests serialize")
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("bad inspection request: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_readable_json_and_round_trip() {
+        let record = MaintenanceRecord {
+            mote: 17,
+            time_ms: 1_000,
+            event: MaintenanceEvent::Inspection {
+                findings: vec![Finding { defect: Defect::OuterRace, severity: 0.5 }],
+                requested: true,
+            },
+        };
+        let json = String::from_utf8(record.to_json()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"mote":17,"time_ms":1000,"event":"inspection","findings":[{"defect":"outer_race","severity":0.5}],"requested":true}"#
+        );
+        assert_eq!(MaintenanceRecord::from_json(json.as_bytes()).unwrap(), record);
+        let failure = MaintenanceRecord {
+            mote: 3,
+            time_ms: 5,
+            event: MaintenanceEvent::Failure { defect: Defect::InnerRace },
+        };
+        assert_eq!(MaintenanceRecord::from_json(&failure.to_json()).unwrap(), failure);
+        assert!(MaintenanceRecord::from_json(b"{\"mote\":1}")
+            .unwrap_err()
+            .contains("bad maintenance record"));
+    }
+
+    #[test]
+    fn topics_name_their_mote() {
+        assert_eq!(record_topic(MoteId(4)), "aiot/maintenance/mote-4");
+        assert_eq!(mote_of_topic("aiot/maintenance/mote-4"), Some(MoteId(4)));
+        assert_eq!(mote_of_topic("aiot/maintenance/mote-4/request"), Some(MoteId(4)));
+        assert_eq!(mote_of_topic("aiot/maintenance/pump"), None);
+    }
+}

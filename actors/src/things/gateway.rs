@@ -1,0 +1,303 @@
+//! The MQTT gateway: the only actor that holds the motes' keys.
+//!
+//! Up: every message on `aiot/+/up` is checked in order: the topic names a mote, the size,
+//! the codec and CRC (corruption), the frame's mote matches the topic's, the mote is known, the
+//! HMAC under its key (authenticity: works on any broker, including rumqttd, which cannot
+//! confine a client to its topics), an up kind, a payload that decodes. A frame failing any
+//! check is refused, counted by reason and logged, rate-limited per reason; the gateway goes
+//! on. Good frames go to `/proxies` as `UpFrame`s; maintenance records on `aiot/maintenance/+`
+//! go there too.
+//!
+//! Down: proxies ask for acks; the gateway signs them under the mote's key with an increasing
+//! down mark (the mote refuses replays) and publishes them at QoS 1. A gateway that lost its
+//! counter learns the mote's last accepted mark from its next features report.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aiot_firmware::protocol::{
+    self, Ack, Direction, DownMark, Envelope, FrameError, MoteId, Payload, MAX_FRAME,
+};
+use aiot_runtime::{Actor, ActorError, ActorRef, Ctx, PortRef};
+
+use super::proxy::ProxiesMsg;
+use super::{Downlink, UpFrame};
+use crate::maintenance::{self, MaintenanceRecord};
+use crate::ports::mqtt::{Mqtt, MqttEvent, MqttRequest, Publish, QoS};
+use crate::provision::KeyRing;
+
+/// Why a message from the broker was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Refusal {
+    /// A topic that names no mote.
+    UnknownTopic,
+    /// Larger than any frame.
+    Oversized,
+    /// Not a frame: too short, another protocol version, lengths that disagree, unknown kind.
+    Malformed,
+    /// The CRC does not match: corrupted on the way.
+    BadCrc,
+    /// The frame names another mote than its topic.
+    WrongTopic,
+    /// No key is provisioned for the mote.
+    UnknownMote,
+    /// The HMAC does not match the mote's key: forged, or signed with another mote's key.
+    BadMac,
+    /// A down kind on an up topic.
+    WrongDirection,
+    /// A well-formed frame whose payload does not decode.
+    BadPayload,
+    /// A maintenance record that does not parse, or names another mote than its topic.
+    BadMaintenance,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 10] = [
+        Refusal::UnknownTopic,
+        Refusal::Oversized,
+        Refusal::Malformed,
+        Refusal::BadCrc,
+        Refusal::WrongTopic,
+        Refusal::UnknownMote,
+        Refusal::BadMac,
+        Refusal::WrongDirection,
+        Refusal::BadPayload,
+        Refusal::BadMaintenance,
+    ];
+}
+
+/// The gateway's counters, shared with the host.
+#[derive(Debug, Default)]
+pub struct GatewayStats {
+    pub frames_in: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub maintenance_forwarded: AtomicU64,
+    /// Good frames and records `/proxies` could not take yet (not placed, or unreachable):
+    /// nothing was acknowledged, so motes resend them (the crew's records are lost).
+    pub undeliverable: AtomicU64,
+    refused: [AtomicU64; Refusal::ALL.len()],
+    pub acks_sent: AtomicU64,
+    /// Downlinks the port refused (the mote resends, and is acknowledged again).
+    pub downlinks_refused: AtomicU64,
+    /// Log lines written about refusals, and those held back by the rate limit.
+    pub log_lines: AtomicU64,
+    pub log_suppressed: AtomicU64,
+}
+
+impl GatewayStats {
+    pub fn refused(&self, why: Refusal) -> u64 {
+        self.refused[why as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn refused_total(&self) -> u64 {
+        Refusal::ALL.iter().map(|r| self.refused(*r)).sum()
+    }
+}
+
+/// At most one log line per reason per this much time; the next line says how many were held.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Messages the gateway takes.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub enum GatewayMsg {
+    Mqtt(MqttEvent),
+    Down { mote: u32, downlink: Downlink },
+}
+
+pub struct Gateway {
+    keys: KeyRing,
+    proxies: ActorRef<ProxiesMsg>,
+    stats: Arc<GatewayStats>,
+    mqtt: Option<PortRef<Mqtt>>,
+    down_marks: BTreeMap<u32, DownMark>,
+    /// Per reason: when it was last logged (ms), and refusals held back since.
+    log: BTreeMap<Refusal, (u64, u64)>,
+    buffer: Vec<u8>,
+}
+
+impl Gateway {
+    pub fn new(keys: KeyRing, proxies: ActorRef<ProxiesMsg>, stats: Arc<GatewayStats>) -> Self {
+        Gateway {
+            keys,
+            proxies,
+            stats,
+            mqtt: None,
+            down_marks: BTreeMap::new(),
+            log: BTreeMap::new(),
+            buffer: vec![0; MAX_FRAME],
+        }
+    }
+
+    fn on_message(&mut self, message: Publish, ctx: &mut Ctx<'_, GatewayMsg>) -> Result<(), ActorError> {
+        let now_ms = ctx.now().since_start().as_millis() as u64;
+        if let Some(mote) = maintenance::mote_of_topic(&message.topic) {
+            if message.topic.ends_with("/request") {
+                return Ok(()); // our own requests to the crew, if subscribed broadly
+            }
+            return match MaintenanceRecord::from_json(&message.payload) {
+                Ok(record) if record.mote == mote.0 => {
+                    let counter = match ctx.send(&self.proxies, ProxiesMsg::Maintenance(record)) {
+                        Ok(()) => &self.stats.maintenance_forwarded,
+                        Err(_) => &self.stats.undeliverable,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Ok(record) => self.refuse(
+                    Refusal::BadMaintenance,
+                    &format!("record for mote-{} on {}", record.mote, message.topic),
+                    now_ms,
+                ),
+                Err(e) => self.refuse(Refusal::BadMaintenance, &format!("{}: {e}", message.topic), now_ms),
+            };
+        }
+        self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+        match self.check(&message) {
+            Ok(frame) => {
+                let frame = UpFrame { received_ms: now_ms, ..frame };
+                let counter = match ctx.send(&self.proxies, ProxiesMsg::Up(frame)) {
+                    Ok(()) => &self.stats.forwarded,
+                    Err(_) => &self.stats.undeliverable,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err((why, detail)) => self.refuse(why, &format!("{}: {detail}", message.topic), now_ms),
+        }
+    }
+
+    /// Every check of a message on an up topic, in order.
+    fn check(&mut self, message: &Publish) -> Result<UpFrame, (Refusal, String)> {
+        let Some((mote, Direction::Up)) = protocol::parse_topic(&message.topic) else {
+            return Err((Refusal::UnknownTopic, "not a mote's up topic".into()));
+        };
+        if message.payload.len() > MAX_FRAME {
+            return Err((
+                Refusal::Oversized,
+                format!("{} bytes, at most {MAX_FRAME}", message.payload.len()),
+            ));
+        }
+        let unverified = protocol::decode_frame(&message.payload).map_err(|e| {
+            let why = match e {
+                FrameError::BadCrc => Refusal::BadCrc,
+                FrameError::Oversized { .. } => Refusal::Oversized,
+                _ => Refusal::Malformed,
+            };
+            (why, e.to_string())
+        })?;
+        let envelope = unverified.envelope;
+        if envelope.mote != mote {
+            return Err((Refusal::WrongTopic, format!("frame of {} on the topic of {mote}", envelope.mote)));
+        }
+        let key = self
+            .keys
+            .get(mote)
+            .ok_or_else(|| (Refusal::UnknownMote, format!("{mote} is not provisioned")))?;
+        let frame = unverified.verify(key).map_err(|e| (Refusal::BadMac, e.to_string()))?;
+        let kind = frame.kind;
+        if kind.is_down() {
+            return Err((Refusal::WrongDirection, format!("{kind:?} is a down kind")));
+        }
+        let payload = frame.decode_payload().map_err(|e| (Refusal::BadPayload, e.to_string()))?;
+        if let Payload::Features(report) = payload {
+            self.learn_down_mark(mote, report.down_mark);
+        }
+        Ok(UpFrame {
+            mote: mote.0,
+            boot_epoch: envelope.boot_epoch,
+            seq: envelope.seq,
+            capture_ms: envelope.capture_ms,
+            received_ms: 0,
+            kind: kind as u8,
+            payload: frame.payload.to_vec(),
+        })
+    }
+
+    /// A mote that accepted a mark at or above ours means our counter was lost: jump past it.
+    fn learn_down_mark(&mut self, mote: MoteId, accepted: DownMark) {
+        let ours = self.down_marks.entry(mote.0).or_default();
+        if accepted >= *ours {
+            *ours = DownMark { epoch: accepted.epoch + 1, seq: 0 };
+        }
+    }
+
+    fn refuse(&mut self, why: Refusal, detail: &str, now_ms: u64) -> Result<(), ActorError> {
+        self.stats.refused[why as usize].fetch_add(1, Ordering::Relaxed);
+        let (last, held) = self.log.entry(why).or_insert((0, 0));
+        if *last == 0 || now_ms >= *last + LOG_EVERY.as_millis() as u64 {
+            let also = if *held > 0 { format!(" ({held} more since the last line)") } else { String::new() };
+            tracing::warn!("gateway refused a message ({why:?}): {detail}{also}");
+            self.stats.log_lines.fetch_add(1, Ordering::Relaxed);
+            *last = now_ms.max(1);
+            *held = 0;
+        } else {
+            *held += 1;
+            self.stats.log_suppressed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn send_down(
+        &mut self,
+        mote: u32,
+        downlink: Downlink,
+        ctx: &mut Ctx<'_, GatewayMsg>,
+    ) -> Result<(), ActorError> {
+        let id = MoteId(mote);
+        let Some(key) = self.keys.get(id) else { return Ok(()) };
+        let mark = self.down_marks.entry(mote).or_insert(DownMark { epoch: 1, seq: 0 });
+        mark.seq += 1;
+        let envelope = Envelope {
+            mote: id,
+            boot_epoch: mark.epoch,
+            seq: mark.seq,
+            capture_ms: ctx.now().since_start().as_millis() as u64,
+        };
+        let payload = match downlink {
+            Downlink::Ack { boot_epoch, first_seq, last_seq } => {
+                Payload::Ack(Ack { boot_epoch, first_seq, last_seq })
+            }
+        };
+        let len = protocol::encode_frame(&envelope, &payload, key, &mut self.buffer)
+            .map_err(|e| ActorError::new(format!("encoding a downlink: {e}")))?;
+        let Some(mqtt) = &self.mqtt else { return Ok(()) };
+        let publish = Publish::new(id.down_topic().as_str(), self.buffer[..len].to_vec(), QoS::AtLeastOnce);
+        match ctx.port_request(mqtt, MqttRequest::Publish(publish)) {
+            Ok(()) => self.stats.acks_sent.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.stats.downlinks_refused.fetch_add(1, Ordering::Relaxed),
+        };
+        Ok(())
+    }
+}
+
+impl Actor for Gateway {
+    type Msg = GatewayMsg;
+
+    fn started(&mut self, ctx: &mut Ctx<'_, GatewayMsg>) -> Result<(), ActorError> {
+        let mqtt = ctx.open_port::<Mqtt>(GatewayMsg::Mqtt);
+        ctx.port_request(
+            &mqtt,
+            MqttRequest::Subscribe { filter: protocol::UP_TOPIC_FILTER.into(), qos: QoS::AtLeastOnce },
+        )?;
+        ctx.port_request(
+            &mqtt,
+            MqttRequest::Subscribe { filter: maintenance::RECORD_FILTER.into(), qos: QoS::AtLeastOnce },
+        )?;
+        self.mqtt = Some(mqtt);
+        Ok(())
+    }
+
+    fn handle(&mut self, msg: GatewayMsg, ctx: &mut Ctx<'_, GatewayMsg>) -> Result<(), ActorError> {
+        match msg {
+            GatewayMsg::Mqtt(MqttEvent::Message(message)) => self.on_message(message, ctx),
+            GatewayMsg::Mqtt(MqttEvent::Refused { .. }) => {
+                self.stats.downlinks_refused.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            GatewayMsg::Mqtt(_) => Ok(()),
+            GatewayMsg::Down { mote, downlink } => self.send_down(mote, downlink, ctx),
+        }
+    }
+}

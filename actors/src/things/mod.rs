@@ -1,0 +1,102 @@
+//! The things tier: the MQTT gateway, one `SensorProxy` per mote, and a counting sink.
+//!
+//! ```text
+//! mote --aiot/mote-N/up--> /port-mqtt --> Gateway --UpFrame--> /proxies --> /proxies/mote-N
+//!                                            ^                                 |
+//!      mote <--aiot/mote-N/down-- (acks) ----+------------ Downlink -----------+--> downstream
+//! ```
+//!
+//! - `gateway`: verifies frames (codec, CRC, the mote's HMAC, topic against frame), counts and
+//!   logs (rate-limited) every refusal, routes good frames to proxies by path, signs downlink.
+//! - `proxy`: the mote's twin: de-duplicates by (mote, boot epoch, sequence), flags sensor
+//!   faults, tracks health, forwards telemetry and maintenance records downstream, and asks the
+//!   gateway to acknowledge each frame to its mote.
+//! - `dedup`, `health`, `sensor_faults`: the proxy's pure parts.
+//! - `sink`: a downstream that counts (until the DSP and the bridge exist).
+
+pub mod dedup;
+pub mod gateway;
+pub mod health;
+pub mod proxy;
+pub mod sensor_faults;
+pub mod sink;
+
+use std::sync::Arc;
+
+use aiot_runtime::{Overflow, TopologyBuilder};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::maintenance::MaintenanceRecord;
+use crate::provision::KeyRing;
+use gateway::{Gateway, GatewayMsg, GatewayStats};
+use proxy::{ProxiesMsg, ProxyHost};
+use sensor_faults::SensorFaults;
+use sink::{CountingSink, SinkCounts};
+
+/// A frame the gateway verified, on its way to its mote's proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpFrame {
+    pub mote: u32,
+    pub boot_epoch: u32,
+    pub seq: u32,
+    /// The mote's clock when it captured the window, ms.
+    pub capture_ms: u64,
+    /// The gateway's clock when the frame arrived, ms.
+    pub received_ms: u64,
+    /// `aiot_firmware::protocol::Kind` code.
+    pub kind: u8,
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// What proxies send downstream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Onward {
+    /// A frame seen for the first time, with the proxy's verdict on its sensors.
+    Telemetry {
+        frame: UpFrame,
+        faults: SensorFaults,
+    },
+    Maintenance(MaintenanceRecord),
+}
+
+/// What a proxy asks the gateway to send down to its mote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Downlink {
+    /// Frames `first_seq..=last_seq` of `boot_epoch` are safe: the mote may forget them.
+    Ack { boot_epoch: u32, first_seq: u32, last_seq: u32 },
+}
+
+/// Mailbox of the gateway and of `/proxies`: room for a burst from the whole fleet. When full,
+/// the MQTT link counts the message undeliverable and the mote resends it (it was never acked).
+pub const MAILBOX: usize = 65_536;
+
+/// What the things tier needs from its host.
+pub struct ThingsConfig {
+    /// Frame keys of the provisioned motes.
+    pub keys: KeyRing,
+    pub gateway_stats: Arc<GatewayStats>,
+    /// The counting sink's record (the downstream until the DSP filter and the bridge exist).
+    pub sink: Arc<Mutex<SinkCounts>>,
+}
+
+/// Declares `/sink`, `/proxies` (a proxy per provisioned mote at start) and `/gateway` (on a
+/// things-tier node; it needs the MQTT port `/port-mqtt` on its node).
+pub fn declare(t: &mut TopologyBuilder, config: ThingsConfig) {
+    let ThingsConfig { keys, gateway_stats, sink } = config;
+    t.actor("/sink", move |_| CountingSink::new(Arc::clone(&sink)));
+    let provisioned: Vec<u32> = keys.motes().map(|m| m.0).collect();
+    t.actor("/proxies", move |init| {
+        ProxyHost::new(init.link("gateway"), init.link("downstream"), provisioned.clone())
+    })
+    .mailbox(MAILBOX, Overflow::Backpressure)
+    .link::<GatewayMsg>("gateway", "/gateway")
+    .link::<Onward>("downstream", "/sink");
+    t.actor("/gateway", move |init| {
+        Gateway::new(keys.clone(), init.link("proxies"), Arc::clone(&gateway_stats))
+    })
+    .requires("tier=things")
+    .mailbox(MAILBOX, Overflow::Backpressure)
+    .link::<ProxiesMsg>("proxies", "/proxies");
+}
