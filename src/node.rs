@@ -60,7 +60,7 @@ pub fn run(options: Options) -> Result<(), String> {
         .map_err(|e| format!("cannot start tokio: {e}"))?;
     let tier = tls.me.tags.get("tier").cloned().unwrap_or_default();
     let (_embedded_broker, prepare) = match (&config.mqtt, fleet) {
-        (Some(settings), Some(fleet)) => mqtt_for(&tier, settings, fleet, runtime.handle())?,
+        (Some(settings), Some(fleet)) => mqtt_for(&name, &tier, settings, fleet, runtime.handle())?,
         _ => (None, None),
     };
     runtime.block_on(serve(config, tls, topology, prepare, status))
@@ -75,6 +75,7 @@ fn load_fleet(mqtt: &MqttConfig) -> Result<Fleet, String> {
 /// Starts the embedded broker on a platform node (it serves while the returned value lives);
 /// on a things node, returns the preparation that connects and installs the MQTT port.
 fn mqtt_for(
+    node: &str,
     tier: &str,
     settings: &MqttConfig,
     fleet: Fleet,
@@ -94,10 +95,10 @@ fn mqtt_for(
     if tier != "things" {
         return Ok((embedded, None));
     }
-    let runtime = runtime.clone();
+    let (runtime, node) = (runtime.clone(), node.to_string());
     let prepare: Prepare = Box::new(move |system| {
         let link = MqttLink::new();
-        let options = ConnectOptions::new(fleet.gateway.user.clone())
+        let options = ConnectOptions::new(format!("{}-{node}", fleet.gateway.user))
             .with_credentials(&fleet.gateway.user, &fleet.gateway.password);
         link.attach(RumqttcConnection::connect(&runtime, &broker, options, link.sink()));
         system.install_port::<Mqtt, _>(link.adapter()).map_err(|e| e.to_string())?;

@@ -20,12 +20,12 @@ fn hash_line(out: &str) -> String {
 fn a_seed_gives_the_same_hash_in_two_processes() {
     let list = aiot(&["sim", "--list"]);
     assert!(list.contains("membership") && list.contains("failover"), "{list}");
-    for seed in ["3", "17"] {
-        let args = ["sim", "--scenario", "failover", "--seed", seed, "--duration", "30s"];
+    for (scenario, seed) in [("failover", "3"), ("failover", "17"), ("motes", "5"), ("motes", "23")] {
+        let args = ["sim", "--scenario", scenario, "--seed", seed, "--duration", "60s"];
         let (first, second) = (aiot(&args), aiot(&args));
         assert!(first.contains("result: ok"), "{first}");
         assert!(first.contains("invariants checked: "), "{first}");
-        assert_eq!(hash_line(&first), hash_line(&second), "seed {seed}");
+        assert_eq!(hash_line(&first), hash_line(&second), "{scenario} seed {seed}");
     }
     let sweep = aiot(&[
         "sim",

@@ -15,7 +15,8 @@
 //! stage-1 event, features, raw window. Every frame goes into the resend ring as it goes out.
 //!
 //! [`Mote::on_down`]: structure and CRC, then "is a down kind", "is for this mote", MAC under
-//! this mote's key, replay (`(epoch, seq)` above the last accepted), payload; only then is it
+//! this mote's key, payload, replay (`(epoch, seq)` above the last accepted; acks are exempt,
+//! since they only name frames already stored, and leave the mark alone); only then is it
 //! applied: acks remove frames from the ring, commands apply (a trip reset sends its stage-1
 //! event at once), OTA frames drive the receiver (receipts for a begin, a commit, and every
 //! refusal). Each refusal is counted by cause.
@@ -461,10 +462,18 @@ impl<const FRAMES: usize, const ARENA: usize> Mote<FRAMES, ARENA> {
         }
         let frame = frame.verify(&self.config.key).map_err(DownError::Frame)?;
         let mark = DownMark { epoch: frame.envelope.boot_epoch, seq: frame.envelope.seq };
+        let payload = frame.decode_payload().map_err(DownError::Payload)?;
+        // An ack is exempt from replay protection and leaves the mark alone: it names frames by
+        // (epoch, seq), unique over the mote's life, and the cluster acks only frames it stored,
+        // so a replayed ack can only remove frames that are already safe. Exempting acks lets
+        // a gateway that lost its counter (a failover) acknowledge at once.
+        if let Payload::Ack(a) = payload {
+            return Ok(Down::Ack(a));
+        }
         if mark <= self.p.down_mark {
             return Err(DownError::Replayed(self.p.down_mark));
         }
-        let down = match frame.decode_payload().map_err(DownError::Payload)? {
+        let down = match payload {
             Payload::Ack(a) => Down::Ack(a),
             Payload::Command(c) => Down::Command(c),
             Payload::OtaBegin(m) => Down::OtaBegin(m),

@@ -111,16 +111,18 @@ impl NodeActors {
         locked(&self.lanes).directory = directory;
     }
 
-    /// `peer` is gone for good: what it had not acknowledged is dropped (dead letters).
+    /// `peer` is gone: what it had not acknowledged is dropped (dead letters). The lanes keep
+    /// their sequence counters: a peer back after a partition (same incarnation) remembers the
+    /// highest sequence it delivered, and would drop restarted sequences as retries.
     pub fn release(&self, peer: &str) {
         let mut lanes = locked(&self.lanes);
-        if let Some(mut gone) = lanes.out.remove(peer) {
+        if let Some(gone) = lanes.out.get_mut(peer) {
             for lane in &mut gone.lanes {
                 for path in lane.abandon() {
                     self.system.core().dead_letter(&path, 1);
                 }
             }
-            for waiter in gone.waiters {
+            for waiter in std::mem::take(&mut gone.waiters) {
                 waiter.notify();
             }
         }

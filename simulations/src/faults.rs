@@ -14,6 +14,9 @@ use crate::world::{World, TICK};
 /// The kinds of fault a profile may enable.
 pub const KINDS: [&str; 5] = ["partition", "one-way cut", "crash", "clog", "reset"];
 
+/// Faults of a world with a plant (`World::attach_plant`).
+pub const PLANT_KINDS: [&str; 2] = ["mote reboot", "broker crash"];
+
 /// Which fault kinds a run injects, and how often (faults per simulated minute), and which
 /// fault points are enabled with what probability per visit.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +51,7 @@ enum Recovery {
     Uncut(String, String),
     Restart(String),
     Unclog(String, String),
+    BrokerUp,
 }
 
 /// Injects faults by a profile and undoes each when its time comes.
@@ -87,6 +91,7 @@ impl Injector {
                 Recovery::Uncut(a, b) => world.net().uncut(&a, &b),
                 Recovery::Restart(name) => world.restart(&name),
                 Recovery::Unclog(a, b) => world.net().clog(&a, &b, 1),
+                Recovery::BrokerUp => world.plant().iter().for_each(|p| p.broker().restart()),
             }
         }
         let chance = self.profile.per_minute * TICK.as_secs_f64() / 60.0;
@@ -118,6 +123,17 @@ impl Injector {
                 world.net().cut(&a, &b);
                 self.later(world, 1_000..15_000, Recovery::Uncut(a, b));
             }
+            "mote reboot" => {
+                if let Some(plant) = world.plant_mut() {
+                    plant.reboot_one();
+                }
+            }
+            "broker crash" => {
+                if let Some(plant) = world.plant() {
+                    plant.broker().crash();
+                    self.later(world, 1_000..20_000, Recovery::BrokerUp);
+                }
+            }
             "crash" => {
                 let victim = pick(&mut self.rng);
                 if !world.is_live(&victim) {
@@ -143,8 +159,10 @@ impl Injector {
     /// Faults stop: every cut and clog ends, every crashed node restarts.
     pub fn heal(&mut self, world: &mut World) {
         for (_, recovery) in std::mem::take(&mut self.timeline) {
-            if let Recovery::Restart(name) = recovery {
-                world.restart(&name);
+            match recovery {
+                Recovery::Restart(name) => world.restart(&name),
+                Recovery::BrokerUp => world.plant().iter().for_each(|p| p.broker().restart()),
+                _ => {}
             }
         }
         world.net().heal();

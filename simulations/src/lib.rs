@@ -37,6 +37,7 @@ pub mod motes;
 pub mod motor;
 pub mod mqtt;
 pub mod net;
+pub mod plant;
 pub mod scenario;
 pub mod scenarios;
 pub mod world;

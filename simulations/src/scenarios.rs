@@ -11,6 +11,13 @@
 //!   and clog. Invariant: the counter handles 0, 1, 2... each exactly once, in order, despite
 //!   the retries. Liveness: every push the client sent is handled, every ask answered or timed
 //!   out.
+//! - `motes`: 100 motes (the firmware core fed by the motor physics) on a flaky simulated
+//!   broker (QoS 1 duplicates, jitter, crashes), rebooting now and then, feeding the things
+//!   tier (gateway on one of two things nodes, proxies, sink) of a three-node cluster under
+//!   partitions, crashes, resets and clogs. Invariants: no frame processed twice (across mote
+//!   reboots and proxy restarts too); no mote has more frames processed than it originated. Liveness: every
+//!   mote's ring empties through end-to-end acknowledgements, and every frame a ring did not
+//!   drop reached the sink.
 
 use std::time::Duration;
 
@@ -23,7 +30,7 @@ use crate::world::{NodeSpec, Probe, World};
 
 /// Every scenario, by name.
 pub fn all() -> Vec<&'static dyn Scenario> {
-    vec![&Membership, &Failover, &RequestReply]
+    vec![&Membership, &Failover, &RequestReply, &Motes]
 }
 
 pub fn by_name(name: &str) -> Option<&'static dyn Scenario> {
@@ -268,5 +275,52 @@ impl Scenario for RequestReply {
             probe.counts,
             probe.seqs.get("counter").map_or(0, Vec::len)
         )
+    }
+}
+
+/// Motes in the `motes` scenario.
+pub const MOTES: u32 = 100;
+
+pub struct Motes;
+
+impl Scenario for Motes {
+    fn name(&self) -> &'static str {
+        "motes"
+    }
+    fn about(&self) -> &'static str {
+        "100 motes on a flaky broker feed the things tier of a faulty cluster: each frame processed once, none lost beyond ring drops"
+    }
+    fn nodes(&self) -> Vec<NodeSpec> {
+        vec![
+            NodeSpec::new("platform-1", "tier=platform"),
+            NodeSpec::new("things-1", "tier=things"),
+            NodeSpec::new("things-2", "tier=things"),
+        ]
+    }
+    fn topology(&self, probe: &Probe) -> Topology {
+        let mut t = Topology::builder();
+        let shared = crate::world::probe(probe).things.clone();
+        crate::plant::declare(&mut t, &crate::plant::fleet(MOTES), &shared);
+        t.build().expect("the things topology is valid")
+    }
+    fn faults(&self) -> &'static [&'static str] {
+        &["partition", "crash", "clog", "reset", "mote reboot", "broker crash"]
+    }
+    fn prepare(&self, world: &mut World) {
+        let shared = crate::world::probe(world.probe()).things.clone();
+        let plant = crate::plant::Plant::new(world.seed_for("plant"), crate::plant::fleet(MOTES), shared);
+        world.attach_plant(plant);
+    }
+    fn invariant(&self, world: &World) -> Result<(), String> {
+        world.plant().map_or(Ok(()), |p| p.check())
+    }
+    fn live(&self, world: &World) -> bool {
+        world.membership_agrees() && world.plant().is_some_and(|p| p.settled().is_ok())
+    }
+    fn not_live(&self, world: &World) -> String {
+        match world.plant().map(|p| p.settled()) {
+            Some(Err(why)) => why,
+            _ => format!("membership agrees: {}", world.membership_agrees()),
+        }
     }
 }

@@ -16,6 +16,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::actors::NodeActors;
 use crate::net::{Payload, SimNet};
+use crate::plant::Plant;
 
 /// What a scenario's actors report to its checks (shared with the actors' factories).
 pub type Probe = std::sync::Arc<std::sync::Mutex<ProbeData>>;
@@ -28,6 +29,8 @@ pub struct ProbeData {
     pub seqs: BTreeMap<&'static str, Vec<u64>>,
     /// Set when faults stop: workload actors stop making new work.
     pub healed: bool,
+    /// The things tier's counters, for scenarios with a plant.
+    pub things: crate::plant::ThingsShared,
 }
 
 /// Locks a probe (a panicking actor cannot leave it unusable for the checks).
@@ -97,6 +100,8 @@ pub struct World {
     /// Seeds each node's actor system (with its name and incarnation).
     actor_seed: u64,
     probe: Probe,
+    /// Motes and their broker, when the scenario has them.
+    plant: Option<Plant>,
 }
 
 impl World {
@@ -115,6 +120,7 @@ impl World {
             broken_claims: false,
             actor_seed: rng.random(),
             probe,
+            plant: None,
         };
         for spec in nodes {
             let drift_ppm = rng.random_range(-DRIFT_PPM_MAX..=DRIFT_PPM_MAX);
@@ -191,6 +197,11 @@ impl World {
             tags: node.spec.tags.clone(),
             addr: format!("sim://{name}"),
         };
+        if let (Some(plant), Some(actors)) = (&self.plant, node.actors.as_mut()) {
+            if node.spec.tags.get("tier").is_some_and(|t| t == "things") {
+                plant.install(name, &mut actors.system);
+            }
+        }
         let mut coordinator = Coordinator::new(me, seeds, MembershipConfig::default(), topology, now);
         if broken_claims {
             coordinator.break_claims();
@@ -212,6 +223,34 @@ impl World {
 
     pub fn net(&mut self) -> &mut SimNet {
         &mut self.net
+    }
+
+    /// A seed for a part of the world (`what` names it), derived from the run's seed.
+    pub fn seed_for(&self, what: &str) -> u64 {
+        what.bytes().fold(self.actor_seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+    }
+
+    /// Adds motes and their broker; things-tier nodes connect their MQTT port to it (now and at
+    /// every restart).
+    pub fn attach_plant(&mut self, plant: Plant) {
+        for (name, node) in self.nodes.iter_mut() {
+            if let Some(actors) =
+                node.actors.as_mut().filter(|_| node.spec.tags.get("tier").is_some_and(|t| t == "things"))
+            {
+                plant.install(name, &mut actors.system);
+            }
+        }
+        self.plant = Some(plant);
+    }
+
+    pub fn plant(&self) -> Option<&Plant> {
+        self.plant.as_ref()
+    }
+
+    pub fn plant_mut(&mut self) -> Option<&mut Plant> {
+        self.plant.as_mut()
     }
 
     /// One tick: every live node's coordinator runs (in name order), then every message due
@@ -255,6 +294,9 @@ impl World {
         }
         for name in self.node_names() {
             self.run_actors(&name);
+        }
+        if let Some(plant) = self.plant.as_mut() {
+            plant.step(self.now);
         }
     }
 

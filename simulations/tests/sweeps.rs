@@ -1,12 +1,18 @@
 //! Seed sweeps of every scenario (at least 200 seeds each; removing the lanes' de-duplication
 //! made 55 of 100 request-reply seeds fail when this was written), hash diversity across seeds, replay
-//! of a seed to the same hash, and a deliberately broken coordinator caught by the failover
-//! invariant, replaying to the same failure and hash.
+//! of a seed to the same hash, and deliberately broken parts caught by the invariants (a
+//! coordinator, an actor that handles a message twice, a sink that processes copies), each
+//! replaying to the same failure and hash.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use aiot_actors::things::gateway::{Gateway, GatewayMsg};
+use aiot_actors::things::proxy::{ProxiesMsg, ProxyHost};
+use aiot_actors::things::sink::SinkCounts;
+use aiot_actors::things::Onward;
 use aiot_runtime::prelude::*;
+use aiot_simulations::plant;
 use aiot_simulations::scenario::{self, Scenario};
 use aiot_simulations::scenarios::{self, CounterMsg, Failover, RequestReply};
 use aiot_simulations::world::{NodeSpec, Probe, World};
@@ -37,6 +43,11 @@ fn failover_sweep() {
 #[test]
 fn request_reply_sweep() {
     sweep("request-reply");
+}
+
+#[test]
+fn motes_sweep() {
+    sweep("motes");
 }
 
 #[test]
@@ -176,4 +187,77 @@ fn a_broken_actor_is_caught_and_its_seed_replays_to_the_same_failure_and_hash() 
     assert!(why.contains("handled 49 as its message #50"), "{why}");
     let again = scenario::run(&BrokenRequestReply, 9, DURATION, |_| {});
     assert_eq!((again.failure, again.trace_hash), (Some(why), caught.trace_hash));
+}
+
+/// A sink that processes every copy it gets (no check of keys already stored).
+struct CopyingSink(std::sync::Arc<parking_lot::Mutex<SinkCounts>>);
+
+impl Actor for CopyingSink {
+    type Msg = Onward;
+    fn handle(&mut self, msg: Onward, ctx: &mut Ctx<'_, Onward>) -> Result<(), ActorError> {
+        if let Onward::Telemetry { frame, stored, .. } = msg {
+            let _ = ctx.reply(&stored, ());
+            let mut counts = self.0.lock();
+            counts.keys.insert((frame.mote, frame.boot_epoch, frame.seq));
+            *counts.frames_by_mote.entry(frame.mote).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The `motes` scenario with the copying sink.
+struct CopyingSinkMotes;
+
+impl Scenario for CopyingSinkMotes {
+    fn name(&self) -> &'static str {
+        "motes-copying-sink"
+    }
+    fn about(&self) -> &'static str {
+        "motes with a sink that processes copies"
+    }
+    fn nodes(&self) -> Vec<NodeSpec> {
+        scenarios::Motes.nodes()
+    }
+    fn topology(&self, probe: &Probe) -> Topology {
+        let shared = aiot_simulations::world::probe(probe).things.clone();
+        let keys = plant::fleet(scenarios::MOTES).keys();
+        let mut t = Topology::builder();
+        let sink = shared.sink.clone();
+        t.actor("/sink", move |_| CopyingSink(sink.clone()));
+        t.actor("/proxies", |init| ProxyHost::new(init.link("gateway"), init.link("downstream"), Vec::new()))
+            .link::<GatewayMsg>("gateway", "/gateway")
+            .link::<Onward>("downstream", "/sink");
+        let stats = shared.gateway.clone();
+        t.actor("/gateway", move |init| Gateway::new(keys.clone(), init.link("proxies"), stats.clone()))
+            .requires("tier=things")
+            .link::<ProxiesMsg>("proxies", "/proxies");
+        t.build().unwrap()
+    }
+    fn faults(&self) -> &'static [&'static str] {
+        scenarios::Motes.faults()
+    }
+    fn prepare(&self, world: &mut World) {
+        scenarios::Motes.prepare(world)
+    }
+    fn invariant(&self, world: &World) -> Result<(), String> {
+        scenarios::Motes.invariant(world)
+    }
+    fn live(&self, world: &World) -> bool {
+        scenarios::Motes.live(world)
+    }
+    fn not_live(&self, world: &World) -> String {
+        scenarios::Motes.not_live(world)
+    }
+}
+
+#[test]
+fn a_sink_processing_copies_is_caught_and_its_seed_replays_to_the_same_failure_and_hash() {
+    let caught = (0..40)
+        .map(|seed| (seed, scenario::run(&CopyingSinkMotes, seed, DURATION, |_| {})))
+        .find(|(_, outcome)| outcome.failure.is_some());
+    let (seed, outcome) = caught.expect("some seed makes copies reach the sink, and the invariant notices");
+    let why = outcome.failure.clone().unwrap();
+    assert!(why.contains("frames processed for"), "{why}");
+    let again = scenario::run(&CopyingSinkMotes, seed, DURATION, |_| {});
+    assert_eq!((again.failure, again.trace_hash), (Some(why), outcome.trace_hash));
 }

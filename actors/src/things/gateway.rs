@@ -8,9 +8,10 @@
 //! on. Good frames go to `/proxies` as `UpFrame`s; maintenance records on `aiot/maintenance/+`
 //! go there too.
 //!
-//! Down: proxies ask for acks; the gateway signs them under the mote's key with an increasing
-//! down mark (the mote refuses replays) and publishes them at QoS 1. A gateway that lost its
-//! counter learns the mote's last accepted mark from its next features report.
+//! Down: proxies ask for acks; the gateway signs them under the mote's key with its down mark
+//! (increasing: the mote refuses replayed commands; acks are exempt, they only name frames
+//! already stored) and publishes them at QoS 1. A gateway that lost its counter learns the
+//! mote's last accepted mark from its next features report.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

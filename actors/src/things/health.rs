@@ -44,6 +44,8 @@ pub struct MoteHealth {
     pub downstream_refused: u64,
     /// Acknowledgements the gateway could not be asked for.
     pub acks_refused: u64,
+    /// Frames whose receipt from downstream never came (the mote resends them).
+    pub receipts_missing: u64,
     hour_start_ms: u64,
     this_hour: u64,
 }

@@ -10,9 +10,9 @@
 //!   logs (rate-limited) every refusal, routes good frames to proxies by path, signs downlink.
 //! - `proxy`: the mote's twin: de-duplicates by (mote, boot epoch, sequence), flags sensor
 //!   faults, tracks health, forwards telemetry and maintenance records downstream, and asks the
-//!   gateway to acknowledge each frame to its mote.
+//!   gateway to acknowledge each frame to its mote once downstream has stored it.
 //! - `dedup`, `health`, `sensor_faults`: the proxy's pure parts.
-//! - `sink`: a downstream that counts (until the DSP and the bridge exist).
+//! - `sink`: a downstream that stores by key and counts (until the DSP and the bridge exist).
 
 pub mod dedup;
 pub mod gateway;
@@ -23,7 +23,7 @@ pub mod sink;
 
 use std::sync::Arc;
 
-use aiot_runtime::{Overflow, TopologyBuilder};
+use aiot_runtime::{Overflow, ReplyTo, TopologyBuilder};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -51,12 +51,15 @@ pub struct UpFrame {
 }
 
 /// What proxies send downstream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum Onward {
-    /// A frame seen for the first time, with the proxy's verdict on its sensors.
+    /// A frame not yet stored, with the proxy's verdict on its sensors. Downstream answers
+    /// `stored` once the frame is safe (and again for a copy it already has): only then does the
+    /// proxy acknowledge it to the mote.
     Telemetry {
         frame: UpFrame,
         faults: SensorFaults,
+        stored: ReplyTo<()>,
     },
     Maintenance(MaintenanceRecord),
 }

@@ -3,12 +3,14 @@
 //! `/proxies` creates a mote's proxy from the provisioned list at start, or on the mote's first
 //! valid frame, and passes each mote's frames and maintenance records to it by path. A proxy:
 //! - de-duplicates by (mote, boot epoch, sequence) across resends, QoS 1 copies and reboots;
-//! - asks the gateway to acknowledge every frame, duplicates included (the first ack may have
-//!   been lost); for now once forwarded, later (the bridge) once durable in the event log;
+//! - asks the gateway to acknowledge a frame once downstream says it stored it (a receipt, so
+//!   a frame lost on its way downstream, to a node that crashed for example, is resent by the
+//!   mote), and again for every later copy (the first ack may have been lost);
 //! - flags sensor faults, tracks health, and forwards new frames and maintenance records
 //!   downstream.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use aiot_firmware::protocol::{Kind, MoteId, Payload};
 use aiot_runtime::{Actor, ActorError, ActorRef, ActorSpec, Ctx, ReplyTo};
@@ -39,7 +41,16 @@ pub enum ProxyMsg {
     Up(UpFrame),
     Maintenance(MaintenanceRecord),
     Health(ReplyTo<Option<MoteHealth>>),
+    /// Downstream's receipt for a frame (an error: it timed out; the mote will resend).
+    Stored {
+        boot_epoch: u32,
+        seq: u32,
+        stored: bool,
+    },
 }
+
+/// How long a proxy waits for downstream's receipt before letting the mote's resend try again.
+pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The parent of every proxy on its node.
 pub struct ProxyHost {
@@ -102,39 +113,75 @@ pub struct SensorProxy {
     downstream: ActorRef<Onward>,
     dedup: FrameDedup,
     health: MoteHealth,
+    /// Frames sent downstream whose receipt has not come yet.
+    awaiting_receipt: BTreeSet<(u32, u32)>,
 }
 
 impl SensorProxy {
     pub fn new(mote: u32, gateway: ActorRef<GatewayMsg>, downstream: ActorRef<Onward>) -> Self {
-        SensorProxy { gateway, downstream, dedup: FrameDedup::default(), health: MoteHealth::new(mote) }
+        SensorProxy {
+            gateway,
+            downstream,
+            dedup: FrameDedup::default(),
+            health: MoteHealth::new(mote),
+            awaiting_receipt: BTreeSet::new(),
+        }
     }
 
-    /// A frame is recorded as seen, and acknowledged, only once downstream took it: if it could
-    /// not be passed on (downstream not placed yet, or unreachable), the mote resends it later.
+    /// A frame is recorded as seen, and acknowledged, only once downstream sent its receipt:
+    /// a frame that never got there (downstream not placed yet, or its node crashed with the
+    /// frame in flight) is resent by the mote. Copies of a frame already stored are
+    /// acknowledged again; copies of one awaiting its receipt wait for it.
     fn on_frame(&mut self, frame: UpFrame, ctx: &mut Ctx<'_, ProxyMsg>) -> Result<(), ActorError> {
         self.health.heard(frame.boot_epoch, frame.received_ms);
         let (boot_epoch, seq) = (frame.boot_epoch, frame.seq);
         match self.dedup.check(boot_epoch, seq) {
-            Seen::Duplicate => self.health.duplicates += 1,
-            Seen::Stale => self.health.stale += 1,
+            Seen::Duplicate => {
+                self.health.duplicates += 1;
+                self.acknowledge(boot_epoch, seq, ctx);
+            }
+            Seen::Stale => {
+                self.health.stale += 1;
+                self.acknowledge(boot_epoch, seq, ctx);
+            }
+            Seen::New if self.awaiting_receipt.contains(&(boot_epoch, seq)) => self.health.duplicates += 1,
             Seen::New => {
                 let before = self.health.clone();
                 let faults = self.inspect(&frame);
-                if ctx.send(&self.downstream, Onward::Telemetry { frame, faults }).is_err() {
+                let sent = ctx.ask(
+                    &self.downstream,
+                    |stored| Onward::Telemetry { frame, faults, stored },
+                    RECEIPT_TIMEOUT,
+                    move |receipt| ProxyMsg::Stored { boot_epoch, seq, stored: receipt.is_ok() },
+                );
+                if sent.is_err() {
                     self.health = before;
                     self.health.downstream_refused += 1;
                     return Ok(());
                 }
-                self.dedup.observe(boot_epoch, seq);
+                self.awaiting_receipt.insert((boot_epoch, seq));
             }
         }
+        Ok(())
+    }
+
+    fn on_receipt(&mut self, boot_epoch: u32, seq: u32, stored: bool, ctx: &mut Ctx<'_, ProxyMsg>) {
+        self.awaiting_receipt.remove(&(boot_epoch, seq));
+        if !stored {
+            self.health.receipts_missing += 1;
+            return;
+        }
+        self.dedup.observe(boot_epoch, seq);
         self.health.open_gaps = self.dedup.open_gaps();
         self.health.lost = self.dedup.lost();
+        self.acknowledge(boot_epoch, seq, ctx);
+    }
+
+    fn acknowledge(&mut self, boot_epoch: u32, seq: u32, ctx: &mut Ctx<'_, ProxyMsg>) {
         let ack = Downlink::Ack { boot_epoch, first_seq: seq, last_seq: seq };
         if ctx.send(&self.gateway, GatewayMsg::Down { mote: self.health.mote, downlink: ack }).is_err() {
             self.health.acks_refused += 1;
         }
-        Ok(())
     }
 
     /// Updates health from a new frame and flags its sensor faults.
@@ -174,6 +221,10 @@ impl Actor for SensorProxy {
             }
             ProxyMsg::Health(reply) => {
                 ctx.reply(&reply, Some(self.health.clone()))?;
+                Ok(())
+            }
+            ProxyMsg::Stored { boot_epoch, seq, stored } => {
+                self.on_receipt(boot_epoch, seq, stored, ctx);
                 Ok(())
             }
         }

@@ -1,5 +1,7 @@
-//! A downstream that counts what proxies forward (until the DSP filter and the bridge exist),
-//! and notices anything forwarded twice: the proxies' de-duplication promises it never is.
+//! A downstream that stores frames by (mote, boot epoch, sequence) and counts them (until the
+//! DSP filter and the bridge exist). It answers every frame with a receipt, a copy of one it
+//! already has too (counted in `duplicates`: a receipt lost on the way back makes the proxy
+//! send the frame again), so each frame is counted once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,13 +21,16 @@ pub struct SinkCounts {
     /// Frames flagged with a sensor fault.
     pub faulty: u64,
     pub maintenance: u64,
-    /// Frames forwarded more than once (a broken de-duplication).
+    /// Copies of frames already stored (each answered with a receipt again, counted once).
     pub duplicates: u64,
     /// Every (mote, boot epoch, sequence) forwarded.
     pub keys: BTreeSet<(u32, u32, u32)>,
     /// The gateway's receive time minus the mote's capture time, per frame, ms (meaningful when
     /// both clocks are the same one, as in benchmarks).
     pub capture_to_gateway_ms: Vec<u64>,
+    /// Per new frame, its key and the sink's clock (`ctx.now()`) when it arrived, us: the
+    /// ingest benchmark's capture-to-proxy latency, at a finer grain than the frame's ms.
+    pub arrived_us: Vec<((u32, u32, u32), u64)>,
 }
 
 impl SinkCounts {
@@ -47,10 +52,13 @@ impl CountingSink {
 impl Actor for CountingSink {
     type Msg = Onward;
 
-    fn handle(&mut self, msg: Onward, _ctx: &mut Ctx<'_, Onward>) -> Result<(), ActorError> {
+    fn handle(&mut self, msg: Onward, ctx: &mut Ctx<'_, Onward>) -> Result<(), ActorError> {
+        let now_us = ctx.now().since_start().as_micros() as u64;
         let mut counts = self.counts.lock();
         match msg {
-            Onward::Telemetry { frame, faults } => {
+            Onward::Telemetry { frame, faults, stored } => {
+                // A receipt to a proxy that has gone is a dead letter; the mote resends.
+                let _ = ctx.reply(&stored, ());
                 if !counts.keys.insert((frame.mote, frame.boot_epoch, frame.seq)) {
                     counts.duplicates += 1;
                     return Ok(());
@@ -59,6 +67,7 @@ impl Actor for CountingSink {
                 *counts.frames_by_mote.entry(frame.mote).or_default() += 1;
                 counts.faulty += u64::from(faults.any());
                 counts.capture_to_gateway_ms.push(frame.received_ms.saturating_sub(frame.capture_ms));
+                counts.arrived_us.push(((frame.mote, frame.boot_epoch, frame.seq), now_us));
             }
             Onward::Maintenance(_) => counts.maintenance += 1,
         }

@@ -78,8 +78,12 @@ pub(crate) fn execute(shared: &Arc<Shared>) {
 
 /// A node gone for longer than its lease: what this node had not got acknowledged by it is
 /// dropped as dead letters.
+///
+/// The lanes stay, with their sequence counters: the peer (same incarnation, back after a
+/// partition) still remembers the highest sequence it delivered, so lanes that started again
+/// from 1 would have their frames dropped as retries until they passed it.
 fn release(shared: &Shared, node: &str) {
-    if let Some(out) = shared.out.write().remove(node) {
+    if let Some(out) = shared.out.read().get(node) {
         for lane in &out.lanes {
             for path in lane.state.lock().abandon() {
                 shared.stats.abandoned.fetch_add(1, Relaxed);

@@ -296,9 +296,17 @@ fn the_ring_survives_reboots_and_old_epochs_are_resent_as_they_were() {
     let ack = c.down(&Payload::Ack(Ack { boot_epoch: 1, first_seq: 0, last_seq: 1 }));
     assert_eq!(m.on_down(&ack, 0, &mut sink.out()), Ok(DownApplied::Ack { removed: 2 }));
     assert!(m.persistent().ring().is_empty());
-    // The down mark is flash too: a replay after reboot is still refused.
+    // Acks are exempt from replay protection (they only name frames already stored): a replay
+    // after reboot removes nothing and leaves the mark alone. The mark is flash: a replayed
+    // command after reboot is still refused.
+    let command = c.down(&Payload::Command(Command::RequestRaw));
+    assert!(m.on_down(&command, 0, &mut sink.out()).is_ok());
     m.reboot();
-    assert_eq!(m.on_down(&ack, 0, &mut sink.out()), Err(DownError::Replayed(DownMark { epoch: 1, seq: 2 })));
+    assert_eq!(m.on_down(&ack, 0, &mut sink.out()), Ok(DownApplied::Ack { removed: 0 }));
+    assert_eq!(
+        m.on_down(&command, 0, &mut sink.out()),
+        Err(DownError::Replayed(DownMark { epoch: 1, seq: 3 }))
+    );
 }
 
 #[test]

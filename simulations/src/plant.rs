@@ -1,0 +1,237 @@
+//! The plant in the simulated world: motes (the firmware core fed by the motor physics, through
+//! `MoteHost`) on the simulated MQTT broker, and the MQTT port of every things-tier node
+//! connected to it with the gateway's login. The cluster's things tier (gateway, proxies, sink)
+//! runs on the simulated nodes like any topology.
+//!
+//! Faults of its own: mote reboots (RAM lost, flash kept, the old connection vanishes so its
+//! will fires) and broker crashes (everyone disconnected, in-flight messages lost). The broker
+//! itself is flaky by the seed: QoS 1 duplicates and jitter.
+//!
+//! Checks: nothing processed twice (the sink processes each (mote, boot epoch, sequence) once,
+//! across reboots too; copies that reach it, after a proxy lost its memory in a crash or a
+//! receipt was lost, are answered and counted apart); nothing lost beyond what the motes' rings dropped and counted (per mote, the
+//! frames in the sink are at least the frames it originated minus its ring's drops); and, once
+//! healed, every mote's ring empties through end-to-end acknowledgements.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aiot_actors::ports::mqtt::adapter::MqttLink;
+use aiot_actors::ports::mqtt::{ConnectOptions, Mqtt};
+use aiot_actors::provision::{to_hex, Fleet, Login, MoteCredentials};
+use aiot_actors::things::gateway::GatewayStats;
+use aiot_actors::things::sink::SinkCounts;
+use aiot_actors::things::{self, ThingsConfig};
+use aiot_firmware::protocol::MoteId;
+use aiot_runtime::exec::det::DetSystem;
+use aiot_runtime::{Instant, TopologyBuilder};
+use parking_lot::Mutex;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::motes::{inbox, MoteHost};
+use crate::motor::{Fleet as Motors, MotorParams};
+use crate::mqtt::{MqttFaults, SimBroker, SimConnection};
+
+/// What the things tier's actors share with the plant's checks.
+#[derive(Debug, Clone, Default)]
+pub struct ThingsShared {
+    pub gateway: Arc<GatewayStats>,
+    pub sink: Arc<Mutex<SinkCounts>>,
+}
+
+/// The fleet's credentials: keys derived from the mote ids (a simulation has no secrets).
+pub fn fleet(motes: u32) -> Fleet {
+    let login = |user: &str| Login { user: user.into(), password: format!("{user}-password") };
+    let motes = (1..=motes)
+        .map(|id| {
+            let mut key = [0u8; 32];
+            key[..4].copy_from_slice(&id.to_le_bytes());
+            key[4] = 0xa5;
+            MoteCredentials {
+                mote: id,
+                mqtt_user: MoteId(id).to_string(),
+                mqtt_password: format!("pw-{id}"),
+                hmac_key: to_hex(&key),
+                model_signing_public: to_hex(&[0x11; 32]),
+            }
+        })
+        .collect();
+    Fleet { gateway: login("aiot-gateway"), crew: login("aiot-crew"), motes }
+}
+
+/// Declares the things tier for `fleet`, sharing its counters through `shared`.
+pub fn declare(t: &mut TopologyBuilder, fleet: &Fleet, shared: &ThingsShared) {
+    things::declare(
+        t,
+        ThingsConfig {
+            keys: fleet.keys(),
+            gateway_stats: Arc::clone(&shared.gateway),
+            sink: Arc::clone(&shared.sink),
+        },
+    );
+}
+
+struct SimMote {
+    host: MoteHost,
+    connection: Arc<SimConnection>,
+    /// Frames originated in earlier boots (the core's counters are RAM).
+    sent_before: u64,
+    /// The mote's clock minus the world's (motes are switched on at different times, so their
+    /// reports do not all fall on the same tick).
+    clock_offset_ms: u64,
+}
+
+/// The motes, the broker, and the things nodes' MQTT links.
+pub struct Plant {
+    broker: SimBroker,
+    fleet: Fleet,
+    motes: Vec<SimMote>,
+    shared: ThingsShared,
+    rng: ChaCha8Rng,
+    pub reboots: u64,
+}
+
+impl Plant {
+    pub fn new(seed: u64, fleet: Fleet, shared: ThingsShared) -> Plant {
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+        let broker = SimBroker::new(rng.random(), MqttFaults::flaky());
+        broker.require_logins(fleet.logins());
+        let motors = Motors::new(rng.random(), fleet.motes.len(), &MotorParams::default());
+        let motes = fleet
+            .motes
+            .iter()
+            .enumerate()
+            .map(|(i, credentials)| {
+                let (connection, inbox) = connect(&broker, credentials);
+                let host = MoteHost::new(credentials, motors.motor(i).clone(), connection.clone(), inbox)
+                    .expect("valid credentials");
+                SimMote { host, connection, sent_before: 0, clock_offset_ms: 0 }
+            })
+            .collect();
+        let mut plant = Plant { broker, fleet, motes, shared, rng, reboots: 0 };
+        for mote in &mut plant.motes {
+            mote.clock_offset_ms = plant.rng.random_range(0..60_000);
+        }
+        plant
+    }
+
+    /// Connects a things node's MQTT port to the broker (at its start and at every restart).
+    /// Each node has its own client id: two connections with one id would take each other over.
+    pub fn install(&self, node: &str, system: &mut DetSystem) {
+        let link = MqttLink::new();
+        let gateway = &self.fleet.gateway;
+        let options = ConnectOptions::new(format!("{}-{node}", gateway.user))
+            .with_credentials(&gateway.user, &gateway.password);
+        link.attach(self.broker.connect(options, link.sink()));
+        // A node's system is new at each start, so the port is never there yet.
+        system.install_port::<Mqtt, _>(link.adapter()).expect("a fresh system has no MQTT port");
+    }
+
+    /// Runs the broker and the motes up to `now`: each mote wakes when its report is due (by
+    /// its own clock) and otherwise handles what arrived and resends what is due.
+    pub fn step(&mut self, now: Instant) {
+        let now_d = now.since_start();
+        self.broker.advance(now_d);
+        for mote in &mut self.motes {
+            let now_ms = now_d.as_millis() as u64 + mote.clock_offset_ms;
+            if now_ms >= mote.host.next_report_ms() {
+                mote.host.wake(now_ms, now_d);
+            } else {
+                mote.host.poll(now_ms);
+            }
+        }
+    }
+
+    /// Reboots a mote chosen by the plant's generator: its connection vanishes (the will
+    /// fires), it boots from flash over a new connection.
+    pub fn reboot_one(&mut self) {
+        let i = self.rng.random_range(0..self.motes.len());
+        let credentials = self.fleet.motes[i].clone();
+        let mote = &mut self.motes[i];
+        mote.connection.vanish();
+        mote.sent_before += mote.host.mote().counters().frames_sent;
+        let (connection, inbox) = connect(&self.broker, &credentials);
+        mote.host.reboot(connection.clone(), inbox);
+        mote.connection = connection;
+        self.reboots += 1;
+    }
+
+    pub fn broker(&self) -> &SimBroker {
+        &self.broker
+    }
+
+    pub fn motes(&self) -> usize {
+        self.motes.len()
+    }
+
+    /// Frames a mote originated over all its boots.
+    fn originated(mote: &SimMote) -> u64 {
+        mote.sent_before + mote.host.mote().counters().frames_sent
+    }
+
+    /// Nothing processed twice: per mote, the frames the sink processed are as many as the
+    /// distinct (boot epoch, sequence) keys it holds, and no more than the mote originated.
+    pub fn check(&self) -> Result<(), String> {
+        let sink = self.shared.sink.lock();
+        for mote in &self.motes {
+            let id = mote.host.id().0;
+            let processed = sink.frames_by_mote.get(&id).copied().unwrap_or(0);
+            let keys = sink.keys.range((id, 0, 0)..=(id, u32::MAX, u32::MAX)).count() as u64;
+            if processed != keys {
+                return Err(format!(
+                    "{} had {processed} frames processed for {keys} distinct frames",
+                    mote.host.id()
+                ));
+            }
+            let originated = Self::originated(mote);
+            if processed > originated {
+                return Err(format!(
+                    "{} has {processed} frames processed but originated {originated}",
+                    mote.host.id()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every mote's ring is empty (all acknowledged) and every frame not dropped by a ring
+    /// reached the sink.
+    pub fn settled(&self) -> Result<(), String> {
+        let sink = self.shared.sink.lock();
+        for mote in &self.motes {
+            let id = mote.host.id();
+            let kept = mote.host.mote().persistent().ring().len();
+            if kept > 0 {
+                return Err(format!("{id} still keeps {kept} unacknowledged frames"));
+            }
+            let processed = sink.frames_by_mote.get(&id.0).copied().unwrap_or(0);
+            let dropped = mote.host.mote().counters().ring.total();
+            let originated = Self::originated(mote);
+            if processed + dropped < originated {
+                return Err(format!("{id} originated {originated} frames, {processed} reached the sink, its ring dropped {dropped}: {} lost", originated - processed - dropped));
+            }
+        }
+        Ok(())
+    }
+
+    /// Totals for a summary: frames originated, processed, dropped by rings.
+    pub fn totals(&self) -> BTreeMap<&'static str, u64> {
+        let sink = self.shared.sink.lock();
+        let mut totals = BTreeMap::new();
+        totals.insert("frames originated", self.motes.iter().map(Self::originated).sum());
+        totals.insert("frames processed", sink.frames());
+        totals.insert("copies refused by the sink", sink.duplicates);
+        totals.insert("ring drops", self.motes.iter().map(|m| m.host.mote().counters().ring.total()).sum());
+        totals.insert("mote reboots", self.reboots);
+        totals.insert("gateway refusals", self.shared.gateway.refused_total());
+        totals
+    }
+}
+
+fn connect(broker: &SimBroker, credentials: &MoteCredentials) -> (Arc<SimConnection>, crate::motes::Inbox) {
+    let (inbox, sink) = inbox();
+    let options = ConnectOptions::new(credentials.mqtt_user.clone())
+        .with_credentials(&credentials.mqtt_user, &credentials.mqtt_password);
+    (broker.connect(options, sink), inbox)
+}
