@@ -2,10 +2,12 @@
 //!
 //! `cargo run --release -p aiot-bench -- <subcommand>`. Each subcommand prints our figure, the
 //! peer's or the baseline's from the same run, and the ratio with its direction. Implemented:
-//! `savina` (aiot vs actix vs ractor), `remote` (aiot nodes vs raw quinn), `sim` (simulated
-//! vs real time). To come: ingest, stream, train, migrate.
+//! `savina` (aiot vs actix vs ractor), `remote` (aiot nodes vs raw quinn), `ingest` (motes
+//! through a broker into the proxies vs the broker's raw pub/sub), `sim` (simulated vs real
+//! time). To come: stream, train, migrate.
 
 mod alloc;
+mod ingest;
 mod remote;
 mod savina;
 mod sim;
@@ -31,6 +33,8 @@ enum Bench {
     Savina(savina::Args),
     /// Remote tells and asks between two nodes vs raw quinn with the same framing.
     Remote(remote::Args),
+    /// Mote frames through a broker into the proxies vs the same broker's raw pub/sub.
+    Ingest(ingest::Args),
     /// Simulated time per wall second of the simulation scenarios.
     Sim(sim::Args),
 }
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
     let result = match &cli.bench {
         Bench::Savina(args) => savina::run(args),
         Bench::Remote(args) => remote::run(args),
+        Bench::Ingest(args) => ingest::run(args),
         Bench::Sim(args) => sim::run(args),
     };
     match result {

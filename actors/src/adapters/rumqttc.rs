@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rumqttc::{
-    AsyncClient, ClientError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, SubscribeReasonCode,
+    AsyncClient, ClientError, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Outgoing, Packet,
+    SubscribeReasonCode,
 };
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
@@ -25,7 +26,9 @@ use crate::ports::mqtt::{
 pub const MAX_PACKET_BYTES: usize = 256 * 1024;
 
 /// How many requests may wait in rumqttc's queue before `publish` says `Full`.
-const REQUEST_QUEUE: usize = 1024;
+const REQUEST_QUEUE: usize = 4096;
+/// QoS 1 publishes in flight (unacknowledged by the broker) per connection.
+const IN_FLIGHT: u16 = 1000;
 
 /// A rumqttc client connection.
 pub struct RumqttcConnection {
@@ -48,14 +51,20 @@ impl RumqttcConnection {
         let mut mqtt = MqttOptions::new(options.client_id, broker.host.clone(), broker.port);
         mqtt.set_keep_alive(options.keep_alive)
             .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES)
-            .set_clean_session(true);
+            .set_clean_session(true)
+            .set_inflight(IN_FLIGHT);
         if let Some((user, password)) = options.credentials {
             mqtt.set_credentials(user, password);
         }
         if let Some(will) = options.will {
             mqtt.set_last_will(LastWill::new(will.topic, will.payload, qos_to(will.qos), will.retain));
         }
-        let (client, events) = AsyncClient::new(mqtt, REQUEST_QUEUE);
+        let (client, mut events) = AsyncClient::new(mqtt, REQUEST_QUEUE);
+        // Small QoS 1 publishes (acks, features) must not wait for Nagle's algorithm: the ingest
+        // benchmark measured acks stalling without it.
+        let mut network = NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        events.set_network_options(network);
         let unsent_subscriptions = Arc::new(Mutex::new(VecDeque::new()));
         let connected = Arc::new(AtomicBool::new(false));
         let pump = EventPump {
