@@ -5,4 +5,5 @@
 //! Actor code talks to a port only by message (`ctx.open_port` / `ctx.port_request`); it never
 //! calls an adapter directly, so the same actors run on a real broker and in the simulator.
 
+pub mod eventlog;
 pub mod mqtt;
