@@ -109,12 +109,11 @@ impl Actuator {
         self.state
     }
 
+    /// Runs go on across transitions: a run of high scores that began in Normal and went on
+    /// through a derate trips at its k-th window, not k windows after the derate.
     fn go(&mut self, to: ActuationState, score: f32, cause: TransitionCause) -> Option<Transition> {
         let from = self.state;
         self.state = to;
-        self.over_trip = 0;
-        self.over_derate = 0;
-        self.under_clear = 0;
         Some(Transition { from, to, score, cause })
     }
 
@@ -144,8 +143,13 @@ impl Actuator {
 
     /// The reset command: Trip to Normal; nothing in other states.
     pub fn reset(&mut self) -> Option<Transition> {
-        (self.state == ActuationState::Trip)
-            .then(|| self.go(ActuationState::Normal, self.last_score, TransitionCause::Reset))
-            .flatten()
+        if self.state != ActuationState::Trip {
+            return None;
+        }
+        // After a reset the rule starts over.
+        self.over_trip = 0;
+        self.over_derate = 0;
+        self.under_clear = 0;
+        self.go(ActuationState::Normal, self.last_score, TransitionCause::Reset)
     }
 }

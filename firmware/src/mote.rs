@@ -105,6 +105,16 @@ impl<const FRAMES: usize, const ARENA: usize> Persistent<FRAMES, ARENA> {
         }
     }
 
+    /// Factory flashing of the first model (see [`OtaStore::flash`]: signature and all checked).
+    pub fn flash_model(
+        &mut self,
+        manifest: &OtaManifest,
+        image: &[u8],
+        public_key: &[u8; 32],
+    ) -> Result<u32, OtaError> {
+        self.ota.flash(manifest, image, public_key).map(|m| m.version)
+    }
+
     /// The boot epoch.
     pub fn boot_epoch(&self) -> u32 {
         self.boot_epoch

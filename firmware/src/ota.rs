@@ -64,6 +64,8 @@ pub enum OtaError {
     VersionMismatch = 9,
     /// A transfer cannot begin while the active model is on trial.
     TrialPending = 10,
+    /// Factory flashing into a store that already has a model (updates go over the air).
+    AlreadyFlashed = 11,
 }
 
 impl OtaError {
@@ -81,6 +83,7 @@ impl OtaError {
             BadModel,
             VersionMismatch,
             TrialPending,
+            AlreadyFlashed,
         ]
         .into_iter()
         .find(|e| *e as u8 == code)
@@ -100,6 +103,7 @@ impl fmt::Display for OtaError {
             Self::BadModel => "image is not a valid model",
             Self::VersionMismatch => "model version mismatch",
             Self::TrialPending => "active model still on trial",
+            Self::AlreadyFlashed => "a model is already flashed",
         })
     }
 }
@@ -233,6 +237,26 @@ impl OtaStore {
         self.previous = self.active;
         self.active = Some(t.slot);
         self.trial = Some(0);
+        Ok(model)
+    }
+
+    /// Factory flashing: the whole transfer at once (begin, one chunk, commit, with every check
+    /// of a commit), then confirmed, since a mote leaves the factory on a model it already runs.
+    /// Only into a store without an active model.
+    pub fn flash(
+        &mut self,
+        manifest: &OtaManifest,
+        image: &[u8],
+        public_key: &[u8; 32],
+    ) -> Result<Model, OtaError> {
+        if self.active.is_some() {
+            return Err(OtaError::AlreadyFlashed);
+        }
+        self.begin(manifest)?;
+        self.chunk(0, image)?;
+        let model = self.commit(manifest.model_version, public_key)?;
+        self.trial = None;
+        self.previous = None;
         Ok(model)
     }
 

@@ -18,8 +18,9 @@
 //! four-channel windows are synthesised on demand for motes in the simulator, `aiot motes` and
 //! the demo.
 //!
-//! Not built yet (issue 4 goes on): the MQTT and event-log models (issues 5 and 6 bring their
-//! ports).
+//! The plant (`plant`): motes running the firmware core on the motor physics (`motes`), over
+//! the simulated MQTT broker (`mqtt`), with the closed loop checked window by window
+//! (`closed_loop`). Not built yet: the event-log model (issue 6).
 //!
 //! # Writing a simulation test
 //! ```
@@ -32,6 +33,7 @@
 //! ```
 
 pub mod actors;
+pub mod closed_loop;
 pub mod faults;
 pub mod motes;
 pub mod motor;

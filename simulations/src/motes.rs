@@ -45,6 +45,15 @@ pub struct HostCounters {
     pub down_refused: u64,
 }
 
+/// A mote's configuration from its credentials (defaults for the rest).
+pub fn config(credentials: &MoteCredentials) -> Result<MoteConfig, String> {
+    Ok(MoteConfig::new(
+        credentials.id(),
+        credentials.key().map_err(|e| e.0)?,
+        credentials.signing_public().map_err(|e| e.0)?,
+    ))
+}
+
 /// One mote, its motor and its connection.
 pub struct MoteHost {
     mote: Box<Mote>,
@@ -65,12 +74,7 @@ impl MoteHost {
         connection: Arc<dyn MqttConnection>,
         inbox: Inbox,
     ) -> Result<Self, String> {
-        let config = MoteConfig::new(
-            credentials.id(),
-            credentials.key().map_err(|e| e.0)?,
-            credentials.signing_public().map_err(|e| e.0)?,
-        );
-        Ok(Self::boot(config, Persistent::new(), motor, connection, inbox))
+        Ok(Self::boot(config(credentials)?, Persistent::new(), motor, connection, inbox))
     }
 
     /// Boots a mote from what its flash kept.

@@ -11,10 +11,13 @@
 //! across reboots too; copies that reach it, after a proxy lost its memory in a crash or a
 //! receipt was lost, are answered and counted apart); nothing lost beyond what the motes' rings dropped and counted (per mote, the
 //! frames in the sink are at least the frames it originated minus its ring's drops); and, once
-//! healed, every mote's ring empties through end-to-end acknowledgements.
+//! healed, every mote's ring empties through end-to-end acknowledgements. The closed loop: every
+//! mote runs the signed factory model, a few motors develop a defect during the run, and each
+//! mote's windows are held to the actuation rule (`closed_loop::LoopCheck`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aiot_actors::ports::mqtt::adapter::MqttLink;
 use aiot_actors::ports::mqtt::{ConnectOptions, Mqtt};
@@ -22,6 +25,7 @@ use aiot_actors::provision::{to_hex, Fleet, Login, MoteCredentials};
 use aiot_actors::things::gateway::GatewayStats;
 use aiot_actors::things::sink::SinkCounts;
 use aiot_actors::things::{self, ThingsConfig};
+use aiot_firmware::mote::Persistent;
 use aiot_firmware::protocol::MoteId;
 use aiot_runtime::exec::det::DetSystem;
 use aiot_runtime::{Instant, TopologyBuilder};
@@ -29,8 +33,9 @@ use parking_lot::Mutex;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::motes::{inbox, MoteHost};
-use crate::motor::{Fleet as Motors, MotorParams};
+use crate::closed_loop::{factory_flash, signing_key, LoopCheck};
+use crate::motes::{self, inbox, MoteHost};
+use crate::motor::{DefectKind, Fleet as Motors, Motor, MotorParams};
 use crate::mqtt::{MqttFaults, SimBroker, SimConnection};
 
 /// What the things tier's actors share with the plant's checks.
@@ -53,7 +58,7 @@ pub fn fleet(motes: u32) -> Fleet {
                 mqtt_user: MoteId(id).to_string(),
                 mqtt_password: format!("pw-{id}"),
                 hmac_key: to_hex(&key),
-                model_signing_public: to_hex(&[0x11; 32]),
+                model_signing_public: to_hex(&signing_key().verifying_key().to_bytes()),
             }
         })
         .collect();
@@ -80,6 +85,7 @@ struct SimMote {
     /// The mote's clock minus the world's (motes are switched on at different times, so their
     /// reports do not all fall on the same tick).
     clock_offset_ms: u64,
+    closed_loop: LoopCheck,
 }
 
 /// The motes, the broker, and the things nodes' MQTT links.
@@ -90,6 +96,8 @@ pub struct Plant {
     shared: ThingsShared,
     rng: ChaCha8Rng,
     pub reboots: u64,
+    /// The first window a mote handled against the actuation rule.
+    loop_broken: Option<String>,
 }
 
 impl Plant {
@@ -104,12 +112,22 @@ impl Plant {
             .enumerate()
             .map(|(i, credentials)| {
                 let (connection, inbox) = connect(&broker, credentials);
-                let host = MoteHost::new(credentials, motors.motor(i).clone(), connection.clone(), inbox)
-                    .expect("valid credentials");
-                SimMote { host, connection, sent_before: 0, clock_offset_ms: 0 }
+                let mut motor = motors.motor(i).clone();
+                maybe_wear(&mut motor, &mut rng);
+                let mut flash = Persistent::new();
+                factory_flash(&mut flash);
+                let config = motes::config(credentials).expect("valid credentials");
+                let host = MoteHost::boot(config, flash, motor, connection.clone(), inbox);
+                SimMote {
+                    host,
+                    connection,
+                    sent_before: 0,
+                    clock_offset_ms: 0,
+                    closed_loop: LoopCheck::default(),
+                }
             })
             .collect();
-        let mut plant = Plant { broker, fleet, motes, shared, rng, reboots: 0 };
+        let mut plant = Plant { broker, fleet, motes, shared, rng, reboots: 0, loop_broken: None };
         for mote in &mut plant.motes {
             mote.clock_offset_ms = plant.rng.random_range(0..60_000);
         }
@@ -136,7 +154,11 @@ impl Plant {
         for mote in &mut self.motes {
             let now_ms = now_d.as_millis() as u64 + mote.clock_offset_ms;
             if now_ms >= mote.host.next_report_ms() {
-                mote.host.wake(now_ms, now_d);
+                let outcome = mote.host.wake(now_ms, now_d);
+                if let Err(why) = mote.closed_loop.on_window(&outcome) {
+                    let id = mote.host.id();
+                    self.loop_broken.get_or_insert_with(|| format!("{id}, window at {now_ms} ms: {why}"));
+                }
             } else {
                 mote.host.poll(now_ms);
             }
@@ -153,6 +175,7 @@ impl Plant {
         mote.sent_before += mote.host.mote().counters().frames_sent;
         let (connection, inbox) = connect(&self.broker, &credentials);
         mote.host.reboot(connection.clone(), inbox);
+        mote.closed_loop.on_boot();
         mote.connection = connection;
         self.reboots += 1;
     }
@@ -173,6 +196,9 @@ impl Plant {
     /// Nothing processed twice: per mote, the frames the sink processed are as many as the
     /// distinct (boot epoch, sequence) keys it holds, and no more than the mote originated.
     pub fn check(&self) -> Result<(), String> {
+        if let Some(why) = &self.loop_broken {
+            return Err(format!("closed loop: {why}"));
+        }
         let sink = self.shared.sink.lock();
         for mote in &self.motes {
             let id = mote.host.id().0;
@@ -225,6 +251,7 @@ impl Plant {
         totals.insert("ring drops", self.motes.iter().map(|m| m.host.mote().counters().ring.total()).sum());
         totals.insert("mote reboots", self.reboots);
         totals.insert("gateway refusals", self.shared.gateway.refused_total());
+        totals.insert("stage-1 trips", self.motes.iter().map(|m| m.closed_loop.trips).sum());
         totals
     }
 }
@@ -234,4 +261,17 @@ fn connect(broker: &SimBroker, credentials: &MoteCredentials) -> (Arc<SimConnect
     let options = ConnectOptions::new(credentials.mqtt_user.clone())
         .with_credentials(&credentials.mqtt_user, &credentials.mqtt_password);
     (broker.connect(options, sink), inbox)
+}
+
+/// One motor in ten develops a defect during the run (bearing races or imbalance, onset within
+/// ten minutes, failure 15 to 45 minutes later), so trips happen within a short run.
+fn maybe_wear(motor: &mut Motor, rng: &mut ChaCha8Rng) {
+    if !rng.random_bool(0.1) {
+        return;
+    }
+    let kind = [DefectKind::OuterRace, DefectKind::InnerRace, DefectKind::Imbalance][rng.random_range(0..3)];
+    let onset = Duration::from_secs(rng.random_range(0..600));
+    let life = Duration::from_secs(rng.random_range(900..2700));
+    // The motor may be down for repair at the onset; it then simply stays healthy.
+    let _ = motor.inject_defect(kind, onset, life);
 }

@@ -48,6 +48,8 @@ pub struct Outcome {
     /// How often each enabled fault point fired.
     pub fault_points: std::collections::BTreeMap<&'static str, u64>,
     pub trace_hash: u64,
+    /// The plant's totals (frames, drops, reboots, trips), for scenarios with one.
+    pub plant: std::collections::BTreeMap<&'static str, u64>,
     /// The first invariant broken, or the liveness failure.
     pub failure: Option<String>,
 }
@@ -108,6 +110,7 @@ pub fn run(
         stats: world.stats.clone(),
         fault_points,
         trace_hash: world.trace_hash(),
+        plant: world.plant().map(|p| p.totals()).unwrap_or_default(),
         failure,
     }
 }

@@ -288,7 +288,7 @@ impl Scenario for Motes {
         "motes"
     }
     fn about(&self) -> &'static str {
-        "100 motes on a flaky broker feed the things tier of a faulty cluster: each frame processed once, none lost beyond ring drops"
+        "100 motes on a flaky broker feed the things tier of a faulty cluster: each frame processed once, none lost beyond ring drops; wearing motors tripped by their motes by the rule"
     }
     fn nodes(&self) -> Vec<NodeSpec> {
         vec![

@@ -77,3 +77,11 @@ fn a_latched_trip_can_be_restored_and_k_is_configurable() {
     let mut one = Actuator::new(ActuationConfig { k: 1, ..ActuationConfig::default() }, Normal);
     assert_eq!(run(&mut one, &[0.6, 0.1, 0.75]), [Derate, Normal, Trip]);
 }
+
+#[test]
+fn a_run_over_the_threshold_that_began_before_a_derate_trips_at_its_kth_window() {
+    let mut a = rule();
+    // Derate at the third window, which is also the first over the trip threshold; the run of
+    // high scores goes on through the derate and trips at its k-th window.
+    assert_eq!(run(&mut a, &[0.55, 0.6, 0.75, 0.75, 0.75]), [Normal, Normal, Derate, Derate, Trip]);
+}

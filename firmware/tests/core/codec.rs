@@ -296,7 +296,7 @@ fn arb_ota_status() -> impl Strategy<Value = OtaStatus> {
         Just(OtaStatus::Activated),
         Just(OtaStatus::Confirmed),
         Just(OtaStatus::RolledBack),
-        (1u8..=10).prop_map(|c| OtaStatus::Refused(OtaError::from_code(c).unwrap())),
+        (1u8..=11).prop_map(|c| OtaStatus::Refused(OtaError::from_code(c).unwrap())),
     ]
 }
 

@@ -170,3 +170,19 @@ fn a_reboot_abandons_a_transfer() {
     assert_eq!(ota.received(), 0);
     assert_eq!(ota.chunk(10, &img[10..20]), Err(OtaError::NoTransfer));
 }
+
+#[test]
+fn factory_flashing_checks_the_signature_and_leaves_a_confirmed_model() {
+    let img = image(&model(1));
+    let mut ota = OtaStore::new();
+    let forged = manifest(&SigningKey::from_bytes(&[3; 32]), 1, &img);
+    assert_eq!(ota.flash(&forged, &img, &pk()), Err(OtaError::BadSignature));
+    assert_eq!(ota.active_version(), 0, "nothing activated on a refusal");
+    assert_eq!(ota.flash(&manifest(&signing_key(), 1, &img), &img, &pk()), Ok(model(1)));
+    assert!(!ota.on_trial(), "a flashed model is confirmed");
+    assert_eq!(ota.boot(), None, "a boot keeps it");
+    assert_eq!(ota.active_model(), Some(model(1)));
+    let img2 = image(&model(2));
+    assert_eq!(ota.flash(&manifest(&signing_key(), 2, &img2), &img2, &pk()), Err(OtaError::AlreadyFlashed));
+    assert_eq!(ota.active_version(), 1);
+}
