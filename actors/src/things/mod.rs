@@ -11,9 +11,10 @@
 //! - `proxy`: the mote's twin: de-duplicates by (mote, boot epoch, sequence), flags sensor
 //!   faults, tracks health, forwards telemetry and maintenance records downstream, and asks the
 //!   gateway to acknowledge each frame to its mote once downstream has stored it.
-//! - `dedup`, `health`, `sensor_faults`: the proxy's pure parts.
+//! - `acks`, `dedup`, `health`, `sensor_faults`: the proxy's pure parts.
 //! - `sink`: a downstream that stores by key and counts (until the DSP and the bridge exist).
 
+pub mod acks;
 pub mod dedup;
 pub mod gateway;
 pub mod health;

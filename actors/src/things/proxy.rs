@@ -5,7 +5,8 @@
 //! - de-duplicates by (mote, boot epoch, sequence) across resends, QoS 1 copies and reboots;
 //! - asks the gateway to acknowledge a frame once downstream says it stored it (a receipt, so
 //!   a frame lost on its way downstream, to a node that crashed for example, is resent by the
-//!   mote), and again for every later copy (the first ack may have been lost);
+//!   mote), and again for every later copy (the first ack may have been lost); acks go out in
+//!   ranges (`acks`);
 //! - flags sensor faults, tracks health, and forwards new frames and maintenance records
 //!   downstream.
 
@@ -16,11 +17,12 @@ use aiot_firmware::protocol::{Kind, MoteId, Payload};
 use aiot_runtime::{Actor, ActorError, ActorRef, ActorSpec, Ctx, ReplyTo};
 use serde::{Deserialize, Serialize};
 
+use super::acks::AckBatch;
 use super::dedup::{FrameDedup, Seen};
 use super::gateway::GatewayMsg;
 use super::health::MoteHealth;
 use super::sensor_faults::{self, SensorFaults};
-use super::{Downlink, Onward, UpFrame};
+use super::{Onward, UpFrame};
 use crate::maintenance::MaintenanceRecord;
 
 /// What `/proxies` takes.
@@ -47,6 +49,8 @@ pub enum ProxyMsg {
         seq: u32,
         stored: bool,
     },
+    /// Send the acks gathered so far (queued by the proxy to itself).
+    FlushAcks,
 }
 
 /// How long a proxy waits for downstream's receipt before letting the mote's resend try again.
@@ -115,6 +119,7 @@ pub struct SensorProxy {
     health: MoteHealth,
     /// Frames sent downstream whose receipt has not come yet.
     awaiting_receipt: BTreeSet<(u32, u32)>,
+    acks: AckBatch,
 }
 
 impl SensorProxy {
@@ -125,6 +130,7 @@ impl SensorProxy {
             dedup: FrameDedup::default(),
             health: MoteHealth::new(mote),
             awaiting_receipt: BTreeSet::new(),
+            acks: AckBatch::default(),
         }
     }
 
@@ -178,9 +184,20 @@ impl SensorProxy {
     }
 
     fn acknowledge(&mut self, boot_epoch: u32, seq: u32, ctx: &mut Ctx<'_, ProxyMsg>) {
-        let ack = Downlink::Ack { boot_epoch, first_seq: seq, last_seq: seq };
-        if ctx.send(&self.gateway, GatewayMsg::Down { mote: self.health.mote, downlink: ack }).is_err() {
-            self.health.acks_refused += 1;
+        if self.acks.add(boot_epoch, seq) {
+            let me = ctx.me().clone();
+            if ctx.send(&me, ProxyMsg::FlushAcks).is_err() {
+                // Not expected (a proxy's own mailbox); flush now rather than strand the acks.
+                self.flush_acks(ctx);
+            }
+        }
+    }
+
+    fn flush_acks(&mut self, ctx: &mut Ctx<'_, ProxyMsg>) {
+        for ack in self.acks.drain() {
+            if ctx.send(&self.gateway, GatewayMsg::Down { mote: self.health.mote, downlink: ack }).is_err() {
+                self.health.acks_refused += 1;
+            }
         }
     }
 
@@ -225,6 +242,10 @@ impl Actor for SensorProxy {
             }
             ProxyMsg::Stored { boot_epoch, seq, stored } => {
                 self.on_receipt(boot_epoch, seq, stored, ctx);
+                Ok(())
+            }
+            ProxyMsg::FlushAcks => {
+                self.flush_acks(ctx);
                 Ok(())
             }
         }

@@ -25,7 +25,12 @@ pub const FRAME_OVERHEAD: usize = HEADER_LEN + CRC_LEN + MAC_LEN;
 /// The largest frame (a raw window).
 pub const MAX_FRAME: usize = MAX_PAYLOAD + FRAME_OVERHEAD;
 
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// CRC-32 by table: 1 KiB (one byte per step) on a microcontroller; on the host (the gateway
+/// checks every frame) 16 KiB that take 16 bytes per step, several times faster.
+#[cfg(not(feature = "std"))]
+const CRC32: crc::Crc<u32, crc::Table<1>> = crc::Crc::<u32, crc::Table<1>>::new(&crc::CRC_32_ISO_HDLC);
+#[cfg(feature = "std")]
+const CRC32: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
 
 /// The kind of a frame; up kinds are below 0x80, down kinds have the high bit set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
