@@ -20,7 +20,7 @@
 //!
 //! The plant (`plant`): motes running the firmware core on the motor physics (`motes`), over
 //! the simulated MQTT broker (`mqtt`), with the closed loop checked window by window
-//! (`closed_loop`). Not built yet: the event-log model (issue 6).
+//! (`closed_loop`). The event log's model (`eventlog`): the Kafka contract in virtual time.
 //!
 //! # Writing a simulation test
 //! ```
@@ -34,6 +34,7 @@
 
 pub mod actors;
 pub mod closed_loop;
+pub mod eventlog;
 pub mod faults;
 pub mod motes;
 pub mod motor;
