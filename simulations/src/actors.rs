@@ -175,6 +175,11 @@ impl NodeActors {
             let LaneMsg::Data(frame) = msg else { return Err("an Open frame inside a batch".into()) };
             if self.dedup.accept(peer, incarnation, lane, frame.seq) {
                 self.backlog.entry(key.clone()).or_default().push_back(frame);
+            } else {
+                // A retry of a frame delivered before: our acknowledgement was lost (or the
+                // sender resent before it came). Acknowledge again, or the sender's window
+                // would stay full of frames it believes undelivered.
+                self.acked.remove(&key);
             }
         }
         self.deliver_backlog();
@@ -221,5 +226,28 @@ impl NodeActors {
     pub fn run(&mut self, tick: Duration) {
         self.deliver_backlog();
         self.system.run_for(tick);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A retry of frames already delivered means the acknowledgement was lost: it goes out again.
+    #[test]
+    fn retried_frames_are_acknowledged_again() {
+        let mut lane = OutLane::default();
+        let to = ActorPath::parse("/nobody").unwrap();
+        for n in 0..3u8 {
+            lane.push(to.clone(), Body::Tell(vec![n])).unwrap();
+        }
+        let mut bytes = Vec::new();
+        lane.take_unsent(&mut bytes, BATCH_BYTES);
+        let mut node = NodeActors::new("b", 1);
+        node.receive("a", 7, 0, &bytes).unwrap();
+        assert_eq!(node.acks(), [("a".to_string(), 7, 0, 3)]);
+        assert_eq!(node.acks(), [], "acknowledged once");
+        node.receive("a", 7, 0, &bytes).unwrap();
+        assert_eq!(node.acks(), [("a".to_string(), 7, 0, 3)], "the retry is acknowledged again");
     }
 }

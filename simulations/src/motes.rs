@@ -132,6 +132,11 @@ impl MoteHost {
             .on_window(now_ms, &window, &mut |frame| publish(connection.as_ref(), topic, frame, counters))
     }
 
+    /// Nothing arrived and nothing awaits an acknowledgement: `poll` would do nothing.
+    pub fn is_idle(&self) -> bool {
+        self.mote.persistent().ring().is_empty() && self.inbox.lock().is_empty()
+    }
+
     /// Handles what the connection delivered (on connecting: subscribe and resend everything
     /// kept; down frames: to the core), then resends frames due again.
     pub fn poll(&mut self, now_ms: u64) {

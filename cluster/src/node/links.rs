@@ -200,11 +200,19 @@ async fn read_lane(shared: Arc<Shared>, peer: String, connection: Connection, mu
     };
     let _turn = turn.lock().await;
     let mut cache = CellCache::default();
+    let mut reacknowledged = false;
     loop {
         match reader.next::<LaneMsg>().await {
             Ok(Some(LaneMsg::Data(frame))) => {
                 if !high.accept(frame.seq) {
                     shared.stats.duplicates_dropped.fetch_add(1, Relaxed);
+                    // Retries mean our acknowledgement was lost with the old connection: say
+                    // again (once per stream) how far this lane got, or the sender's window
+                    // would stay full of frames it believes undelivered.
+                    if !reacknowledged {
+                        reacknowledged = true;
+                        shared.control(&peer, ControlMsg::Ack { incarnation, lane, seq: high.get() });
+                    }
                     continue;
                 }
                 let seq = frame.seq;
