@@ -1,14 +1,18 @@
 //! `aiot-bench sim`: how much faster than real time the simulated world runs (the baseline is
 //! real time itself: 1 simulated second per wall second). For each scenario, `--seeds` runs of
-//! `--duration` simulated time with their fault profiles; prints simulated time per wall
-//! second and messages delivered per wall second. (The 100-mote fleet comes with the motes.)
+//! `--seconds` simulated time with their fault profiles; prints simulated time per wall
+//! second and messages delivered per wall second. Then the plant at fleet sizes `--fleet`
+//! (each mote at the default cadence: a report every 60 s, a raw window every 10th), one seed
+//! each, long enough for several reports per mote: simulated time per wall second and wall
+//! time per mote per simulated minute (flat across sizes means cost grows only with motes).
 
 // Host code (a benchmark): it reads the wall clock.
 #![allow(clippy::disallowed_methods)]
 
 use std::time::{Duration, Instant};
 
-use aiot_simulations::{scenario, scenarios};
+use aiot_simulations::scenario;
+use aiot_simulations::scenarios;
 
 /// `aiot-bench sim` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -19,6 +23,9 @@ pub struct Args {
     /// Simulated seconds with faults per seed.
     #[arg(long, default_value_t = 120)]
     pub seconds: u64,
+    /// Fleet sizes for the plant, comma-separated.
+    #[arg(long, default_value = "100,1000,10000", value_delimiter = ',')]
+    pub fleet: Vec<u32>,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
@@ -49,6 +56,41 @@ pub fn run(args: &Args) -> Result<(), String> {
             wall,
             simulated.as_secs_f64() / wall,
             events as f64 / wall
+        );
+    }
+    fleet(&args.fleet)
+}
+
+/// The plant's motes scenario at each fleet size.
+fn fleet(sizes: &[u32]) -> Result<(), String> {
+    println!(
+        "\nsim: the plant (motes, broker, things tier on 3 nodes) under swarm faults, one seed per size"
+    );
+    println!(
+        "{:>7} {:>14} {:>10} {:>12} {:>10} {:>26}",
+        "motes", "simulated (s)", "wall (s)", "x real time", "frames", "wall us per mote-minute"
+    );
+    for &count in sizes {
+        // Several reports per mote, but bounded work: 30 simulated minutes for 100 motes, less
+        // for larger fleets (at least 5 minutes).
+        let minutes = (3000 / count.max(1)).clamp(5, 30);
+        let started = Instant::now();
+        let outcome = scenario::run(
+            &scenarios::Motes { count },
+            1,
+            Duration::from_secs(u64::from(minutes) * 60),
+            |_| {},
+        );
+        let wall = started.elapsed().as_secs_f64();
+        if let Some(why) = outcome.failure {
+            return Err(format!("the {count}-mote plant failed: {why}"));
+        }
+        let simulated = outcome.simulated.as_secs_f64();
+        let frames = outcome.plant.get("frames originated").copied().unwrap_or(0);
+        println!(
+            "{count:>7} {simulated:>14.0} {wall:>10.2} {:>12.0} {frames:>10} {:>12.1} (lower is better; flat = linear)",
+            simulated / wall,
+            wall * 1e6 / (f64::from(count) * simulated / 60.0),
         );
     }
     Ok(())

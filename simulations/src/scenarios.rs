@@ -30,7 +30,7 @@ use crate::world::{NodeSpec, Probe, World};
 
 /// Every scenario, by name.
 pub fn all() -> Vec<&'static dyn Scenario> {
-    vec![&Membership, &Failover, &RequestReply, &Motes]
+    vec![&Membership, &Failover, &RequestReply, &Motes::PLANT]
 }
 
 pub fn by_name(name: &str) -> Option<&'static dyn Scenario> {
@@ -281,14 +281,22 @@ impl Scenario for RequestReply {
 /// Motes in the `motes` scenario.
 pub const MOTES: u32 = 100;
 
-pub struct Motes;
+/// The plant's motes feeding the things tier; `aiot sim` has the 100-mote one (`Motes::PLANT`),
+/// the simulation benchmark also larger fleets.
+pub struct Motes {
+    pub count: u32,
+}
+
+impl Motes {
+    pub const PLANT: Motes = Motes { count: MOTES };
+}
 
 impl Scenario for Motes {
     fn name(&self) -> &'static str {
         "motes"
     }
     fn about(&self) -> &'static str {
-        "100 motes on a flaky broker feed the things tier of a faulty cluster: each frame processed once, none lost beyond ring drops; wearing motors tripped by their motes by the rule"
+        "motes (100 here) on a flaky broker feed the things tier of a faulty cluster: each frame processed once, none lost beyond ring drops; wearing motors tripped by their motes by the rule"
     }
     fn nodes(&self) -> Vec<NodeSpec> {
         vec![
@@ -300,7 +308,7 @@ impl Scenario for Motes {
     fn topology(&self, probe: &Probe) -> Topology {
         let mut t = Topology::builder();
         let shared = crate::world::probe(probe).things.clone();
-        crate::plant::declare(&mut t, &crate::plant::fleet(MOTES), &shared);
+        crate::plant::declare(&mut t, &crate::plant::fleet(self.count), &shared);
         t.build().expect("the things topology is valid")
     }
     fn faults(&self) -> &'static [&'static str] {
@@ -308,7 +316,8 @@ impl Scenario for Motes {
     }
     fn prepare(&self, world: &mut World) {
         let shared = crate::world::probe(world.probe()).things.clone();
-        let plant = crate::plant::Plant::new(world.seed_for("plant"), crate::plant::fleet(MOTES), shared);
+        let plant =
+            crate::plant::Plant::new(world.seed_for("plant"), crate::plant::fleet(self.count), shared);
         world.attach_plant(plant);
     }
     fn invariant(&self, world: &World) -> Result<(), String> {

@@ -230,7 +230,7 @@ impl Scenario for CopyingSinkMotes {
         "motes with a sink that processes copies"
     }
     fn nodes(&self) -> Vec<NodeSpec> {
-        scenarios::Motes.nodes()
+        scenarios::Motes::PLANT.nodes()
     }
     fn topology(&self, probe: &Probe) -> Topology {
         let shared = aiot_simulations::world::probe(probe).things.clone();
@@ -248,19 +248,19 @@ impl Scenario for CopyingSinkMotes {
         t.build().unwrap()
     }
     fn faults(&self) -> &'static [&'static str] {
-        scenarios::Motes.faults()
+        scenarios::Motes::PLANT.faults()
     }
     fn prepare(&self, world: &mut World) {
-        scenarios::Motes.prepare(world)
+        scenarios::Motes::PLANT.prepare(world)
     }
     fn invariant(&self, world: &World) -> Result<(), String> {
-        scenarios::Motes.invariant(world)
+        scenarios::Motes::PLANT.invariant(world)
     }
     fn live(&self, world: &World) -> bool {
-        scenarios::Motes.live(world)
+        scenarios::Motes::PLANT.live(world)
     }
     fn not_live(&self, world: &World) -> String {
-        scenarios::Motes.not_live(world)
+        scenarios::Motes::PLANT.not_live(world)
     }
 }
 
