@@ -161,6 +161,26 @@ fn under_fsync_never_a_power_loss_keeps_only_acknowledged_records_at_their_offse
 }
 
 #[test]
+fn under_fsync_interval_acknowledged_records_become_durable_by_the_next_interval() {
+    let disk = SimDisk::default();
+    let (log, outcomes) = open(&disk, FsyncPolicy::Interval(20));
+    log.create_topic(TOPIC, 2).unwrap();
+    append(&log, 0..100);
+    assert!(wait_for(|| acked(&outcomes).len() == 100), "appends were not acknowledged");
+    let acknowledged = acked(&outcomes);
+    let mut kept = BTreeMap::new();
+    let synced = wait_for(|| {
+        let (after_loss, _) = open(&disk.crashed(None), FsyncPolicy::Never);
+        kept = read_all(&after_loss);
+        kept.len() == acknowledged.len()
+    });
+    assert!(synced, "{} of {} acknowledged records were ever synced", kept.len(), acknowledged.len());
+    for (place, i) in acknowledged {
+        assert_eq!(kept.get(&place), Some(&record(i)), "{place:?} differs after the interval's sync");
+    }
+}
+
+#[test]
 fn a_full_disk_fails_appends_with_io_and_keeps_what_was_acknowledged() {
     let disk = SimDisk::default();
     let (log, outcomes) = open(&disk, FsyncPolicy::Always);
