@@ -4,13 +4,15 @@
 //! peer's or the baseline's from the same run, and the ratio with its direction. Implemented:
 //! `savina` (aiot vs actix vs ractor), `remote` (aiot nodes vs raw quinn), `ingest` (motes
 //! through a broker into the proxies vs the broker's raw pub/sub), `sim` (simulated vs real
-//! time). To come: stream, train, migrate.
+//! time), `stream` (the embedded event log vs plain append + fsync to a file). To come: train,
+//! migrate.
 
 mod alloc;
 mod ingest;
 mod remote;
 mod savina;
 mod sim;
+mod stream;
 
 use std::process::ExitCode;
 
@@ -37,6 +39,8 @@ enum Bench {
     Ingest(ingest::Args),
     /// Simulated time per wall second of the simulation scenarios.
     Sim(sim::Args),
+    /// The embedded event log's appends and reads vs plain append + fsync to a file.
+    Stream(stream::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Bench::Remote(args) => remote::run(args),
         Bench::Ingest(args) => ingest::run(args),
         Bench::Sim(args) => sim::run(args),
+        Bench::Stream(args) => stream::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
