@@ -15,7 +15,7 @@
 //! Nothing happens until `advance(to)` is called with a later virtual time; events go to each
 //! connection's sink at their virtual time, in (time, sequence) order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,6 +128,10 @@ struct BrokerState {
     last_delivery: BTreeMap<(SessionId, SessionId), Duration>,
     /// Latest arrival time of each client's requests: one TCP stream keeps them in order.
     last_arrival: BTreeMap<SessionId, Duration>,
+    /// Which sessions hold each filter: routing looks up exact topics and scans only the
+    /// wildcard filters, so a message costs the same with 100 or 10 000 motes connected.
+    exact: BTreeMap<String, BTreeSet<SessionId>>,
+    wildcard: BTreeMap<String, BTreeSet<SessionId>>,
     stats: MqttStats,
 }
 
@@ -146,6 +150,8 @@ impl SimBroker {
             next_seq: 0,
             last_delivery: BTreeMap::new(),
             last_arrival: BTreeMap::new(),
+            exact: BTreeMap::new(),
+            wildcard: BTreeMap::new(),
             stats: MqttStats::default(),
         };
         SimBroker { state: Arc::new(Mutex::new(state)) }
@@ -255,6 +261,8 @@ impl SimBroker {
                 session.connected = false;
                 session.subscriptions.clear();
                 let sink = Arc::clone(&session.sink);
+                state.exact.clear();
+                state.wildcard.clear();
                 drop(state);
                 sink(MqttEvent::Disconnected { reason: "the broker crashed".into() });
                 state = self.state.lock();
@@ -359,6 +367,7 @@ impl BrokerState {
                         if let Some(s) = self.sessions.get_mut(&from) {
                             s.subscriptions.retain(|(f, _)| *f != filter);
                         }
+                        self.unindex(from, &filter);
                     }
                 }
                 Vec::new()
@@ -386,17 +395,22 @@ impl BrokerState {
         }
         // Delivered copies carry the retain flag only when sent because of a new subscription.
         let live = Publish { retain: false, ..message };
-        let targets: Vec<(SessionId, QoS)> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.connected)
+        let mut candidates: BTreeSet<SessionId> = self.exact.get(&live.topic).cloned().unwrap_or_default();
+        for (filter, ids) in &self.wildcard {
+            if matches(filter, &live.topic) {
+                candidates.extend(ids);
+            }
+        }
+        let targets: Vec<(SessionId, QoS)> = candidates
+            .into_iter()
+            .filter_map(|id| self.sessions.get(&id).filter(|s| s.connected).map(|s| (id, s)))
             .filter_map(|(id, s)| {
                 s.subscriptions
                     .iter()
                     .filter(|(f, _)| matches(f, &live.topic))
                     .map(|(_, q)| *q)
                     .max()
-                    .map(|q| (*id, q))
+                    .map(|q| (id, q))
             })
             .collect();
         for (to, sub_qos) in targets {
@@ -424,6 +438,8 @@ impl BrokerState {
         let Some(session) = self.sessions.get_mut(&from) else { return };
         session.subscriptions.retain(|(f, _)| *f != filter);
         session.subscriptions.push((filter.clone(), qos));
+        let index = if filter.contains(['+', '#']) { &mut self.wildcard } else { &mut self.exact };
+        index.entry(filter.clone()).or_default().insert(from);
         let delay = self.latency();
         self.schedule(
             delay,
@@ -437,6 +453,17 @@ impl BrokerState {
                 delay,
                 Pending::Deliver { to: from, event: MqttEvent::Message(Publish { qos, ..message }) },
             );
+        }
+    }
+
+    fn unindex(&mut self, id: SessionId, filter: &str) {
+        for index in [&mut self.exact, &mut self.wildcard] {
+            if let Some(ids) = index.get_mut(filter) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    index.remove(filter);
+                }
+            }
         }
     }
 
@@ -457,7 +484,11 @@ impl BrokerState {
         let was_connected = session.connected;
         session.connected = false;
         session.closed = true;
-        session.subscriptions.clear();
+        let filters: Vec<String> = session.subscriptions.drain(..).map(|(f, _)| f).collect();
+        for filter in filters {
+            self.unindex(id, &filter);
+        }
+        let Some(session) = self.sessions.get_mut(&id) else { return };
         let will = session.will.take();
         if let Some(reason) = notify {
             let delay = self.latency();
