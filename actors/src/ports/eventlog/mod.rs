@@ -5,8 +5,7 @@
 //!   consumer group, and commit offsets. Three implementations: the embedded durable log
 //!   (`adapters::embedded_log`, the default), Kafka through rdkafka (`adapters::kafka`) and the
 //!   simulated model (`aiot-simulations`).
-//! - `conformance` (to come with the embedded log) states the contract all of them are tested
-//!   against.
+//! - `conformance` states the contract as a suite all of them are tested against.
 //!
 //! The contract (Kafka's, as this system relies on it):
 //! - A topic has a fixed number of partitions; a record goes to `partition_for(key, n)`, so one
@@ -30,6 +29,8 @@
 //!   group and survives restarts of the consumer and of the log.
 //! - Flow control: a consumer delivers at most the credit it was given (`Subscription::credit`,
 //!   then `LogConsumer::grant`) in records, so a slow actor is never flooded.
+
+pub mod conformance;
 
 use std::fmt;
 use std::sync::Arc;
