@@ -13,6 +13,7 @@ mod remote;
 mod savina;
 mod sim;
 mod stream;
+mod stream_kafka;
 
 use std::process::ExitCode;
 

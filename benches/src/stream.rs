@@ -73,8 +73,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         report(size, count, &median(&mine), &median(&theirs));
     }
-    // Kafka: the Kafka adapter's section (`stream_kafka.rs`) goes here.
-    Ok(())
+    crate::stream_kafka::kafka_section(args.quick, args.runs)
 }
 
 fn records(size: usize, count: usize) -> Vec<Record> {

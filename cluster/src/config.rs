@@ -12,6 +12,9 @@
 //! url = "mqtt://127.0.0.1:1883"      # an external broker; without it the platform node
 //! embedded_port = 1883               #   starts the embedded one on this port
 //!
+//! [stream]                           # the event log (BLUEPRINT section 6)
+//! kafka.brokers = "10.0.0.5:9092,10.0.0.6:9092"  # Kafka instead of the embedded log
+//!
 //! [tls]
 //! ca = "ca/ca.pem"
 //! cert = "ca/inference-1.pem"
@@ -45,6 +48,41 @@ pub struct NodeConfig {
     pub tls: TlsPaths,
     #[serde(default)]
     pub mqtt: Option<MqttConfig>,
+    #[serde(default)]
+    pub stream: StreamConfig,
+}
+
+/// The event log's backend: the embedded log unless `kafka` is given (`[stream]` with
+/// `kafka.brokers`, or a `[stream.kafka]` table with `brokers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    #[serde(default)]
+    pub kafka: Option<KafkaConfig>,
+}
+
+/// Kafka as the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port[,host:port...]`.
+    #[serde(deserialize_with = "broker_list")]
+    pub brokers: String,
+}
+
+fn broker_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let brokers = String::deserialize(deserializer)?;
+    let bad = |why: String| serde::de::Error::custom(format!("kafka brokers {brokers:?}: {why}"));
+    if brokers.trim().is_empty() {
+        return Err(bad("no broker given".into()));
+    }
+    for broker in brokers.split(',') {
+        match broker.trim().rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+            _ => return Err(bad(format!("{broker:?} is not host:port"))),
+        }
+    }
+    Ok(brokers)
 }
 
 /// The motes' broker. Platform nodes start the embedded broker unless `url` names an external

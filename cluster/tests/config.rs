@@ -61,3 +61,25 @@ fn claimed_tags_count_only_when_the_certificate_attests_them() {
     assert_eq!(report.attested.get("tier").map(String::as_str), Some("inference"));
     assert_eq!(report.unattested, [("tier".to_string(), "platform".to_string())]);
 }
+
+#[test]
+fn stream_kafka_brokers_selects_kafka_and_a_bad_list_is_named() {
+    assert_eq!(
+        NodeConfig::parse(GOOD, Path::new("/")).unwrap().stream.kafka,
+        None,
+        "embedded log by default"
+    );
+    for section in ["[stream]\nkafka.brokers", "[stream.kafka]\nbrokers"] {
+        let text = format!("{GOOD}\n{section} = \"10.0.0.5:9092, kafka-2:9092\"\n");
+        let kafka = NodeConfig::parse(&text, Path::new("/")).unwrap().stream.kafka.expect("kafka selected");
+        assert_eq!(kafka.brokers, "10.0.0.5:9092, kafka-2:9092");
+    }
+    for bad in ["\"\"", "\"kafka-1\"", "\"kafka-1:ninety\"", "\":9092\""] {
+        let text = format!("{GOOD}\n[stream]\nkafka.brokers = {bad}\n");
+        let err = NodeConfig::parse(&text, Path::new("/")).unwrap_err().to_string();
+        assert!(err.contains("brokers"), "the error for {bad} does not name the field:\n{err}");
+    }
+    let text = format!("{GOOD}\n[stream]\nkafka_brokers = \"k:9092\"\n");
+    let err = NodeConfig::parse(&text, Path::new("/")).unwrap_err().to_string();
+    assert!(err.contains("kafka_brokers"), "{err}");
+}

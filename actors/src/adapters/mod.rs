@@ -3,8 +3,11 @@
 
 #[cfg(feature = "log-embedded")]
 pub mod embedded_log;
+#[cfg(feature = "log-kafka")]
+pub mod kafka;
 pub mod mosquitto;
 #[cfg(feature = "mqtt-rumqttc")]
 pub mod rumqttc;
 #[cfg(feature = "mqtt-rumqttd")]
 pub mod rumqttd;
+pub mod tansu;
