@@ -5,6 +5,7 @@ mod demo;
 mod motes;
 mod node;
 mod sim;
+mod streams;
 mod topologies;
 
 use std::process::ExitCode;

@@ -94,7 +94,7 @@ pub fn new_fleet(count: u32, signing_public: &str) -> Result<Fleet, String> {
 }
 
 /// Writes a file only its owner may read; never overwrites one.
-fn write_secret(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write_secret(path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

@@ -5,7 +5,8 @@
 //!
 //! With an `[mqtt]` section: a platform node starts the embedded broker (unless `url` names an
 //! external one) with the fleet's logins; a things node connects the MQTT port, with the
-//! gateway's login, before any actor is placed on it.
+//! gateway's login, before any actor is placed on it. With the `things` topology, a platform
+//! node also opens the event log the bridge appends to (`crate::streams`).
 
 use std::path::PathBuf;
 
@@ -59,10 +60,14 @@ pub fn run(options: Options) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
     let tier = tls.me.tags.get("tier").cloned().unwrap_or_default();
-    let (_embedded_broker, prepare) = match (&config.mqtt, fleet) {
+    let (_embedded_broker, mut prepare) = match (&config.mqtt, fleet) {
         (Some(settings), Some(fleet)) => mqtt_for(&name, &tier, settings, fleet, runtime.handle())?,
         _ => (None, None),
     };
+    if tier == "platform" && config.topology.as_deref() == Some("things") {
+        // Opened inside the runtime: the Kafka client may need it; the port goes in at start.
+        prepare = Some(runtime.block_on(async { crate::streams::prepare(&config) })?);
+    }
     runtime.block_on(serve(config, tls, topology, prepare, status))
 }
 

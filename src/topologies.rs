@@ -7,20 +7,20 @@
 //! their lines to stdout themselves; application actors report through ports instead.
 //!
 //! `things`: the things tier of BLUEPRINT section 5: the MQTT gateway on a things-tier node,
-//! a proxy per mote, and a counting sink (until the DSP filter and the bridge exist). It needs
+//! a proxy per mote, and the protocol bridge into the event streams (on the platform tier, whose
+//! node opens the event log). It needs
 //! the `[mqtt]` section (the fleet's keys). Every node prints the counters of the gateway and
-//! the sink as hosted on it (zero where they are not placed) every 10 s.
+//! the bridge as hosted on it (zero where they are not placed) every 10 s.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_actors::provision::Fleet;
+use aiot_actors::streams::bridge::{BridgeConfig, BridgeStats};
 use aiot_actors::things::gateway::GatewayStats;
-use aiot_actors::things::sink::SinkCounts;
-use aiot_actors::things::{self, ThingsConfig};
+use aiot_actors::things::{self, Downstream, ThingsConfig};
 use aiot_runtime::prelude::*;
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 /// The names `by_name` knows.
@@ -45,29 +45,25 @@ pub fn by_name(name: &str, node: &str, fleet: Option<&Fleet>) -> Result<(Topolog
 
 fn things_tier(fleet: &Fleet) -> (Topology, Status) {
     let gateway_stats = Arc::new(GatewayStats::default());
-    let sink = Arc::new(Mutex::new(SinkCounts::default()));
+    let bridge = Arc::new(BridgeStats::default());
     let mut t = Topology::builder();
     things::declare(
         &mut t,
         ThingsConfig {
             keys: fleet.keys(),
             gateway_stats: Arc::clone(&gateway_stats),
-            sink: Arc::clone(&sink),
+            downstream: Downstream::Bridge(BridgeConfig::default(), Arc::clone(&bridge)),
         },
     );
     let status: Status = Box::new(move || {
         let s = &gateway_stats;
-        let counts = sink.lock();
         format!(
-            "things: gateway in {} forwarded {} refused {} acks {} | sink frames {} maintenance {} sensor-faulty {} duplicates {}",
+            "things: gateway in {} forwarded {} refused {} acks {} | {}",
             s.frames_in.load(Ordering::Relaxed),
             s.forwarded.load(Ordering::Relaxed),
             s.refused_total(),
             s.acks_sent.load(Ordering::Relaxed),
-            counts.frames(),
-            counts.maintenance,
-            counts.faulty,
-            counts.duplicates
+            bridge.status()
         )
     });
     (t.build().expect("the things topology is valid"), status)

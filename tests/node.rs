@@ -244,7 +244,7 @@ fn four_nodes_spread_the_ping_topology_by_tags_and_fail_over_within_the_lease_bo
 }
 
 #[test]
-fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker() {
+fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker_into_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
     run_ok(&["ca", "init", "--dir", &path("ca")]);
@@ -256,6 +256,7 @@ fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker(
     let platform =
         Node::start(&write_config_with(dir.path(), "platform-1", "", "tier = \"platform\"", &mqtt));
     assert!(platform.wait_for("embedded MQTT broker on ").contains(&port.to_string()));
+    assert!(platform.wait_for("embedded event log in ").ends_with("log"));
     let addr = platform.wait_for("listening on ").trim_start_matches("listening on ").to_string();
     let things = Node::start(&write_config_with(
         dir.path(),
@@ -285,21 +286,25 @@ fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker(
     let sent: u64 = last.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(sent >= 30, "3 motes at a report per 0.1 s for 4 s: {out}");
     assert!(last.ends_with(" 0 unacknowledged"), "every frame acknowledged end to end: {out}");
-    // The sink was placed on the platform node (least loaded): its status line (every 10 s)
-    // counts each frame once. Wait for a line that has them all.
+    // The bridge runs on the platform node: its status line (every 10 s) counts the frames it
+    // appended to the embedded log, each once (copies of a waiting frame join it). Every frame
+    // was acknowledged end to end, which the bridge allows only once its record is durable.
     let mut lines = Vec::new();
     let status = loop {
-        assert!(lines.len() < 6, "the sink never counted {sent} frames: {lines:#?}");
+        assert!(lines.len() < 6, "the bridge never appended {sent} frames: {lines:#?}");
         let line = platform.wait_for("things: ");
         lines.push(line.clone());
-        let counted = line
-            .split("sink frames ")
+        let appended = line
+            .split(" records appended (")
             .nth(1)
             .and_then(|r| r.split_whitespace().next())
             .and_then(|n| n.parse::<u64>().ok());
-        if counted.is_some_and(|n| n >= sent) {
+        if appended.is_some_and(|n| n >= sent) {
             break line;
         }
     };
-    assert!(status.contains(&format!("sink frames {sent} ")) && status.ends_with("duplicates 0"), "{status}");
+    assert!(
+        status.contains(&format!("({sent} frames), 0 waiting")) && status.contains("bridge ok"),
+        "{status}"
+    );
 }

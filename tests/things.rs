@@ -19,7 +19,7 @@ use aiot_actors::provision::{to_hex, Fleet, Login, MoteCredentials};
 use aiot_actors::things::gateway::{GatewayStats, Refusal};
 use aiot_actors::things::proxy::ProxiesMsg;
 use aiot_actors::things::sink::SinkCounts;
-use aiot_actors::things::{self, ThingsConfig};
+use aiot_actors::things::{self, Downstream, ThingsConfig};
 use aiot_firmware::mote::{Mote, MoteConfig, Persistent};
 use aiot_firmware::protocol::{MoteId, MAX_FRAME};
 use aiot_firmware::sampling::{Window, DEFAULT_SAMPLE_RATE_HZ};
@@ -68,7 +68,11 @@ impl Cluster {
         let mut t = Topology::builder();
         things::declare(
             &mut t,
-            ThingsConfig { keys: fleet.keys(), gateway_stats: Arc::clone(&stats), sink: Arc::clone(&sink) },
+            ThingsConfig {
+                keys: fleet.keys(),
+                gateway_stats: Arc::clone(&stats),
+                downstream: Downstream::Sink(Arc::clone(&sink)),
+            },
         );
         let topology = t.build().unwrap();
         let system = runtime.block_on(async {

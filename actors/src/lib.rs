@@ -12,4 +12,5 @@ pub mod adapters;
 pub mod maintenance;
 pub mod ports;
 pub mod provision;
+pub mod streams;
 pub mod things;

@@ -191,7 +191,8 @@ impl fmt::Display for ProvisionError {
 
 impl std::error::Error for ProvisionError {}
 
-fn hex32(text: &str) -> Result<[u8; 32], String> {
+/// 32 bytes from their hex (surrounding whitespace ignored).
+pub fn hex32(text: &str) -> Result<[u8; 32], String> {
     let bytes = hex::decode(text.trim()).map_err(|e| format!("is not hex: {e}"))?;
     bytes.try_into().map_err(|b: Vec<u8>| format!("has {} bytes, not 32", b.len()))
 }

@@ -48,7 +48,7 @@ use aiot_actors::ports::mqtt::{
 use aiot_actors::provision::{to_hex, Fleet, Login, MoteCredentials};
 use aiot_actors::things::gateway::GatewayStats;
 use aiot_actors::things::sink::SinkCounts;
-use aiot_actors::things::{self, ThingsConfig};
+use aiot_actors::things::{self, Downstream, ThingsConfig};
 use aiot_firmware::actuation::ActuationState;
 use aiot_firmware::features::extract;
 use aiot_firmware::protocol::{
@@ -538,7 +538,11 @@ async fn measure_ours(
     let mut t = Topology::builder();
     things::declare(
         &mut t,
-        ThingsConfig { keys: fleet.keys(), gateway_stats: Arc::clone(&stats), sink: Arc::clone(&sink) },
+        ThingsConfig {
+            keys: fleet.keys(),
+            gateway_stats: Arc::clone(&stats),
+            downstream: Downstream::Sink(Arc::clone(&sink)),
+        },
     );
     let topology = t.build().map_err(|e| format!("{e:?}"))?;
     let system = TokioSystem::start(SystemConfig::with_seed(1));

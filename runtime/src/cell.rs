@@ -438,9 +438,11 @@ impl<M: crate::message::Message> AnyCell for Cell<M> {
         if self.is_closed_now() {
             return false;
         }
-        let was_empty = q.is_empty();
+        // Wake on the first signal even with messages queued: a runner blocked on a full
+        // mailbox elsewhere waits for room, yet takes signals (`Terminate`) meanwhile.
+        let first_signal = !q.has_control();
         q.control.get_or_insert_with(Default::default).push_back(control);
-        if was_empty {
+        if first_signal {
             self.wake(&mut q);
         }
         true

@@ -823,10 +823,12 @@ impl<A: Actor> Runnable for Runner<A> {
                 more = !self.core.any_cell.is_empty();
             }
             Phase::Running | Phase::Stopping => {
-                if !self.core.outbox.is_empty() && !self.flush_outbox(host) {
-                    return Step::Blocked;
-                }
-                match self.core.cell.pop(self.core.phase == Phase::Stopping) {
+                let blocked = !self.core.outbox.is_empty() && !self.flush_outbox(host);
+                // Blocked on a full mailbox elsewhere, an actor still takes supervision signals:
+                // a `Terminate` must not wait for room that may never come (its parked sends
+                // die with it), or its whole subtree would hang half-stopped.
+                match self.core.cell.pop(blocked || self.core.phase == Phase::Stopping) {
+                    None if blocked => return Step::Blocked,
                     None => return Step::Idle,
                     Some((Popped::Control(c), rest)) => {
                         more = rest;

@@ -221,3 +221,49 @@ fn sends_to_a_stopped_actor_are_errors_and_dead_letters_never_panics() {
     system.run_until_idle();
     assert!(matches!(system.tell(&wrong, 1u8), Err(SendError::WrongType { .. })));
 }
+
+/// Sends `burst` messages to `to` for every message it handles; says when it stops.
+struct Flood {
+    to: ActorRef<u32>,
+    burst: u32,
+    log: Log,
+}
+
+impl Actor for Flood {
+    type Msg = u32;
+    fn handle(&mut self, n: u32, ctx: &mut Ctx<'_, u32>) -> Result<(), ActorError> {
+        for i in 0..self.burst {
+            // Once its peer has stopped, sends are dead letters, not a failure.
+            let _ = ctx.send(&self.to, n + i);
+        }
+        Ok(())
+    }
+    fn stopped(&mut self, ctx: &mut Ctx<'_, u32>) {
+        self.log.lock().push(format!("{} stopped", ctx.path()));
+    }
+}
+
+/// Two actors blocked on each other's full mailbox (a deadlock of backpressure, as a lane to
+/// an unreachable node makes): stopping one must not wait for room that never comes. (Found by
+/// the `bridge` simulation: a node told to stop its subtree kept a blocked copy half-stopped,
+/// and local sends went into it.)
+#[test]
+fn an_actor_blocked_on_a_full_mailbox_still_stops_when_told() {
+    let log = log();
+    let mut system = DetSystem::with_seed(1);
+    let flood = |to: &str| {
+        let (to, log) = (ActorRef::parse(to).unwrap(), log.clone());
+        ActorSpec::new(move |_| Flood { to: to.clone(), burst: 8, log: log.clone() })
+            .mailbox(1, Overflow::Backpressure)
+    };
+    let a = system.spawn("a", flood("/b")).unwrap();
+    system.spawn("b", flood("/a")).unwrap();
+    system.run_until_idle();
+    system.tell(&a, 0).unwrap();
+    system.run_until_idle();
+    assert!(log.lock().is_empty(), "deadlocked, nothing stopped: {:?}", log.lock());
+    assert!(system.stop_subtree(a.path()));
+    system.run_until_idle();
+    assert_eq!(*log.lock(), ["/a stopped"]);
+    assert!(system.core().lookup(a.path()).is_none(), "its mailbox closed and left the registry");
+}

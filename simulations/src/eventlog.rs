@@ -90,10 +90,10 @@ struct Consumer {
 }
 
 enum Pending {
-    /// An append reaches the log.
-    Arrive { id: AppendId, record: Record },
-    /// An outcome reaches the producer.
-    Outcome(AppendOutcome),
+    /// An append reaches the log; its outcome goes to `sink`.
+    Arrive { id: AppendId, record: Record, sink: AppendSink },
+    /// An outcome reaches its producer.
+    Outcome(AppendOutcome, AppendSink),
     /// A consumer event reaches its consumer (records only if its generation is current).
     Deliver { to: ConsumerId, generation: u64, event: ConsumerEvent },
 }
@@ -116,7 +116,12 @@ struct LogState {
 }
 
 impl SimLog {
-    /// A log whose append outcomes go to `sink`.
+    /// Another client of the same log, whose append outcomes go to `sink` (a producer per node).
+    pub fn client(&self, sink: AppendSink) -> SimLog {
+        SimLog { state: Arc::clone(&self.state), sink }
+    }
+
+    /// A log whose append outcomes (of appends through this handle) go to `sink`.
     pub fn new(seed: u64, faults: LogFaults, sink: AppendSink) -> Self {
         let state = LogState {
             now: Duration::ZERO,
@@ -171,7 +176,7 @@ impl SimLog {
             std::mem::take(&mut state.queue).into_iter().collect();
         for (key, pending) in in_flight {
             match pending {
-                Pending::Arrive { id, record } => {
+                Pending::Arrive { id, record, sink } => {
                     if state.rng.random_bool(0.5) {
                         state.store(record);
                         state.stats.acks_lost += 1;
@@ -179,14 +184,18 @@ impl SimLog {
                         state.stats.appends_failed += 1;
                     }
                     let error = LogError::Unavailable("the log went down with the append in flight".into());
-                    state.queue.insert(key, Pending::Outcome(AppendOutcome::AppendFailed { id, error }));
+                    state
+                        .queue
+                        .insert(key, Pending::Outcome(AppendOutcome::AppendFailed { id, error }, sink));
                 }
-                Pending::Outcome(AppendOutcome::Appended { id, .. }) => {
+                Pending::Outcome(AppendOutcome::Appended { id, .. }, sink) => {
                     state.stats.acks_lost += 1;
                     let error = LogError::Unavailable("the log went down before acknowledging".into());
-                    state.queue.insert(key, Pending::Outcome(AppendOutcome::AppendFailed { id, error }));
+                    state
+                        .queue
+                        .insert(key, Pending::Outcome(AppendOutcome::AppendFailed { id, error }, sink));
                 }
-                other @ Pending::Outcome(_) => {
+                other @ Pending::Outcome(..) => {
                     state.queue.insert(key, other);
                 }
                 // Deliveries in flight are lost; the consumers read those records again.
@@ -229,10 +238,10 @@ impl SimLog {
             let ((at, _), pending) = entry.remove_entry();
             state.now = at;
             match pending {
-                Pending::Arrive { id, record } => state.arrive(id, record),
-                Pending::Outcome(outcome) => {
+                Pending::Arrive { id, record, sink } => state.arrive(id, record, sink),
+                Pending::Outcome(outcome, sink) => {
                     drop(state);
-                    (self.sink)(outcome);
+                    sink(outcome);
                 }
                 Pending::Deliver { to, generation, event } => {
                     let Some(sink) = state.take_delivery(to, generation, &event) else { continue };
@@ -304,7 +313,7 @@ impl LogState {
     }
 
     /// An append reaches the log: stored, then its outcome goes back (in key order).
-    fn arrive(&mut self, id: AppendId, record: Record) {
+    fn arrive(&mut self, id: AppendId, record: Record, sink: AppendSink) {
         let key = record.key.clone();
         let outcome = if !self.up {
             self.stats.appends_failed += 1;
@@ -326,7 +335,7 @@ impl LogState {
         let last = self.last_outcome.entry(key).or_insert(Duration::ZERO);
         let at = candidate.max(*last);
         *last = at;
-        self.schedule_at(at, Pending::Outcome(outcome));
+        self.schedule_at(at, Pending::Outcome(outcome, sink));
     }
 
     /// Hands each consumer with credit, and records to read, its next batch (one in flight).
@@ -479,7 +488,7 @@ impl EventLog for SimLog {
         }
         // One connection without jitter on the way in: appends arrive in the order made.
         let at = state.now + state.faults.latency;
-        state.schedule_at(at, Pending::Arrive { id, record });
+        state.schedule_at(at, Pending::Arrive { id, record, sink: Arc::clone(&self.sink) });
         Ok(())
     }
 

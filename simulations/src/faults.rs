@@ -14,9 +14,6 @@ use crate::world::{World, TICK};
 /// The kinds of fault a profile may enable.
 pub const KINDS: [&str; 5] = ["partition", "one-way cut", "crash", "clog", "reset"];
 
-/// Faults of a world with a plant (`World::attach_plant`).
-pub const PLANT_KINDS: [&str; 2] = ["mote reboot", "broker crash"];
-
 /// Which fault kinds a run injects, and how often (faults per simulated minute), and which
 /// fault points are enabled with what probability per visit.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +49,14 @@ enum Recovery {
     Restart(String),
     Unclog(String, String),
     BrokerUp,
+    LogUp,
+}
+
+/// Ends an outage of the plant's event log.
+fn restart_log(world: &World) {
+    if let Some(streams) = world.plant().and_then(|p| p.streams()) {
+        streams.log().restart();
+    }
 }
 
 /// Injects faults by a profile and undoes each when its time comes.
@@ -92,6 +97,7 @@ impl Injector {
                 Recovery::Restart(name) => world.restart(&name),
                 Recovery::Unclog(a, b) => world.net().clog(&a, &b, 1),
                 Recovery::BrokerUp => world.plant().iter().for_each(|p| p.broker().restart()),
+                Recovery::LogUp => restart_log(world),
             }
         }
         let chance = self.profile.per_minute * TICK.as_secs_f64() / 60.0;
@@ -134,6 +140,11 @@ impl Injector {
                     self.later(world, 1_000..20_000, Recovery::BrokerUp);
                 }
             }
+            "log crash" => {
+                let Some(streams) = world.plant().and_then(|p| p.streams()) else { return };
+                streams.log().crash();
+                self.later(world, 1_000..30_000, Recovery::LogUp);
+            }
             "crash" => {
                 let victim = pick(&mut self.rng);
                 if !world.is_live(&victim) {
@@ -162,6 +173,7 @@ impl Injector {
             match recovery {
                 Recovery::Restart(name) => world.restart(&name),
                 Recovery::BrokerUp => world.plant().iter().for_each(|p| p.broker().restart()),
+                Recovery::LogUp => restart_log(world),
                 _ => {}
             }
         }

@@ -43,4 +43,5 @@ pub mod net;
 pub mod plant;
 pub mod scenario;
 pub mod scenarios;
+pub mod streams;
 pub mod world;

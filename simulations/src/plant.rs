@@ -16,15 +16,17 @@
 //! mote's windows are held to the actuation rule (`closed_loop::LoopCheck`).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_actors::ports::mqtt::adapter::MqttLink;
 use aiot_actors::ports::mqtt::{ConnectOptions, Mqtt};
 use aiot_actors::provision::{to_hex, Fleet, Login, MoteCredentials};
+use aiot_actors::streams::bridge::{BridgeConfig, BridgeStats};
 use aiot_actors::things::gateway::GatewayStats;
 use aiot_actors::things::sink::SinkCounts;
-use aiot_actors::things::{self, ThingsConfig};
+use aiot_actors::things::{self, Downstream, ThingsConfig};
 use aiot_firmware::mote::Persistent;
 use aiot_firmware::protocol::MoteId;
 use aiot_runtime::exec::det::DetSystem;
@@ -37,12 +39,14 @@ use crate::closed_loop::{factory_flash, signing_key, LoopCheck};
 use crate::motes::{self, inbox, MoteHost};
 use crate::motor::{DefectKind, Fleet as Motors, Motor, MotorParams};
 use crate::mqtt::{MqttFaults, SimBroker, SimConnection};
+use crate::streams::Streams;
 
 /// What the things tier's actors share with the plant's checks.
 #[derive(Debug, Clone, Default)]
 pub struct ThingsShared {
     pub gateway: Arc<GatewayStats>,
     pub sink: Arc<Mutex<SinkCounts>>,
+    pub bridge: Arc<BridgeStats>,
 }
 
 /// The fleet's credentials: keys derived from the mote ids (a simulation has no secrets).
@@ -65,15 +69,17 @@ pub fn fleet(motes: u32) -> Fleet {
     Fleet { gateway: login("aiot-gateway"), crew: login("aiot-crew"), motes }
 }
 
-/// Declares the things tier for `fleet`, sharing its counters through `shared`.
-pub fn declare(t: &mut TopologyBuilder, fleet: &Fleet, shared: &ThingsShared) {
+/// Declares the things tier for `fleet`, sharing its counters through `shared`; its proxies
+/// feed the counting sink, or with `streams` the bridge into the event streams.
+pub fn declare(t: &mut TopologyBuilder, fleet: &Fleet, shared: &ThingsShared, streams: bool) {
+    let downstream = if streams {
+        Downstream::Bridge(BridgeConfig::default(), Arc::clone(&shared.bridge))
+    } else {
+        Downstream::Sink(Arc::clone(&shared.sink))
+    };
     things::declare(
         t,
-        ThingsConfig {
-            keys: fleet.keys(),
-            gateway_stats: Arc::clone(&shared.gateway),
-            sink: Arc::clone(&shared.sink),
-        },
+        ThingsConfig { keys: fleet.keys(), gateway_stats: Arc::clone(&shared.gateway), downstream },
     );
 }
 
@@ -94,6 +100,8 @@ pub struct Plant {
     fleet: Fleet,
     motes: Vec<SimMote>,
     shared: ThingsShared,
+    /// With the bridge: the streams it fills, and their checks.
+    streams: Option<Streams>,
     rng: ChaCha8Rng,
     pub reboots: u64,
     /// The first window a mote handled against the actuation rule.
@@ -101,7 +109,9 @@ pub struct Plant {
 }
 
 impl Plant {
-    pub fn new(seed: u64, fleet: Fleet, shared: ThingsShared) -> Plant {
+    /// The plant; with `streams`, also the event log the bridge appends to (`declare` with
+    /// `streams` too).
+    pub fn new(seed: u64, fleet: Fleet, shared: ThingsShared, streams: bool) -> Plant {
         let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
         let broker = SimBroker::new(rng.random(), MqttFaults::flaky());
         broker.require_logins(fleet.logins());
@@ -127,16 +137,26 @@ impl Plant {
                 }
             })
             .collect();
-        let mut plant = Plant { broker, fleet, motes, shared, rng, reboots: 0, loop_broken: None };
+        let streams = streams.then(|| Streams::new(rng.random(), &fleet, &broker));
+        let mut plant = Plant { broker, fleet, motes, shared, streams, rng, reboots: 0, loop_broken: None };
         for mote in &mut plant.motes {
             mote.clock_offset_ms = plant.rng.random_range(0..60_000);
         }
         plant
     }
 
-    /// Connects a things node's MQTT port to the broker (at its start and at every restart).
+    /// Installs a node's ports (at its start and at every restart): a things node's MQTT port
+    /// connects to the broker; a platform node gets the log port when the plant has streams.
+    pub fn install(&self, node: &str, tier: &str, system: &mut DetSystem) {
+        match (tier, &self.streams) {
+            ("things", _) => self.install_mqtt(node, system),
+            ("platform", Some(streams)) => streams.install(system),
+            _ => {}
+        }
+    }
+
     /// Each node has its own client id: two connections with one id would take each other over.
-    pub fn install(&self, node: &str, system: &mut DetSystem) {
+    fn install_mqtt(&self, node: &str, system: &mut DetSystem) {
         let link = MqttLink::new();
         let gateway = &self.fleet.gateway;
         let options = ConnectOptions::new(format!("{}-{node}", gateway.user))
@@ -151,6 +171,9 @@ impl Plant {
     pub fn step(&mut self, now: Instant) {
         let now_d = now.since_start();
         self.broker.advance(now_d);
+        if let Some(streams) = self.streams.as_mut() {
+            streams.step(now_d);
+        }
         for mote in &mut self.motes {
             let now_ms = now_d.as_millis() as u64 + mote.clock_offset_ms;
             if now_ms >= mote.host.next_report_ms() {
@@ -184,6 +207,19 @@ impl Plant {
         &self.broker
     }
 
+    pub fn streams(&self) -> Option<&Streams> {
+        self.streams.as_ref()
+    }
+
+    /// New frames per mote downstream: distinct frames in the telemetry stream, or frames the
+    /// sink processed.
+    fn with_processed<R>(&self, f: impl FnOnce(&BTreeMap<u32, u64>) -> R) -> R {
+        match &self.streams {
+            Some(streams) => f(&streams.view().frames_by_mote),
+            None => f(&self.shared.sink.lock().frames_by_mote),
+        }
+    }
+
     pub fn motes(&self) -> usize {
         self.motes.len()
     }
@@ -194,70 +230,88 @@ impl Plant {
     }
 
     /// Nothing processed twice: per mote, the frames the sink processed are as many as the
-    /// distinct (boot epoch, sequence) keys it holds, and no more than the mote originated.
-    /// Linear in the motes each tick: the first part is checked on the totals (each key counts
-    /// once, so equal totals mean equal counts per mote) and only searched per mote on failure.
+    /// distinct (boot epoch, sequence) keys it holds (the stream is at least once and is
+    /// de-duplicated by its reader instead); and per mote no more new frames downstream than
+    /// the mote originated. Linear in the motes each tick: the first part is checked on the
+    /// totals (each key counts once, so equal totals mean equal counts per mote) and only
+    /// searched per mote on failure.
     pub fn check(&self) -> Result<(), String> {
         if let Some(why) = &self.loop_broken {
             return Err(format!("closed loop: {why}"));
         }
-        let sink = self.shared.sink.lock();
-        if sink.frames() != sink.keys.len() as u64 {
-            for (&id, &processed) in &sink.frames_by_mote {
-                let keys = sink.keys.range((id, 0, 0)..=(id, u32::MAX, u32::MAX)).count() as u64;
-                if processed != keys {
+        if self.streams.is_none() {
+            let sink = self.shared.sink.lock();
+            if sink.frames() != sink.keys.len() as u64 {
+                for (&id, &processed) in &sink.frames_by_mote {
+                    let keys = sink.keys.range((id, 0, 0)..=(id, u32::MAX, u32::MAX)).count() as u64;
+                    if processed != keys {
+                        return Err(format!(
+                            "{} had {processed} frames processed for {keys} distinct frames",
+                            MoteId(id)
+                        ));
+                    }
+                }
+            }
+        }
+        self.with_processed(|processed| {
+            for (&id, &processed) in processed {
+                let Some(mote) = self.motes.get(id as usize - 1).filter(|m| m.host.id().0 == id) else {
                     return Err(format!(
-                        "{} had {processed} frames processed for {keys} distinct frames",
+                        "frames of {} went downstream, which is not in the plant",
+                        MoteId(id)
+                    ));
+                };
+                let originated = Self::originated(mote);
+                if processed > originated {
+                    return Err(format!(
+                        "{} has {processed} frames processed but originated {originated}",
                         MoteId(id)
                     ));
                 }
             }
-        }
-        for (&id, &processed) in &sink.frames_by_mote {
-            let Some(mote) = self.motes.get(id as usize - 1).filter(|m| m.host.id().0 == id) else {
-                return Err(format!(
-                    "the sink processed frames of {}, which is not in the plant",
-                    MoteId(id)
-                ));
-            };
-            let originated = Self::originated(mote);
-            if processed > originated {
-                return Err(format!(
-                    "{} has {processed} frames processed but originated {originated}",
-                    MoteId(id)
-                ));
-            }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
-    /// Every mote's ring is empty (all acknowledged) and every frame not dropped by a ring
-    /// reached the sink.
+    /// Every mote's ring is empty (all acknowledged), every frame not dropped by a ring reached
+    /// downstream, and with streams every frame acknowledged to a mote is in the stream.
     pub fn settled(&self) -> Result<(), String> {
-        let sink = self.shared.sink.lock();
-        for mote in &self.motes {
-            let id = mote.host.id();
-            let kept = mote.host.mote().persistent().ring().len();
-            if kept > 0 {
-                return Err(format!("{id} still keeps {kept} unacknowledged frames"));
+        self.with_processed(|processed| {
+            for mote in &self.motes {
+                let id = mote.host.id();
+                let kept = mote.host.mote().persistent().ring().len();
+                if kept > 0 {
+                    return Err(format!("{id} still keeps {kept} unacknowledged frames"));
+                }
+                let processed = processed.get(&id.0).copied().unwrap_or(0);
+                let dropped = mote.host.mote().counters().ring.total();
+                let originated = Self::originated(mote);
+                if processed + dropped < originated {
+                    return Err(format!("{id} originated {originated} frames, {processed} reached downstream, its ring dropped {dropped}: {} lost", originated - processed - dropped));
+                }
             }
-            let processed = sink.frames_by_mote.get(&id.0).copied().unwrap_or(0);
-            let dropped = mote.host.mote().counters().ring.total();
-            let originated = Self::originated(mote);
-            if processed + dropped < originated {
-                return Err(format!("{id} originated {originated} frames, {processed} reached the sink, its ring dropped {dropped}: {} lost", originated - processed - dropped));
-            }
-        }
-        Ok(())
+            Ok(())
+        })?;
+        self.streams.as_ref().map_or(Ok(()), Streams::acked_frames_stored)
     }
 
     /// Totals for a summary: frames originated, processed, dropped by rings.
     pub fn totals(&self) -> BTreeMap<&'static str, u64> {
-        let sink = self.shared.sink.lock();
         let mut totals = BTreeMap::new();
         totals.insert("frames originated", self.motes.iter().map(Self::originated).sum());
-        totals.insert("frames processed", sink.frames());
-        totals.insert("copies refused by the sink", sink.duplicates);
+        totals.insert("frames processed", self.with_processed(|p| p.values().sum()));
+        match &self.streams {
+            Some(streams) => {
+                totals.insert("frame copies in the stream", streams.view().copies);
+                totals.insert("frames acknowledged (seen going down)", streams.acked() as u64);
+                totals.insert("log crashes", streams.stats().crashes);
+                totals.insert("log acknowledgements lost", streams.stats().acks_lost);
+                totals.insert("bridge append failures", self.shared.bridge.append_failures.load(Relaxed));
+            }
+            None => {
+                totals.insert("copies refused by the sink", self.shared.sink.lock().duplicates);
+            }
+        }
         totals.insert("ring drops", self.motes.iter().map(|m| m.host.mote().counters().ring.total()).sum());
         totals.insert("mote reboots", self.reboots);
         totals.insert("gateway refusals", self.shared.gateway.refused_total());

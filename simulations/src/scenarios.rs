@@ -30,7 +30,7 @@ use crate::world::{NodeSpec, Probe, World};
 
 /// Every scenario, by name.
 pub fn all() -> Vec<&'static dyn Scenario> {
-    vec![&Membership, &Failover, &RequestReply, &Motes::PLANT]
+    vec![&Membership, &Failover, &RequestReply, &Motes::PLANT, &Motes::BRIDGE]
 }
 
 pub fn by_name(name: &str) -> Option<&'static dyn Scenario> {
@@ -282,21 +282,32 @@ impl Scenario for RequestReply {
 pub const MOTES: u32 = 100;
 
 /// The plant's motes feeding the things tier; `aiot sim` has the 100-mote one (`Motes::PLANT`),
-/// the simulation benchmark also larger fleets.
+/// the simulation benchmark also larger fleets. With `streams` (the `bridge` scenario), the
+/// proxies feed the protocol bridge, which appends to a flaky simulated log that also crashes.
 pub struct Motes {
     pub count: u32,
+    pub streams: bool,
 }
 
 impl Motes {
-    pub const PLANT: Motes = Motes { count: MOTES };
+    pub const PLANT: Motes = Motes { count: MOTES, streams: false };
+    pub const BRIDGE: Motes = Motes { count: MOTES, streams: true };
 }
 
 impl Scenario for Motes {
     fn name(&self) -> &'static str {
-        "motes"
+        if self.streams {
+            "bridge"
+        } else {
+            "motes"
+        }
     }
     fn about(&self) -> &'static str {
-        "motes (100 here) on a flaky broker feed the things tier of a faulty cluster: each frame processed once, none lost beyond ring drops; wearing motors tripped by their motes by the rule"
+        if self.streams {
+            "motes (100 here) through a faulty cluster's things tier and the protocol bridge into a flaky, crashing event log: every frame acknowledged to a mote is in the stream, each once after de-duplication, none lost beyond ring drops"
+        } else {
+            "motes (100 here) on a flaky broker feed the things tier of a faulty cluster: each frame processed once, none lost beyond ring drops; wearing motors tripped by their motes by the rule"
+        }
     }
     fn nodes(&self) -> Vec<NodeSpec> {
         vec![
@@ -308,16 +319,24 @@ impl Scenario for Motes {
     fn topology(&self, probe: &Probe) -> Topology {
         let mut t = Topology::builder();
         let shared = crate::world::probe(probe).things.clone();
-        crate::plant::declare(&mut t, &crate::plant::fleet(self.count), &shared);
+        crate::plant::declare(&mut t, &crate::plant::fleet(self.count), &shared, self.streams);
         t.build().expect("the things topology is valid")
     }
     fn faults(&self) -> &'static [&'static str] {
-        &["partition", "crash", "clog", "reset", "mote reboot", "broker crash"]
+        if self.streams {
+            &["partition", "crash", "clog", "reset", "mote reboot", "broker crash", "log crash"]
+        } else {
+            &["partition", "crash", "clog", "reset", "mote reboot", "broker crash"]
+        }
     }
     fn prepare(&self, world: &mut World) {
         let shared = crate::world::probe(world.probe()).things.clone();
-        let plant =
-            crate::plant::Plant::new(world.seed_for("plant"), crate::plant::fleet(self.count), shared);
+        let plant = crate::plant::Plant::new(
+            world.seed_for("plant"),
+            crate::plant::fleet(self.count),
+            shared,
+            self.streams,
+        );
         world.attach_plant(plant);
     }
     fn invariant(&self, world: &World) -> Result<(), String> {

@@ -198,9 +198,7 @@ impl World {
             addr: format!("sim://{name}"),
         };
         if let (Some(plant), Some(actors)) = (&self.plant, node.actors.as_mut()) {
-            if node.spec.tags.get("tier").is_some_and(|t| t == "things") {
-                plant.install(name, &mut actors.system);
-            }
+            plant.install(name, node.spec.tags.get("tier").map_or("", String::as_str), &mut actors.system);
         }
         let mut coordinator = Coordinator::new(me, seeds, MembershipConfig::default(), topology, now);
         if broken_claims {
@@ -232,14 +230,16 @@ impl World {
         })
     }
 
-    /// Adds motes and their broker; things-tier nodes connect their MQTT port to it (now and at
-    /// every restart).
+    /// Adds motes and their broker (and perhaps streams); nodes install the plant's ports (now
+    /// and at every restart: `Plant::install`).
     pub fn attach_plant(&mut self, plant: Plant) {
         for (name, node) in self.nodes.iter_mut() {
-            if let Some(actors) =
-                node.actors.as_mut().filter(|_| node.spec.tags.get("tier").is_some_and(|t| t == "things"))
-            {
-                plant.install(name, &mut actors.system);
+            if let Some(actors) = node.actors.as_mut() {
+                plant.install(
+                    name,
+                    node.spec.tags.get("tier").map_or("", String::as_str),
+                    &mut actors.system,
+                );
             }
         }
         self.plant = Some(plant);

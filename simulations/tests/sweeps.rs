@@ -1,17 +1,22 @@
 //! Seed sweeps of every scenario (at least 200 seeds each; removing the lanes' de-duplication
 //! made 55 of 100 request-reply seeds fail when this was written), hash diversity across seeds, replay
 //! of a seed to the same hash, and deliberately broken parts caught by the invariants (a
-//! coordinator, an actor that handles a message twice, a sink that processes copies), each
+//! coordinator, an actor that handles a message twice, a sink that processes copies, a bridge
+//! that acknowledges before the log does), each
 //! replaying to the same failure and hash.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use aiot_actors::ports::eventlog::adapter::{Log, LogRequest};
+use aiot_actors::ports::eventlog::Record;
+use aiot_actors::streams::{mote_key, TelemetryRecord, TELEMETRY};
 use aiot_actors::things::gateway::{Gateway, GatewayMsg};
 use aiot_actors::things::proxy::{ProxiesMsg, ProxyHost};
 use aiot_actors::things::sink::SinkCounts;
 use aiot_actors::things::Onward;
 use aiot_runtime::prelude::*;
+use aiot_runtime::PortRef;
 use aiot_simulations::plant;
 use aiot_simulations::scenario::{self, Scenario};
 use aiot_simulations::scenarios::{self, CounterMsg, Failover, RequestReply};
@@ -48,6 +53,26 @@ fn request_reply_sweep() {
 #[test]
 fn motes_sweep() {
     sweep("motes");
+}
+
+#[test]
+fn bridge_sweep() {
+    sweep("bridge");
+}
+
+/// Log crashes and lost log acknowledgements happen in the sweep: the bridge's retries were
+/// exercised, not just its happy path.
+#[test]
+fn the_bridge_sweep_meets_log_failures() {
+    let scenario = scenarios::by_name("bridge").unwrap();
+    let (mut failures, mut copies) = (0, 0);
+    for seed in 0..10 {
+        let outcome = scenario::run(scenario, seed, Duration::from_secs(300), |_| {});
+        assert_eq!(outcome.failure, None, "replay: aiot sim --scenario bridge --seed {seed} --duration 5m");
+        failures += outcome.plant["bridge append failures"];
+        copies += outcome.plant["frame copies in the stream"];
+    }
+    assert!(failures > 0 && copies > 0, "append failures {failures}, copies in the stream {copies}");
 }
 
 /// The closed loop end to end: over 30 simulated minutes a few motors wear out and their motes
@@ -201,6 +226,87 @@ fn a_broken_actor_is_caught_and_its_seed_replays_to_the_same_failure_and_hash() 
     assert!(why.contains("handled 49 as its message #50"), "{why}");
     let again = scenario::run(&BrokenRequestReply, 9, DURATION, |_| {});
     assert_eq!((again.failure, again.trace_hash), (Some(why), caught.trace_hash));
+}
+
+/// A bridge that sends the receipt as soon as it takes a frame, and appends it once without
+/// waiting for the outcome (the bug the bridge's design rules out).
+struct HastyBridge {
+    log: Option<PortRef<Log>>,
+    next_id: u64,
+}
+
+impl Actor for HastyBridge {
+    type Msg = Onward;
+    fn started(&mut self, ctx: &mut Ctx<'_, Onward>) -> Result<(), ActorError> {
+        self.log = Some(ctx.open_port::<Log>(Onward::Log));
+        Ok(())
+    }
+    fn handle(&mut self, msg: Onward, ctx: &mut Ctx<'_, Onward>) -> Result<(), ActorError> {
+        if let (Onward::Telemetry { frame, faults, stored }, Some(log)) = (msg, &self.log) {
+            let _ = ctx.reply(&stored, ());
+            let record = TelemetryRecord::new(frame, faults);
+            let record = Record::new(TELEMETRY, mote_key(record.mote), record.encode(), record.received_ms);
+            self.next_id += 1;
+            ctx.port_request(log, LogRequest::Append { id: self.next_id, record })?;
+        }
+        Ok(())
+    }
+}
+
+/// The `bridge` scenario with the hasty bridge.
+struct HastyBridgeMotes;
+
+impl Scenario for HastyBridgeMotes {
+    fn name(&self) -> &'static str {
+        "bridge-hasty"
+    }
+    fn about(&self) -> &'static str {
+        "the bridge scenario with a bridge that acknowledges before the log does"
+    }
+    fn nodes(&self) -> Vec<NodeSpec> {
+        scenarios::Motes::BRIDGE.nodes()
+    }
+    fn topology(&self, probe: &Probe) -> Topology {
+        let shared = aiot_simulations::world::probe(probe).things.clone();
+        let keys = plant::fleet(scenarios::MOTES).keys();
+        let mut t = Topology::builder();
+        t.actor("/bridge", |_| HastyBridge { log: None, next_id: 0 }).requires("tier=platform");
+        t.actor("/proxies", |init| ProxyHost::new(init.link("gateway"), init.link("downstream"), Vec::new()))
+            .link::<GatewayMsg>("gateway", "/gateway")
+            .link::<Onward>("downstream", "/bridge");
+        let stats = shared.gateway.clone();
+        t.actor("/gateway", move |init| Gateway::new(keys.clone(), init.link("proxies"), stats.clone()))
+            .requires("tier=things")
+            .link::<ProxiesMsg>("proxies", "/proxies");
+        t.build().unwrap()
+    }
+    fn faults(&self) -> &'static [&'static str] {
+        scenarios::Motes::BRIDGE.faults()
+    }
+    fn prepare(&self, world: &mut World) {
+        scenarios::Motes::BRIDGE.prepare(world)
+    }
+    fn invariant(&self, world: &World) -> Result<(), String> {
+        scenarios::Motes::BRIDGE.invariant(world)
+    }
+    fn live(&self, world: &World) -> bool {
+        scenarios::Motes::BRIDGE.live(world)
+    }
+    fn not_live(&self, world: &World) -> String {
+        scenarios::Motes::BRIDGE.not_live(world)
+    }
+}
+
+#[test]
+fn a_bridge_acknowledging_before_the_log_is_caught_and_replays() {
+    let caught = (0..40)
+        .map(|seed| (seed, scenario::run(&HastyBridgeMotes, seed, DURATION, |_| {})))
+        .find(|(_, outcome)| outcome.failure.is_some());
+    let (seed, outcome) = caught.expect("some seed loses an acknowledged frame, and the checks notice");
+    let why = outcome.failure.clone().unwrap();
+    assert!(why.contains("lost") || why.contains("not in the telemetry stream"), "{why}");
+    let again = scenario::run(&HastyBridgeMotes, seed, DURATION, |_| {});
+    assert_eq!((again.failure, again.trace_hash), (Some(why), outcome.trace_hash));
 }
 
 /// A sink that processes every copy it gets (no check of keys already stored).

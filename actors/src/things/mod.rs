@@ -12,7 +12,8 @@
 //!   faults, tracks health, forwards telemetry and maintenance records downstream, and asks the
 //!   gateway to acknowledge each frame to its mote once downstream has stored it.
 //! - `acks`, `dedup`, `health`, `sensor_faults`: the proxy's pure parts.
-//! - `sink`: a downstream that stores by key and counts (until the DSP and the bridge exist).
+//! - `sink`: a downstream that stores by key and counts, for the things tier on its own;
+//!   the system's downstream is the protocol bridge (`crate::streams::bridge`).
 
 pub mod acks;
 pub mod dedup;
@@ -29,7 +30,9 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::maintenance::MaintenanceRecord;
+use crate::ports::eventlog::adapter::LogEvent;
 use crate::provision::KeyRing;
+use crate::streams::bridge::{Bridge, BridgeConfig, BridgeStats};
 use gateway::{Gateway, GatewayMsg, GatewayStats};
 use proxy::{ProxiesMsg, ProxyHost};
 use sensor_faults::SensorFaults;
@@ -63,6 +66,10 @@ pub enum Onward {
         stored: ReplyTo<()>,
     },
     Maintenance(MaintenanceRecord),
+    /// For the bridge from its log port (other downstreams ignore it).
+    Log(LogEvent),
+    /// The bridge's retry timer.
+    RetryDue,
 }
 
 /// What a proxy asks the gateway to send down to its mote.
@@ -81,22 +88,42 @@ pub struct ThingsConfig {
     /// Frame keys of the provisioned motes.
     pub keys: KeyRing,
     pub gateway_stats: Arc<GatewayStats>,
-    /// The counting sink's record (the downstream until the DSP filter and the bridge exist).
-    pub sink: Arc<Mutex<SinkCounts>>,
+    pub downstream: Downstream,
 }
 
-/// Declares `/sink`, `/proxies` (a proxy per provisioned mote at start) and `/gateway` (on a
-/// things-tier node; it needs the MQTT port `/port-mqtt` on its node).
+/// Where the proxies send frames and maintenance records.
+pub enum Downstream {
+    /// The counting sink at `/sink`, storing in memory (the things tier alone: its tests and the
+    /// ingest benchmark).
+    Sink(Arc<Mutex<SinkCounts>>),
+    /// The protocol bridge at `/bridge`, on the platform tier, into the event streams (it needs
+    /// the log port `/port-log` on its node).
+    Bridge(BridgeConfig, Arc<BridgeStats>),
+}
+
+/// Declares the downstream (`/sink` or `/bridge`), `/proxies` (a proxy per provisioned mote at
+/// start) and `/gateway` (on a things-tier node; it needs the MQTT port `/port-mqtt` on its node).
 pub fn declare(t: &mut TopologyBuilder, config: ThingsConfig) {
-    let ThingsConfig { keys, gateway_stats, sink } = config;
-    t.actor("/sink", move |_| CountingSink::new(Arc::clone(&sink)));
+    let ThingsConfig { keys, gateway_stats, downstream } = config;
+    let downstream_path = match downstream {
+        Downstream::Sink(counts) => {
+            t.actor("/sink", move |_| CountingSink::new(Arc::clone(&counts)));
+            "/sink"
+        }
+        Downstream::Bridge(config, stats) => {
+            t.actor("/bridge", move |_| Bridge::new(config, Arc::clone(&stats)))
+                .requires("tier=platform")
+                .mailbox(MAILBOX, Overflow::Backpressure);
+            "/bridge"
+        }
+    };
     let provisioned: Vec<u32> = keys.motes().map(|m| m.0).collect();
     t.actor("/proxies", move |init| {
         ProxyHost::new(init.link("gateway"), init.link("downstream"), provisioned.clone())
     })
     .mailbox(MAILBOX, Overflow::Backpressure)
     .link::<GatewayMsg>("gateway", "/gateway")
-    .link::<Onward>("downstream", "/sink");
+    .link::<Onward>("downstream", downstream_path);
     t.actor("/gateway", move |init| {
         Gateway::new(keys.clone(), init.link("proxies"), Arc::clone(&gateway_stats))
     })

@@ -70,6 +70,7 @@ impl Actor for CountingSink {
                 counts.arrived_us.push(((frame.mote, frame.boot_epoch, frame.seq), now_us));
             }
             Onward::Maintenance(_) => counts.maintenance += 1,
+            Onward::Log(_) | Onward::RetryDue => {}
         }
         Ok(())
     }

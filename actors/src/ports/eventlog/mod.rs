@@ -30,6 +30,7 @@
 //! - Flow control: a consumer delivers at most the credit it was given (`Subscription::credit`,
 //!   then `LogConsumer::grant`) in records, so a slow actor is never flooded.
 
+pub mod adapter;
 pub mod conformance;
 
 use std::fmt;

@@ -1,0 +1,108 @@
+//! The event streams between tiers (BLUEPRINT section 6) and the protocol bridge that fills them.
+//!
+//! ```text
+//! /proxies/mote-N --Onward--> /bridge --LogRequest::Append--> /port-log --> telemetry, maintenance
+//!        ^                      |
+//!        +---- stored (receipt, only once the record is durable) ----+
+//! ```
+//!
+//! - `bridge`: the uplink half of the protocol bridge (proxies -> streams).
+//! - The record formats below: what a consumer of the streams reads.
+//!
+//! Delivery: at least once end to end (a frame is acknowledged to its mote only once its record
+//! is durable, and resent until then), so a stream may hold a frame twice; every telemetry
+//! record carries (mote, boot epoch, sequence), and a consumer that keeps the first of each
+//! gets every frame exactly once. Records of one mote share a key (`mote_key`), hence a
+//! partition, and the bridge appends them one at a time, in the order it took them.
+
+pub mod bridge;
+
+use aiot_firmware::protocol::MoteId;
+use serde::{Deserialize, Serialize};
+
+use crate::things::sensor_faults::SensorFaults;
+use crate::things::UpFrame;
+
+/// Frames from the motes, as `TelemetryRecord`s (bincode), keyed by mote.
+pub const TELEMETRY: &str = "telemetry";
+/// The crew's maintenance log: `MaintenanceRecord`s as JSON (`maintenance::MaintenanceRecord`),
+/// keyed by mote.
+pub const MAINTENANCE: &str = "maintenance";
+/// Partitions of each stream the bridge creates.
+pub const PARTITIONS: u32 = 8;
+
+/// The key of a mote's records: `mote-{id}`.
+pub fn mote_key(mote: u32) -> Vec<u8> {
+    MoteId(mote).to_string().into_bytes()
+}
+
+/// One frame in the telemetry stream. `(mote, boot_epoch, seq)` names the frame: copies of a
+/// frame carry the same three.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TelemetryRecord {
+    pub mote: u32,
+    pub boot_epoch: u32,
+    pub seq: u32,
+    /// The mote's clock when it captured the window, ms.
+    pub capture_ms: u64,
+    /// The gateway's clock when the frame arrived, ms (also the record's timestamp).
+    pub received_ms: u64,
+    /// `aiot_firmware::protocol::Kind` code; `payload` decodes by it.
+    pub kind: u8,
+    /// The proxy's verdict on the window's sensors.
+    pub faults: SensorFaults,
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+impl TelemetryRecord {
+    pub fn new(frame: UpFrame, faults: SensorFaults) -> Self {
+        let UpFrame { mote, boot_epoch, seq, capture_ms, received_ms, kind, payload } = frame;
+        TelemetryRecord { mote, boot_epoch, seq, capture_ms, received_ms, kind, faults, payload }
+    }
+
+    /// The frame's name: what de-duplication keys on.
+    pub fn frame_id(&self) -> (u32, u32, u32) {
+        (self.mote, self.boot_epoch, self.seq)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard()).expect("a record always encodes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let (record, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .map_err(|e| format!("not a telemetry record: {e}"))?;
+        if used != bytes.len() {
+            return Err(format!("not a telemetry record: {} bytes left over", bytes.len() - used));
+        }
+        Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn telemetry_records_round_trip_and_refuse_garbage() {
+        let frame = UpFrame {
+            mote: 7,
+            boot_epoch: 2,
+            seq: 41,
+            capture_ms: 1_000,
+            received_ms: 1_020,
+            kind: 1,
+            payload: vec![1, 2, 3],
+        };
+        let record = TelemetryRecord::new(frame, SensorFaults::default());
+        let bytes = record.encode();
+        assert_eq!(TelemetryRecord::decode(&bytes).unwrap(), record);
+        assert_eq!(record.frame_id(), (7, 2, 41));
+        assert!(TelemetryRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+        let mut padded = bytes.clone();
+        padded.push(0);
+        assert!(TelemetryRecord::decode(&padded).is_err());
+        assert_eq!(mote_key(7), b"mote-7");
+    }
+}

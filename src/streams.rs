@@ -1,0 +1,53 @@
+//! The event log on a platform node (`aiot node` with the `things` topology): the embedded
+//! durable log in `{data_dir}/log` (its encryption key in `{data_dir}/log.key`, made on the first
+//! start, readable by its owner only, never overwritten), or Kafka when `[stream]` names brokers.
+//! Either way the node installs the log port (`/port-log`) the bridge appends through.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aiot_actors::adapters::embedded_log::{EmbeddedLog, LogConfig, LogKey};
+use aiot_actors::adapters::kafka::{KafkaLog, KafkaSettings};
+use aiot_actors::ports::eventlog::adapter::{Log, LogLink};
+use aiot_actors::ports::eventlog::EventLog;
+use aiot_actors::provision::{hex32, to_hex};
+use aiot_cluster::config::NodeConfig;
+use aiot_cluster::node::Prepare;
+
+/// The preparation that opens the node's log and installs the log port.
+pub fn prepare(config: &NodeConfig) -> Result<Prepare, String> {
+    let link = LogLink::new();
+    let log: Arc<dyn EventLog> = match &config.stream.kafka {
+        Some(kafka) => {
+            println!("event log on Kafka at {}", kafka.brokers);
+            Arc::new(
+                KafkaLog::new(KafkaSettings::new(kafka.brokers.clone()), link.sink())
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        None => {
+            let key = log_key(&config.data_dir)?;
+            let dir = config.data_dir.join("log");
+            let log = EmbeddedLog::open(&dir, LogConfig::new(key), link.sink())
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            println!("embedded event log in {}", dir.display());
+            Arc::new(log)
+        }
+    };
+    link.attach(log);
+    Ok(Box::new(move |system| system.install_port::<Log, _>(link.adapter()).map_err(|e| e.to_string())))
+}
+
+/// The log's key from `{data_dir}/log.key`, made there on the first start.
+fn log_key(data_dir: &Path) -> Result<LogKey, String> {
+    let path = data_dir.join("log.key");
+    if !path.exists() {
+        std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| format!("no randomness for the log key: {e}"))?;
+        crate::motes::write_secret(&path, &to_hex(&key))?;
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let key = hex32(&text).map_err(|e| format!("{}: the key {e}", path.display()))?;
+    Ok(LogKey(key))
+}
