@@ -20,10 +20,11 @@ pub fn prepare(config: &NodeConfig) -> Result<Prepare, String> {
     let log: Arc<dyn EventLog> = match &config.stream.kafka {
         Some(kafka) => {
             println!("event log on Kafka at {}", kafka.brokers);
-            Arc::new(
-                KafkaLog::new(KafkaSettings::new(kafka.brokers.clone()), link.sink())
-                    .map_err(|e| e.to_string())?,
-            )
+            let settings = KafkaSettings {
+                max_batch_records: kafka.batch_records,
+                ..KafkaSettings::new(kafka.brokers.clone())
+            };
+            Arc::new(KafkaLog::new(settings, link.sink()).map_err(|e| e.to_string())?)
         }
         None => {
             let key = log_key(&config.data_dir)?;

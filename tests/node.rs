@@ -2,7 +2,8 @@
 //! TLS and detect a kill; four nodes run the `ping` topology spread by tags, with asks and tells
 //! across nodes, and the inference node hosting the echo is killed: the echo comes back on the
 //! other inference node within the lease bound. `--check` reports the identity and ignores
-//! unattested tag claims.
+//! unattested tag claims. The things topology: motes through the gateway, proxies and bridge
+//! into the embedded log, and into Kafka read back by an independent consumer.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -243,31 +244,29 @@ fn four_nodes_spread_the_ping_topology_by_tags_and_fail_over_within_the_lease_bo
     drop(victim);
 }
 
-#[test]
-fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker_into_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
+/// A platform and a things node running the `things` topology on the platform's embedded
+/// broker (`stream` is added to the platform's configuration), and 3 motes for 4 s at warp 600
+/// (`during` runs while they do). Returns the nodes and the frames the motes sent and resent
+/// (for want of an acknowledgement), after checking that every one was acknowledged end to end.
+fn motes_through_a_things_cluster(dir: &Path, stream: &str, during: impl FnOnce()) -> (Node, Node, u64, u64) {
+    let path = |p: &str| dir.join(p).to_str().unwrap().to_string();
     run_ok(&["ca", "init", "--dir", &path("ca")]);
     run_ok(&["ca", "issue", "--dir", &path("ca"), "--node", "platform-1", "--tags", "tier=platform"]);
     run_ok(&["ca", "issue", "--dir", &path("ca"), "--node", "things-1", "--tags", "tier=things"]);
     run_ok(&["motes", "provision", "--count", "3", "--dir", &path("motes"), "--ca", &path("ca")]);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mqtt = format!("topology = \"things\"\n[mqtt]\nfleet = \"motes/fleet.toml\"\nembedded_port = {port}");
+    let platform_extra = format!("{mqtt}\n{stream}");
     let platform =
-        Node::start(&write_config_with(dir.path(), "platform-1", "", "tier = \"platform\"", &mqtt));
+        Node::start(&write_config_with(dir, "platform-1", "", "tier = \"platform\"", &platform_extra));
     assert!(platform.wait_for("embedded MQTT broker on ").contains(&port.to_string()));
-    assert!(platform.wait_for("embedded event log in ").ends_with("log"));
     let addr = platform.wait_for("listening on ").trim_start_matches("listening on ").to_string();
-    let things = Node::start(&write_config_with(
-        dir.path(),
-        "things-1",
-        &format!("\"platform-1@{addr}\""),
-        "tier = \"things\"",
-        &mqtt,
-    ));
+    let seeds = format!("\"platform-1@{addr}\"");
+    let things = Node::start(&write_config_with(dir, "things-1", &seeds, "tier = \"things\"", &mqtt));
     things.wait_for("hosting /gateway");
 
     let broker = format!("mqtt://127.0.0.1:{port}");
+    let credentials = path("motes");
     let args = [
         "motes",
         "--count",
@@ -279,19 +278,28 @@ fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker_
         "--duration",
         "4s",
         "--credentials",
-        &path("motes"),
+        &credentials,
     ];
-    let out = run_ok(&args);
+    let motes = aiot().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    during();
+    let out = motes.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
     let last = out.lines().last().unwrap_or_default();
     let sent: u64 = last.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(sent >= 30, "3 motes at a report per 0.1 s for 4 s: {out}");
     assert!(last.ends_with(" 0 unacknowledged"), "every frame acknowledged end to end: {out}");
-    // The bridge runs on the platform node: its status line (every 10 s) counts the frames it
-    // appended to the embedded log, each once (copies of a waiting frame join it). Every frame
-    // was acknowledged end to end, which the bridge allows only once its record is durable.
+    let status = out.lines().rev().nth(1).unwrap_or_default();
+    let resent =
+        status.split("resent ").nth(1).and_then(|r| r.split(',').next()).and_then(|n| n.parse().ok());
+    (platform, things, sent, resent.unwrap_or_else(|| panic!("no resent count in {status:?}")))
+}
+
+/// The bridge's status line (every 10 s) once it counts at least `frames` frames appended.
+fn bridge_status_with(platform: &Node, frames: u64) -> String {
     let mut lines = Vec::new();
-    let status = loop {
-        assert!(lines.len() < 6, "the bridge never appended {sent} frames: {lines:#?}");
+    loop {
+        assert!(lines.len() < 6, "the bridge never appended {frames} frames: {lines:#?}");
         let line = platform.wait_for("things: ");
         lines.push(line.clone());
         let appended = line
@@ -299,12 +307,91 @@ fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker_
             .nth(1)
             .and_then(|r| r.split_whitespace().next())
             .and_then(|n| n.parse::<u64>().ok());
-        if appended.is_some_and(|n| n >= sent) {
-            break line;
+        if appended.is_some_and(|n| n >= frames) {
+            return line;
         }
+    }
+}
+
+#[test]
+fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker_into_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (platform, _things, sent, _) = motes_through_a_things_cluster(dir.path(), "", || {});
+    // The bridge runs on the platform node and appends to the embedded log there. Every frame
+    // was acknowledged end to end, which the bridge allows only once its record is durable; its
+    // status counts each frame once (copies of a waiting frame join it).
+    let status = bridge_status_with(&platform, sent);
+    let expected = format!("({sent} frames), 0 waiting");
+    assert!(status.contains(&expected) && status.contains("bridge ok"), "{status}");
+    assert!(dir.path().join("data/platform-1/log.key").exists(), "the log's key was made");
+}
+
+/// Motes -> MQTT -> gateway and proxies -> bridge -> Kafka (tansu), read back by an independent
+/// consumer that `assign()`s every partition (group joins on tansu can take over 20 s). Kafka is
+/// frozen (SIGSTOP) for 2.5 s while the motes run: the bridge holds their frames, nothing is
+/// acknowledged before it is stored, and nothing acknowledged is lost. In the stream: each
+/// mote's records under its key, in its partition, every frame there, in the mote's order after
+/// de-duplication.
+#[test]
+fn motes_through_the_bridge_into_kafka_survive_a_frozen_broker_and_read_back_in_order() {
+    use aiot_actors::adapters::tansu::Tansu;
+    use aiot_actors::ports::eventlog::partition_for;
+    use aiot_actors::streams::{mote_key, TelemetryRecord, PARTITIONS, TELEMETRY};
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+    let tansu = Tansu::start().expect("tansu (tools/test installs it; AIOT_TANSU names it)");
+    let dir = tempfile::tempdir().unwrap();
+    // One record per produce batch: tansu's high watermark ignores a batch's later records.
+    let stream = format!("[stream]\nkafka.brokers = \"{}\"\nkafka.batch_records = 1", tansu.bootstrap());
+    let freeze = || {
+        // Test harness code, not actor code: it paces the outage in wall time.
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_secs(1));
+        tansu.pause().unwrap();
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(2500));
+        tansu.resume().unwrap();
     };
-    assert!(
-        status.contains(&format!("({sent} frames), 0 waiting")) && status.contains("bridge ok"),
-        "{status}"
-    );
+    let (platform, _things, sent, resent) = motes_through_a_things_cluster(dir.path(), &stream, freeze);
+    assert!(resent > 0, "the motes resent frames while Kafka was frozen (no acknowledgement came)");
+    let status = bridge_status_with(&platform, sent);
+    assert!(status.contains(&format!("({sent} frames), 0 waiting")), "{status}");
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", tansu.bootstrap())
+        .set("group.id", "e2e-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        partitions.add_partition_offset(TELEMETRY, p as i32, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&partitions).unwrap();
+    let mut first_seen: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
+    let mut seen = std::collections::BTreeSet::new();
+    let (mut copies, mut polls) = (0u64, 0);
+    while (seen.len() as u64) < sent {
+        polls += 1;
+        assert!(polls < 600, "read {} of {sent} frames in 60 s", seen.len());
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let message = message.unwrap();
+        let record = TelemetryRecord::decode(message.payload().unwrap()).unwrap();
+        let key = mote_key(record.mote);
+        assert_eq!(message.key(), Some(key.as_slice()), "keyed by mote");
+        assert_eq!(message.partition() as u32, partition_for(&key, PARTITIONS), "one mote, one partition");
+        assert_eq!(record.boot_epoch, 1, "no mote rebooted");
+        if seen.insert(record.frame_id()) {
+            first_seen.entry(record.mote).or_default().push(record.seq);
+        } else {
+            copies += 1;
+        }
+    }
+    assert_eq!(first_seen.len(), 3, "every mote's frames: {first_seen:?}");
+    for (mote, seqs) in &first_seen {
+        let expected: Vec<u32> = (0..seqs.len() as u32).collect();
+        assert_eq!(seqs, &expected, "mote-{mote}: every frame, in its order, after de-duplication");
+    }
+    println!("{sent} frames ({resent} resends) read back in order, {copies} copies de-duplicated");
 }

@@ -14,6 +14,7 @@
 //!
 //! [stream]                           # the event log (BLUEPRINT section 6)
 //! kafka.brokers = "10.0.0.5:9092,10.0.0.6:9092"  # Kafka instead of the embedded log
+//! kafka.batch_records = 1            # optional: records per produce batch at most
 //!
 //! [tls]
 //! ca = "ca/ca.pem"
@@ -68,6 +69,11 @@ pub struct KafkaConfig {
     /// Bootstrap brokers, `host:port[,host:port...]`.
     #[serde(deserialize_with = "broker_list")]
     pub brokers: String,
+    /// At most this many records per produce batch (librdkafka's `batch.num.messages`); unset:
+    /// librdkafka's default. `1` for tansu, whose high watermark ignores all but a batch's first
+    /// record (STACK-NOTES).
+    #[serde(default)]
+    pub batch_records: Option<u32>,
 }
 
 fn broker_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
