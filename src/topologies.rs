@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use aiot_actors::provision::Fleet;
 use aiot_actors::streams::bridge::{BridgeConfig, BridgeStats};
+use aiot_actors::streams::command_relay::RelayStats;
 use aiot_actors::things::gateway::GatewayStats;
 use aiot_actors::things::{self, Downstream, ThingsConfig};
 use aiot_runtime::prelude::*;
@@ -46,24 +47,33 @@ pub fn by_name(name: &str, node: &str, fleet: Option<&Fleet>) -> Result<(Topolog
 fn things_tier(fleet: &Fleet) -> (Topology, Status) {
     let gateway_stats = Arc::new(GatewayStats::default());
     let bridge = Arc::new(BridgeStats::default());
+    let relay = Arc::new(RelayStats::default());
     let mut t = Topology::builder();
     things::declare(
         &mut t,
         ThingsConfig {
             keys: fleet.keys(),
             gateway_stats: Arc::clone(&gateway_stats),
-            downstream: Downstream::Bridge(BridgeConfig::default(), Arc::clone(&bridge)),
+            downstream: Downstream::Bridge {
+                config: BridgeConfig::default(),
+                stats: Arc::clone(&bridge),
+                relay: Arc::clone(&relay),
+            },
         },
     );
     let status: Status = Box::new(move || {
         let s = &gateway_stats;
         format!(
-            "things: gateway in {} forwarded {} refused {} acks {} | {}",
+            "things: gateway in {} forwarded {} refused {} acks {} | {} | commands read {} delivered {} given up {} pending {}",
             s.frames_in.load(Ordering::Relaxed),
             s.forwarded.load(Ordering::Relaxed),
             s.refused_total(),
             s.acks_sent.load(Ordering::Relaxed),
-            bridge.status()
+            bridge.status(),
+            relay.read.load(Ordering::Relaxed),
+            relay.delivered.load(Ordering::Relaxed),
+            relay.given_up.load(Ordering::Relaxed),
+            relay.in_flight.load(Ordering::Relaxed)
         )
     });
     (t.build().expect("the things topology is valid"), status)

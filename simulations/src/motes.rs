@@ -17,7 +17,7 @@ use aiot_actors::maintenance::{
 };
 use aiot_actors::ports::mqtt::{EventSink, MqttConnection, MqttEvent, Publish, QoS};
 use aiot_actors::provision::MoteCredentials;
-use aiot_firmware::mote::{Mote, MoteConfig, Persistent, WindowOutcome};
+use aiot_firmware::mote::{DownApplied, Mote, MoteConfig, Persistent, WindowOutcome};
 use aiot_firmware::protocol::MoteId;
 use aiot_firmware::sampling::{Window, DEFAULT_SAMPLE_RATE_HZ, WINDOW};
 use parking_lot::Mutex;
@@ -43,6 +43,8 @@ pub struct HostCounters {
     pub down_frames: u64,
     /// Down frames the core refused (forged, replayed, malformed).
     pub down_refused: u64,
+    /// Commands (configuration) the core accepted and applied.
+    pub commands_applied: u64,
 }
 
 /// A mote's configuration from its credentials (defaults for the rest).
@@ -153,6 +155,7 @@ impl MoteHost {
                         publish(connection.as_ref(), topic, frame, counters)
                     });
                     counters.down_refused += u64::from(applied.is_err());
+                    counters.commands_applied += u64::from(matches!(applied, Ok(DownApplied::Command(_))));
                 }
                 _ => {}
             }

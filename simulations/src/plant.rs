@@ -24,6 +24,7 @@ use aiot_actors::ports::mqtt::adapter::MqttLink;
 use aiot_actors::ports::mqtt::{ConnectOptions, Mqtt};
 use aiot_actors::provision::{to_hex, Fleet, Login, MoteCredentials};
 use aiot_actors::streams::bridge::{BridgeConfig, BridgeStats};
+use aiot_actors::streams::command_relay::RelayStats;
 use aiot_actors::things::gateway::GatewayStats;
 use aiot_actors::things::sink::SinkCounts;
 use aiot_actors::things::{self, Downstream, ThingsConfig};
@@ -47,6 +48,7 @@ pub struct ThingsShared {
     pub gateway: Arc<GatewayStats>,
     pub sink: Arc<Mutex<SinkCounts>>,
     pub bridge: Arc<BridgeStats>,
+    pub relay: Arc<RelayStats>,
 }
 
 /// The fleet's credentials: keys derived from the mote ids (a simulation has no secrets).
@@ -73,7 +75,11 @@ pub fn fleet(motes: u32) -> Fleet {
 /// feed the counting sink, or with `streams` the bridge into the event streams.
 pub fn declare(t: &mut TopologyBuilder, fleet: &Fleet, shared: &ThingsShared, streams: bool) {
     let downstream = if streams {
-        Downstream::Bridge(BridgeConfig::default(), Arc::clone(&shared.bridge))
+        Downstream::Bridge {
+            config: BridgeConfig::default(),
+            stats: Arc::clone(&shared.bridge),
+            relay: Arc::clone(&shared.relay),
+        }
     } else {
         Downstream::Sink(Arc::clone(&shared.sink))
     };
@@ -239,6 +245,11 @@ impl Plant {
         if let Some(why) = &self.loop_broken {
             return Err(format!("closed loop: {why}"));
         }
+        let applied: u64 = self.motes.iter().map(|m| m.host.counters().commands_applied).sum();
+        let delivered = self.shared.gateway.commands_delivered.load(Relaxed);
+        if delivered > applied {
+            return Err(format!("the gateway counts {delivered} commands delivered, the motes applied {applied}"));
+        }
         if self.streams.is_none() {
             let sink = self.shared.sink.lock();
             if sink.frames() != sink.keys.len() as u64 {
@@ -292,7 +303,13 @@ impl Plant {
             }
             Ok(())
         })?;
-        self.streams.as_ref().map_or(Ok(()), Streams::acked_frames_stored)
+        let Some(streams) = &self.streams else { return Ok(()) };
+        streams.acked_frames_stored()?;
+        let (in_stream, read) = (streams.view().commands, self.shared.relay.read.load(Relaxed));
+        if read < in_stream {
+            return Err(format!("the command relay read {read} of the {in_stream} commands in the stream"));
+        }
+        Ok(())
     }
 
     /// Totals for a summary: frames originated, processed, dropped by rings.
@@ -307,6 +324,10 @@ impl Plant {
                 totals.insert("log crashes", streams.stats().crashes);
                 totals.insert("log acknowledgements lost", streams.stats().acks_lost);
                 totals.insert("bridge append failures", self.shared.bridge.append_failures.load(Relaxed));
+                totals.insert("commands in the stream", streams.view().commands);
+                totals.insert("commands delivered", self.shared.relay.delivered.load(Relaxed));
+                totals.insert("commands given up", self.shared.relay.given_up.load(Relaxed));
+                totals.insert("commands applied by motes", self.motes.iter().map(|m| m.host.counters().commands_applied).sum());
             }
             None => {
                 totals.insert("copies refused by the sink", self.shared.sink.lock().duplicates);

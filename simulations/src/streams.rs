@@ -6,6 +6,11 @@
 //! What it lets the plant check: every frame acknowledged to a mote is in the telemetry stream
 //! (the bridge answers a proxy only once the record is durable), the stream holds nothing a mote
 //! did not send, and after de-duplication each frame is there once.
+//!
+//! Downlink: every `COMMAND_EVERY` a configuration command for a mote drawn by the seed goes
+//! into the `commands` stream (as an operator's tool would put it there); the command relay and
+//! the gateway carry it down. The plant checks that the gateway never counts a command delivered
+//! that no mote applied, and that the relay reads every command in the stream.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,8 +20,11 @@ use aiot_actors::ports::eventlog::adapter::{Log, LogLink};
 use aiot_actors::ports::eventlog::{ConsumerEvent, EventLog, LogConsumer, Start, Subscription};
 use aiot_actors::ports::mqtt::{ConnectOptions, MqttConnection, MqttEvent, QoS};
 use aiot_actors::provision::{Fleet, KeyRing};
-use aiot_actors::streams::{TelemetryRecord, MAINTENANCE, PARTITIONS, TELEMETRY};
-use aiot_firmware::protocol::{self, Payload};
+use aiot_actors::ports::eventlog::Record;
+use aiot_actors::streams::{mote_key, CommandRecord, TelemetryRecord, COMMANDS, MAINTENANCE, PARTITIONS, TELEMETRY};
+use aiot_firmware::protocol::{self, Command, Payload};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use aiot_runtime::exec::det::DetSystem;
 use parking_lot::Mutex;
 
@@ -36,6 +44,8 @@ pub struct StreamView {
     /// Records that are not telemetry records.
     pub undecodable: Vec<String>,
     pub maintenance: u64,
+    /// Command records in the `commands` stream.
+    pub commands: u64,
     /// Records read since credit was last granted.
     unpaid: u32,
 }
@@ -47,6 +57,10 @@ impl StreamView {
         for stored in records {
             if stored.partition.topic == MAINTENANCE {
                 self.maintenance += 1;
+                continue;
+            }
+            if stored.partition.topic == COMMANDS {
+                self.commands += 1;
                 continue;
             }
             match TelemetryRecord::decode(&stored.record.payload) {
@@ -70,21 +84,29 @@ pub struct Streams {
     acks: Inbox,
     /// Frames acknowledged to their motes: (mote, boot epoch, sequence).
     acked: BTreeSet<(u32, u32, u32)>,
+    /// Commands: the generator of their motes, how many motes, when the next one goes in.
+    rng: ChaCha8Rng,
+    motes: u32,
+    next_command: Duration,
+    commands_appended: u64,
 }
+
+/// How often a command goes into the `commands` stream.
+pub const COMMAND_EVERY: Duration = Duration::from_secs(20);
 
 impl Streams {
     /// A flaky log with the streams the bridge makes, read from the start by a consumer of
     /// our own, and an observer on the motes' down topics (with the crew's login).
     pub fn new(seed: u64, fleet: &Fleet, broker: &SimBroker) -> Streams {
         let log = SimLog::new(seed, LogFaults::flaky(), Arc::new(|_| {}));
-        for topic in [TELEMETRY, MAINTENANCE] {
+        for topic in [TELEMETRY, MAINTENANCE, COMMANDS] {
             log.create_topic(topic, PARTITIONS).expect("a new log takes the streams");
         }
         let view = Arc::new(Mutex::new(StreamView::default()));
         let reading = Arc::clone(&view);
         let consumer = log
             .subscribe(
-                Subscription::all(&[TELEMETRY, MAINTENANCE], "checker", Start::Earliest),
+                Subscription::all(&[TELEMETRY, MAINTENANCE, COMMANDS], "checker", Start::Earliest),
                 Arc::new(move |event| reading.lock().read(event)),
             )
             .expect("the streams exist");
@@ -92,8 +114,19 @@ impl Streams {
         let crew = &fleet.crew;
         let options = ConnectOptions::new("aiot-ack-observer").with_credentials(&crew.user, &crew.password);
         let observer = broker.connect(options, sink);
-        let streams =
-            Streams { log, view, consumer, keys: fleet.keys(), observer, acks, acked: BTreeSet::new() };
+        let streams = Streams {
+            log,
+            view,
+            consumer,
+            keys: fleet.keys(),
+            observer,
+            acks,
+            acked: BTreeSet::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0xc0de),
+            motes: fleet.motes.len() as u32,
+            next_command: COMMAND_EVERY,
+            commands_appended: 0,
+        };
         streams.subscribe_observer();
         streams
     }
@@ -125,6 +158,10 @@ impl Streams {
 
     /// Runs the log to `now`, pays the consumer for what it read, and notes the acks sent down.
     pub fn step(&mut self, now: Duration) {
+        if now >= self.next_command && self.motes > 0 {
+            self.next_command += COMMAND_EVERY;
+            self.append_command(now);
+        }
         self.log.advance(now);
         let unpaid = std::mem::take(&mut self.view.lock().unpaid);
         if unpaid > 0 {
@@ -137,6 +174,19 @@ impl Streams {
                 MqttEvent::Connected => self.subscribe_observer(),
                 _ => {}
             }
+        }
+    }
+
+    /// A command for a mote drawn by the seed: report every 60 s (its default, so the plant's
+    /// timing stays as it was; the mote applies it all the same). Refused while the log is
+    /// down: the next one is due later.
+    fn append_command(&mut self, now: Duration) {
+        let mote = self.rng.random_range(1..=self.motes);
+        let command = Payload::Command(Command::SetReportInterval { seconds: 60 });
+        let record = CommandRecord::new(mote, &command).expect("a command payload");
+        let record = Record::new(COMMANDS, mote_key(mote), record.encode(), now.as_millis() as u64);
+        if self.log.append(self.commands_appended, record).is_ok() {
+            self.commands_appended += 1;
         }
     }
 

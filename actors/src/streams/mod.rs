@@ -7,6 +7,8 @@
 //! ```
 //!
 //! - `bridge`: the uplink half of the protocol bridge (proxies -> streams).
+//! - `command_relay`: the downlink half (the `commands` stream -> the gateway -> motes, at QoS
+//!   1, each command tracked until its mote's report shows it arrived).
 //! - The record formats below: what a consumer of the streams reads.
 //!
 //! Delivery: at least once end to end (a frame is acknowledged to its mote only once its record
@@ -16,10 +18,12 @@
 //! partition, and the bridge appends them one at a time, in the order it took them.
 
 pub mod bridge;
+pub mod command_relay;
 
-use aiot_firmware::protocol::MoteId;
+use aiot_firmware::protocol::{MoteId, Payload};
 use serde::{Deserialize, Serialize};
 
+use crate::things::commands::MoteCommand;
 use crate::things::sensor_faults::SensorFaults;
 use crate::things::UpFrame;
 
@@ -28,6 +32,8 @@ pub const TELEMETRY: &str = "telemetry";
 /// The crew's maintenance log: `MaintenanceRecord`s as JSON (`maintenance::MaintenanceRecord`),
 /// keyed by mote.
 pub const MAINTENANCE: &str = "maintenance";
+/// Commands for motes (OTA, configuration), as `CommandRecord`s (bincode), keyed by mote.
+pub const COMMANDS: &str = "commands";
 /// Partitions of each stream the bridge creates.
 pub const PARTITIONS: u32 = 8;
 
@@ -80,6 +86,40 @@ impl TelemetryRecord {
     }
 }
 
+/// One command in the `commands` stream: for `mote`, a down payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRecord {
+    pub mote: u32,
+    pub command: MoteCommand,
+}
+
+impl CommandRecord {
+    /// A command record from a down payload (configuration or OTA; not an ack).
+    pub fn new(mote: u32, payload: &Payload<'_>) -> Result<Self, String> {
+        let kind = payload.kind();
+        if !kind.is_down() || matches!(payload, Payload::Ack(_)) {
+            return Err(format!("{kind:?} is not a command"));
+        }
+        let mut bytes = vec![0; payload.encoded_len()];
+        let len = payload.encode(&mut bytes).map_err(|e| e.to_string())?;
+        bytes.truncate(len);
+        Ok(CommandRecord { mote, command: MoteCommand { kind: kind as u8, payload: bytes } })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard()).expect("a record always encodes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let (record, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .map_err(|e| format!("not a command record: {e}"))?;
+        if used != bytes.len() {
+            return Err(format!("not a command record: {} bytes left over", bytes.len() - used));
+        }
+        Ok(record)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +144,16 @@ mod tests {
         padded.push(0);
         assert!(TelemetryRecord::decode(&padded).is_err());
         assert_eq!(mote_key(7), b"mote-7");
+    }
+
+    #[test]
+    fn command_records_carry_down_payloads_only() {
+        use aiot_firmware::protocol::{Ack, Command};
+        let record = CommandRecord::new(3, &Payload::Command(Command::SetRawEvery { reports: 5 })).unwrap();
+        assert_eq!(CommandRecord::decode(&record.encode()).unwrap(), record);
+        assert_eq!(record.command.kind, 0x82);
+        let ack = Payload::Ack(Ack { boot_epoch: 1, first_seq: 0, last_seq: 0 });
+        assert!(CommandRecord::new(3, &ack).is_err());
+        assert!(CommandRecord::decode(b"junk").is_err());
     }
 }

@@ -19,10 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_firmware::protocol::{
-    self, Ack, Direction, DownMark, Envelope, FrameError, MoteId, Payload, MAX_FRAME,
+    self, Ack, Direction, DownMark, Envelope, FrameError, Kind, MoteId, Payload, MAX_FRAME,
 };
-use aiot_runtime::{Actor, ActorError, ActorRef, Ctx, PortRef};
+use aiot_runtime::{Actor, ActorError, ActorRef, Ctx, PortRef, ReplyTo};
 
+use super::commands::{CommandTracker, MoteCommand, Next};
 use super::proxy::ProxiesMsg;
 use super::{Downlink, UpFrame};
 use crate::maintenance::{self, MaintenanceRecord};
@@ -52,10 +53,13 @@ pub enum Refusal {
     BadPayload,
     /// A maintenance record that does not parse, or names another mote than its topic.
     BadMaintenance,
+    /// A command to send down that is not a down kind with a valid payload, or for an unknown
+    /// mote.
+    BadCommand,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 10] = [
+    pub const ALL: [Refusal; 11] = [
         Refusal::UnknownTopic,
         Refusal::Oversized,
         Refusal::Malformed,
@@ -66,6 +70,7 @@ impl Refusal {
         Refusal::WrongDirection,
         Refusal::BadPayload,
         Refusal::BadMaintenance,
+        Refusal::BadCommand,
     ];
 }
 
@@ -80,6 +85,11 @@ pub struct GatewayStats {
     pub undeliverable: AtomicU64,
     refused: [AtomicU64; Refusal::ALL.len()],
     pub acks_sent: AtomicU64,
+    /// Commands sent down (resends included), delivered (a report showed the mote accepted
+    /// them), and given up (never accepted after `commands::MAX_SENDS` sends, or no such mote).
+    pub commands_sent: AtomicU64,
+    pub commands_delivered: AtomicU64,
+    pub commands_given_up: AtomicU64,
     /// Downlinks the port refused (the mote resends, and is acknowledged again).
     pub downlinks_refused: AtomicU64,
     /// Log lines written about refusals, and those held back by the rate limit.
@@ -105,6 +115,9 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 pub enum GatewayMsg {
     Mqtt(MqttEvent),
     Down { mote: u32, downlink: Downlink },
+    /// Send `command` to `mote` at QoS 1 and answer `delivered` once the mote's report shows it
+    /// accepted it (`false`: given up). A mote's commands go one at a time, in order.
+    Command { mote: u32, command: MoteCommand, delivered: ReplyTo<bool> },
 }
 
 pub struct Gateway {
@@ -113,6 +126,7 @@ pub struct Gateway {
     stats: Arc<GatewayStats>,
     mqtt: Option<PortRef<Mqtt>>,
     down_marks: BTreeMap<u32, DownMark>,
+    commands: CommandTracker<ReplyTo<bool>>,
     /// Per reason: when it was last logged (ms), and refusals held back since.
     log: BTreeMap<Refusal, (u64, u64)>,
     buffer: Vec<u8>,
@@ -126,6 +140,7 @@ impl Gateway {
             stats,
             mqtt: None,
             down_marks: BTreeMap::new(),
+            commands: CommandTracker::default(),
             log: BTreeMap::new(),
             buffer: vec![0; MAX_FRAME],
         }
@@ -156,7 +171,11 @@ impl Gateway {
         }
         self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
         match self.check(&message) {
-            Ok(frame) => {
+            Ok((frame, reported_mark)) => {
+                if let Some(accepted) = reported_mark {
+                    let next = self.commands.on_report(frame.mote, accepted, now_ms);
+                    self.follow(next, ctx)?;
+                }
                 let frame = UpFrame { received_ms: now_ms, ..frame };
                 let counter = match ctx.send(&self.proxies, ProxiesMsg::Up(frame)) {
                     Ok(()) => &self.stats.forwarded,
@@ -170,7 +189,8 @@ impl Gateway {
     }
 
     /// Every check of a message on an up topic, in order.
-    fn check(&mut self, message: &Publish) -> Result<UpFrame, (Refusal, String)> {
+    /// Returns the frame, and the down mark its mote reported (features reports carry it).
+    fn check(&mut self, message: &Publish) -> Result<(UpFrame, Option<DownMark>), (Refusal, String)> {
         let Some((mote, Direction::Up)) = protocol::parse_topic(&message.topic) else {
             return Err((Refusal::UnknownTopic, "not a mote's up topic".into()));
         };
@@ -202,10 +222,14 @@ impl Gateway {
             return Err((Refusal::WrongDirection, format!("{kind:?} is a down kind")));
         }
         let payload = frame.decode_payload().map_err(|e| (Refusal::BadPayload, e.to_string()))?;
-        if let Payload::Features(report) = payload {
-            self.learn_down_mark(mote, report.down_mark);
-        }
-        Ok(UpFrame {
+        let reported_mark = match payload {
+            Payload::Features(report) => {
+                self.learn_down_mark(mote, report.down_mark);
+                Some(report.down_mark)
+            }
+            _ => None,
+        };
+        let up = UpFrame {
             mote: mote.0,
             boot_epoch: envelope.boot_epoch,
             seq: envelope.seq,
@@ -213,7 +237,8 @@ impl Gateway {
             received_ms: 0,
             kind: kind as u8,
             payload: frame.payload.to_vec(),
-        })
+        };
+        Ok((up, reported_mark))
     }
 
     /// A mote that accepted a mark at or above ours means our counter was lost: jump past it.
@@ -246,29 +271,97 @@ impl Gateway {
         downlink: Downlink,
         ctx: &mut Ctx<'_, GatewayMsg>,
     ) -> Result<(), ActorError> {
+        let Downlink::Ack { boot_epoch, first_seq, last_seq } = downlink;
+        let ack = Payload::Ack(Ack { boot_epoch, first_seq, last_seq });
+        if self.publish_down(mote, &ack, None, ctx)?.is_some() {
+            self.stats.acks_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Signs `payload` for `mote` under `mark` (`None`: the mote's next mark) and publishes it
+    /// at QoS 1; returns the mark used, or `None` if it could not go out (no key, no port, the
+    /// port refused: counted).
+    fn publish_down(
+        &mut self,
+        mote: u32,
+        payload: &Payload<'_>,
+        mark: Option<DownMark>,
+        ctx: &mut Ctx<'_, GatewayMsg>,
+    ) -> Result<Option<DownMark>, ActorError> {
         let id = MoteId(mote);
-        let Some(key) = self.keys.get(id) else { return Ok(()) };
-        let mark = self.down_marks.entry(mote).or_insert(DownMark { epoch: 1, seq: 0 });
-        mark.seq += 1;
+        let Some(key) = self.keys.get(id) else { return Ok(None) };
+        let mark = match mark {
+            Some(mark) => mark,
+            None => {
+                let next = self.down_marks.entry(mote).or_insert(DownMark { epoch: 1, seq: 0 });
+                next.seq += 1;
+                *next
+            }
+        };
         let envelope = Envelope {
             mote: id,
             boot_epoch: mark.epoch,
             seq: mark.seq,
             capture_ms: ctx.now().since_start().as_millis() as u64,
         };
-        let payload = match downlink {
-            Downlink::Ack { boot_epoch, first_seq, last_seq } => {
-                Payload::Ack(Ack { boot_epoch, first_seq, last_seq })
-            }
-        };
-        let len = protocol::encode_frame(&envelope, &payload, key, &mut self.buffer)
+        let len = protocol::encode_frame(&envelope, payload, key, &mut self.buffer)
             .map_err(|e| ActorError::new(format!("encoding a downlink: {e}")))?;
-        let Some(mqtt) = &self.mqtt else { return Ok(()) };
+        let Some(mqtt) = &self.mqtt else { return Ok(None) };
         let publish = Publish::new(id.down_topic().as_str(), self.buffer[..len].to_vec(), QoS::AtLeastOnce);
-        match ctx.port_request(mqtt, MqttRequest::Publish(publish)) {
-            Ok(()) => self.stats.acks_sent.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.stats.downlinks_refused.fetch_add(1, Ordering::Relaxed),
-        };
+        if ctx.port_request(mqtt, MqttRequest::Publish(publish)).is_err() {
+            self.stats.downlinks_refused.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        Ok(Some(mark))
+    }
+
+    fn on_command(
+        &mut self,
+        mote: u32,
+        command: MoteCommand,
+        delivered: ReplyTo<bool>,
+        ctx: &mut Ctx<'_, GatewayMsg>,
+    ) -> Result<(), ActorError> {
+        let down = Kind::from_code(command.kind).filter(|k| k.is_down() && *k != Kind::Ack);
+        let valid = down.is_some_and(|kind| Payload::decode(kind, &command.payload).is_ok());
+        if !valid || self.keys.get(MoteId(mote)).is_none() {
+            self.stats.commands_given_up.fetch_add(1, Ordering::Relaxed);
+            let now_ms = ctx.now().since_start().as_millis() as u64;
+            self.refuse(Refusal::BadCommand, &format!("command kind {:#x} for mote-{mote}", command.kind), now_ms)?;
+            let _ = ctx.reply(&delivered, false);
+            return Ok(());
+        }
+        let next = self.commands.push(mote, command, delivered);
+        self.follow(next, ctx)
+    }
+
+    /// Carries out what the command tracker says: sends (new or again) and settlements.
+    fn follow(
+        &mut self,
+        next: impl IntoIterator<Item = Next<ReplyTo<bool>>>,
+        ctx: &mut Ctx<'_, GatewayMsg>,
+    ) -> Result<(), ActorError> {
+        for step in next {
+            match step {
+                Next::Send { mote, command, mark } => {
+                    let kind = Kind::from_code(command.kind).expect("checked when queued");
+                    let payload = Payload::decode(kind, &command.payload).expect("checked when queued");
+                    let now_ms = ctx.now().since_start().as_millis() as u64;
+                    if let Some(used) = self.publish_down(mote, &payload, mark, ctx)? {
+                        self.stats.commands_sent.fetch_add(1, Ordering::Relaxed);
+                        self.commands.sent(mote, used, now_ms);
+                    }
+                }
+                Next::Settled { done, delivered } => {
+                    let counter =
+                        if delivered { &self.stats.commands_delivered } else { &self.stats.commands_given_up };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    // An asker that has gone (a restarted relay) asks again; not our failure.
+                    let _ = ctx.reply(&done, delivered);
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -299,6 +392,7 @@ impl Actor for Gateway {
             }
             GatewayMsg::Mqtt(_) => Ok(()),
             GatewayMsg::Down { mote, downlink } => self.send_down(mote, downlink, ctx),
+            GatewayMsg::Command { mote, command, delivered } => self.on_command(mote, command, delivered, ctx),
         }
     }
 }

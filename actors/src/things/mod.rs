@@ -16,6 +16,7 @@
 //!   the system's downstream is the protocol bridge (`crate::streams::bridge`).
 
 pub mod acks;
+pub mod commands;
 pub mod dedup;
 pub mod gateway;
 pub mod health;
@@ -33,6 +34,7 @@ use crate::maintenance::MaintenanceRecord;
 use crate::ports::eventlog::adapter::LogEvent;
 use crate::provision::KeyRing;
 use crate::streams::bridge::{Bridge, BridgeConfig, BridgeStats};
+use crate::streams::command_relay::{CommandRelay, RelayStats};
 use gateway::{Gateway, GatewayMsg, GatewayStats};
 use proxy::{ProxiesMsg, ProxyHost};
 use sensor_faults::SensorFaults;
@@ -96,9 +98,10 @@ pub enum Downstream {
     /// The counting sink at `/sink`, storing in memory (the things tier alone: its tests and the
     /// ingest benchmark).
     Sink(Arc<Mutex<SinkCounts>>),
-    /// The protocol bridge at `/bridge`, on the platform tier, into the event streams (it needs
-    /// the log port `/port-log` on its node).
-    Bridge(BridgeConfig, Arc<BridgeStats>),
+    /// The protocol bridge, on the platform tier (it needs the log port `/port-log` on its
+    /// node): `/bridge` into the event streams, and `/command-relay` from the `commands` stream
+    /// down to the motes through the gateway.
+    Bridge { config: BridgeConfig, stats: Arc<BridgeStats>, relay: Arc<RelayStats> },
 }
 
 /// Declares the downstream (`/sink` or `/bridge`), `/proxies` (a proxy per provisioned mote at
@@ -110,10 +113,13 @@ pub fn declare(t: &mut TopologyBuilder, config: ThingsConfig) {
             t.actor("/sink", move |_| CountingSink::new(Arc::clone(&counts)));
             "/sink"
         }
-        Downstream::Bridge(config, stats) => {
+        Downstream::Bridge { config, stats, relay } => {
             t.actor("/bridge", move |_| Bridge::new(config, Arc::clone(&stats)))
                 .requires("tier=platform")
                 .mailbox(MAILBOX, Overflow::Backpressure);
+            t.actor("/command-relay", move |init| CommandRelay::new(init.link("gateway"), Arc::clone(&relay)))
+                .requires("tier=platform")
+                .link::<GatewayMsg>("gateway", "/gateway");
             "/bridge"
         }
     };

@@ -103,10 +103,16 @@ impl LogLink {
         })
     }
 
-    /// The append sink to open the log with.
+    /// The append sink to open the log with. It holds the link weakly: the log is the link's,
+    /// and a cycle would keep both (and the link's consumers, still members of their groups)
+    /// alive after the node's actor system is gone.
     pub fn sink(self: &Arc<Self>) -> AppendSink {
-        let link = Arc::clone(self);
-        Arc::new(move |outcome| link.outcome(outcome))
+        let link = Arc::downgrade(self);
+        Arc::new(move |outcome| {
+            if let Some(link) = link.upgrade() {
+                link.outcome(outcome);
+            }
+        })
     }
 
     /// Attaches the log opened with `sink()`; only the first call counts.

@@ -1,0 +1,214 @@
+//! The protocol bridge's downlink: commands from the `commands` stream to the motes.
+//!
+//! `/command-relay` (platform tier) consumes `commands` in a consumer group, asks the gateway to
+//! send each command (`GatewayMsg::Command`: QoS 1, tracked until the mote's features report
+//! shows it accepted it) and commits a partition's offset only past commands that are settled,
+//! delivered or given up by the gateway. A command whose answer does not come (the gateway
+//! moved, or its node crashed) is asked again after `RETRY_AFTER`; after a rebalance or a restart
+//! the group's committed offset makes the relay read unsettled commands again. So delivery is
+//! at least once; a mote applies a command once per send it accepts, and commands are written to
+//! be idempotent (configuration values, OTA chunks by offset).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aiot_runtime::{Actor, ActorError, ActorRef, AskError, Ctx, PortRef};
+use serde::{Deserialize, Serialize};
+
+use super::{CommandRecord, COMMANDS, PARTITIONS};
+use crate::ports::eventlog::adapter::{Log, LogEvent, LogRequest};
+use crate::ports::eventlog::{ConsumerEvent, StoredRecord, Subscription, TopicPartition};
+use crate::things::gateway::GatewayMsg;
+
+/// The consumer group of the relays.
+pub const GROUP: &str = "aiot-command-relay";
+/// How long the gateway may take to settle a command (motes report once a minute; a lost
+/// command is sent again at the next report, up to `commands::MAX_SENDS` times).
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Wait before asking again after a failed ask, or subscribing again after a refusal.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Commands being settled at most (the consumer's credit).
+pub const IN_FLIGHT: u32 = 256;
+
+/// The relay's counters, shared with the host.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    pub read: AtomicU64,
+    pub delivered: AtomicU64,
+    pub given_up: AtomicU64,
+    /// Records in the stream that are not command records (skipped, committed past).
+    pub invalid: AtomicU64,
+    /// Asks that failed or timed out, asked again.
+    pub retries: AtomicU64,
+    /// Commands being settled now.
+    pub in_flight: AtomicU64,
+}
+
+/// What the relay takes.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RelayMsg {
+    Log(LogEvent),
+    Settled { partition: TopicPartition, offset: u64, outcome: Result<bool, AskError> },
+    /// Ask the gateway again about this command.
+    Retry { partition: TopicPartition, offset: u64 },
+    Subscribe,
+}
+
+/// Per assigned partition: commands being settled, and the offset after the last one read.
+#[derive(Default)]
+struct PartitionState {
+    unsettled: BTreeMap<u64, CommandRecord>,
+    read_to: u64,
+    committed: u64,
+}
+
+pub struct CommandRelay {
+    gateway: ActorRef<GatewayMsg>,
+    stats: Arc<RelayStats>,
+    log: Option<PortRef<Log>>,
+    partitions: BTreeMap<TopicPartition, PartitionState>,
+}
+
+impl CommandRelay {
+    pub fn new(gateway: ActorRef<GatewayMsg>, stats: Arc<RelayStats>) -> Self {
+        CommandRelay { gateway, stats, log: None, partitions: BTreeMap::new() }
+    }
+
+    fn request(&self, request: LogRequest, ctx: &mut Ctx<'_, RelayMsg>) -> Result<(), ActorError> {
+        match &self.log {
+            Some(log) => Ok(ctx.port_request(log, request)?),
+            None => Ok(()),
+        }
+    }
+
+    fn subscribe(&self, ctx: &mut Ctx<'_, RelayMsg>) -> Result<(), ActorError> {
+        let subscription = Subscription { credit: IN_FLIGHT, ..Subscription::in_group(&[COMMANDS], GROUP, "relay") };
+        self.request(LogRequest::Subscribe(subscription), ctx)
+    }
+
+    fn on_records(&mut self, records: Vec<StoredRecord>, ctx: &mut Ctx<'_, RelayMsg>) -> Result<(), ActorError> {
+        for stored in records {
+            self.stats.read.fetch_add(1, Ordering::Relaxed);
+            let state = self.partitions.entry(stored.partition.clone()).or_default();
+            state.read_to = state.read_to.max(stored.offset + 1);
+            match CommandRecord::decode(&stored.record.payload) {
+                Ok(command) => {
+                    state.unsettled.insert(stored.offset, command);
+                    self.ask(stored.partition, stored.offset, ctx);
+                }
+                Err(why) => {
+                    self.stats.invalid.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("command relay: {}@{}: {why}", stored.partition, stored.offset);
+                    self.settle(&stored.partition, ctx)?;
+                }
+            }
+        }
+        self.count_in_flight();
+        Ok(())
+    }
+
+    fn ask(&mut self, partition: TopicPartition, offset: u64, ctx: &mut Ctx<'_, RelayMsg>) {
+        let Some(record) = self.partitions.get(&partition).and_then(|p| p.unsettled.get(&offset)) else { return };
+        let (mote, command) = (record.mote, record.command.clone());
+        let asked = ctx.ask(
+            &self.gateway,
+            |delivered| GatewayMsg::Command { mote, command, delivered },
+            SETTLE_TIMEOUT,
+            {
+                let partition = partition.clone();
+                move |outcome| RelayMsg::Settled { partition, offset, outcome }
+            },
+        );
+        if asked.is_err() {
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            ctx.schedule_once(RETRY_AFTER, RelayMsg::Retry { partition, offset });
+        }
+    }
+
+    fn on_settled(
+        &mut self,
+        partition: TopicPartition,
+        offset: u64,
+        outcome: Result<bool, AskError>,
+        ctx: &mut Ctx<'_, RelayMsg>,
+    ) -> Result<(), ActorError> {
+        // A settlement for a partition no longer ours (revoked) or a command settled already.
+        let Some(state) = self.partitions.get_mut(&partition) else { return Ok(()) };
+        if !state.unsettled.contains_key(&offset) {
+            return Ok(());
+        }
+        match outcome {
+            Ok(delivered) => {
+                state.unsettled.remove(&offset);
+                let counter = if delivered { &self.stats.delivered } else { &self.stats.given_up };
+                counter.fetch_add(1, Ordering::Relaxed);
+                self.settle(&partition, ctx)?;
+            }
+            Err(_) => {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                ctx.schedule_once(RETRY_AFTER, RelayMsg::Retry { partition, offset });
+            }
+        }
+        self.count_in_flight();
+        Ok(())
+    }
+
+    /// One more record is done with: commits the partition up to its first unsettled command
+    /// and gives the consumer one more credit.
+    fn settle(&mut self, partition: &TopicPartition, ctx: &mut Ctx<'_, RelayMsg>) -> Result<(), ActorError> {
+        let Some(state) = self.partitions.get_mut(partition) else { return Ok(()) };
+        let next = state.unsettled.keys().next().copied().unwrap_or(state.read_to);
+        let commit = (next > state.committed).then(|| {
+            state.committed = next;
+            LogRequest::Commit { partition: partition.clone(), next_offset: next }
+        });
+        if let Some(commit) = commit {
+            self.request(commit, ctx)?;
+        }
+        self.request(LogRequest::Grant(1), ctx)
+    }
+
+    fn count_in_flight(&self) {
+        let n: usize = self.partitions.values().map(|p| p.unsettled.len()).sum();
+        self.stats.in_flight.store(n as u64, Ordering::Relaxed);
+    }
+}
+
+impl Actor for CommandRelay {
+    type Msg = RelayMsg;
+
+    fn started(&mut self, ctx: &mut Ctx<'_, RelayMsg>) -> Result<(), ActorError> {
+        self.log = Some(ctx.open_port::<Log>(RelayMsg::Log));
+        self.request(LogRequest::CreateTopic { topic: COMMANDS.into(), partitions: PARTITIONS }, ctx)?;
+        self.subscribe(ctx)
+    }
+
+    fn handle(&mut self, msg: RelayMsg, ctx: &mut Ctx<'_, RelayMsg>) -> Result<(), ActorError> {
+        match msg {
+            RelayMsg::Log(LogEvent::Consumer(ConsumerEvent::Records(records))) => self.on_records(records, ctx)?,
+            RelayMsg::Log(LogEvent::Consumer(ConsumerEvent::Revoked(partitions))) => {
+                // Their unsettled commands are read again by the partitions' next owner.
+                for partition in partitions {
+                    self.partitions.remove(&partition);
+                }
+                self.count_in_flight();
+            }
+            RelayMsg::Log(LogEvent::Consumer(ConsumerEvent::Assigned(partitions))) => {
+                self.partitions.retain(|p, _| partitions.contains(p));
+            }
+            RelayMsg::Log(LogEvent::Refused { request, error }) => {
+                tracing::warn!("command relay: the log refused to {request}: {error}");
+                if request == "subscribe" {
+                    ctx.schedule_once(RETRY_AFTER, RelayMsg::Subscribe);
+                }
+            }
+            RelayMsg::Log(_) => {}
+            RelayMsg::Settled { partition, offset, outcome } => self.on_settled(partition, offset, outcome, ctx)?,
+            RelayMsg::Retry { partition, offset } => self.ask(partition, offset, ctx),
+            RelayMsg::Subscribe => self.subscribe(ctx)?,
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+//! Commands to motes with delivery tracking: what the gateway knows of each command it sent
+//! down, until a mote's features report shows it accepted it.
+//!
+//! A mote reports the last down mark it accepted in every features report, and accepts marks
+//! only in increasing order (acks aside: they leave the mark alone). So, per mote, one command is
+//! in flight at a time (the rest wait in order) and a report whose mark is at or above the
+//! command's says it arrived. A report received more than `GRACE_MS` after the command went out
+//! whose mark is below it says it did not (lost, or refused): the command goes out again under
+//! the same mark, so a late copy of the first send and the resend cannot both act (the mote
+//! refuses a mark it has seen). After `MAX_SENDS` sends the command is given up.
+//!
+//! A gateway sends a mote commands only once it has seen a report of the mote's (since it
+//! started): a new gateway does not know the mark the mote accepted last, and a command under a
+//! mark below it would be refused by the mote, yet the next report would seem to confirm it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use aiot_firmware::protocol::DownMark;
+use serde::{Deserialize, Serialize};
+
+/// How long after sending a command a report may still predate its arrival.
+pub const GRACE_MS: u64 = 5_000;
+/// Sends of one command at most.
+pub const MAX_SENDS: u32 = 8;
+
+/// A command for a mote: a down kind's code and its encoded payload (`protocol::Payload`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoteCommand {
+    pub kind: u8,
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// What the gateway should do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next<R> {
+    /// Send `command` to `mote` under `mark` (`None`: a new mark; then call `sent`).
+    Send { mote: u32, command: MoteCommand, mark: Option<DownMark> },
+    /// A command is settled: `delivered` or given up.
+    Settled { done: R, delivered: bool },
+}
+
+struct InFlight<R> {
+    command: MoteCommand,
+    done: R,
+    /// `None` until `sent` names it.
+    mark: Option<DownMark>,
+    sent_ms: u64,
+    sends: u32,
+}
+
+struct MoteCommands<R> {
+    in_flight: Option<InFlight<R>>,
+    waiting: VecDeque<(MoteCommand, R)>,
+}
+
+/// Every mote's commands; `R` is what settles one (a reply handle in the gateway).
+pub struct CommandTracker<R> {
+    motes: BTreeMap<u32, MoteCommands<R>>,
+    /// Motes whose report this tracker has seen: their accepted mark is known.
+    heard: BTreeSet<u32>,
+}
+
+impl<R> Default for CommandTracker<R> {
+    fn default() -> Self {
+        CommandTracker { motes: BTreeMap::new(), heard: BTreeSet::new() }
+    }
+}
+
+impl<R> CommandTracker<R> {
+    /// Queues a command; returns the send to make now if nothing of the mote's is in flight.
+    pub fn push(&mut self, mote: u32, command: MoteCommand, done: R) -> Option<Next<R>> {
+        let queue = self.motes.entry(mote).or_insert_with(|| MoteCommands { in_flight: None, waiting: VecDeque::new() });
+        queue.waiting.push_back((command, done));
+        if queue.in_flight.is_some() || !self.heard.contains(&mote) {
+            return None;
+        }
+        Self::start_next(mote, queue)
+    }
+
+    fn start_next(mote: u32, queue: &mut MoteCommands<R>) -> Option<Next<R>> {
+        let (command, done) = queue.waiting.pop_front()?;
+        queue.in_flight = Some(InFlight { command: command.clone(), done, mark: None, sent_ms: 0, sends: 0 });
+        Some(Next::Send { mote, command, mark: None })
+    }
+
+    /// The in-flight command of `mote` went out under `mark` at `now_ms`.
+    pub fn sent(&mut self, mote: u32, mark: DownMark, now_ms: u64) {
+        if let Some(f) = self.motes.get_mut(&mote).and_then(|q| q.in_flight.as_mut()) {
+            f.mark = Some(mark);
+            f.sent_ms = now_ms;
+            f.sends += 1;
+        }
+    }
+
+    /// A features report of `mote` received at `now_ms` says it accepted marks up to
+    /// `accepted`: settles, resends or starts commands.
+    pub fn on_report(&mut self, mote: u32, accepted: DownMark, now_ms: u64) -> Vec<Next<R>> {
+        let mut next = Vec::new();
+        self.heard.insert(mote);
+        let Some(queue) = self.motes.get_mut(&mote) else { return next };
+        let Some(flight) = queue.in_flight.as_ref() else {
+            // Commands that waited for the mote's first report.
+            next.extend(Self::start_next(mote, queue));
+            return next;
+        };
+        let Some(mark) = flight.mark else {
+            // Its send did not go out (the port refused it): again now.
+            next.push(Next::Send { mote, command: flight.command.clone(), mark: None });
+            return next;
+        };
+        if accepted >= mark {
+            let done = queue.in_flight.take().expect("checked above").done;
+            next.push(Next::Settled { done, delivered: true });
+        } else if now_ms >= flight.sent_ms + GRACE_MS {
+            if flight.sends < MAX_SENDS {
+                next.push(Next::Send { mote, command: flight.command.clone(), mark: Some(mark) });
+                return next;
+            }
+            let done = queue.in_flight.take().expect("checked above").done;
+            next.push(Next::Settled { done, delivered: false });
+        } else {
+            return next;
+        }
+        next.extend(Self::start_next(mote, queue));
+        if queue.in_flight.is_none() {
+            self.motes.remove(&mote);
+        }
+        next
+    }
+
+    /// Commands in flight or waiting.
+    pub fn pending(&self) -> usize {
+        self.motes.values().map(|q| q.waiting.len() + usize::from(q.in_flight.is_some())).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(n: u8) -> MoteCommand {
+        MoteCommand { kind: 0x82, payload: vec![n] }
+    }
+
+    fn mark(seq: u32) -> DownMark {
+        DownMark { epoch: 1, seq }
+    }
+
+    #[test]
+    fn commands_wait_for_the_motes_first_report() {
+        let mut t = CommandTracker::default();
+        assert_eq!(t.push(7, cmd(1), "a"), None, "the mote's accepted mark is not known yet");
+        assert_eq!(t.on_report(7, mark(40), 0), [Next::Send { mote: 7, command: cmd(1), mark: None }]);
+        t.sent(7, mark(41), 0);
+        assert_eq!(t.on_report(7, mark(41), 1), [Next::Settled { done: "a", delivered: true }]);
+    }
+
+    #[test]
+    fn one_command_in_flight_per_mote_settled_by_the_reported_mark() {
+        let mut t = CommandTracker::default();
+        assert!(t.on_report(7, mark(0), 0).is_empty());
+        assert_eq!(t.push(7, cmd(1), "a"), Some(Next::Send { mote: 7, command: cmd(1), mark: None }));
+        assert_eq!(t.push(7, cmd(2), "b"), None, "waits behind the first");
+        t.sent(7, mark(5), 1_000);
+        assert!(t.on_report(7, mark(4), 2_000).is_empty(), "a report within the grace proves nothing");
+        let next = t.on_report(7, mark(5), 3_000);
+        assert_eq!(
+            next,
+            [Next::Settled { done: "a", delivered: true }, Next::Send { mote: 7, command: cmd(2), mark: None }]
+        );
+        t.sent(7, mark(9), 3_000);
+        assert_eq!(t.on_report(7, mark(12), 4_000), [Next::Settled { done: "b", delivered: true }]);
+        assert_eq!(t.pending(), 0);
+    }
+
+    #[test]
+    fn a_report_after_the_grace_without_the_mark_resends_under_the_same_mark_then_gives_up() {
+        let mut t = CommandTracker::default();
+        t.on_report(3, mark(1), 0);
+        t.push(3, cmd(1), "a");
+        t.sent(3, mark(2), 0);
+        let mut now = 0;
+        for _ in 1..MAX_SENDS {
+            now += GRACE_MS;
+            assert_eq!(t.on_report(3, mark(1), now), [Next::Send { mote: 3, command: cmd(1), mark: Some(mark(2)) }]);
+            t.sent(3, mark(2), now);
+        }
+        now += GRACE_MS;
+        assert_eq!(t.on_report(3, mark(1), now), [Next::Settled { done: "a", delivered: false }]);
+        assert_eq!(t.pending(), 0);
+        assert!(t.on_report(9, mark(1), now).is_empty(), "an unknown mote has nothing pending");
+    }
+}
