@@ -248,7 +248,9 @@ impl Plant {
         let applied: u64 = self.motes.iter().map(|m| m.host.counters().commands_applied).sum();
         let delivered = self.shared.gateway.commands_delivered.load(Relaxed);
         if delivered > applied {
-            return Err(format!("the gateway counts {delivered} commands delivered, the motes applied {applied}"));
+            return Err(format!(
+                "the gateway counts {delivered} commands delivered, the motes applied {applied}"
+            ));
         }
         if self.streams.is_none() {
             let sink = self.shared.sink.lock();
@@ -327,7 +329,10 @@ impl Plant {
                 totals.insert("commands in the stream", streams.view().commands);
                 totals.insert("commands delivered", self.shared.relay.delivered.load(Relaxed));
                 totals.insert("commands given up", self.shared.relay.given_up.load(Relaxed));
-                totals.insert("commands applied by motes", self.motes.iter().map(|m| m.host.counters().commands_applied).sum());
+                totals.insert(
+                    "commands applied by motes",
+                    self.motes.iter().map(|m| m.host.counters().commands_applied).sum(),
+                );
             }
             None => {
                 totals.insert("copies refused by the sink", self.shared.sink.lock().duplicates);

@@ -17,16 +17,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_actors::ports::eventlog::adapter::{Log, LogLink};
+use aiot_actors::ports::eventlog::Record;
 use aiot_actors::ports::eventlog::{ConsumerEvent, EventLog, LogConsumer, Start, Subscription};
 use aiot_actors::ports::mqtt::{ConnectOptions, MqttConnection, MqttEvent, QoS};
 use aiot_actors::provision::{Fleet, KeyRing};
-use aiot_actors::ports::eventlog::Record;
-use aiot_actors::streams::{mote_key, CommandRecord, TelemetryRecord, COMMANDS, MAINTENANCE, PARTITIONS, TELEMETRY};
+use aiot_actors::streams::{
+    mote_key, CommandRecord, TelemetryRecord, COMMANDS, MAINTENANCE, PARTITIONS, TELEMETRY,
+};
 use aiot_firmware::protocol::{self, Command, Payload};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use aiot_runtime::exec::det::DetSystem;
 use parking_lot::Mutex;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::eventlog::{LogFaults, LogStats, SimLog};
 use crate::motes::{inbox, Inbox};

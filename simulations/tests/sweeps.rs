@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use aiot_actors::ports::eventlog::adapter::{Log, LogRequest};
 use aiot_actors::ports::eventlog::Record;
+use aiot_actors::streams::command_relay::CommandRelay;
 use aiot_actors::streams::{mote_key, TelemetryRecord, TELEMETRY};
 use aiot_actors::things::gateway::{Gateway, GatewayMsg};
 use aiot_actors::things::proxy::{ProxiesMsg, ProxyHost};
@@ -61,18 +62,20 @@ fn bridge_sweep() {
 }
 
 /// Log crashes and lost log acknowledgements happen in the sweep: the bridge's retries were
-/// exercised, not just its happy path.
+/// exercised, not just its happy path; and commands reached the motes.
 #[test]
 fn the_bridge_sweep_meets_log_failures() {
     let scenario = scenarios::by_name("bridge").unwrap();
-    let (mut failures, mut copies) = (0, 0);
+    let (mut failures, mut copies, mut delivered) = (0, 0, 0);
     for seed in 0..10 {
         let outcome = scenario::run(scenario, seed, Duration::from_secs(300), |_| {});
         assert_eq!(outcome.failure, None, "replay: aiot sim --scenario bridge --seed {seed} --duration 5m");
         failures += outcome.plant["bridge append failures"];
         copies += outcome.plant["frame copies in the stream"];
+        delivered += outcome.plant["commands delivered"];
     }
     assert!(failures > 0 && copies > 0, "append failures {failures}, copies in the stream {copies}");
+    assert!(delivered > 0, "commands went down to the motes and were confirmed");
 }
 
 /// The closed loop end to end: over 30 simulated minutes a few motors wear out and their motes
@@ -271,6 +274,10 @@ impl Scenario for HastyBridgeMotes {
         let keys = plant::fleet(scenarios::MOTES).keys();
         let mut t = Topology::builder();
         t.actor("/bridge", |_| HastyBridge { log: None, next_id: 0 }).requires("tier=platform");
+        let relay = shared.relay.clone();
+        t.actor("/command-relay", move |init| CommandRelay::new(init.link("gateway"), relay.clone()))
+            .requires("tier=platform")
+            .link::<GatewayMsg>("gateway", "/gateway");
         t.actor("/proxies", |init| ProxyHost::new(init.link("gateway"), init.link("downstream"), Vec::new()))
             .link::<GatewayMsg>("gateway", "/gateway")
             .link::<Onward>("downstream", "/bridge");

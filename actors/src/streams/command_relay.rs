@@ -50,9 +50,16 @@ pub struct RelayStats {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum RelayMsg {
     Log(LogEvent),
-    Settled { partition: TopicPartition, offset: u64, outcome: Result<bool, AskError> },
+    Settled {
+        partition: TopicPartition,
+        offset: u64,
+        outcome: Result<bool, AskError>,
+    },
     /// Ask the gateway again about this command.
-    Retry { partition: TopicPartition, offset: u64 },
+    Retry {
+        partition: TopicPartition,
+        offset: u64,
+    },
     Subscribe,
 }
 
@@ -84,11 +91,16 @@ impl CommandRelay {
     }
 
     fn subscribe(&self, ctx: &mut Ctx<'_, RelayMsg>) -> Result<(), ActorError> {
-        let subscription = Subscription { credit: IN_FLIGHT, ..Subscription::in_group(&[COMMANDS], GROUP, "relay") };
+        let subscription =
+            Subscription { credit: IN_FLIGHT, ..Subscription::in_group(&[COMMANDS], GROUP, "relay") };
         self.request(LogRequest::Subscribe(subscription), ctx)
     }
 
-    fn on_records(&mut self, records: Vec<StoredRecord>, ctx: &mut Ctx<'_, RelayMsg>) -> Result<(), ActorError> {
+    fn on_records(
+        &mut self,
+        records: Vec<StoredRecord>,
+        ctx: &mut Ctx<'_, RelayMsg>,
+    ) -> Result<(), ActorError> {
         for stored in records {
             self.stats.read.fetch_add(1, Ordering::Relaxed);
             let state = self.partitions.entry(stored.partition.clone()).or_default();
@@ -110,7 +122,9 @@ impl CommandRelay {
     }
 
     fn ask(&mut self, partition: TopicPartition, offset: u64, ctx: &mut Ctx<'_, RelayMsg>) {
-        let Some(record) = self.partitions.get(&partition).and_then(|p| p.unsettled.get(&offset)) else { return };
+        let Some(record) = self.partitions.get(&partition).and_then(|p| p.unsettled.get(&offset)) else {
+            return;
+        };
         let (mote, command) = (record.mote, record.command.clone());
         let asked = ctx.ask(
             &self.gateway,
@@ -187,7 +201,9 @@ impl Actor for CommandRelay {
 
     fn handle(&mut self, msg: RelayMsg, ctx: &mut Ctx<'_, RelayMsg>) -> Result<(), ActorError> {
         match msg {
-            RelayMsg::Log(LogEvent::Consumer(ConsumerEvent::Records(records))) => self.on_records(records, ctx)?,
+            RelayMsg::Log(LogEvent::Consumer(ConsumerEvent::Records(records))) => {
+                self.on_records(records, ctx)?
+            }
             RelayMsg::Log(LogEvent::Consumer(ConsumerEvent::Revoked(partitions))) => {
                 // Their unsettled commands are read again by the partitions' next owner.
                 for partition in partitions {
@@ -205,7 +221,9 @@ impl Actor for CommandRelay {
                 }
             }
             RelayMsg::Log(_) => {}
-            RelayMsg::Settled { partition, offset, outcome } => self.on_settled(partition, offset, outcome, ctx)?,
+            RelayMsg::Settled { partition, offset, outcome } => {
+                self.on_settled(partition, offset, outcome, ctx)?
+            }
             RelayMsg::Retry { partition, offset } => self.ask(partition, offset, ctx),
             RelayMsg::Subscribe => self.subscribe(ctx)?,
         }

@@ -70,7 +70,10 @@ impl<R> Default for CommandTracker<R> {
 impl<R> CommandTracker<R> {
     /// Queues a command; returns the send to make now if nothing of the mote's is in flight.
     pub fn push(&mut self, mote: u32, command: MoteCommand, done: R) -> Option<Next<R>> {
-        let queue = self.motes.entry(mote).or_insert_with(|| MoteCommands { in_flight: None, waiting: VecDeque::new() });
+        let queue = self
+            .motes
+            .entry(mote)
+            .or_insert_with(|| MoteCommands { in_flight: None, waiting: VecDeque::new() });
         queue.waiting.push_back((command, done));
         if queue.in_flight.is_some() || !self.heard.contains(&mote) {
             return None;
@@ -167,7 +170,10 @@ mod tests {
         let next = t.on_report(7, mark(5), 3_000);
         assert_eq!(
             next,
-            [Next::Settled { done: "a", delivered: true }, Next::Send { mote: 7, command: cmd(2), mark: None }]
+            [
+                Next::Settled { done: "a", delivered: true },
+                Next::Send { mote: 7, command: cmd(2), mark: None }
+            ]
         );
         t.sent(7, mark(9), 3_000);
         assert_eq!(t.on_report(7, mark(12), 4_000), [Next::Settled { done: "b", delivered: true }]);
@@ -183,7 +189,10 @@ mod tests {
         let mut now = 0;
         for _ in 1..MAX_SENDS {
             now += GRACE_MS;
-            assert_eq!(t.on_report(3, mark(1), now), [Next::Send { mote: 3, command: cmd(1), mark: Some(mark(2)) }]);
+            assert_eq!(
+                t.on_report(3, mark(1), now),
+                [Next::Send { mote: 3, command: cmd(1), mark: Some(mark(2)) }]
+            );
             t.sent(3, mark(2), now);
         }
         now += GRACE_MS;

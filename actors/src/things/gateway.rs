@@ -114,10 +114,17 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub enum GatewayMsg {
     Mqtt(MqttEvent),
-    Down { mote: u32, downlink: Downlink },
+    Down {
+        mote: u32,
+        downlink: Downlink,
+    },
     /// Send `command` to `mote` at QoS 1 and answer `delivered` once the mote's report shows it
     /// accepted it (`false`: given up). A mote's commands go one at a time, in order.
-    Command { mote: u32, command: MoteCommand, delivered: ReplyTo<bool> },
+    Command {
+        mote: u32,
+        command: MoteCommand,
+        delivered: ReplyTo<bool>,
+    },
 }
 
 pub struct Gateway {
@@ -328,7 +335,11 @@ impl Gateway {
         if !valid || self.keys.get(MoteId(mote)).is_none() {
             self.stats.commands_given_up.fetch_add(1, Ordering::Relaxed);
             let now_ms = ctx.now().since_start().as_millis() as u64;
-            self.refuse(Refusal::BadCommand, &format!("command kind {:#x} for mote-{mote}", command.kind), now_ms)?;
+            self.refuse(
+                Refusal::BadCommand,
+                &format!("command kind {:#x} for mote-{mote}", command.kind),
+                now_ms,
+            )?;
             let _ = ctx.reply(&delivered, false);
             return Ok(());
         }
@@ -354,8 +365,11 @@ impl Gateway {
                     }
                 }
                 Next::Settled { done, delivered } => {
-                    let counter =
-                        if delivered { &self.stats.commands_delivered } else { &self.stats.commands_given_up };
+                    let counter = if delivered {
+                        &self.stats.commands_delivered
+                    } else {
+                        &self.stats.commands_given_up
+                    };
                     counter.fetch_add(1, Ordering::Relaxed);
                     // An asker that has gone (a restarted relay) asks again; not our failure.
                     let _ = ctx.reply(&done, delivered);
@@ -392,7 +406,9 @@ impl Actor for Gateway {
             }
             GatewayMsg::Mqtt(_) => Ok(()),
             GatewayMsg::Down { mote, downlink } => self.send_down(mote, downlink, ctx),
-            GatewayMsg::Command { mote, command, delivered } => self.on_command(mote, command, delivered, ctx),
+            GatewayMsg::Command { mote, command, delivered } => {
+                self.on_command(mote, command, delivered, ctx)
+            }
         }
     }
 }

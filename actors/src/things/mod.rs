@@ -117,9 +117,11 @@ pub fn declare(t: &mut TopologyBuilder, config: ThingsConfig) {
             t.actor("/bridge", move |_| Bridge::new(config, Arc::clone(&stats)))
                 .requires("tier=platform")
                 .mailbox(MAILBOX, Overflow::Backpressure);
-            t.actor("/command-relay", move |init| CommandRelay::new(init.link("gateway"), Arc::clone(&relay)))
-                .requires("tier=platform")
-                .link::<GatewayMsg>("gateway", "/gateway");
+            t.actor("/command-relay", move |init| {
+                CommandRelay::new(init.link("gateway"), Arc::clone(&relay))
+            })
+            .requires("tier=platform")
+            .link::<GatewayMsg>("gateway", "/gateway");
             "/bridge"
         }
     };
