@@ -379,7 +379,7 @@ impl Scenario for CopyingSinkMotes {
 
 #[test]
 fn a_sink_processing_copies_is_caught_and_its_seed_replays_to_the_same_failure_and_hash() {
-    let caught = (0..40)
+    let caught = (0..400)
         .map(|seed| (seed, scenario::run(&CopyingSinkMotes, seed, DURATION, |_| {})))
         .find(|(_, outcome)| outcome.failure.is_some());
     let (seed, outcome) = caught.expect("some seed makes copies reach the sink, and the invariant notices");
