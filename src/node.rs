@@ -64,9 +64,15 @@ pub fn run(options: Options) -> Result<(), String> {
         (Some(settings), Some(fleet)) => mqtt_for(&name, &tier, settings, fleet, runtime.handle())?,
         _ => (None, None),
     };
+    let mut status = status;
     if tier == "platform" && config.topology.as_deref() == Some("things") {
         // Opened inside the runtime: the Kafka client may need it; the port goes in at start.
-        prepare = Some(runtime.block_on(async { crate::streams::prepare(&config) })?);
+        let (log_prepare, log_status) = runtime.block_on(async { crate::streams::prepare(&config) })?;
+        prepare = Some(log_prepare);
+        status = Some(match status {
+            Some(topology) => Box::new(move || format!("{}\n{}", topology(), log_status())),
+            None => log_status,
+        });
     }
     runtime.block_on(serve(config, tls, topology, prepare, status))
 }

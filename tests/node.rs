@@ -324,6 +324,11 @@ fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker_
     let expected = format!("({sent} frames), 0 waiting");
     assert!(status.contains(&expected) && status.contains("bridge ok"), "{status}");
     assert!(dir.path().join("data/platform-1/log.key").exists(), "the log's key was made");
+    let log = platform.wait_for("log: ");
+    assert!(
+        log.starts_with("log: embedded, ") && log.contains(" 0 failed, 0 I/O errors, 0 corrupt"),
+        "{log}"
+    );
 }
 
 /// Motes -> MQTT -> gateway and proxies -> bridge -> Kafka (tansu), read back by an independent
@@ -357,6 +362,8 @@ fn motes_through_the_bridge_into_kafka_survive_a_frozen_broker_and_read_back_in_
     assert!(resent > 0, "the motes resent frames while Kafka was frozen (no acknowledgement came)");
     let status = bridge_status_with(&platform, sent);
     assert!(status.contains(&format!("({sent} frames), 0 waiting")), "{status}");
+    let log = platform.wait_for("log: ");
+    assert!(log.starts_with("log: kafka ok, 0 appends in flight"), "Kafka is back: {log}");
 
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", tansu.bootstrap())
