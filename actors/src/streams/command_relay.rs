@@ -3,8 +3,9 @@
 //! `/command-relay` (platform tier) consumes `commands` in a consumer group, asks the gateway to
 //! send each command (`GatewayMsg::Command`: QoS 1, tracked until the mote's features report
 //! shows it accepted it) and commits a partition's offset only past commands that are settled,
-//! delivered or given up by the gateway. A command whose answer does not come (the gateway
-//! moved, or its node crashed) is asked again after `RETRY_AFTER`; after a rebalance or a restart
+//! delivered or given up by the gateway. A command whose answer does not come within
+//! `SETTLE_TIMEOUT` (the gateway moved, or its node crashed) is asked again, under its id (its
+//! partition and offset), which the gateway uses to join a command still pending; after a rebalance or a restart
 //! the group's committed offset makes the relay read unsettled commands again. So delivery is
 //! at least once; a mote applies a command once per send it accepts, and commands are written to
 //! be idempotent (configuration values, OTA chunks by offset).
@@ -24,9 +25,11 @@ use crate::things::gateway::GatewayMsg;
 
 /// The consumer group of the relays.
 pub const GROUP: &str = "aiot-command-relay";
-/// How long the gateway may take to settle a command (motes report once a minute; a lost
-/// command is sent again at the next report, up to `commands::MAX_SENDS` times).
-pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// How long to wait for the gateway to settle a command before asking again (motes report
+/// once a minute; a lost command is sent again at the next report). Asking about a command
+/// still pending joins it at the gateway, so this only bounds how long a command is forgotten
+/// by a gateway that restarted.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(3 * 60);
 /// Wait before asking again after a failed ask, or subscribing again after a refusal.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Commands being settled at most (the consumer's credit).
@@ -61,6 +64,8 @@ pub enum RelayMsg {
         offset: u64,
     },
     Subscribe,
+    /// Commit every partition's position again (a commit was refused: the log was down).
+    Recommit,
 }
 
 /// Per assigned partition: commands being settled, and the offset after the last one read.
@@ -76,11 +81,13 @@ pub struct CommandRelay {
     stats: Arc<RelayStats>,
     log: Option<PortRef<Log>>,
     partitions: BTreeMap<TopicPartition, PartitionState>,
+    /// A `Recommit` is scheduled.
+    recommit_due: bool,
 }
 
 impl CommandRelay {
     pub fn new(gateway: ActorRef<GatewayMsg>, stats: Arc<RelayStats>) -> Self {
-        CommandRelay { gateway, stats, log: None, partitions: BTreeMap::new() }
+        CommandRelay { gateway, stats, log: None, partitions: BTreeMap::new(), recommit_due: false }
     }
 
     fn request(&self, request: LogRequest, ctx: &mut Ctx<'_, RelayMsg>) -> Result<(), ActorError> {
@@ -126,9 +133,10 @@ impl CommandRelay {
             return;
         };
         let (mote, command) = (record.mote, record.command.clone());
+        let id = (u64::from(partition.partition) << 48) | offset;
         let asked = ctx.ask(
             &self.gateway,
-            |delivered| GatewayMsg::Command { mote, command, delivered },
+            |delivered| GatewayMsg::Command { mote, id, command, delivered },
             SETTLE_TIMEOUT,
             {
                 let partition = partition.clone();
@@ -172,16 +180,24 @@ impl CommandRelay {
     /// One more record is done with: commits the partition up to its first unsettled command
     /// and gives the consumer one more credit.
     fn settle(&mut self, partition: &TopicPartition, ctx: &mut Ctx<'_, RelayMsg>) -> Result<(), ActorError> {
+        self.commit(partition, false, ctx)?;
+        self.request(LogRequest::Grant(1), ctx)
+    }
+
+    /// Commits `partition` up to its first unsettled command (if that moved, or `again`).
+    fn commit(
+        &mut self,
+        partition: &TopicPartition,
+        again: bool,
+        ctx: &mut Ctx<'_, RelayMsg>,
+    ) -> Result<(), ActorError> {
         let Some(state) = self.partitions.get_mut(partition) else { return Ok(()) };
         let next = state.unsettled.keys().next().copied().unwrap_or(state.read_to);
-        let commit = (next > state.committed).then(|| {
+        if next > state.committed || (again && next > 0) {
             state.committed = next;
-            LogRequest::Commit { partition: partition.clone(), next_offset: next }
-        });
-        if let Some(commit) = commit {
-            self.request(commit, ctx)?;
+            self.request(LogRequest::Commit { partition: partition.clone(), next_offset: next }, ctx)?;
         }
-        self.request(LogRequest::Grant(1), ctx)
+        Ok(())
     }
 
     fn count_in_flight(&self) {
@@ -218,6 +234,11 @@ impl Actor for CommandRelay {
                 tracing::warn!("command relay: the log refused to {request}: {error}");
                 if request == "subscribe" {
                     ctx.schedule_once(RETRY_AFTER, RelayMsg::Subscribe);
+                } else if request.starts_with("commit") && !self.recommit_due {
+                    // Otherwise the position stays uncommitted, and a restarted relay would
+                    // send every command since the last commit again.
+                    self.recommit_due = true;
+                    ctx.schedule_once(RETRY_AFTER, RelayMsg::Recommit);
                 }
             }
             RelayMsg::Log(_) => {}
@@ -226,6 +247,13 @@ impl Actor for CommandRelay {
             }
             RelayMsg::Retry { partition, offset } => self.ask(partition, offset, ctx),
             RelayMsg::Subscribe => self.subscribe(ctx)?,
+            RelayMsg::Recommit => {
+                self.recommit_due = false;
+                let partitions: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+                for partition in &partitions {
+                    self.commit(partition, true, ctx)?;
+                }
+            }
         }
         Ok(())
     }

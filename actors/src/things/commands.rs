@@ -9,6 +9,9 @@
 //! the same mark, so a late copy of the first send and the resend cannot both act (the mote
 //! refuses a mark it has seen). After `MAX_SENDS` sends the command is given up.
 //!
+//! A command has an id (its place in the `commands` stream): asked again while it is still
+//! pending (its asker timed out and asks again), it is not queued twice; both askers are told.
+//!
 //! A gateway sends a mote commands only once it has seen a report of the mote's (since it
 //! started): a new gateway does not know the mark the mote accepted last, and a command under a
 //! mark below it would be refused by the mote, yet the next report would seem to confirm it.
@@ -36,13 +39,22 @@ pub struct MoteCommand {
 pub enum Next<R> {
     /// Send `command` to `mote` under `mark` (`None`: a new mark; then call `sent`).
     Send { mote: u32, command: MoteCommand, mark: Option<DownMark> },
-    /// A command is settled: `delivered` or given up.
-    Settled { done: R, delivered: bool },
+    /// A command is settled: `delivered` or given up; tell everyone who asked.
+    Settled { done: Vec<R>, delivered: bool },
+    /// Asked about a command settled before: tell the asker how it went (nothing new happened).
+    Recalled { done: R, delivered: bool },
+}
+
+struct Queued<R> {
+    id: u64,
+    command: MoteCommand,
+    done: Vec<R>,
 }
 
 struct InFlight<R> {
+    id: u64,
     command: MoteCommand,
-    done: R,
+    done: Vec<R>,
     /// `None` until `sent` names it.
     mark: Option<DownMark>,
     sent_ms: u64,
@@ -51,7 +63,7 @@ struct InFlight<R> {
 
 struct MoteCommands<R> {
     in_flight: Option<InFlight<R>>,
-    waiting: VecDeque<(MoteCommand, R)>,
+    waiting: VecDeque<Queued<R>>,
 }
 
 /// Every mote's commands; `R` is what settles one (a reply handle in the gateway).
@@ -59,22 +71,46 @@ pub struct CommandTracker<R> {
     motes: BTreeMap<u32, MoteCommands<R>>,
     /// Motes whose report this tracker has seen: their accepted mark is known.
     heard: BTreeSet<u32>,
+    /// Outcomes of the latest `SETTLED_KEPT` settled commands by id: asked again about one (its
+    /// asker restarted before the answer came), the gateway answers at once, not sends again.
+    settled: BTreeMap<u64, bool>,
+    settled_order: VecDeque<u64>,
 }
+
+/// Settled commands remembered.
+pub const SETTLED_KEPT: usize = 4096;
 
 impl<R> Default for CommandTracker<R> {
     fn default() -> Self {
-        CommandTracker { motes: BTreeMap::new(), heard: BTreeSet::new() }
+        CommandTracker {
+            motes: BTreeMap::new(),
+            heard: BTreeSet::new(),
+            settled: BTreeMap::new(),
+            settled_order: VecDeque::new(),
+        }
     }
 }
 
 impl<R> CommandTracker<R> {
-    /// Queues a command; returns the send to make now if nothing of the mote's is in flight.
-    pub fn push(&mut self, mote: u32, command: MoteCommand, done: R) -> Option<Next<R>> {
+    /// Queues command `id` (or joins it, if it is pending already; or answers at once, if it
+    /// was settled lately); returns the send to make now if nothing of the mote's is in flight.
+    pub fn push(&mut self, mote: u32, id: u64, command: MoteCommand, done: R) -> Option<Next<R>> {
+        if let Some(&delivered) = self.settled.get(&id) {
+            return Some(Next::Recalled { done, delivered });
+        }
         let queue = self
             .motes
             .entry(mote)
             .or_insert_with(|| MoteCommands { in_flight: None, waiting: VecDeque::new() });
-        queue.waiting.push_back((command, done));
+        if let Some(flight) = queue.in_flight.as_mut().filter(|f| f.id == id) {
+            flight.done.push(done);
+            return None;
+        }
+        if let Some(queued) = queue.waiting.iter_mut().find(|q| q.id == id) {
+            queued.done.push(done);
+            return None;
+        }
+        queue.waiting.push_back(Queued { id, command, done: vec![done] });
         if queue.in_flight.is_some() || !self.heard.contains(&mote) {
             return None;
         }
@@ -82,8 +118,9 @@ impl<R> CommandTracker<R> {
     }
 
     fn start_next(mote: u32, queue: &mut MoteCommands<R>) -> Option<Next<R>> {
-        let (command, done) = queue.waiting.pop_front()?;
-        queue.in_flight = Some(InFlight { command: command.clone(), done, mark: None, sent_ms: 0, sends: 0 });
+        let Queued { id, command, done } = queue.waiting.pop_front()?;
+        queue.in_flight =
+            Some(InFlight { id, command: command.clone(), done, mark: None, sent_ms: 0, sends: 0 });
         Some(Next::Send { mote, command, mark: None })
     }
 
@@ -112,6 +149,7 @@ impl<R> CommandTracker<R> {
             next.push(Next::Send { mote, command: flight.command.clone(), mark: None });
             return next;
         };
+        let settled_id = flight.id;
         if accepted >= mark {
             let done = queue.in_flight.take().expect("checked above").done;
             next.push(Next::Settled { done, delivered: true });
@@ -129,7 +167,19 @@ impl<R> CommandTracker<R> {
         if queue.in_flight.is_none() {
             self.motes.remove(&mote);
         }
+        let delivered = matches!(next.first(), Some(Next::Settled { delivered: true, .. }));
+        self.remember(settled_id, delivered);
         next
+    }
+
+    fn remember(&mut self, id: u64, delivered: bool) {
+        self.settled.insert(id, delivered);
+        self.settled_order.push_back(id);
+        while self.settled_order.len() > SETTLED_KEPT {
+            if let Some(old) = self.settled_order.pop_front() {
+                self.settled.remove(&old);
+            }
+        }
     }
 
     /// Commands in flight or waiting.
@@ -153,30 +203,49 @@ mod tests {
     #[test]
     fn commands_wait_for_the_motes_first_report() {
         let mut t = CommandTracker::default();
-        assert_eq!(t.push(7, cmd(1), "a"), None, "the mote's accepted mark is not known yet");
+        assert_eq!(t.push(7, 1, cmd(1), "a"), None, "the mote's accepted mark is not known yet");
         assert_eq!(t.on_report(7, mark(40), 0), [Next::Send { mote: 7, command: cmd(1), mark: None }]);
         t.sent(7, mark(41), 0);
-        assert_eq!(t.on_report(7, mark(41), 1), [Next::Settled { done: "a", delivered: true }]);
+        assert_eq!(t.on_report(7, mark(41), 1), [Next::Settled { done: vec!["a"], delivered: true }]);
     }
 
     #[test]
     fn one_command_in_flight_per_mote_settled_by_the_reported_mark() {
         let mut t = CommandTracker::default();
         assert!(t.on_report(7, mark(0), 0).is_empty());
-        assert_eq!(t.push(7, cmd(1), "a"), Some(Next::Send { mote: 7, command: cmd(1), mark: None }));
-        assert_eq!(t.push(7, cmd(2), "b"), None, "waits behind the first");
+        assert_eq!(t.push(7, 1, cmd(1), "a"), Some(Next::Send { mote: 7, command: cmd(1), mark: None }));
+        assert_eq!(t.push(7, 2, cmd(2), "b"), None, "waits behind the first");
+        assert_eq!(t.push(7, 1, cmd(1), "a again"), None, "asked again: joins the one in flight");
+        assert_eq!(t.push(7, 2, cmd(2), "b again"), None, "asked again: joins the waiting one");
         t.sent(7, mark(5), 1_000);
         assert!(t.on_report(7, mark(4), 2_000).is_empty(), "a report within the grace proves nothing");
         let next = t.on_report(7, mark(5), 3_000);
         assert_eq!(
             next,
             [
-                Next::Settled { done: "a", delivered: true },
+                Next::Settled { done: vec!["a", "a again"], delivered: true },
                 Next::Send { mote: 7, command: cmd(2), mark: None }
             ]
         );
         t.sent(7, mark(9), 3_000);
-        assert_eq!(t.on_report(7, mark(12), 4_000), [Next::Settled { done: "b", delivered: true }]);
+        assert_eq!(
+            t.on_report(7, mark(12), 4_000),
+            [Next::Settled { done: vec!["b", "b again"], delivered: true }]
+        );
+        assert_eq!(t.pending(), 0);
+    }
+
+    #[test]
+    fn a_settled_command_asked_again_is_answered_not_sent_again() {
+        let mut t = CommandTracker::default();
+        t.on_report(7, mark(0), 0);
+        t.push(7, 1, cmd(1), "a");
+        t.sent(7, mark(1), 0);
+        assert_eq!(t.on_report(7, mark(1), 1), [Next::Settled { done: vec!["a"], delivered: true }]);
+        assert_eq!(
+            t.push(7, 1, cmd(1), "a, restarted"),
+            Some(Next::Recalled { done: "a, restarted", delivered: true })
+        );
         assert_eq!(t.pending(), 0);
     }
 
@@ -184,7 +253,7 @@ mod tests {
     fn a_report_after_the_grace_without_the_mark_resends_under_the_same_mark_then_gives_up() {
         let mut t = CommandTracker::default();
         t.on_report(3, mark(1), 0);
-        t.push(3, cmd(1), "a");
+        t.push(3, 1, cmd(1), "a");
         t.sent(3, mark(2), 0);
         let mut now = 0;
         for _ in 1..MAX_SENDS {
@@ -196,7 +265,7 @@ mod tests {
             t.sent(3, mark(2), now);
         }
         now += GRACE_MS;
-        assert_eq!(t.on_report(3, mark(1), now), [Next::Settled { done: "a", delivered: false }]);
+        assert_eq!(t.on_report(3, mark(1), now), [Next::Settled { done: vec!["a"], delivered: false }]);
         assert_eq!(t.pending(), 0);
         assert!(t.on_report(9, mark(1), now).is_empty(), "an unknown mote has nothing pending");
     }

@@ -119,9 +119,11 @@ pub enum GatewayMsg {
         downlink: Downlink,
     },
     /// Send `command` to `mote` at QoS 1 and answer `delivered` once the mote's report shows it
-    /// accepted it (`false`: given up). A mote's commands go one at a time, in order.
+    /// accepted it (`false`: given up). A mote's commands go one at a time, in order; `id` names
+    /// the command, so asking again about a pending one joins it.
     Command {
         mote: u32,
+        id: u64,
         command: MoteCommand,
         delivered: ReplyTo<bool>,
     },
@@ -326,6 +328,7 @@ impl Gateway {
     fn on_command(
         &mut self,
         mote: u32,
+        id: u64,
         command: MoteCommand,
         delivered: ReplyTo<bool>,
         ctx: &mut Ctx<'_, GatewayMsg>,
@@ -343,7 +346,7 @@ impl Gateway {
             let _ = ctx.reply(&delivered, false);
             return Ok(());
         }
-        let next = self.commands.push(mote, command, delivered);
+        let next = self.commands.push(mote, id, command, delivered);
         self.follow(next, ctx)
     }
 
@@ -371,7 +374,14 @@ impl Gateway {
                         &self.stats.commands_given_up
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
-                    // An asker that has gone (a restarted relay) asks again; not our failure.
+                    for asker in done {
+                        // An asker that has gone (a timed-out ask, a restarted relay) is no
+                        // failure of ours: it asks again.
+                        let _ = ctx.reply(&asker, delivered);
+                    }
+                }
+                Next::Recalled { done, delivered } => {
+                    // Settled before (the asker restarted before the answer reached it).
                     let _ = ctx.reply(&done, delivered);
                 }
             }
@@ -406,8 +416,8 @@ impl Actor for Gateway {
             }
             GatewayMsg::Mqtt(_) => Ok(()),
             GatewayMsg::Down { mote, downlink } => self.send_down(mote, downlink, ctx),
-            GatewayMsg::Command { mote, command, delivered } => {
-                self.on_command(mote, command, delivered, ctx)
+            GatewayMsg::Command { mote, id, command, delivered } => {
+                self.on_command(mote, id, command, delivered, ctx)
             }
         }
     }
