@@ -49,9 +49,13 @@ pub enum ProxyMsg {
         seq: u32,
         stored: bool,
     },
-    /// Send the acks gathered so far (queued by the proxy to itself).
+    /// Send the acks gathered so far (the proxy's own timer, `ACK_DELAY` after the first).
     FlushAcks,
 }
+
+/// How long a proxy gathers acks before sending them down: at a high frame rate a mote's
+/// consecutive frames then go down as one range (one publish), not one each.
+pub const ACK_DELAY: Duration = Duration::from_millis(20);
 
 /// How long a proxy waits for downstream's receipt before letting the mote's resend try again.
 pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -183,13 +187,11 @@ impl SensorProxy {
         self.acknowledge(boot_epoch, seq, ctx);
     }
 
+    /// Gathers the ack; the first ack of a batch schedules the flush `ACK_DELAY` later, so a
+    /// busy mote's consecutive frames go down as one range.
     fn acknowledge(&mut self, boot_epoch: u32, seq: u32, ctx: &mut Ctx<'_, ProxyMsg>) {
         if self.acks.add(boot_epoch, seq) {
-            let me = ctx.me().clone();
-            if ctx.send(&me, ProxyMsg::FlushAcks).is_err() {
-                // Not expected (a proxy's own mailbox); flush now rather than strand the acks.
-                self.flush_acks(ctx);
-            }
+            ctx.schedule_once(ACK_DELAY, ProxyMsg::FlushAcks);
         }
     }
 
