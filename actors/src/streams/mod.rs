@@ -73,16 +73,11 @@ impl TelemetryRecord {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        bincode::serde::encode_to_vec(self, bincode::config::standard()).expect("a record always encodes")
+        encode(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let (record, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-            .map_err(|e| format!("not a telemetry record: {e}"))?;
-        if used != bytes.len() {
-            return Err(format!("not a telemetry record: {} bytes left over", bytes.len() - used));
-        }
-        Ok(record)
+        decode(bytes, "telemetry")
     }
 }
 
@@ -107,17 +102,27 @@ impl CommandRecord {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        bincode::serde::encode_to_vec(self, bincode::config::standard()).expect("a record always encodes")
+        encode(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let (record, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-            .map_err(|e| format!("not a command record: {e}"))?;
-        if used != bytes.len() {
-            return Err(format!("not a command record: {} bytes left over", bytes.len() - used));
-        }
-        Ok(record)
+        decode(bytes, "command")
     }
+}
+
+/// A record's bytes in the streams (bincode).
+fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(record, bincode::config::standard()).expect("a record always encodes")
+}
+
+/// A record from its bytes, all of them (`what` names its kind in the error).
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, String> {
+    let (record, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map_err(|e| format!("not a {what} record: {e}"))?;
+    if used != bytes.len() {
+        return Err(format!("not a {what} record: {} bytes left over", bytes.len() - used));
+    }
+    Ok(record)
 }
 
 #[cfg(test)]
