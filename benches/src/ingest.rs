@@ -118,7 +118,7 @@ fn sizes(args: &Args, kind: Kind) -> Sizes {
     let (per_mote, window) = match (kind, args.quick) {
         (Kind::Features, false) => (1_000, 2_048),
         (Kind::Features, true) => (500, 1_024),
-        (Kind::Raw, false) => (40, 128),
+        (Kind::Raw, false) => (100, 128),
         (Kind::Raw, true) => (20, 64),
     };
     Sizes { motes, per_mote, window }
@@ -408,7 +408,14 @@ impl FrameMaker {
         let window = Box::new(Window::from_fn(DEFAULT_SAMPLE_RATE_HZ, |i| {
             let t = i as f32 / DEFAULT_SAMPLE_RATE_HZ as f32;
             let w = std::f32::consts::TAU * 50.0 * t;
-            [10.0 * w.sin(), 0.3 * (w * 7.3).sin() + 0.05 * (w * 41.0).sin(), 0.2 * (w * 3.0).sin(), 40.0]
+            // Sensor noise, so the proxies' sensor-fault checks see a live window.
+            let noise = ((i as f32 * 12.9898).sin() * 43_758.547).fract() - 0.5;
+            [
+                10.0 * w.sin() + 0.1 * noise,
+                0.3 * (w * 7.3).sin() + 0.05 * (w * 41.0).sin() + 0.02 * noise,
+                0.2 * (w * 3.0).sin() + 0.05 * noise,
+                40.0 + 0.05 * noise,
+            ]
         }));
         let report = FeaturesReport {
             model_version: 1,

@@ -25,12 +25,19 @@ pub const FRAME_OVERHEAD: usize = HEADER_LEN + CRC_LEN + MAC_LEN;
 /// The largest frame (a raw window).
 pub const MAX_FRAME: usize = MAX_PAYLOAD + FRAME_OVERHEAD;
 
-/// CRC-32 by table: 1 KiB (one byte per step) on a microcontroller; on the host (the gateway
-/// checks every frame) 16 KiB that take 16 bytes per step, several times faster.
+/// CRC-32 (ISO-HDLC, zlib's) by a 1 KiB table, one byte per step, on a microcontroller.
 #[cfg(not(feature = "std"))]
-const CRC32: crc::Crc<u32, crc::Table<1>> = crc::Crc::<u32, crc::Table<1>>::new(&crc::CRC_32_ISO_HDLC);
+fn crc32(bytes: &[u8]) -> u32 {
+    const CRC32: crc::Crc<u32, crc::Table<1>> = crc::Crc::<u32, crc::Table<1>>::new(&crc::CRC_32_ISO_HDLC);
+    CRC32.checksum(bytes)
+}
+
+/// The same CRC-32 on the host (the gateway checks every frame), by crc32fast: carry-less
+/// multiplication where the CPU has it, several times faster than any table.
 #[cfg(feature = "std")]
-const CRC32: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
+fn crc32(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
 
 /// The kind of a frame; up kinds are below 0x80, down kinds have the high bit set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -208,7 +215,7 @@ fn seal(
     })();
     header.map_err(|_| too_small)?;
     let crc_at = HEADER_LEN + payload_len;
-    let crc = CRC32.checksum(&out[..crc_at]);
+    let crc = crc32(&out[..crc_at]);
     out[crc_at..crc_at + CRC_LEN].copy_from_slice(&crc.to_le_bytes());
     let mac_at = crc_at + CRC_LEN;
     let tag = mac(key, &out[..mac_at]).finalize().into_bytes();
@@ -310,7 +317,7 @@ pub fn decode_frame(bytes: &[u8]) -> Result<UnverifiedFrame<'_>, FrameError> {
     }
     let crc_at = HEADER_LEN + payload_len;
     let crc = u32::from_le_bytes([bytes[crc_at], bytes[crc_at + 1], bytes[crc_at + 2], bytes[crc_at + 3]]);
-    if CRC32.checksum(&bytes[..crc_at]) != crc {
+    if crc32(&bytes[..crc_at]) != crc {
         return Err(FrameError::BadCrc);
     }
     let kind = Kind::from_code(kind).ok_or(FrameError::UnknownKind(kind))?;
@@ -354,6 +361,9 @@ mod tests {
 
     #[test]
     fn crc_is_iso_hdlc() {
-        assert_eq!(CRC32.checksum(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        let long: Vec<u8> = (0..20_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let table = crc::Crc::<u32, crc::Table<1>>::new(&crc::CRC_32_ISO_HDLC);
+        assert_eq!(crc32(&long), table.checksum(&long), "the host's CRC is the microcontroller's");
     }
 }

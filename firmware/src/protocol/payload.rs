@@ -162,6 +162,27 @@ impl<'a> RawWindow<'a> {
         }
     }
 
+    /// Copies the samples of `ch` into `out` and returns them: one pass over the bytes, for
+    /// callers that read every sample (the per-sample [`RawWindow::sample`] checks bounds each time).
+    pub fn read_channel<'o>(&self, ch: Channel, out: &'o mut [i16; WINDOW]) -> &'o [i16] {
+        match self.samples {
+            Samples::Window(w) => {
+                out.copy_from_slice(&w.samples[ch.index()]);
+                &out[..]
+            }
+            Samples::Le { n, bytes } => {
+                let start = 2 * ch.index() * n;
+                let channel = bytes.get(start..start + 2 * n).unwrap_or(&[]);
+                let mut len = 0;
+                for (d, b) in out.iter_mut().zip(channel.chunks_exact(2)) {
+                    *d = i16::from_le_bytes([b[0], b[1]]);
+                    len += 1;
+                }
+                &out[..len]
+            }
+        }
+    }
+
     /// The samples of `ch`, in order.
     pub fn channel(&self, ch: Channel) -> impl Iterator<Item = i16> + '_ {
         (0..self.len()).filter_map(move |i| self.sample(ch, i))

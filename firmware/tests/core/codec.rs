@@ -108,6 +108,10 @@ fn a_raw_window_round_trips_to_the_same_window() {
     assert_eq!(raw.sample(Channel::Vibration, 5), Some(w.samples[1][5]));
     assert_eq!(raw.sample(Channel::Vibration, WINDOW), None);
     assert_eq!(raw.to_window().unwrap(), w);
+    let mut buffer = [0i16; WINDOW];
+    for ch in Channel::ALL {
+        assert_eq!(raw.read_channel(ch, &mut buffer), &w.samples[ch.index()][..]);
+    }
 }
 
 #[test]
@@ -125,6 +129,7 @@ fn a_short_raw_window_decodes_but_is_not_a_window() {
     let p = Payload::decode(Kind::RawWindow, &payload).unwrap();
     let Payload::RawWindow(raw) = p else { panic!() };
     assert_eq!(raw.channel(Channel::Sound).collect::<Vec<_>>(), [6, 7, 8]);
+    assert_eq!(raw.read_channel(Channel::Sound, &mut [0; WINDOW]), [6, 7, 8]);
     assert!(raw.to_window().is_none());
     let mut again = vec![0u8; payload.len()];
     assert_eq!(p.encode(&mut again), Ok(payload.len()));
