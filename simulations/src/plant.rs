@@ -325,7 +325,7 @@ impl Plant {
                 totals.insert("frames acknowledged (seen going down)", streams.acked() as u64);
                 totals.insert("log crashes", streams.stats().crashes);
                 totals.insert("log acknowledgements lost", streams.stats().acks_lost);
-                totals.insert("bridge append failures", self.shared.bridge.append_failures.load(Relaxed));
+                totals.insert("bridge append failures", self.shared.bridge.appends.failures.load(Relaxed));
                 totals.insert("commands in the stream", streams.view().commands);
                 totals.insert("commands delivered", self.shared.relay.delivered.load(Relaxed));
                 totals.insert("commands given up", self.shared.relay.given_up.load(Relaxed));

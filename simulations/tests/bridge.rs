@@ -443,7 +443,7 @@ fn run(seed: u64, config: BridgeConfig) -> Result<Summary, String> {
         copies_in_stream: copies,
         crashes: log_stats.crashes,
         acks_lost: log_stats.acks_lost,
-        append_failures: stats.append_failures.load(Relaxed),
+        append_failures: stats.appends.failures.load(Relaxed),
         copies_joined: stats.copies_joined.load(Relaxed),
         refused_full: refused,
         finished_at: now,

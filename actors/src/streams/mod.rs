@@ -17,6 +17,7 @@
 //! gets every frame exactly once. Records of one mote share a key (`mote_key`), hence a
 //! partition, and the bridge appends them one at a time, in the order it took them.
 
+pub mod appender;
 pub mod bridge;
 pub mod command_relay;
 
