@@ -202,6 +202,8 @@ impl SimLog {
                 Pending::Deliver { to, event: ConsumerEvent::Records(records), .. } => {
                     if let Some(consumer) = state.consumers.get_mut(&to) {
                         consumer.fetching = false;
+                        // Never delivered, so never granted back: the credit returns.
+                        consumer.credit += records.len() as u32;
                         for r in records {
                             if let Some(position) = consumer.positions.get_mut(&r.partition) {
                                 *position = (*position).min(r.offset);
@@ -297,6 +299,8 @@ impl LogState {
         if let ConsumerEvent::Records(records) = event {
             consumer.fetching = false;
             if generation != consumer.generation {
+                // Records of an assignment it no longer has: dropped, their credit returns.
+                consumer.credit += records.len() as u32;
                 return None;
             }
             self.stats.delivered += records.len() as u64;

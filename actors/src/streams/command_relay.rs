@@ -18,6 +18,7 @@ use std::time::Duration;
 use aiot_runtime::{Actor, ActorError, ActorRef, AskError, Ctx, PortRef};
 use serde::{Deserialize, Serialize};
 
+use super::progress::{self, Progress};
 use super::{CommandRecord, COMMANDS, PARTITIONS};
 use crate::ports::eventlog::adapter::{Log, LogEvent, LogRequest};
 use crate::ports::eventlog::{ConsumerEvent, StoredRecord, Subscription, TopicPartition};
@@ -68,19 +69,12 @@ pub enum RelayMsg {
     Recommit,
 }
 
-/// Per assigned partition: commands being settled, and the offset after the last one read.
-#[derive(Default)]
-struct PartitionState {
-    unsettled: BTreeMap<u64, CommandRecord>,
-    read_to: u64,
-    committed: u64,
-}
-
 pub struct CommandRelay {
     gateway: ActorRef<GatewayMsg>,
     stats: Arc<RelayStats>,
     log: Option<PortRef<Log>>,
-    partitions: BTreeMap<TopicPartition, PartitionState>,
+    /// Per assigned partition: the commands being settled.
+    partitions: BTreeMap<TopicPartition, Progress<CommandRecord>>,
     /// A `Recommit` is scheduled.
     recommit_due: bool,
 }
@@ -110,14 +104,14 @@ impl CommandRelay {
     ) -> Result<(), ActorError> {
         for stored in records {
             self.stats.read.fetch_add(1, Ordering::Relaxed);
-            let state = self.partitions.entry(stored.partition.clone()).or_default();
-            state.read_to = state.read_to.max(stored.offset + 1);
+            let progress = self.partitions.entry(stored.partition.clone()).or_default();
             match CommandRecord::decode(&stored.record.payload) {
                 Ok(command) => {
-                    state.unsettled.insert(stored.offset, command);
+                    progress.read(stored.offset, command);
                     self.ask(stored.partition, stored.offset, ctx);
                 }
                 Err(why) => {
+                    progress.skip(stored.offset);
                     self.stats.invalid.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!("command relay: {}@{}: {why}", stored.partition, stored.offset);
                     self.settle(&stored.partition, ctx)?;
@@ -129,7 +123,7 @@ impl CommandRelay {
     }
 
     fn ask(&mut self, partition: TopicPartition, offset: u64, ctx: &mut Ctx<'_, RelayMsg>) {
-        let Some(record) = self.partitions.get(&partition).and_then(|p| p.unsettled.get(&offset)) else {
+        let Some(record) = self.partitions.get_mut(&partition).and_then(|p| p.get_mut(offset)) else {
             return;
         };
         let (mote, command) = (record.mote, record.command.clone());
@@ -157,13 +151,13 @@ impl CommandRelay {
         ctx: &mut Ctx<'_, RelayMsg>,
     ) -> Result<(), ActorError> {
         // A settlement for a partition no longer ours (revoked) or a command settled already.
-        let Some(state) = self.partitions.get_mut(&partition) else { return Ok(()) };
-        if !state.unsettled.contains_key(&offset) {
+        let Some(progress) = self.partitions.get_mut(&partition) else { return Ok(()) };
+        if progress.get_mut(offset).is_none() {
             return Ok(());
         }
         match outcome {
             Ok(delivered) => {
-                state.unsettled.remove(&offset);
+                progress.done(offset);
                 let counter = if delivered { &self.stats.delivered } else { &self.stats.given_up };
                 counter.fetch_add(1, Ordering::Relaxed);
                 self.settle(&partition, ctx)?;
@@ -191,17 +185,30 @@ impl CommandRelay {
         again: bool,
         ctx: &mut Ctx<'_, RelayMsg>,
     ) -> Result<(), ActorError> {
-        let Some(state) = self.partitions.get_mut(partition) else { return Ok(()) };
-        let next = state.unsettled.keys().next().copied().unwrap_or(state.read_to);
-        if next > state.committed || (again && next > 0) {
-            state.committed = next;
-            self.request(LogRequest::Commit { partition: partition.clone(), next_offset: next }, ctx)?;
+        match self.partitions.get_mut(partition).and_then(|p| p.to_commit(again)) {
+            Some(next_offset) => {
+                self.request(LogRequest::Commit { partition: partition.clone(), next_offset }, ctx)
+            }
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Forgets the partitions no longer ours and gives their unsettled commands' credit back.
+    fn release(
+        &mut self,
+        gone: impl Fn(&TopicPartition) -> bool,
+        ctx: &mut Ctx<'_, RelayMsg>,
+    ) -> Result<(), ActorError> {
+        let credit = progress::release(&mut self.partitions, gone);
+        self.count_in_flight();
+        match credit {
+            0 => Ok(()),
+            credit => self.request(LogRequest::Grant(credit), ctx),
+        }
     }
 
     fn count_in_flight(&self) {
-        let n: usize = self.partitions.values().map(|p| p.unsettled.len()).sum();
+        let n: usize = self.partitions.values().map(Progress::pending).sum();
         self.stats.in_flight.store(n as u64, Ordering::Relaxed);
     }
 }
@@ -222,13 +229,10 @@ impl Actor for CommandRelay {
             }
             RelayMsg::Log(LogEvent::Consumer(ConsumerEvent::Revoked(partitions))) => {
                 // Their unsettled commands are read again by the partitions' next owner.
-                for partition in partitions {
-                    self.partitions.remove(&partition);
-                }
-                self.count_in_flight();
+                self.release(|p| partitions.contains(p), ctx)?;
             }
             RelayMsg::Log(LogEvent::Consumer(ConsumerEvent::Assigned(partitions))) => {
-                self.partitions.retain(|p, _| partitions.contains(p));
+                self.release(|p| !partitions.contains(p), ctx)?;
             }
             RelayMsg::Log(LogEvent::Refused { request, error }) => {
                 tracing::warn!("command relay: the log refused to {request}: {error}");

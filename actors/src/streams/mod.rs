@@ -20,6 +20,8 @@
 pub mod appender;
 pub mod bridge;
 pub mod command_relay;
+pub mod progress;
+pub mod stage;
 
 use aiot_firmware::protocol::{MoteId, Payload};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,318 @@
+//! A stream stage: an actor that reads topics in a consumer group, turns each record into output
+//! records with a [`Process`], appends those (in order per mote, retried until durable:
+//! [`super::appender`]) and commits an input's offset only once everything it produced is
+//! durable. The ML loop's stages (feature extraction, stage-2 scoring, drift) are stream stages.
+//!
+//! Guarantees: every input record is processed at least once, and its outputs are in the log
+//! before its offset is committed. After a crash or a rebalance the records past the committed
+//! offset are processed again, so outputs can repeat; they carry their input's identity (mote,
+//! boot epoch, sequence) for readers to de-duplicate. Replicas share the partitions through the
+//! group, so each record is processed by one of them at a time (BLUEPRINT section 9: two
+//! replicas must not both score every message).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aiot_runtime::{Actor, ActorError, Ctx, Instant, PortRef};
+use serde::{Deserialize, Serialize};
+
+use super::appender::{AppendStats, KeyedAppender, RETRY_EVERY};
+use super::progress::{self, Progress};
+use crate::ports::eventlog::adapter::{Log, LogEvent, LogRequest};
+use crate::ports::eventlog::{ConsumerEvent, Record, StoredRecord, Subscription, TopicPartition};
+
+/// Wait before subscribing again after a refusal, or committing again after a refused commit.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// One output record, and the mote whose order it keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub mote: u32,
+    pub record: Record,
+}
+
+/// What a stage does with each record: pure computation, no IO (the stage does the IO).
+pub trait Process: Send + 'static {
+    /// The topics it appends to (created when the stage starts).
+    fn outputs(&self) -> Vec<&'static str>;
+
+    /// Turns one input record into outputs (none is fine). An `Err` says why the record is
+    /// unusable: it is counted and skipped, never retried.
+    fn process(&mut self, input: &StoredRecord, now: Instant, out: &mut Vec<Output>) -> Result<(), String>;
+}
+
+/// Where a stage reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageConfig {
+    pub inputs: Vec<&'static str>,
+    pub group: String,
+    /// This replica's name within the group.
+    pub member: String,
+    /// Partitions of the output topics it creates.
+    pub partitions: u32,
+    /// Input records being processed at most (the consumer's credit).
+    pub in_flight: u32,
+}
+
+/// A stage's counters, shared with the host.
+#[derive(Debug, Default)]
+pub struct StageStats {
+    pub read: AtomicU64,
+    /// Inputs whose outputs are all durable (or that had none).
+    pub done: AtomicU64,
+    /// Inputs the process refused (counted, skipped).
+    pub refused: AtomicU64,
+    /// Partitions assigned to this replica now.
+    pub assigned: AtomicU64,
+    pub outputs: Arc<AppendStats>,
+}
+
+impl StageStats {
+    /// One line for a node's status.
+    pub fn status(&self, name: &str) -> String {
+        let failing = self.outputs.failing.lock().clone();
+        let health = failing.map_or_else(|| "ok".to_string(), |why| format!("RETRYING ({why})"));
+        format!(
+            "{name} {health}: {} records read, {} done, {} refused, {} outputs appended",
+            self.read.load(Ordering::Relaxed),
+            self.done.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed),
+            self.outputs.appended.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// What a stage takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum StageMsg {
+    Log(LogEvent),
+    /// Retry appends, and what the log refused.
+    Tick,
+}
+
+/// The stage actor around a [`Process`].
+pub struct Stage<P> {
+    process: P,
+    config: StageConfig,
+    stats: Arc<StageStats>,
+    log: Option<PortRef<Log>>,
+    /// Per assigned partition: outputs not yet durable, per input offset.
+    partitions: BTreeMap<TopicPartition, Progress<usize>>,
+    appender: KeyedAppender<u32, (TopicPartition, u64)>,
+    subscribe_at: Option<Instant>,
+    recommit_at: Option<Instant>,
+    create_topics_at: Option<Instant>,
+    scratch: Vec<Output>,
+}
+
+impl<P: Process> Stage<P> {
+    pub fn new(process: P, config: StageConfig, stats: Arc<StageStats>) -> Self {
+        Stage {
+            process,
+            config,
+            appender: KeyedAppender::new(Arc::clone(&stats.outputs)),
+            stats,
+            log: None,
+            partitions: BTreeMap::new(),
+            subscribe_at: None,
+            recommit_at: None,
+            create_topics_at: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn request(&self, request: LogRequest, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+        match &self.log {
+            Some(log) => Ok(ctx.port_request(log, request)?),
+            None => Ok(()),
+        }
+    }
+
+    fn create_topics(&self, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+        for topic in self.process.outputs() {
+            let partitions = self.config.partitions;
+            self.request(LogRequest::CreateTopic { topic: topic.into(), partitions }, ctx)?;
+        }
+        Ok(())
+    }
+
+    fn subscribe(&self, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+        let c = &self.config;
+        let subscription = Subscription {
+            credit: c.in_flight,
+            ..Subscription::in_group(&c.inputs, c.group.clone(), c.member.clone())
+        };
+        self.request(LogRequest::Subscribe(subscription), ctx)
+    }
+
+    fn on_records(
+        &mut self,
+        records: Vec<StoredRecord>,
+        ctx: &mut Ctx<'_, StageMsg>,
+    ) -> Result<(), ActorError> {
+        let now = ctx.now();
+        for input in records {
+            self.stats.read.fetch_add(1, Ordering::Relaxed);
+            let mut outputs = std::mem::take(&mut self.scratch);
+            outputs.clear();
+            let result = self.process.process(&input, now, &mut outputs);
+            let progress = self.partitions.entry(input.partition.clone()).or_default();
+            if let Err(why) = result {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("stage {}: {}@{}: {why}", self.config.group, input.partition, input.offset);
+                outputs.clear();
+            }
+            if outputs.is_empty() {
+                progress.skip(input.offset);
+                self.scratch = outputs;
+                self.input_done(&input.partition, ctx)?;
+                continue;
+            }
+            progress.read(input.offset, outputs.len());
+            for output in outputs.drain(..) {
+                let tag = (input.partition.clone(), input.offset);
+                self.appender.push(output.mote, output.record, tag, self.log.as_ref(), ctx);
+            }
+            self.scratch = outputs;
+        }
+        Ok(())
+    }
+
+    /// An output is durable: its input is done once all of its outputs are.
+    fn on_durable(
+        &mut self,
+        partition: TopicPartition,
+        offset: u64,
+        ctx: &mut Ctx<'_, StageMsg>,
+    ) -> Result<(), ActorError> {
+        // A partition revoked meanwhile: its next owner processes the input again.
+        let Some(progress) = self.partitions.get_mut(&partition) else { return Ok(()) };
+        let Some(left) = progress.get_mut(offset) else { return Ok(()) };
+        *left -= 1;
+        if *left == 0 {
+            progress.done(offset);
+            self.input_done(&partition, ctx)?;
+        }
+        Ok(())
+    }
+
+    /// One more input is done: commit its partition as far as possible, one more credit.
+    fn input_done(
+        &mut self,
+        partition: &TopicPartition,
+        ctx: &mut Ctx<'_, StageMsg>,
+    ) -> Result<(), ActorError> {
+        self.stats.done.fetch_add(1, Ordering::Relaxed);
+        self.commit(partition, false, ctx)?;
+        self.request(LogRequest::Grant(1), ctx)
+    }
+
+    fn commit(
+        &mut self,
+        partition: &TopicPartition,
+        again: bool,
+        ctx: &mut Ctx<'_, StageMsg>,
+    ) -> Result<(), ActorError> {
+        match self.partitions.get_mut(partition).and_then(|p| p.to_commit(again)) {
+            Some(next_offset) => {
+                self.request(LogRequest::Commit { partition: partition.clone(), next_offset }, ctx)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets the partitions no longer ours and gives their pending inputs' credit back.
+    fn release(
+        &mut self,
+        gone: impl Fn(&TopicPartition) -> bool,
+        ctx: &mut Ctx<'_, StageMsg>,
+    ) -> Result<(), ActorError> {
+        match progress::release(&mut self.partitions, gone) {
+            0 => Ok(()),
+            credit => self.request(LogRequest::Grant(credit), ctx),
+        }
+    }
+
+    fn on_refused(&mut self, request: &str, now: Instant) {
+        let retry = Some(now + RETRY_AFTER);
+        if request == "subscribe" {
+            self.subscribe_at = self.subscribe_at.or(retry);
+        } else if request.starts_with("commit") {
+            // Otherwise the position stays uncommitted and a restart would redo all since.
+            self.recommit_at = self.recommit_at.or(retry);
+        } else if request.starts_with("create") {
+            self.create_topics_at = self.create_topics_at.or(retry);
+        }
+    }
+
+    fn on_tick(&mut self, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+        let now = ctx.now();
+        if self.subscribe_at.is_some_and(|at| at <= now) {
+            self.subscribe_at = None;
+            self.subscribe(ctx)?;
+        }
+        if self.create_topics_at.is_some_and(|at| at <= now) {
+            self.create_topics_at = None;
+            self.create_topics(ctx)?;
+        }
+        if self.recommit_at.is_some_and(|at| at <= now) {
+            self.recommit_at = None;
+            let partitions: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+            for partition in &partitions {
+                self.commit(partition, true, ctx)?;
+            }
+        }
+        self.appender.retry_due(self.log.as_ref(), ctx);
+        Ok(())
+    }
+}
+
+impl<P: Process> Actor for Stage<P> {
+    type Msg = StageMsg;
+
+    fn started(&mut self, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+        self.log = Some(ctx.open_port::<Log>(StageMsg::Log));
+        self.create_topics(ctx)?;
+        self.subscribe(ctx)?;
+        ctx.schedule_every(RETRY_EVERY, StageMsg::Tick);
+        Ok(())
+    }
+
+    /// Leaves the group, so the other replicas take over this one's partitions at once.
+    fn stopped(&mut self, ctx: &mut Ctx<'_, StageMsg>) {
+        let _ = self.request(LogRequest::Unsubscribe, ctx);
+    }
+
+    fn handle(&mut self, msg: StageMsg, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+        match msg {
+            StageMsg::Log(LogEvent::Consumer(ConsumerEvent::Records(records))) => {
+                self.on_records(records, ctx)?
+            }
+            StageMsg::Log(LogEvent::Consumer(ConsumerEvent::Revoked(partitions))) => {
+                self.release(|p| partitions.contains(p), ctx)?;
+            }
+            StageMsg::Log(LogEvent::Consumer(ConsumerEvent::Assigned(partitions))) => {
+                self.stats.assigned.store(partitions.len() as u64, Ordering::Relaxed);
+                self.release(|p| !partitions.contains(p), ctx)?;
+            }
+            StageMsg::Log(LogEvent::Consumer(ConsumerEvent::Error(error))) => {
+                tracing::warn!("stage {}: consumer: {error}", self.config.group);
+            }
+            StageMsg::Log(LogEvent::Outcome(outcome)) => {
+                if let Some(durable) = self.appender.on_outcome(outcome, self.log.as_ref(), ctx) {
+                    let (partition, offset) = durable.tag;
+                    self.on_durable(partition, offset, ctx)?;
+                }
+            }
+            StageMsg::Log(LogEvent::Refused { request, error }) => {
+                tracing::warn!("stage {}: the log refused to {request}: {error}", self.config.member);
+                self.on_refused(&request, ctx.now());
+            }
+            StageMsg::Log(LogEvent::TopicReady { .. }) => {}
+            StageMsg::Tick => self.on_tick(ctx)?,
+        }
+        Ok(())
+    }
+}
