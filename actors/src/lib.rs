@@ -5,10 +5,13 @@
 //!   conformance suite.
 //! - `adapters`: the real implementations (rumqttc client, embedded rumqttd broker, embedded
 //!   event log), behind features; hosts install them, actor code never calls them.
+//! - `dsp`: the DSP filter's computation on raw windows (spectra, envelope, bearing bands,
+//!   supply sidebands) as a pure feature extractor, and the bearing geometry.
 //!
 //! Actors here never know where a peer lives: this crate never depends on `aiot-cluster`.
 
 pub mod adapters;
+pub mod dsp;
 pub mod maintenance;
 pub mod ports;
 pub mod provision;
