@@ -12,6 +12,7 @@
 
 pub mod adapters;
 pub mod dsp;
+pub mod inference;
 pub mod maintenance;
 pub mod ports;
 pub mod provision;

@@ -114,12 +114,12 @@ impl CommandRecord {
 }
 
 /// A record's bytes in the streams (bincode).
-fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+pub(crate) fn encode<T: Serialize>(record: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(record, bincode::config::standard()).expect("a record always encodes")
 }
 
 /// A record from its bytes, all of them (`what` names its kind in the error).
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, String> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, String> {
     let (record, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
         .map_err(|e| format!("not a {what} record: {e}"))?;
     if used != bytes.len() {
