@@ -5,11 +5,14 @@
 //!   conformance suite.
 //! - `adapters`: the real implementations (rumqttc client, embedded rumqttd broker, embedded
 //!   event log), behind features; hosts install them, actor code never calls them.
+//! - `ml`: the ML loop's pure parts: logistic regression, metrics, the int8 quantizer, drift
+//!   statistics (no actors).
 //!
 //! Actors here never know where a peer lives: this crate never depends on `aiot-cluster`.
 
 pub mod adapters;
 pub mod maintenance;
+pub mod ml;
 pub mod ports;
 pub mod provision;
 pub mod streams;
