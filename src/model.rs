@@ -128,15 +128,27 @@ fn training_metrics(model: &LogisticModel, data: &Training) -> Result<TrainingMe
     })
 }
 
+/// What a training run prints.
+struct Outcome<'a> {
+    path: &'a Path,
+    label: &'a str,
+    config: &'a LogisticConfig,
+    data: &'a Training,
+    model: &'a LogisticModel,
+    report: &'a FitReport,
+    metrics: TrainingMetrics,
+}
+
 fn train(path: &Path, label: &str, config: &LogisticConfig, json: bool) -> Result<(), String> {
     let data = read(path, label)?;
     let (model, report) =
         fit(data.x.view(), data.y.view(), config).map_err(|e| format!("{}: {e}", path.display()))?;
-    let m = training_metrics(&model, &data)?;
+    let metrics = training_metrics(&model, &data)?;
+    let outcome = Outcome { path, label, config, data: &data, model: &model, report: &report, metrics };
     if json {
-        print_json(path, label, config, &data, &model, &report, &m);
+        print_json(&outcome);
     } else {
-        print_text(path, label, config, &data, &model, &report, &m);
+        print_text(&outcome);
     }
     if report.converged {
         Ok(())
@@ -151,15 +163,8 @@ fn train(path: &Path, label: &str, config: &LogisticConfig, json: bool) -> Resul
     }
 }
 
-fn print_text(
-    path: &Path,
-    label: &str,
-    config: &LogisticConfig,
-    data: &Training,
-    model: &LogisticModel,
-    report: &FitReport,
-    m: &TrainingMetrics,
-) {
+fn print_text(o: &Outcome<'_>) {
+    let Outcome { path, label, config, data, model, report, metrics: m } = o;
     println!(
         "logistic regression on {}: {} rows, {} features, label {label:?}, C = {:?}",
         path.display(),
@@ -185,15 +190,8 @@ fn print_text(
     );
 }
 
-fn print_json(
-    path: &Path,
-    label: &str,
-    config: &LogisticConfig,
-    data: &Training,
-    model: &LogisticModel,
-    report: &FitReport,
-    m: &TrainingMetrics,
-) {
+fn print_json(o: &Outcome<'_>) {
+    let Outcome { path, label, config, data, model, report, metrics: m } = o;
     let value = serde_json::json!({
         "file": path.display().to_string(),
         "rows": data.x.nrows(),

@@ -1,7 +1,6 @@
 //! End to end: `aiot model train` on the committed breast-cancer fixture against scikit-learn's
 //! fit (`actors/tests/reference/`), in text and JSON, and its refusals of bad input.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/actors/tests/reference");
@@ -81,36 +80,32 @@ fn the_label_may_be_any_column_and_features_keep_their_order() {
     assert_eq!(names, ["b", "a"]);
 }
 
-fn refused(dir: &Path, name: &str, text: &str, label: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    let out = aiot(&["model", "train", "--csv", path.to_str().unwrap(), "--label", label]);
-    assert!(!out.status.success(), "{name} was accepted");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(err.contains(path.to_str().unwrap()), "the error names the file: {err}");
-    err
-}
-
 #[test]
 fn bad_input_is_refused_naming_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let err = refused(d, "nolabel.csv", "a,b\n1,0\n", "y");
-    assert!(err.contains("line 1: no column \"y\" in the header (columns: a, b)"), "{err}");
-    let err = refused(d, "text.csv", "a,b,y\n1,2,0\n3,oops,1\n", "y");
-    assert!(err.contains("line 3, column \"b\": \"oops\" is not a finite number"), "{err}");
-    let err = refused(d, "nan.csv", "a,b,y\n1,NaN,0\n3,4,1\n", "y");
-    assert!(err.contains("line 2, column \"b\": \"NaN\" is not a finite number"), "{err}");
-    let err = refused(d, "label.csv", "a,b,y\n1,2,0\n3,4,2\n", "y");
-    assert!(err.contains("line 3, column \"y\": label \"2\" is not 0 or 1"), "{err}");
-    let err = refused(d, "ragged.csv", "a,b,y\n1,2,0\n3,4\n5,6,1\n", "y");
-    assert!(err.contains("line 3: 2 fields, the header has 3"), "{err}");
-    let err = refused(d, "long.csv", "a,b,y\n1,2,0\n3,4,1,9\n", "y");
-    assert!(err.contains("line 3: 4 fields, the header has 3"), "{err}");
-    let err = refused(d, "oneclass.csv", "a,b,y\n1,2,1\n3,4,1\n", "y");
-    assert!(err.contains("every label in column \"y\" is 1: training needs both classes"), "{err}");
-    let err = refused(d, "empty.csv", "a,b,y\n", "y");
-    assert!(err.contains("no data rows"), "{err}");
+    let cases = [
+        ("nolabel.csv", "a,b\n1,0\n", "line 1: no column \"y\" in the header (columns: a, b)"),
+        ("text.csv", "a,b,y\n1,2,0\n3,oops,1\n", "line 3, column \"b\": \"oops\" is not a finite number"),
+        ("nan.csv", "a,b,y\n1,NaN,0\n3,4,1\n", "line 2, column \"b\": \"NaN\" is not a finite number"),
+        ("label.csv", "a,b,y\n1,2,0\n3,4,2\n", "line 3, column \"y\": label \"2\" is not 0 or 1"),
+        ("ragged.csv", "a,b,y\n1,2,0\n3,4\n5,6,1\n", "line 3: 2 fields, the header has 3"),
+        ("long.csv", "a,b,y\n1,2,0\n3,4,1,9\n", "line 3: 4 fields, the header has 3"),
+        (
+            "oneclass.csv",
+            "a,b,y\n1,2,1\n3,4,1\n",
+            "every label in column \"y\" is 1: training needs both classes",
+        ),
+        ("empty.csv", "a,b,y\n", "no data rows after the header"),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let path = path.to_str().unwrap();
+        let out = aiot(&["model", "train", "--csv", path, "--label", "y"]);
+        assert!(!out.status.success(), "{name} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(path) && err.contains(expected), "{name}: {err}");
+    }
     let missing = aiot(&["model", "train", "--csv", "/nonexistent/x.csv", "--label", "y"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/x.csv"));

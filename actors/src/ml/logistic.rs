@@ -236,7 +236,7 @@ pub fn fit_weighted(
     let mut fit = Newton::new(x, y, weights, config.c);
     let mut report = FitReport {
         iterations: 0,
-        objective: fit.objective(fit.z.view()),
+        objective: fit.initial_objective(),
         gradient_max: f64::INFINITY,
         converged: false,
         stalled: false,
@@ -338,12 +338,14 @@ struct Newton<'a> {
     scaled: Array2<f64>,
     /// `(w, b)`.
     beta: Array1<f64>,
-    /// `xa . beta`.
+    /// `xa . beta`, and `exp(-|z|)` (shared by the loss and the probabilities).
     z: Array1<f64>,
+    expneg: Array1<f64>,
     /// The Newton step `H^-1 grad`; then `xa . step` in `image`.
     step: Array1<f64>,
     image: Array1<f64>,
     trial_z: Array1<f64>,
+    trial_expneg: Array1<f64>,
     trial_beta: Array1<f64>,
     /// Per row: `C s (p - y)`, then `sqrt(C s p (1 - p))`.
     residual: Array1<f64>,
@@ -373,9 +375,11 @@ impl<'a> Newton<'a> {
             xa,
             beta: Array1::zeros(d + 1),
             z: Array1::zeros(n),
+            expneg: Array1::ones(n),
             step: Array1::zeros(d + 1),
             image: Array1::zeros(n),
             trial_z: Array1::zeros(n),
+            trial_expneg: Array1::ones(n),
             trial_beta: Array1::zeros(d + 1),
             residual: Array1::zeros(n),
             root_curvature: Array1::zeros(n),
@@ -389,17 +393,24 @@ impl<'a> Newton<'a> {
         0.5 * w.dot(&w)
     }
 
-    /// The objective at logits `z` and coefficients `beta` (`trial` or not).
-    fn objective_at(&self, z: ArrayView1<'_, f64>, beta: &Array1<f64>) -> f64 {
-        let loss: f64 = Zip::from(&z)
-            .and(&self.y)
-            .and(&self.cw)
-            .fold(0.0, |acc, &z, &y, &cw| acc + cw * (softplus(z) - y * z));
-        Self::penalty(beta) + loss
+    /// The loss at logits `z`, filling `expneg` with `exp(-|z|)`:
+    /// `softplus(z) = max(z, 0) + ln_1p(exp(-|z|))`, one `exp` per row shared with `sigmoid`.
+    fn loss(
+        z: ArrayView1<'_, f64>,
+        expneg: &mut Array1<f64>,
+        y: ArrayView1<'_, f64>,
+        cw: &Array1<f64>,
+    ) -> f64 {
+        let mut loss = 0.0;
+        Zip::from(expneg).and(&z).and(&y).and(cw).for_each(|e, &z, &y, &cw| {
+            *e = (-z.abs()).exp();
+            loss += cw * (z.max(0.0) + e.ln_1p() - y * z);
+        });
+        loss
     }
 
-    fn objective(&self, z: ArrayView1<'_, f64>) -> f64 {
-        self.objective_at(z, &self.beta)
+    fn initial_objective(&mut self) -> f64 {
+        Self::penalty(&self.beta) + Self::loss(self.z.view(), &mut self.expneg, self.y, &self.cw)
     }
 
     /// The gradient at `beta`, and the per-row factors of the Hessian.
@@ -407,14 +418,23 @@ impl<'a> Newton<'a> {
         Zip::from(&mut self.residual)
             .and(&mut self.root_curvature)
             .and(&self.z)
+            .and(&self.expneg)
             .and(&self.y)
             .and(&self.cw)
-            .for_each(|r, h, &z, &y, &cw| {
-                let p = sigmoid(z);
+            .for_each(|r, h, &z, &e, &y, &cw| {
+                let p = if z >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
                 *r = cw * (p - y);
                 *h = (cw * p * (1.0 - p)).sqrt();
             });
-        general_mat_vec_mul(1.0, &self.xa.t(), &self.residual, 0.0, &mut self.grad);
+        // grad = xa^T r as a (1 x n) (n x d+1) product: matrixmultiply reads xa by rows, where a
+        // matrix-vector product on the transposed view would walk each column with a stride.
+        general_mat_mul(
+            1.0,
+            &self.residual.view().insert_axis(Axis(0)),
+            &self.xa,
+            0.0,
+            &mut self.grad.view_mut().insert_axis(Axis(0)),
+        );
         let d = self.grad.len() - 1;
         let w = self.beta.slice(s![..d]);
         self.grad.slice_mut(s![..d]).scaled_add(1.0, &w);
@@ -469,12 +489,14 @@ impl<'a> Newton<'a> {
             Zip::from(&mut self.trial_beta).and(&self.beta).and(&self.step).for_each(|tb, &b, &s| {
                 *tb = b - t * s;
             });
-            let trial = self.objective_at(self.trial_z.view(), &self.trial_beta);
+            let trial = Self::penalty(&self.trial_beta)
+                + Self::loss(self.trial_z.view(), &mut self.trial_expneg, self.y, &self.cw);
             if !trial.is_finite() {
                 return Step::NotFinite;
             }
             if trial <= limit {
                 std::mem::swap(&mut self.z, &mut self.trial_z);
+                std::mem::swap(&mut self.expneg, &mut self.trial_expneg);
                 std::mem::swap(&mut self.beta, &mut self.trial_beta);
                 return Step::Taken { objective: trial, halvings };
             }
