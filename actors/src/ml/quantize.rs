@@ -9,9 +9,9 @@
 //! - `input_scale = input_range / 127`: standardised values in `[-input_range, input_range]`
 //!   map onto the int8 codes, beyond that they clip. [`QuantizeConfig::from_data`] takes
 //!   `input_range` as the [`INPUT_RANGE_QUANTILE`] quantile of `|z|` over every standardised
-//!   training value, clamped into `[INPUT_RANGE_MIN, INPUT_RANGE_MAX]`: one step is then about
-//!   `input_range / 127` standard deviations (0.03 to 0.06 for typical data), and only the far
-//!   tail clips, where a fault's score is saturated anyway. One scale serves every feature
+//!   training value, clamped into `[INPUT_RANGE_MIN, INPUT_RANGE_MAX]`: one step is then
+//!   `input_range / 127` standard deviations (0.03 to 0.13), and only the far tail (about 0.1%
+//!   of values) clips, where a fault's score is saturated anyway. One scale serves every feature
 //!   because the format has one; standardisation puts them on a common footing first.
 //! - `weight_scale = max |coef| / 127`: the largest weight uses the full int8 range (symmetric,
 //!   so 0 stays exact); every weight is rounded to the nearest step. All-zero weights get
@@ -304,7 +304,10 @@ mod tests {
 
         let (features, labels) = motor_windows(12, 20_000);
         let q = quality(&t.float, &t.standardizer, 0.5, &int8, &features, &labels).unwrap();
-        println!("quantization quality on {} held-out windows ({} positive): {q:?}", q.rows, q.positives);
+        println!(
+            "input range {:.3} sd; quality on {} held-out windows ({} positive): {q:?}",
+            t.config.input_range, q.rows, q.positives
+        );
         assert!(q.auc_float > 0.85 && q.auc_float < 0.995, "not a trivial data set: {q:?}");
         q.check(&QualityTargets::default()).unwrap();
     }
