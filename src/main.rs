@@ -2,6 +2,7 @@
 
 mod ca;
 mod demo;
+mod model;
 mod motes;
 mod node;
 mod sim;
@@ -77,6 +78,11 @@ enum Command {
         #[command(subcommand)]
         command: ca::CaCommand,
     },
+    /// Models: `aiot model train` fits a logistic regression on a CSV file.
+    Model {
+        #[command(subcommand)]
+        command: model::ModelCommand,
+    },
 }
 
 /// Parses `250ms`, `6s`, `2m`, `1h`.
@@ -100,6 +106,7 @@ fn main() -> ExitCode {
             demo::run(demo::Options { duration, deterministic, seed })
         }
         Command::Ca { command } => ca::run(command),
+        Command::Model { command } => model::run(command),
         Command::Motes { command: Some(motes::MotesCommand::Provision { count, dir, ca }), .. } => {
             motes::provision(count, &dir, &ca)
         }

@@ -7,6 +7,9 @@
 //!   event log), behind features; hosts install them, actor code never calls them.
 //! - `dsp`: the DSP filter's computation on raw windows (spectra, envelope, bearing bands,
 //!   supply sidebands) as a pure feature extractor, and the bearing geometry.
+//! - `inference`: the features stream and the DSP filter stage (telemetry -> features).
+//! - `ml`: the ML loop's pure parts: logistic regression, metrics, the int8 quantizer, drift
+//!   statistics (no actors).
 //!
 //! Actors here never know where a peer lives: this crate never depends on `aiot-cluster`.
 
@@ -14,6 +17,7 @@ pub mod adapters;
 pub mod dsp;
 pub mod inference;
 pub mod maintenance;
+pub mod ml;
 pub mod ports;
 pub mod provision;
 pub mod streams;

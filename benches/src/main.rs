@@ -4,8 +4,8 @@
 //! peer's or the baseline's from the same run, and the ratio with its direction. Implemented:
 //! `savina` (aiot vs actix vs ractor), `remote` (aiot nodes vs raw quinn), `ingest` (motes
 //! through a broker into the proxies vs the broker's raw pub/sub), `sim` (simulated vs real
-//! time), `stream` (the embedded event log vs plain append + fsync to a file). To come: train,
-//! migrate.
+//! time), `stream` (the embedded event log vs plain append + fsync to a file), `train` (the
+//! Newton logistic regression vs scikit-learn's newton-cg). To come: migrate.
 
 mod alloc;
 mod ingest;
@@ -14,6 +14,7 @@ mod savina;
 mod sim;
 mod stream;
 mod stream_kafka;
+mod train;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,8 @@ enum Bench {
     Sim(sim::Args),
     /// The embedded event log's appends and reads vs plain append + fsync to a file.
     Stream(stream::Args),
+    /// Logistic regression fits: our Newton solver vs scikit-learn's newton-cg, same objective.
+    Train(train::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Bench::Ingest(args) => ingest::run(args),
         Bench::Sim(args) => sim::run(args),
         Bench::Stream(args) => stream::run(args),
+        Bench::Train(args) => train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

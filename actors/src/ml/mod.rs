@@ -1,0 +1,22 @@
+//! The ML loop's pure parts (issue 7): training, metrics, the int8 quantizer, drift statistics.
+//!
+//! - `logistic`: L2 logistic regression by Newton-Raphson (IRLS), scikit-learn's objective.
+//! - `cholesky`: the small symmetric positive definite solve each Newton step needs.
+//! - `standardize`: per-feature offset and scale from training data (what the mote applies).
+//! - `metrics`: ROC AUC (ties averaged), log loss, accuracy, precision, recall, agreement.
+//! - `quantize`: the float model to the firmware's int8 model (`aiot_firmware::model`) and the
+//!   quantization quality report (BLUEPRINT section 10, "Quantization quality").
+//! - `drift`: PSI and two-sample Kolmogorov-Smirnov on feature distributions, Page-Hinkley on
+//!   an error-rate stream.
+//!
+//! No actors here, and nothing that breaks determinism: no wall clock, no threads, no hash maps,
+//! no unseeded randomness (`clippy.toml`). The same inputs give the same bits.
+
+pub mod cholesky;
+pub mod drift;
+pub mod logistic;
+pub mod metrics;
+pub mod quantize;
+pub mod standardize;
+#[cfg(test)]
+mod testdata;
