@@ -20,11 +20,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aiot_actors::dsp::DspConfig;
+use aiot_actors::inference::{self, InferenceConfig};
 use aiot_actors::ports::mqtt::adapter::MqttLink;
 use aiot_actors::ports::mqtt::{ConnectOptions, Mqtt};
 use aiot_actors::provision::{to_hex, Fleet, Login, MoteCredentials};
 use aiot_actors::streams::bridge::{BridgeConfig, BridgeStats};
 use aiot_actors::streams::command_relay::RelayStats;
+use aiot_actors::streams::stage::StageStats;
 use aiot_actors::things::gateway::GatewayStats;
 use aiot_actors::things::sink::SinkCounts;
 use aiot_actors::things::{self, Downstream, ThingsConfig};
@@ -49,6 +52,8 @@ pub struct ThingsShared {
     pub sink: Arc<Mutex<SinkCounts>>,
     pub bridge: Arc<BridgeStats>,
     pub relay: Arc<RelayStats>,
+    /// The DSP filter's replicas, together.
+    pub dsp: Arc<StageStats>,
 }
 
 /// The fleet's credentials: keys derived from the mote ids (a simulation has no secrets).
@@ -87,6 +92,16 @@ pub fn declare(t: &mut TopologyBuilder, fleet: &Fleet, shared: &ThingsShared, st
         t,
         ThingsConfig { keys: fleet.keys(), gateway_stats: Arc::clone(&shared.gateway), downstream },
     );
+    if streams {
+        inference::declare(
+            t,
+            InferenceConfig {
+                dsp: DspConfig::default(),
+                dsp_replicas: 2,
+                dsp_stats: Arc::clone(&shared.dsp),
+            },
+        );
+    }
 }
 
 struct SimMote {
@@ -307,6 +322,7 @@ impl Plant {
         })?;
         let Some(streams) = &self.streams else { return Ok(()) };
         streams.acked_frames_stored()?;
+        streams.windows_featured()?;
         let (in_stream, read) = (streams.view().commands, self.shared.relay.read.load(Relaxed));
         if read < in_stream {
             return Err(format!("the command relay read {read} of the {in_stream} commands in the stream"));
@@ -326,6 +342,9 @@ impl Plant {
                 totals.insert("log crashes", streams.stats().crashes);
                 totals.insert("log acknowledgements lost", streams.stats().acks_lost);
                 totals.insert("bridge append failures", self.shared.bridge.appends.failures.load(Relaxed));
+                totals.insert("feature records (distinct)", streams.view().featured.len() as u64);
+                totals.insert("feature record copies", streams.view().feature_copies);
+                totals.insert("DSP filter inputs refused", self.shared.dsp.refused.load(Relaxed));
                 totals.insert("commands in the stream", streams.view().commands);
                 totals.insert("commands delivered", self.shared.relay.delivered.load(Relaxed));
                 totals.insert("commands given up", self.shared.relay.given_up.load(Relaxed));

@@ -5,7 +5,8 @@
 //!
 //! What it lets the plant check: every frame acknowledged to a mote is in the telemetry stream
 //! (the bridge answers a proxy only once the record is durable), the stream holds nothing a mote
-//! did not send, and after de-duplication each frame is there once.
+//! did not send, and after de-duplication each frame is there once; and every window (features
+//! frame or raw window) in it reaches the `features` stream through the DSP filter's replicas.
 //!
 //! Downlink: every `COMMAND_EVERY` a configuration command for a mote drawn by the seed goes
 //! into the `commands` stream (as an operator's tool would put it there); the command relay and
@@ -16,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aiot_actors::inference::features::{FeatureRecord, FEATURES};
 use aiot_actors::ports::eventlog::adapter::{Log, LogLink};
 use aiot_actors::ports::eventlog::Record;
 use aiot_actors::ports::eventlog::{ConsumerEvent, EventLog, LogConsumer, Start, Subscription};
@@ -24,7 +26,7 @@ use aiot_actors::provision::{Fleet, KeyRing};
 use aiot_actors::streams::{
     mote_key, CommandRecord, TelemetryRecord, COMMANDS, MAINTENANCE, PARTITIONS, TELEMETRY,
 };
-use aiot_firmware::protocol::{self, Command, Payload};
+use aiot_firmware::protocol::{self, Command, Kind, Payload};
 use aiot_runtime::exec::det::DetSystem;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
@@ -48,6 +50,12 @@ pub struct StreamView {
     pub maintenance: u64,
     /// Command records in the `commands` stream.
     pub commands: u64,
+    /// Distinct frames that carry a window (features frames, raw windows), and those with a
+    /// record in the `features` stream (the DSP filter's output).
+    pub windows: BTreeSet<(u32, u32, u32)>,
+    pub featured: BTreeSet<(u32, u32, u32)>,
+    /// Feature records of a frame that had one already.
+    pub feature_copies: u64,
     /// Records read since credit was last granted.
     unpaid: u32,
 }
@@ -65,9 +73,22 @@ impl StreamView {
                 self.commands += 1;
                 continue;
             }
+            if stored.partition.topic == FEATURES {
+                match FeatureRecord::decode(&stored.record.payload) {
+                    Ok(record) if self.featured.insert(record.frame_id()) => {}
+                    Ok(_) => self.feature_copies += 1,
+                    Err(why) => {
+                        self.undecodable.push(format!("{}@{}: {why}", stored.partition, stored.offset))
+                    }
+                }
+                continue;
+            }
             match TelemetryRecord::decode(&stored.record.payload) {
                 Ok(record) if self.frames.insert(record.frame_id()) => {
                     *self.frames_by_mote.entry(record.mote).or_default() += 1;
+                    if [Kind::Features as u8, Kind::RawWindow as u8].contains(&record.kind) {
+                        self.windows.insert(record.frame_id());
+                    }
                 }
                 Ok(_) => self.copies += 1,
                 Err(why) => self.undecodable.push(format!("{}@{}: {why}", stored.partition, stored.offset)),
@@ -101,14 +122,14 @@ impl Streams {
     /// our own, and an observer on the motes' down topics (with the crew's login).
     pub fn new(seed: u64, fleet: &Fleet, broker: &SimBroker) -> Streams {
         let log = SimLog::new(seed, LogFaults::flaky(), Arc::new(|_| {}));
-        for topic in [TELEMETRY, MAINTENANCE, COMMANDS] {
+        for topic in [TELEMETRY, MAINTENANCE, COMMANDS, FEATURES] {
             log.create_topic(topic, PARTITIONS).expect("a new log takes the streams");
         }
         let view = Arc::new(Mutex::new(StreamView::default()));
         let reading = Arc::clone(&view);
         let consumer = log
             .subscribe(
-                Subscription::all(&[TELEMETRY, MAINTENANCE, COMMANDS], "checker", Start::Earliest),
+                Subscription::all(&[TELEMETRY, MAINTENANCE, COMMANDS, FEATURES], "checker", Start::Earliest),
                 Arc::new(move |event| reading.lock().read(event)),
             )
             .expect("the streams exist");
@@ -216,6 +237,19 @@ impl Streams {
                 "mote-{mote}'s frame {seq} of boot {epoch} was acknowledged to the mote but is not in the telemetry stream ({} acknowledged, {} in the stream)",
                 self.acked.len(),
                 view.frames.len()
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Every window in the telemetry stream has its feature record: the DSP filter read it.
+    pub fn windows_featured(&self) -> Result<(), String> {
+        let view = self.view.lock();
+        match view.windows.iter().find(|f| !view.featured.contains(f)) {
+            Some((mote, epoch, seq)) => Err(format!(
+                "mote-{mote}'s window {seq} of boot {epoch} is in the telemetry stream but has no feature record ({} of {} windows have one)",
+                view.windows.iter().filter(|f| view.featured.contains(f)).count(),
+                view.windows.len()
             )),
             None => Ok(()),
         }
