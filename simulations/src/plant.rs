@@ -93,15 +93,14 @@ pub fn declare(t: &mut TopologyBuilder, fleet: &Fleet, shared: &ThingsShared, st
         ThingsConfig { keys: fleet.keys(), gateway_stats: Arc::clone(&shared.gateway), downstream },
     );
     if streams {
-        inference::declare(
-            t,
-            InferenceConfig {
-                dsp: DspConfig::default(),
-                dsp_replicas: 2,
-                dsp_stats: Arc::clone(&shared.dsp),
-            },
-        );
+        declare_stages(t, shared);
     }
+}
+
+/// Declares the stream stages behind the bridge: two DSP filter replicas.
+pub fn declare_stages(t: &mut TopologyBuilder, shared: &ThingsShared) {
+    let dsp_stats = Arc::clone(&shared.dsp);
+    inference::declare(t, InferenceConfig { dsp: DspConfig::default(), dsp_replicas: 2, dsp_stats });
 }
 
 struct SimMote {

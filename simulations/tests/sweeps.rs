@@ -285,6 +285,7 @@ impl Scenario for HastyBridgeMotes {
         t.actor("/gateway", move |init| Gateway::new(keys.clone(), init.link("proxies"), stats.clone()))
             .requires("tier=things")
             .link::<ProxiesMsg>("proxies", "/proxies");
+        plant::declare_stages(&mut t, &shared);
         t.build().unwrap()
     }
     fn faults(&self) -> &'static [&'static str] {

@@ -3,8 +3,11 @@
 //!
 //! A mote reports the last down mark it accepted in every features report, and accepts marks
 //! only in increasing order (acks aside: they leave the mark alone). So, per mote, one command is
-//! in flight at a time (the rest wait in order) and a report whose mark is at or above the
-//! command's says it arrived. A report received more than `GRACE_MS` after the command went out
+//! in flight at a time (the rest wait in order) and a report whose mark is the command's says it
+//! arrived. A report whose mark is above the command's says the mote refused it (a gateway that
+//! restarted learned the mote's mark from a stale report, resent from the mote's ring, and chose
+//! a mark below the one an earlier gateway had used): the command goes out again under a new
+//! mark, past the reported one. A report received more than `GRACE_MS` after the command went out
 //! whose mark is below it says it did not (lost, or refused): the command goes out again under
 //! the same mark, so a late copy of the first send and the resend cannot both act (the mote
 //! refuses a mark it has seen). After `MAX_SENDS` sends the command is given up.
@@ -13,8 +16,12 @@
 //! pending (its asker timed out and asks again), it is not queued twice; both askers are told.
 //!
 //! A gateway sends a mote commands only once it has seen a report of the mote's (since it
-//! started): a new gateway does not know the mark the mote accepted last, and a command under a
-//! mark below it would be refused by the mote, yet the next report would seem to confirm it.
+//! started): a new gateway does not know the mark the mote accepted last. If a restarted
+//! gateway's new mark equalled the mark an earlier gateway used last (both jumped past the same
+//! stale report), the mote would refuse the command as a replay and its reports would show
+//! exactly that mark, which reads as delivered: so each gateway incarnation jumps a random
+//! number of epochs (`gateway::EPOCH_JUMP_MAX`), which makes that a 1 in 65,536 event per
+//! restart. A mote-side receipt per command would close it for good.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -150,9 +157,19 @@ impl<R> CommandTracker<R> {
             return next;
         };
         let settled_id = flight.id;
-        if accepted >= mark {
+        if accepted == mark {
             let done = queue.in_flight.take().expect("checked above").done;
             next.push(Next::Settled { done, delivered: true });
+        } else if accepted > mark {
+            // Not our send's doing: the mote refused our mark (it had accepted a higher one from
+            // an earlier gateway, learned late from a stale report) or another mark passed it.
+            // The gateway has learned past `accepted` by now: send again under a new mark.
+            if flight.sends < MAX_SENDS {
+                next.push(Next::Send { mote, command: flight.command.clone(), mark: None });
+                return next;
+            }
+            let done = queue.in_flight.take().expect("checked above").done;
+            next.push(Next::Settled { done, delivered: false });
         } else if now_ms >= flight.sent_ms + GRACE_MS {
             if flight.sends < MAX_SENDS {
                 next.push(Next::Send { mote, command: flight.command.clone(), mark: Some(mark) });
@@ -229,10 +246,22 @@ mod tests {
         );
         t.sent(7, mark(9), 3_000);
         assert_eq!(
-            t.on_report(7, mark(12), 4_000),
+            t.on_report(7, mark(9), 4_000),
             [Next::Settled { done: vec!["b", "b again"], delivered: true }]
         );
         assert_eq!(t.pending(), 0);
+    }
+
+    #[test]
+    fn a_reported_mark_above_the_commands_means_refused_so_it_goes_again_under_a_new_mark() {
+        let mut t = CommandTracker::default();
+        t.on_report(7, mark(3), 0);
+        t.push(7, 1, cmd(1), "a");
+        t.sent(7, mark(4), 0);
+        // The mote had accepted 6 from an earlier gateway: 4 was refused as a replay.
+        assert_eq!(t.on_report(7, mark(6), 10), [Next::Send { mote: 7, command: cmd(1), mark: None }]);
+        t.sent(7, mark(7), 10);
+        assert_eq!(t.on_report(7, mark(7), 20), [Next::Settled { done: vec!["a"], delivered: true }]);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use aiot_firmware::protocol::{
     self, Ack, Direction, DownMark, Envelope, FrameError, Kind, MoteId, Payload, MAX_FRAME,
 };
 use aiot_runtime::{Actor, ActorError, ActorRef, Ctx, PortRef, ReplyTo};
+use rand::Rng;
 
 use super::commands::{CommandTracker, MoteCommand, Next};
 use super::proxy::ProxiesMsg;
@@ -129,12 +130,20 @@ pub enum GatewayMsg {
     },
 }
 
+/// The largest epoch jump past a learned down mark (see `Gateway::epoch_jump`): 2^16, so two
+/// gateway incarnations collide once in 65,536, and a mote's 32-bit epochs last 65,536 restarts.
+pub const EPOCH_JUMP_MAX: u32 = 1 << 16;
+
 pub struct Gateway {
     keys: KeyRing,
     proxies: ActorRef<ProxiesMsg>,
     stats: Arc<GatewayStats>,
     mqtt: Option<PortRef<Mqtt>>,
     down_marks: BTreeMap<u32, DownMark>,
+    /// How many epochs this incarnation jumps past a mark it learns (drawn when it starts): two
+    /// incarnations that learn from the same stale report (resent from a mote's ring) then pick
+    /// different marks, so a command the mote refuses as a replay cannot look delivered.
+    epoch_jump: u32,
     commands: CommandTracker<ReplyTo<bool>>,
     /// Per reason: when it was last logged (ms), and refusals held back since.
     log: BTreeMap<Refusal, (u64, u64)>,
@@ -149,6 +158,7 @@ impl Gateway {
             stats,
             mqtt: None,
             down_marks: BTreeMap::new(),
+            epoch_jump: 1,
             commands: CommandTracker::default(),
             log: BTreeMap::new(),
             buffer: vec![0; MAX_FRAME],
@@ -254,7 +264,7 @@ impl Gateway {
     fn learn_down_mark(&mut self, mote: MoteId, accepted: DownMark) {
         let ours = self.down_marks.entry(mote.0).or_default();
         if accepted >= *ours {
-            *ours = DownMark { epoch: accepted.epoch + 1, seq: 0 };
+            *ours = DownMark { epoch: accepted.epoch.saturating_add(self.epoch_jump), seq: 0 };
         }
     }
 
@@ -394,6 +404,10 @@ impl Actor for Gateway {
     type Msg = GatewayMsg;
 
     fn started(&mut self, ctx: &mut Ctx<'_, GatewayMsg>) -> Result<(), ActorError> {
+        // The actor's rng repeats when the same node starts this path afresh (same seed, path
+        // and incarnation: the cluster placed it back here), so its start time is mixed in.
+        let salt = (ctx.now().since_start().as_nanos() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.epoch_jump = 1 + ((ctx.rng().random::<u64>() ^ salt) >> 48) as u32;
         let mqtt = ctx.open_port::<Mqtt>(GatewayMsg::Mqtt);
         ctx.port_request(
             &mqtt,
