@@ -7,8 +7,8 @@
 //! their lines to stdout themselves; application actors report through ports instead.
 //!
 //! `things`: the things tier of BLUEPRINT section 5: the MQTT gateway on a things-tier node,
-//! a proxy per mote, and the protocol bridge into the event streams (on the platform tier, whose
-//! node opens the event log). It needs
+//! a proxy per mote, the protocol bridge into the event streams and two DSP filter replicas
+//! from `telemetry` to `features` (on the platform tier, whose node opens the event log). It needs
 //! the `[mqtt]` section (the fleet's keys). Every node prints the counters of the gateway and
 //! the bridge as hosted on it (zero where they are not placed) every 10 s.
 
@@ -16,9 +16,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aiot_actors::dsp::DspConfig;
+use aiot_actors::inference::{self, InferenceConfig};
 use aiot_actors::provision::Fleet;
 use aiot_actors::streams::bridge::{BridgeConfig, BridgeStats};
 use aiot_actors::streams::command_relay::RelayStats;
+use aiot_actors::streams::stage::StageStats;
 use aiot_actors::things::gateway::GatewayStats;
 use aiot_actors::things::{self, Downstream, ThingsConfig};
 use aiot_runtime::prelude::*;
@@ -48,7 +51,12 @@ fn things_tier(fleet: &Fleet) -> (Topology, Status) {
     let gateway_stats = Arc::new(GatewayStats::default());
     let bridge = Arc::new(BridgeStats::default());
     let relay = Arc::new(RelayStats::default());
+    let dsp = Arc::new(StageStats::default());
     let mut t = Topology::builder();
+    inference::declare(
+        &mut t,
+        InferenceConfig { dsp: DspConfig::default(), dsp_replicas: 2, dsp_stats: Arc::clone(&dsp) },
+    );
     things::declare(
         &mut t,
         ThingsConfig {
@@ -64,7 +72,7 @@ fn things_tier(fleet: &Fleet) -> (Topology, Status) {
     let status: Status = Box::new(move || {
         let s = &gateway_stats;
         format!(
-            "things: gateway in {} forwarded {} refused {} acks {} | {} | commands read {} delivered {} given up {} pending {}",
+            "things: gateway in {} forwarded {} refused {} acks {} | {} | commands read {} delivered {} given up {} pending {} | {}",
             s.frames_in.load(Ordering::Relaxed),
             s.forwarded.load(Ordering::Relaxed),
             s.refused_total(),
@@ -73,7 +81,8 @@ fn things_tier(fleet: &Fleet) -> (Topology, Status) {
             relay.read.load(Ordering::Relaxed),
             relay.delivered.load(Ordering::Relaxed),
             relay.given_up.load(Ordering::Relaxed),
-            relay.in_flight.load(Ordering::Relaxed)
+            relay.in_flight.load(Ordering::Relaxed),
+            dsp.status("dsp filters")
         )
     });
     (t.build().expect("the things topology is valid"), status)

@@ -295,22 +295,27 @@ fn motes_through_a_things_cluster(dir: &Path, stream: &str, during: impl FnOnce(
     (platform, things, sent, resent.unwrap_or_else(|| panic!("no resent count in {status:?}")))
 }
 
-/// The bridge's status line (every 10 s) once it counts at least `frames` frames appended.
-fn bridge_status_with(platform: &Node, frames: u64) -> String {
+/// The first "things: " status line (every 10 s) whose number after `label` is at least `n`.
+fn status_with(platform: &Node, label: &str, n: u64) -> String {
     let mut lines = Vec::new();
     loop {
-        assert!(lines.len() < 6, "the bridge never appended {frames} frames: {lines:#?}");
+        assert!(lines.len() < 6, "no status line counted {n} after {label:?}: {lines:#?}");
         let line = platform.wait_for("things: ");
         lines.push(line.clone());
-        let appended = line
-            .split(" records appended (")
+        let counted = line
+            .split(label)
             .nth(1)
             .and_then(|r| r.split_whitespace().next())
             .and_then(|n| n.parse::<u64>().ok());
-        if appended.is_some_and(|n| n >= frames) {
+        if counted.is_some_and(|counted| counted >= n) {
             return line;
         }
     }
+}
+
+/// The bridge's status line once it counts at least `frames` frames appended.
+fn bridge_status_with(platform: &Node, frames: u64) -> String {
+    status_with(platform, " records appended (", frames)
 }
 
 #[test]
@@ -329,6 +334,10 @@ fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker_
         log.starts_with("log: embedded, ") && log.contains(" 0 failed, 0 I/O errors, 0 corrupt"),
         "{log}"
     );
+    // The DSP filters are done with every frame from the log (a features record per window,
+    // durable before its input is done; stage-1 events make none) and refused none.
+    let status = status_with(&platform, " records read, ", sent);
+    assert!(status.contains("dsp filters ok: ") && status.contains(" 0 refused"), "{status}");
 }
 
 /// Motes -> MQTT -> gateway and proxies -> bridge -> Kafka (tansu), read back by an independent
@@ -340,8 +349,10 @@ fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker_
 #[test]
 fn motes_through_the_bridge_into_kafka_survive_a_frozen_broker_and_read_back_in_order() {
     use aiot_actors::adapters::tansu::Tansu;
+    use aiot_actors::inference::features::{FeatureRecord, FEATURES};
     use aiot_actors::ports::eventlog::partition_for;
     use aiot_actors::streams::{mote_key, TelemetryRecord, PARTITIONS, TELEMETRY};
+    use aiot_firmware::protocol::Kind;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
@@ -379,6 +390,7 @@ fn motes_through_the_bridge_into_kafka_survive_a_frozen_broker_and_read_back_in_
     let mut first_seen: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
     let mut seen = std::collections::BTreeSet::new();
     let (mut copies, mut polls) = (0u64, 0);
+    let mut windows = std::collections::BTreeSet::new();
     while (seen.len() as u64) < sent {
         polls += 1;
         assert!(polls < 600, "read {} of {sent} frames in 60 s", seen.len());
@@ -391,6 +403,9 @@ fn motes_through_the_bridge_into_kafka_survive_a_frozen_broker_and_read_back_in_
         assert_eq!(record.boot_epoch, 1, "no mote rebooted");
         if seen.insert(record.frame_id()) {
             first_seen.entry(record.mote).or_default().push(record.seq);
+            if [Kind::Features as u8, Kind::RawWindow as u8].contains(&record.kind) {
+                windows.insert(record.frame_id());
+            }
         } else {
             copies += 1;
         }
@@ -401,4 +416,28 @@ fn motes_through_the_bridge_into_kafka_survive_a_frozen_broker_and_read_back_in_
         assert_eq!(seqs, &expected, "mote-{mote}: every frame, in its order, after de-duplication");
     }
     println!("{sent} frames ({resent} resends) read back in order, {copies} copies de-duplicated");
+
+    // The DSP filters, consuming `telemetry` through the same Kafka, wrote a feature record of
+    // every window to `features`.
+    let mut partitions = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        partitions.add_partition_offset(FEATURES, p as i32, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&partitions).unwrap();
+    let mut featured = std::collections::BTreeSet::new();
+    let mut polls = 0;
+    while !windows.is_subset(&featured) {
+        polls += 1;
+        assert!(
+            polls < 600,
+            "{} of {} windows had a feature record after 60 s",
+            featured.len(),
+            windows.len()
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let record = FeatureRecord::decode(message.unwrap().payload().unwrap()).unwrap();
+        assert!(!record.values.is_empty(), "a feature record has values");
+        featured.insert(record.frame_id());
+    }
+    println!("{} windows, each with its feature record", windows.len());
 }
