@@ -8,6 +8,8 @@
 //! - `dsp`: the DSP filter's computation on raw windows (spectra, envelope, bearing bands,
 //!   supply sidebands) as a pure feature extractor, and the bearing geometry.
 //! - `inference`: the features stream and the DSP filter stage (telemetry -> features).
+//! - `registry`: registered models as stored: lineage card, int8 image, ed25519 signatures,
+//!   sealed with an AEAD, and the checks a model must pass to load.
 //! - `ml`: the ML loop's pure parts: logistic regression, metrics, the int8 quantizer, drift
 //!   statistics (no actors).
 //!
@@ -20,5 +22,6 @@ pub mod maintenance;
 pub mod ml;
 pub mod ports;
 pub mod provision;
+pub mod registry;
 pub mod streams;
 pub mod things;

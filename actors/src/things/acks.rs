@@ -2,7 +2,7 @@
 //!
 //! A proxy acknowledges each frame once downstream stored it. Sending one ack per frame doubles
 //! the broker's traffic, so the proxy gathers them: the first ack of a batch sets a timer
-//! (`proxy::ACK_DELAY`, 20 ms); its flush sends one `Ack` per run of consecutive sequence
+//! (`proxy::ACK_DELAY`, 100 ms); its flush sends one `Ack` per run of consecutive sequence
 //! numbers. (Flushing as soon as the proxy's queue was drained kept ranges one frame long at
 //! saturation, with 100 motes interleaved.) An ack range never covers a frame that was not
 //! acknowledged.

@@ -95,9 +95,13 @@ impl Shape {
     /// `None` for no samples. Simple loops the compiler vectorises; the zero run is walked only
     /// when there are enough zeros for one.
     fn of(codes: &[i16]) -> Option<Shape> {
-        let min = *codes.iter().min()?;
-        let max = *codes.iter().max()?;
-        let zeros = codes.iter().filter(|c| **c == 0).count();
+        if codes.is_empty() {
+            return None;
+        }
+        // Folds over values (not `Iterator::min` over references), which vectorise.
+        let min = codes.iter().copied().fold(i16::MAX, i16::min);
+        let max = codes.iter().copied().fold(i16::MIN, i16::max);
+        let zeros = codes.iter().map(|c| u32::from(*c == 0)).sum::<u32>() as usize;
         let longest_zero_run = if zeros >= DROPOUT_RUN { longest_zero_run(codes) } else { 0 };
         Some(Shape { min, max, longest_zero_run })
     }
@@ -146,11 +150,11 @@ fn has_isolated_spikes(codes: &[i16]) -> bool {
     }
     let mut residual = [0u32; WINDOW];
     let residual = &mut residual[..codes.len() - 2];
-    let mut largest = 0;
-    for (r, w) in residual.iter_mut().zip(codes.windows(3)) {
-        *r = (2 * i32::from(w[1]) - i32::from(w[0]) - i32::from(w[2])).unsigned_abs();
-        largest = largest.max(*r);
+    let (before, middle, after) = (&codes[..codes.len() - 2], &codes[1..codes.len() - 1], &codes[2..]);
+    for (((r, a), b), c) in residual.iter_mut().zip(before).zip(middle).zip(after) {
+        *r = (2 * i32::from(*b) - i32::from(*a) - i32::from(*c)).unsigned_abs();
     }
+    let largest = residual.iter().copied().fold(0, u32::max);
     // Sigma is at least 1 (2 doubled): nothing above that floor's threshold, no spike.
     if largest as f32 <= SPIKE_SIGMAS * 2.0 {
         return false;
