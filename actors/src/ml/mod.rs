@@ -6,6 +6,7 @@
 //! - `metrics`: ROC AUC (ties averaged), log loss, accuracy, precision, recall, agreement.
 //! - `quantize`: the float model to the firmware's int8 model (`aiot_firmware::model`) and the
 //!   quantization quality report (BLUEPRINT section 10, "Quantization quality").
+//! - `dataset`: labelled, unflagged windows as a matrix, its hash, a split by motor.
 //! - `labels`: training labels from the maintenance log only (failures, inspections).
 //! - `drift`: PSI and two-sample Kolmogorov-Smirnov on feature distributions, Page-Hinkley on
 //!   an error-rate stream.
@@ -14,6 +15,7 @@
 //! no unseeded randomness (`clippy.toml`). The same inputs give the same bits.
 
 pub mod cholesky;
+pub mod dataset;
 pub mod drift;
 pub mod labels;
 pub mod logistic;
