@@ -8,6 +8,7 @@
 //!   quantization quality report (BLUEPRINT section 10, "Quantization quality").
 //! - `dataset`: labelled, unflagged windows as a matrix, its hash, a split by motor.
 //! - `labels`: training labels from the maintenance log only (failures, inspections).
+//! - `train`: one training run: labelled data, split by motor, fit, validation, int8 image.
 //! - `drift`: PSI and two-sample Kolmogorov-Smirnov on feature distributions, Page-Hinkley on
 //!   an error-rate stream.
 //!
@@ -24,3 +25,4 @@ pub mod quantize;
 pub mod standardize;
 #[cfg(test)]
 mod testdata;
+pub mod train;
