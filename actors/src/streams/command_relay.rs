@@ -10,7 +10,6 @@
 //! at least once; a mote applies a command once per send it accepts, and commands are written to
 //! be idempotent (configuration values, OTA chunks by offset).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +17,7 @@ use std::time::Duration;
 use aiot_runtime::{Actor, ActorError, ActorRef, AskError, Ctx, PortRef};
 use serde::{Deserialize, Serialize};
 
-use super::progress::{self, Progress};
+use super::progress::Holdings;
 use super::{CommandRecord, COMMANDS, PARTITIONS};
 use crate::ports::eventlog::adapter::{Log, LogEvent, LogRequest};
 use crate::ports::eventlog::{ConsumerEvent, StoredRecord, Subscription, TopicPartition};
@@ -74,14 +73,14 @@ pub struct CommandRelay {
     stats: Arc<RelayStats>,
     log: Option<PortRef<Log>>,
     /// Per assigned partition: the commands being settled.
-    partitions: BTreeMap<TopicPartition, Progress<CommandRecord>>,
+    partitions: Holdings<CommandRecord>,
     /// A `Recommit` is scheduled.
     recommit_due: bool,
 }
 
 impl CommandRelay {
     pub fn new(gateway: ActorRef<GatewayMsg>, stats: Arc<RelayStats>) -> Self {
-        CommandRelay { gateway, stats, log: None, partitions: BTreeMap::new(), recommit_due: false }
+        CommandRelay { gateway, stats, log: None, partitions: Holdings::default(), recommit_due: false }
     }
 
     fn request(&self, request: LogRequest, ctx: &mut Ctx<'_, RelayMsg>) -> Result<(), ActorError> {
@@ -104,7 +103,7 @@ impl CommandRelay {
     ) -> Result<(), ActorError> {
         for stored in records {
             self.stats.read.fetch_add(1, Ordering::Relaxed);
-            let progress = self.partitions.entry(stored.partition.clone()).or_default();
+            let progress = self.partitions.entry(&stored.partition);
             match CommandRecord::decode(&stored.record.payload) {
                 Ok(command) => {
                     progress.read(stored.offset, command);
@@ -174,23 +173,10 @@ impl CommandRelay {
     /// One more record is done with: commits the partition up to its first unsettled command
     /// and gives the consumer one more credit.
     fn settle(&mut self, partition: &TopicPartition, ctx: &mut Ctx<'_, RelayMsg>) -> Result<(), ActorError> {
-        self.commit(partition, false, ctx)?;
-        self.request(LogRequest::Grant(1), ctx)
-    }
-
-    /// Commits `partition` up to its first unsettled command (if that moved, or `again`).
-    fn commit(
-        &mut self,
-        partition: &TopicPartition,
-        again: bool,
-        ctx: &mut Ctx<'_, RelayMsg>,
-    ) -> Result<(), ActorError> {
-        match self.partitions.get_mut(partition).and_then(|p| p.to_commit(again)) {
-            Some(next_offset) => {
-                self.request(LogRequest::Commit { partition: partition.clone(), next_offset }, ctx)
-            }
-            None => Ok(()),
+        for request in self.partitions.done(partition) {
+            self.request(request, ctx)?;
         }
+        Ok(())
     }
 
     /// Forgets the partitions no longer ours and gives their unsettled commands' credit back.
@@ -199,16 +185,16 @@ impl CommandRelay {
         gone: impl Fn(&TopicPartition) -> bool,
         ctx: &mut Ctx<'_, RelayMsg>,
     ) -> Result<(), ActorError> {
-        let credit = progress::release(&mut self.partitions, gone);
+        let credit = self.partitions.release(gone);
         self.count_in_flight();
         match credit {
-            0 => Ok(()),
-            credit => self.request(LogRequest::Grant(credit), ctx),
+            Some(request) => self.request(request, ctx),
+            None => Ok(()),
         }
     }
 
     fn count_in_flight(&self) {
-        let n: usize = self.partitions.values().map(Progress::pending).sum();
+        let n = self.partitions.pending();
         self.stats.in_flight.store(n as u64, Ordering::Relaxed);
     }
 }
@@ -253,9 +239,8 @@ impl Actor for CommandRelay {
             RelayMsg::Subscribe => self.subscribe(ctx)?,
             RelayMsg::Recommit => {
                 self.recommit_due = false;
-                let partitions: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
-                for partition in &partitions {
-                    self.commit(partition, true, ctx)?;
+                for request in self.partitions.recommit() {
+                    self.request(request, ctx)?;
                 }
             }
         }

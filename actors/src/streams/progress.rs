@@ -1,27 +1,72 @@
-//! A consumer's progress in one partition: records read but not done yet, and the offset it may
-//! commit (the first record not done). Records finish out of order; the commit never passes one
+//! A consumer's progress in the partitions it holds: records read but not done yet, and the
+//! offset it may commit (the first record not done). Records finish out of order; the commit never passes one
 //! that is not done, so after a crash or a rebalance the next owner reads it again.
 
 use std::collections::BTreeMap;
 
+use crate::ports::eventlog::adapter::LogRequest;
 use crate::ports::eventlog::TopicPartition;
 
-/// Forgets the partitions that are `gone` (revoked, or not in a new assignment: their next
-/// owner reads again what was not done) and returns how many of their records were pending:
-/// credit to give back to the consumer, since those records will never be done here.
-pub fn release<V>(
-    partitions: &mut BTreeMap<TopicPartition, Progress<V>>,
-    gone: impl Fn(&TopicPartition) -> bool,
-) -> u32 {
-    let mut credit = 0;
-    partitions.retain(|partition, progress| {
-        let keep = !gone(partition);
-        if !keep {
-            credit += progress.pending() as u32;
-        }
-        keep
-    });
-    credit
+/// A consumer's progress in every partition it holds, and the log requests that follow: the
+/// commit as far as the records done allow, credit back for each record done, and credit back
+/// for the pending records of partitions it loses (or the consumer would starve).
+#[derive(Debug)]
+pub struct Holdings<V> {
+    partitions: BTreeMap<TopicPartition, Progress<V>>,
+}
+
+impl<V> Default for Holdings<V> {
+    fn default() -> Self {
+        Holdings { partitions: BTreeMap::new() }
+    }
+}
+
+impl<V> Holdings<V> {
+    /// The progress in `partition` (held from its first record on).
+    pub fn entry(&mut self, partition: &TopicPartition) -> &mut Progress<V> {
+        self.partitions.entry(partition.clone()).or_default()
+    }
+
+    pub fn get_mut(&mut self, partition: &TopicPartition) -> Option<&mut Progress<V>> {
+        self.partitions.get_mut(partition)
+    }
+
+    /// Records read and not done, over every partition.
+    pub fn pending(&self) -> usize {
+        self.partitions.values().map(Progress::pending).sum()
+    }
+
+    /// One record of `partition` is done: its commit, if the position moved, and one credit.
+    pub fn done(&mut self, partition: &TopicPartition) -> Vec<LogRequest> {
+        let mut requests: Vec<LogRequest> = self.commit(partition, false).into_iter().collect();
+        requests.push(LogRequest::Grant(1));
+        requests
+    }
+
+    /// Every partition's commit again (an earlier commit was refused).
+    pub fn recommit(&mut self) -> Vec<LogRequest> {
+        let partitions: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+        partitions.iter().filter_map(|p| self.commit(p, true)).collect()
+    }
+
+    fn commit(&mut self, partition: &TopicPartition, again: bool) -> Option<LogRequest> {
+        let next_offset = self.partitions.get_mut(partition)?.to_commit(again)?;
+        Some(LogRequest::Commit { partition: partition.clone(), next_offset })
+    }
+
+    /// Forgets the partitions that are `gone` (revoked, or not in a new assignment: their next
+    /// owner reads again what was not done); the credit of their pending records, if any.
+    pub fn release(&mut self, gone: impl Fn(&TopicPartition) -> bool) -> Option<LogRequest> {
+        let mut credit = 0;
+        self.partitions.retain(|partition, progress| {
+            let keep = !gone(partition);
+            if !keep {
+                credit += progress.pending() as u32;
+            }
+            keep
+        });
+        (credit > 0).then_some(LogRequest::Grant(credit))
+    }
 }
 
 /// Progress in one assigned partition; `V` is what the owner keeps per record not done.
@@ -100,5 +145,24 @@ mod tests {
         assert_eq!(p.to_commit(true), Some(5), "again after a refusal");
         assert_eq!(p.done(3), None, "done twice");
         assert_eq!(p.pending(), 0);
+    }
+
+    #[test]
+    fn holdings_commit_grant_and_give_back_the_credit_of_lost_partitions() {
+        let (a, b) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        let mut h = Holdings::default();
+        h.entry(&a).read(0, ());
+        h.entry(&a).read(1, ());
+        h.entry(&b).read(0, ());
+        assert_eq!(h.pending(), 3);
+        h.get_mut(&a).unwrap().done(0);
+        assert_eq!(
+            h.done(&a),
+            [LogRequest::Commit { partition: a.clone(), next_offset: 1 }, LogRequest::Grant(1)]
+        );
+        assert_eq!(h.recommit(), [LogRequest::Commit { partition: a.clone(), next_offset: 1 }]);
+        assert_eq!(h.release(|p| *p == b), Some(LogRequest::Grant(1)), "b's pending record");
+        assert_eq!(h.release(|p| *p == b), None, "nothing left to give back");
+        assert_eq!(h.pending(), 1);
     }
 }

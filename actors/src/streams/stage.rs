@@ -10,7 +10,6 @@
 //! group, so each record is processed by one of them at a time (BLUEPRINT section 9: two
 //! replicas must not both score every message).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +18,7 @@ use aiot_runtime::{Actor, ActorError, Ctx, Instant, PortRef};
 use serde::{Deserialize, Serialize};
 
 use super::appender::{AppendStats, KeyedAppender, RETRY_EVERY};
-use super::progress::{self, Progress};
+use super::progress::Holdings;
 use crate::ports::eventlog::adapter::{Log, LogEvent, LogRequest};
 use crate::ports::eventlog::{ConsumerEvent, Record, StoredRecord, Subscription, TopicPartition};
 
@@ -99,7 +98,7 @@ pub struct Stage<P> {
     stats: Arc<StageStats>,
     log: Option<PortRef<Log>>,
     /// Per assigned partition: outputs not yet durable, per input offset.
-    partitions: BTreeMap<TopicPartition, Progress<usize>>,
+    partitions: Holdings<usize>,
     appender: KeyedAppender<u32, (TopicPartition, u64)>,
     subscribe_at: Option<Instant>,
     recommit_at: Option<Instant>,
@@ -115,7 +114,7 @@ impl<P: Process> Stage<P> {
             appender: KeyedAppender::new(Arc::clone(&stats.outputs)),
             stats,
             log: None,
-            partitions: BTreeMap::new(),
+            partitions: Holdings::default(),
             subscribe_at: None,
             recommit_at: None,
             create_topics_at: None,
@@ -158,7 +157,7 @@ impl<P: Process> Stage<P> {
             let mut outputs = std::mem::take(&mut self.scratch);
             outputs.clear();
             let result = self.process.process(&input, now, &mut outputs);
-            let progress = self.partitions.entry(input.partition.clone()).or_default();
+            let progress = self.partitions.entry(&input.partition);
             if let Err(why) = result {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("stage {}: {}@{}: {why}", self.config.group, input.partition, input.offset);
@@ -205,34 +204,12 @@ impl<P: Process> Stage<P> {
         ctx: &mut Ctx<'_, StageMsg>,
     ) -> Result<(), ActorError> {
         self.stats.done.fetch_add(1, Ordering::Relaxed);
-        self.commit(partition, false, ctx)?;
-        self.request(LogRequest::Grant(1), ctx)
+        let requests = self.partitions.done(partition);
+        self.send_all(requests, ctx)
     }
 
-    fn commit(
-        &mut self,
-        partition: &TopicPartition,
-        again: bool,
-        ctx: &mut Ctx<'_, StageMsg>,
-    ) -> Result<(), ActorError> {
-        match self.partitions.get_mut(partition).and_then(|p| p.to_commit(again)) {
-            Some(next_offset) => {
-                self.request(LogRequest::Commit { partition: partition.clone(), next_offset }, ctx)
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Forgets the partitions no longer ours and gives their pending inputs' credit back.
-    fn release(
-        &mut self,
-        gone: impl Fn(&TopicPartition) -> bool,
-        ctx: &mut Ctx<'_, StageMsg>,
-    ) -> Result<(), ActorError> {
-        match progress::release(&mut self.partitions, gone) {
-            0 => Ok(()),
-            credit => self.request(LogRequest::Grant(credit), ctx),
-        }
+    fn send_all(&self, requests: Vec<LogRequest>, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+        requests.into_iter().try_for_each(|request| self.request(request, ctx))
     }
 
     fn on_refused(&mut self, request: &str, now: Instant) {
@@ -259,10 +236,8 @@ impl<P: Process> Stage<P> {
         }
         if self.recommit_at.is_some_and(|at| at <= now) {
             self.recommit_at = None;
-            let partitions: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
-            for partition in &partitions {
-                self.commit(partition, true, ctx)?;
-            }
+            let recommit = self.partitions.recommit();
+            self.send_all(recommit, ctx)?;
         }
         self.appender.retry_due(self.log.as_ref(), ctx);
         Ok(())
@@ -291,11 +266,13 @@ impl<P: Process> Actor for Stage<P> {
                 self.on_records(records, ctx)?
             }
             StageMsg::Log(LogEvent::Consumer(ConsumerEvent::Revoked(partitions))) => {
-                self.release(|p| partitions.contains(p), ctx)?;
+                let credit = self.partitions.release(|p| partitions.contains(p));
+                self.send_all(credit.into_iter().collect(), ctx)?;
             }
             StageMsg::Log(LogEvent::Consumer(ConsumerEvent::Assigned(partitions))) => {
                 self.stats.assigned.store(partitions.len() as u64, Ordering::Relaxed);
-                self.release(|p| !partitions.contains(p), ctx)?;
+                let credit = self.partitions.release(|p| !partitions.contains(p));
+                self.send_all(credit.into_iter().collect(), ctx)?;
             }
             StageMsg::Log(LogEvent::Consumer(ConsumerEvent::Error(error))) => {
                 tracing::warn!("stage {}: consumer: {error}", self.config.group);
