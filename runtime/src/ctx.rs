@@ -23,7 +23,8 @@ use crate::spec::{new_cell, ActorSpec};
 use crate::time::Instant;
 
 /// The seeded random generator every actor gets (`ctx.rng()`): ChaCha8, seeded from the
-/// system seed, the actor's path and its incarnation.
+/// system seed, the actor's path, its incarnation and when it was made (so a path started
+/// afresh, incarnation 0 again, does not repeat its draws).
 pub type ActorRng = ChaCha8Rng;
 
 /// A timer an actor set, for cancellation.

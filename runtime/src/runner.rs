@@ -28,6 +28,7 @@ use crate::remote::{Remote, RemoteSendError};
 use crate::spec::{BuildActor, Init, MakeArgs, Spec};
 use crate::supervision::{should_restart, siblings_affected, Restart, RestartLog, Strategy};
 use crate::system::{EventKind, SystemCore};
+use crate::time::Instant;
 
 /// A child as its supervisor tracks it.
 pub(crate) struct Child {
@@ -222,6 +223,8 @@ pub(crate) struct RunnerCore<M> {
     pub(crate) outbox: Outbox,
     me: OnceCell<ActorRef<M>>,
     rng: Option<Box<ActorRng>>,
+    /// When this incarnation was made: part of its rng's seed.
+    born: Instant,
     /// The executor traces deliveries (the deterministic one): encode each for its hash.
     tracing: bool,
     extras: Option<Box<Extras<M>>>,
@@ -234,11 +237,13 @@ pub(crate) struct Runner<A: Actor> {
     core: RunnerCore<A::Msg>,
 }
 
-/// Seeds an actor's rng from the system seed, its path and its incarnation.
-fn actor_seed(seed: u64, path: &ActorPath, incarnation: u64) -> u64 {
-    let mut bytes = Vec::with_capacity(path.as_str().len() + 8);
+/// Seeds an actor's rng from the system seed, its path, its incarnation and when it was made:
+/// a path stopped and started afresh on the same system (incarnation 0 again) draws anew.
+fn actor_seed(seed: u64, path: &ActorPath, incarnation: u64, born: Instant) -> u64 {
+    let mut bytes = Vec::with_capacity(path.as_str().len() + 16);
     bytes.extend_from_slice(path.as_str().as_bytes());
     bytes.extend_from_slice(&incarnation.to_le_bytes());
+    bytes.extend_from_slice(&born.as_nanos().to_le_bytes());
     xxhash_rust::xxh3::xxh3_64_with_seed(&bytes, seed)
 }
 
@@ -278,6 +283,7 @@ impl<A: Actor> Runner<A> {
                 outbox: Outbox::default(),
                 me: OnceCell::new(),
                 rng: None,
+                born: host.now(),
                 tracing: host.tracing(),
                 extras: None,
             },
@@ -520,8 +526,10 @@ impl<M: Message> RunnerCore<M> {
     }
 
     pub(crate) fn rng(&mut self, seed: u64) -> &mut ActorRng {
-        let (path, incarnation) = (&self.spec.path, self.incarnation);
-        self.rng.get_or_insert_with(|| Box::new(ActorRng::seed_from_u64(actor_seed(seed, path, incarnation))))
+        let (path, incarnation, born) = (&self.spec.path, self.incarnation, self.born);
+        self.rng.get_or_insert_with(|| {
+            Box::new(ActorRng::seed_from_u64(actor_seed(seed, path, incarnation, born)))
+        })
     }
 
     pub(crate) fn fail(&mut self, host: &mut dyn Host, reason: String) {

@@ -404,10 +404,7 @@ impl Actor for Gateway {
     type Msg = GatewayMsg;
 
     fn started(&mut self, ctx: &mut Ctx<'_, GatewayMsg>) -> Result<(), ActorError> {
-        // The actor's rng repeats when the same node starts this path afresh (same seed, path
-        // and incarnation: the cluster placed it back here), so its start time is mixed in.
-        let salt = (ctx.now().since_start().as_nanos() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.epoch_jump = 1 + ((ctx.rng().random::<u64>() ^ salt) >> 48) as u32;
+        self.epoch_jump = ctx.rng().random_range(1..=EPOCH_JUMP_MAX);
         let mqtt = ctx.open_port::<Mqtt>(GatewayMsg::Mqtt);
         ctx.port_request(
             &mqtt,
