@@ -13,7 +13,7 @@
 //!   appends the sealed model (retried until durable) and answers with the version once it is.
 //!   A second registration of a version already taken is refused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -54,12 +54,6 @@ pub struct RegistryKeys {
     pub storage: [u8; 32],
     /// The model-signing key (`aiot ca init`); its public half is what motes verify.
     pub signing: SigningKey,
-}
-
-impl RegistryKeys {
-    fn public(&self) -> VerifyingKey {
-        self.signing.verifying_key()
-    }
 }
 
 /// The registry's counters, shared with the host.
@@ -105,6 +99,8 @@ type Registering = (SignedModel, ReplyTo<Result<u32, String>>);
 /// The registry actor, at `/registry`.
 pub struct Registry {
     keys: RegistryKeys,
+    /// The signing key's public half, which every loaded model must verify under.
+    public: VerifyingKey,
     stats: Arc<RegistryStats>,
     log: Option<PortRef<Log>>,
     models: BTreeMap<u32, SignedModel>,
@@ -113,7 +109,7 @@ pub struct Registry {
     /// This incarnation's marker, until it is read back.
     marker: Option<u64>,
     /// Versions being appended (taken: not offered again).
-    pending: BTreeMap<u32, ()>,
+    pending: BTreeSet<u32>,
     /// The log refused the subscription: subscribe again at this time.
     resubscribe_at: Option<Instant>,
 }
@@ -121,13 +117,14 @@ pub struct Registry {
 impl Registry {
     pub fn new(keys: RegistryKeys, stats: Arc<RegistryStats>) -> Self {
         Registry {
+            public: keys.signing.verifying_key(),
             keys,
             appender: KeyedAppender::new(Arc::clone(&stats.appends)),
             stats,
             log: None,
             models: BTreeMap::new(),
             marker: None,
-            pending: BTreeMap::new(),
+            pending: BTreeSet::new(),
             resubscribe_at: None,
         }
     }
@@ -150,7 +147,7 @@ impl Registry {
     }
 
     fn next_version(&self) -> u32 {
-        let highest = self.models.keys().chain(self.pending.keys()).max().copied().unwrap_or(0);
+        let highest = self.models.keys().chain(&self.pending).max().copied().unwrap_or(0);
         highest + 1
     }
 
@@ -175,7 +172,7 @@ impl Registry {
                     }
                 }
                 Ok(ModelsRecord::Model(sealed)) => {
-                    match SignedModel::open(&sealed, &self.keys.storage, &self.keys.public()) {
+                    match SignedModel::open(&sealed, &self.keys.storage, &self.public) {
                         Ok((model, _)) => {
                             if self.models.insert(model.card.version, model).is_none() {
                                 self.stats.loaded.fetch_add(1, Ordering::Relaxed);
@@ -220,7 +217,7 @@ impl Registry {
         match SignedModel::sign(card, image, &self.keys.signing) {
             Ok(signed) => {
                 let sealed = signed.seal(&self.keys.storage);
-                self.pending.insert(version, ());
+                self.pending.insert(version);
                 self.append(&ModelsRecord::Model(sealed), Some((signed, reply)), ctx);
             }
             Err(why) => {

@@ -103,7 +103,6 @@ pub struct Stage<P> {
     subscribe_at: Option<Instant>,
     recommit_at: Option<Instant>,
     create_topics_at: Option<Instant>,
-    scratch: Vec<Output>,
 }
 
 impl<P: Process> Stage<P> {
@@ -118,7 +117,6 @@ impl<P: Process> Stage<P> {
             subscribe_at: None,
             recommit_at: None,
             create_topics_at: None,
-            scratch: Vec::new(),
         }
     }
 
@@ -152,9 +150,9 @@ impl<P: Process> Stage<P> {
         ctx: &mut Ctx<'_, StageMsg>,
     ) -> Result<(), ActorError> {
         let now = ctx.now();
+        let mut outputs = Vec::new();
         for input in records {
             self.stats.read.fetch_add(1, Ordering::Relaxed);
-            let mut outputs = std::mem::take(&mut self.scratch);
             outputs.clear();
             let result = self.process.process(&input, now, &mut outputs);
             let progress = self.partitions.entry(&input.partition);
@@ -165,7 +163,6 @@ impl<P: Process> Stage<P> {
             }
             if outputs.is_empty() {
                 progress.skip(input.offset);
-                self.scratch = outputs;
                 self.input_done(&input.partition, ctx)?;
                 continue;
             }
@@ -174,7 +171,6 @@ impl<P: Process> Stage<P> {
                 let tag = (input.partition.clone(), input.offset);
                 self.appender.push(output.mote, output.record, tag, self.log.as_ref(), ctx);
             }
-            self.scratch = outputs;
         }
         Ok(())
     }
