@@ -2,6 +2,7 @@
 
 mod ca;
 mod demo;
+mod fleet_pm;
 mod model;
 mod motes;
 mod node;
@@ -63,6 +64,8 @@ enum Command {
         /// Run each seed twice and compare the trace hashes.
         #[arg(long)]
         check_determinism: bool,
+        #[command(flatten)]
+        fleet: fleet_pm::FleetArgs,
     },
     /// Motes on this host over a real MQTT broker (the firmware core fed by the motor physics),
     /// and the maintenance crew; `aiot motes provision` writes their credentials.
@@ -112,8 +115,8 @@ fn main() -> ExitCode {
         }
         Command::Motes { command: None, run } => motes::run(run),
         Command::Node { config, check } => node::run(node::Options { config, check }),
-        Command::Sim { list, scenario, seed, seeds, duration, check_determinism } => {
-            sim::run(sim::Options { list, scenario, seed, seeds, duration, check_determinism })
+        Command::Sim { list, scenario, seed, seeds, duration, check_determinism, fleet } => {
+            sim::run(sim::Options { list, scenario, seed, seeds, duration, check_determinism, fleet })
         }
     };
     match outcome {

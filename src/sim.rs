@@ -3,11 +3,15 @@
 //! `--list`; `--scenario NAME --seed N [--duration 2m]` plays one seed and prints a summary and
 //! the trace hash; `--seeds A..B` sweeps and prints each failing seed with the command that
 //! replays it; `--check-determinism` plays each seed twice and compares the hashes.
+//! `--scenario fleet-pm` prints the predictive-maintenance efficacy report instead
+//! (`crate::fleet_pm`).
 
 use std::time::Duration;
 
 use aiot_simulations::scenario::{self, Outcome, Scenario};
 use aiot_simulations::scenarios;
+
+use crate::fleet_pm;
 
 pub struct Options {
     pub list: bool,
@@ -16,6 +20,7 @@ pub struct Options {
     pub seeds: Option<(u64, u64)>,
     pub duration: Duration,
     pub check_determinism: bool,
+    pub fleet: crate::fleet_pm::FleetArgs,
 }
 
 /// Parses `1..500` (inclusive of both ends).
@@ -34,11 +39,15 @@ pub fn run(options: Options) -> Result<(), String> {
         for s in scenarios::all() {
             println!("{:<12} {}", s.name(), s.about());
         }
+        println!("{:<12} {}", fleet_pm::NAME, fleet_pm::ABOUT);
         return Ok(());
     }
     let name = options.scenario.as_deref().ok_or("name a scenario with --scenario (see --list)")?;
-    let scenario = scenarios::by_name(name).ok_or_else(|| format!("no scenario {name:?} (see --list)"))?;
     let (first, last) = options.seeds.unwrap_or((options.seed, options.seed));
+    if name == fleet_pm::NAME {
+        return fleet_pm::run(&options.fleet, first, last);
+    }
+    let scenario = scenarios::by_name(name).ok_or_else(|| format!("no scenario {name:?} (see --list)"))?;
     let single = first == last;
     let mut failed = Vec::new();
     for seed in first..=last {

@@ -19,7 +19,7 @@ fn hash_line(out: &str) -> String {
 #[test]
 fn a_seed_gives_the_same_hash_in_two_processes() {
     let list = aiot(&["sim", "--list"]);
-    assert!(list.contains("membership") && list.contains("failover"), "{list}");
+    assert!(list.contains("membership") && list.contains("failover") && list.contains("fleet-pm"), "{list}");
     for (scenario, seed) in [("failover", "3"), ("failover", "17"), ("motes", "5"), ("motes", "23")] {
         let args = ["sim", "--scenario", scenario, "--seed", seed, "--duration", "60s"];
         let (first, second) = (aiot(&args), aiot(&args));

@@ -34,8 +34,10 @@
 
 pub mod actors;
 pub mod closed_loop;
+pub mod efficacy;
 pub mod eventlog;
 pub mod faults;
+pub mod fleet_pm;
 pub mod motes;
 pub mod motor;
 pub mod mqtt;

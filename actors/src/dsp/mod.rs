@@ -221,6 +221,8 @@ pub struct Extractor {
     vib_spectrum: Vec<f64>,
     env: Vec<f64>,
     env_power: Vec<f64>,
+    /// The windowed current, for the supply fit.
+    weighted: Vec<f64>,
 }
 
 impl fmt::Debug for Extractor {
@@ -250,6 +252,7 @@ impl Extractor {
             vib_spectrum: vec![0.0; n / 2 + 1],
             env: vec![0.0; n],
             env_power: vec![0.0; n / 2 + 1],
+            weighted: vec![0.0; n],
             cfg,
         })
     }
@@ -364,7 +367,7 @@ impl Extractor {
             pole_pairs: cfg.pole_pairs,
             min_separation_hz: cfg.min_sideband_hz,
         };
-        let supply = sidebands::supply(cur, &self.hann, shaft_hz, &search);
+        let supply = sidebands::supply(cur, &self.hann, &mut self.weighted, shaft_hz, &search);
         let slip = if shaft_hz > 0.0 && supply.hz > 0.0 {
             1.0 - f64::from(cfg.pole_pairs) * shaft_hz / supply.hz
         } else {

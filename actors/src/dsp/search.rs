@@ -49,7 +49,13 @@ pub(crate) fn maximise(lo: f64, hi: f64, step: f64, mut f: impl FnMut(f64) -> f6
             fd = f(d);
         }
     }
-    let x = 0.5 * (a + b);
+    polish(lo, hi, step, 0.5 * (a + b), f)
+}
+
+/// The last step of [`maximise`] from its golden-section result `x`: an end of the band if the
+/// maximum is there, else the vertex of the parabola through `f` at `x - h`, `x`, `x + h`.
+/// Callers whose `f` is cheap but slightly noisy search with it and polish with an exact one.
+pub(crate) fn polish(lo: f64, hi: f64, step: f64, x: f64, mut f: impl FnMut(f64) -> f64) -> f64 {
     let h = step * VERTEX_SPACING;
     for edge in [lo, hi] {
         if (x - edge).abs() <= h && f(edge) >= f(x) {

@@ -8,7 +8,11 @@
 //! sideband pair also looks partly like a small error in `f`; searching `f` jointly with the
 //! sidebands (instead of taking the spectrum's peak, which the sidebands pull) keeps them apart.
 
-use super::search::maximise;
+use std::f64::consts::TAU;
+
+use rustfft::num_complex::Complex64;
+
+use super::search::{maximise, polish};
 use super::spectrum::Phasor;
 
 /// At most this many tones are fitted (supply and two sidebands).
@@ -47,39 +51,93 @@ struct Fit {
     residual: f64,
 }
 
-/// Fits `d` (weights `w`) with `cos` and `sin` at each of `freqs` (Hz); `None` when the normal
-/// equations are not positive definite.
-fn fit(d: &[f64], w: &[f64], fs: f64, freqs: &[f64]) -> Option<Fit> {
-    let m = 2 * freqs.len();
-    let phasors =
-        || core::array::from_fn::<_, TONES, _>(|i| Phasor::new(freqs.get(i).map_or(0.0, |f| f / fs)));
-    let basis = |ph: &mut [Phasor; TONES], out: &mut [f64; COLS]| {
-        for (i, p) in ph.iter_mut().enumerate().take(freqs.len()) {
-            let z = p.next().unwrap_or_default();
-            (out[2 * i], out[2 * i + 1]) = (z.re, z.im);
+/// The data under the window, as each fit needs it: `w d` per sample and `sum w d^2`.
+struct Weighted<'a> {
+    wd: &'a [f64],
+    energy: f64,
+}
+
+impl<'a> Weighted<'a> {
+    /// Fills `scratch` (as long as `d`) with `w d`.
+    fn new(d: &[f64], hann: &[f64], scratch: &'a mut [f64]) -> Weighted<'a> {
+        for ((out, v), w) in scratch.iter_mut().zip(d).zip(hann) {
+            *out = v * w;
         }
+        let energy = scratch.iter().zip(d).map(|(wv, v)| wv * v).sum();
+        Weighted { wd: scratch, energy }
+    }
+}
+
+/// `sum_n w_n e^(i x n)` over the periodic Hann window `w_n = 1/2 - cos(2 pi n / N) / 2` of
+/// `n` samples, in closed form: `w` is `1/2 - e^(i t n) / 4 - e^(-i t n) / 4` with
+/// `t = 2 pi / N`, and `sum_n e^(i y n) = e^(i y (N-1)/2) sin(N y / 2) / sin(y / 2)`.
+fn hann_dtft(x: f64, n: usize) -> Complex64 {
+    let len = n as f64;
+    let geometric = |y: f64| {
+        let half = 0.5 * y;
+        let magnitude = if half.sin() == 0.0 { len } else { (len * half).sin() / half.sin() };
+        Complex64::from_polar(magnitude, half * (len - 1.0))
     };
-    let (mut g, mut b, mut row) = ([[0.0f64; COLS]; COLS], [0.0f64; COLS], [0.0f64; COLS]);
-    let mut ph = phasors();
-    for (&v, &wn) in d.iter().zip(w) {
-        basis(&mut ph, &mut row);
-        for a in 0..m {
-            let wa = wn * row[a];
-            b[a] += wa * v;
-            for c in 0..=a {
-                g[a][c] += wa * row[c];
-            }
+    let t = TAU / len;
+    geometric(x) * 0.5 - (geometric(x + t) + geometric(x - t)) * 0.25
+}
+
+/// Fits the data (`d` under the periodic Hann window, as [`Weighted`]) with `cos` and `sin` at
+/// each of `freqs` (Hz); `None` when the normal equations are not positive definite.
+///
+/// One pass over the samples: the right-hand side is the windowed data's DTFT at each tone;
+/// the normal matrix depends only on the tones and the window, so it comes in closed form
+/// ([`hann_dtft`] at the tones' sums and differences); the residual is
+/// `sum w d^2 - coef . b`.
+fn fit(data: &Weighted, fs: f64, freqs: &[f64]) -> Option<Fit> {
+    let (m, n) = (2 * freqs.len(), data.wd.len());
+    let mut phasors: [Phasor; TONES] =
+        core::array::from_fn(|i| Phasor::new(freqs.get(i).map_or(0.0, |f| f / fs)));
+    let mut sums = [Complex64::default(); TONES];
+    for &wv in data.wd {
+        for (sum, p) in sums.iter_mut().zip(phasors.iter_mut()).take(freqs.len()) {
+            *sum += p.next().unwrap_or_default() * wv;
+        }
+    }
+    let mut b = [0.0f64; COLS];
+    for (i, sum) in sums.iter().enumerate().take(freqs.len()) {
+        (b[2 * i], b[2 * i + 1]) = (sum.re, sum.im);
+    }
+    // cos a cos b = (C(a-b) + C(a+b)) / 2, sin a sin b = (C(a-b) - C(a+b)) / 2,
+    // cos a sin b = (S(a+b) - S(a-b)) / 2, sin a cos b = (S(a+b) + S(a-b)) / 2, with C + iS
+    // the windowed DTFT.
+    let omega = |i: usize| TAU * freqs[i] / fs;
+    let mut g = [[0.0f64; COLS]; COLS];
+    for a in 0..freqs.len() {
+        for c in 0..=a {
+            let (diff, sum) = (hann_dtft(omega(a) - omega(c), n), hann_dtft(omega(a) + omega(c), n));
+            g[2 * a][2 * c] = 0.5 * (diff.re + sum.re);
+            g[2 * a + 1][2 * c + 1] = 0.5 * (diff.re - sum.re);
+            g[2 * a][2 * c + 1] = 0.5 * (sum.im - diff.im);
+            g[2 * a + 1][2 * c] = 0.5 * (sum.im + diff.im);
         }
     }
     let coef = solve_spd(&mut g, b, m)?;
+    let explained: f64 = coef[..m].iter().zip(&b[..m]).map(|(c, b)| c * b).sum();
+    Some(Fit { coef, residual: data.energy - explained })
+}
+
+/// The weighted residual of `coef` at `freqs`, summed sample by sample: exact where
+/// `sum w d^2 - coef . b` loses digits to cancellation (the supply explains nearly all the
+/// energy), which the last step of a search needs.
+fn exact_residual(d: &[f64], hann: &[f64], fs: f64, freqs: &[f64], coef: &[f64; COLS]) -> f64 {
+    let mut phasors: [Phasor; TONES] =
+        core::array::from_fn(|i| Phasor::new(freqs.get(i).map_or(0.0, |f| f / fs)));
     let mut residual = 0.0;
-    let mut ph = phasors();
-    for (&v, &wn) in d.iter().zip(w) {
-        basis(&mut ph, &mut row);
-        let model: f64 = coef[..m].iter().zip(&row[..m]).map(|(c, r)| c * r).sum();
-        residual += wn * (v - model) * (v - model);
+    for (&v, &w) in d.iter().zip(hann) {
+        let mut model = 0.0;
+        for (i, p) in phasors.iter_mut().enumerate().take(freqs.len()) {
+            let z = p.next().unwrap_or_default();
+            model += coef[2 * i] * z.re + coef[2 * i + 1] * z.im;
+        }
+        residual += w * (v - model) * (v - model);
     }
-    Some(Fit { coef, residual })
+    residual
 }
 
 /// Solves `G x = b` for the symmetric positive definite `G` given by its lower triangle
@@ -107,7 +165,8 @@ fn solve_spd(g: &mut [[f64; COLS]; COLS], mut b: [f64; COLS], m: usize) -> Optio
     Some(b)
 }
 
-/// Fits the supply of the mean-removed current `d` under the window `w`, given the measured
+/// Fits the supply of the mean-removed current `d` under `hann` (the periodic Hann window of
+/// `d`'s length: the fit's normal matrix is computed in closed form for it), given the measured
 /// shaft frequency (0: unknown, then only the supply tone is fitted).
 ///
 /// Two searches: the supply alone gives `f0` and the slip `s = 1 - p shaft_hz / f0`; then, if
@@ -115,18 +174,27 @@ fn solve_spd(g: &mut [[f64; COLS]; COLS], mut b: [f64; COLS], m: usize) -> Optio
 /// `(1 -+ 2s) f` with that `s` held fixed give `f`. Holding `s` keeps the sidebands from
 /// sliding onto the supply line while `f` is searched (where a fit of three nearly equal tones
 /// would explain noise with huge opposite amplitudes).
-pub(crate) fn supply(d: &[f64], w: &[f64], shaft_hz: f64, s: &Search) -> Supply {
+pub(crate) fn supply(d: &[f64], hann: &[f64], scratch: &mut [f64], shaft_hz: f64, s: &Search) -> Supply {
     if d.iter().all(|&v| v == 0.0) {
         return Supply::default();
     }
-    let residual = |freqs: &[f64]| fit(d, w, s.fs, freqs).map_or(f64::NEG_INFINITY, |r| -r.residual);
-    let alone = maximise(s.lo_hz, s.hi_hz, s.step_hz, |f| residual(&[f]));
+    let data = Weighted::new(d, hann, scratch);
+    let fast = |freqs: &[f64]| fit(&data, s.fs, freqs).map_or(f64::NEG_INFINITY, |r| -r.residual);
+    let exact = |freqs: &[f64]| {
+        fit(&data, s.fs, freqs).map_or(f64::NEG_INFINITY, |r| -exact_residual(d, hann, s.fs, freqs, &r.coef))
+    };
+    // Search with the fast residual, then polish the optimum with the exact one.
+    let best = |tones: &dyn Fn(f64) -> [f64; TONES], count: usize| {
+        let found = maximise(s.lo_hz, s.hi_hz, s.step_hz, |f| fast(&tones(f)[..count]));
+        polish(s.lo_hz, s.hi_hz, s.step_hz, found, |f| exact(&tones(f)[..count]))
+    };
+    let alone = best(&|f| [f, 0.0, 0.0], 1);
     let slip = 1.0 - f64::from(s.pole_pairs) * shaft_hz / alone;
     let sidebands = shaft_hz > 0.0 && 2.0 * slip.abs() * alone >= s.min_separation_hz;
     let tones = |f: f64| [f, (1.0 - 2.0 * slip) * f, (1.0 + 2.0 * slip) * f];
-    let hz = if sidebands { maximise(s.lo_hz, s.hi_hz, s.step_hz, |f| residual(&tones(f))) } else { alone };
+    let hz = if sidebands { best(&tones, TONES) } else { alone };
     let count = if sidebands { TONES } else { 1 };
-    let Some(best) = fit(d, w, s.fs, &tones(hz)[..count]) else { return Supply::default() };
+    let Some(best) = fit(&data, s.fs, &tones(hz)[..count]) else { return Supply::default() };
     let amp = |i: usize| best.coef[2 * i].hypot(best.coef[2 * i + 1]);
     let amplitude = amp(0);
     let ratio = |i: usize| if sidebands && amplitude > 0.0 { amp(i) / amplitude } else { 0.0 };
@@ -137,7 +205,6 @@ pub(crate) fn supply(d: &[f64], w: &[f64], shaft_hz: f64, s: &Search) -> Supply 
 mod tests {
     use super::*;
     use crate::dsp::spectrum::hann;
-    use std::f64::consts::TAU;
 
     #[test]
     fn recovers_a_supply_and_its_sidebands_inside_one_bin() {
@@ -152,14 +219,15 @@ mod tests {
             })
             .collect();
         let s = Search { fs, lo_hz: 49.5, hi_hz: 50.5, step_hz: 0.25, pole_pairs: 2, min_separation_hz: 1.0 };
-        let got = supply(&d, &hann(n), shaft, &s);
+        let mut scratch = vec![0.0; n];
+        let got = supply(&d, &hann(n), &mut scratch, shaft, &s);
         // The slip comes from the supply fitted alone, which the sidebands pull a little.
         assert!((got.hz - f).abs() < 1e-3, "{got:?}");
         assert!((got.amplitude - 30.0).abs() < 0.05, "{got:?}");
         assert!((got.lower - 0.03).abs() < 0.001 && (got.upper - 0.02).abs() < 0.001, "{got:?}");
         // Too little slip to separate: the supply alone.
-        let idle = supply(&d, &hann(n), 25.0, &s);
+        let idle = supply(&d, &hann(n), &mut scratch, 25.0, &s);
         assert_eq!((idle.lower, idle.upper), (0.0, 0.0));
-        assert_eq!(supply(&vec![0.0; n], &hann(n), shaft, &s), Supply::default());
+        assert_eq!(supply(&vec![0.0; n], &hann(n), &mut scratch, shaft, &s), Supply::default());
     }
 }

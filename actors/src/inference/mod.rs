@@ -6,10 +6,19 @@
 //!
 //! - `features`: the `features` stream's record: one feature vector per window, named by its
 //!   frame, from the mote's stage 1 (every report) or from the DSP filter (raw windows).
+//! - `alerts`: stage 2's alert rule (episodes, de-duplication, escalation, hysteresis) and the
+//!   `alerts` stream's record.
+//! - `stage2`: stage 2, a stream stage from `features` to `alerts`: DSP vectors scored by the
+//!   installed model, alerts by the rule in `alerts`, with evidence.
+//! - `drift_monitor`: the drift monitor's rule: features against the training reference per
+//!   hour of day, by PSI and KS, batch by batch.
 //! - `dsp_filter`: the DSP filter, a stream stage from `telemetry` to `features`.
 
+pub mod alerts;
+pub mod drift_monitor;
 pub mod dsp_filter;
 pub mod features;
+pub mod stage2;
 
 use std::sync::Arc;
 

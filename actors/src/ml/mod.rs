@@ -8,6 +8,8 @@
 //!   quantization quality report (BLUEPRINT section 10, "Quantization quality").
 //! - `dataset`: labelled, unflagged windows as a matrix, its hash, a split by motor.
 //! - `labels`: training labels from the maintenance log only (failures, inspections).
+//! - `scorer`: a float scorer (standardiser + logistic model) and its fit with a validation
+//!   split by motor; stage 2 scores with it.
 //! - `train`: one training run: labelled data, split by motor, fit, validation, int8 image.
 //! - `drift`: PSI and two-sample Kolmogorov-Smirnov on feature distributions, Page-Hinkley on
 //!   an error-rate stream.
@@ -22,6 +24,7 @@ pub mod labels;
 pub mod logistic;
 pub mod metrics;
 pub mod quantize;
+pub mod scorer;
 pub mod standardize;
 #[cfg(test)]
 mod testdata;

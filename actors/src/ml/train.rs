@@ -13,36 +13,25 @@ use serde::{Deserialize, Serialize};
 
 use super::dataset::{Counts, Dataset, Window};
 use super::labels::{LabelRule, Outcomes};
-use super::logistic::{self, sigmoid, LogisticConfig};
-use super::metrics::{log_loss, roc_auc};
 use super::quantize::{self, QualityTargets, QuantizeConfig};
-use super::standardize::Standardizer;
+use super::scorer::{self, FitConfig, Scorer};
 
 /// A training run's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
     pub rule: LabelRule,
-    pub logistic: LogisticConfig,
-    /// Share of motors held out for validation, and the seed choosing them.
-    pub validation_share: f64,
-    pub split_seed: u64,
-    /// Labelled windows needed at least, and positives among them.
-    pub min_windows: usize,
-    pub min_positives: usize,
+    pub fit: FitConfig,
     /// The stage-1 decision threshold on the score.
     pub threshold: f64,
     pub targets: QualityTargets,
 }
 
 impl Default for TrainConfig {
+    /// The label rule's and the fit's defaults, the decision threshold at 0.5.
     fn default() -> Self {
         TrainConfig {
             rule: LabelRule::default(),
-            logistic: LogisticConfig::default(),
-            validation_share: 0.25,
-            split_seed: 0x5eed,
-            min_windows: 200,
-            min_positives: 10,
+            fit: FitConfig::default(),
             threshold: 0.5,
             targets: QualityTargets::default(),
         }
@@ -84,36 +73,13 @@ pub fn train(
 ) -> Result<TrainingReport, String> {
     let data = Dataset::assemble(windows, outcomes, &config.rule, now_ms);
     let Counts { positive, negative, unlabelled, flagged, .. } = data.counts;
-    if data.len() < config.min_windows || positive < config.min_positives {
-        return Err(format!(
-            "too little labelled data: {} windows ({positive} positive), need {} ({} positive); {unlabelled} unlabelled, {flagged} flagged",
-            data.len(),
-            config.min_windows,
-            config.min_positives
-        ));
-    }
-    let (train, validation) = data.split_by_motor(config.validation_share, config.split_seed);
-    for (side, part) in [("training", &train), ("validation", &validation)] {
-        if part.counts.positive == 0 || part.counts.negative == 0 {
-            return Err(format!("the {side} motors have one class only ({} rows)", part.len()));
-        }
-    }
-    let standardizer = Standardizer::fit(train.x.view());
-    let z = standardizer.transform(train.x.view());
-    let (model, fit) =
-        logistic::fit(z.view(), train.y.view(), &config.logistic).map_err(|e| format!("{e:?}"))?;
-    if !fit.converged {
-        return Err(format!("the fit did not converge in {} iterations", fit.iterations));
-    }
-
-    let labels: Vec<bool> = validation.y.iter().map(|v| *v == 1.0).collect();
-    let zv = standardizer.transform(validation.x.view());
-    let scores: Vec<f64> = zv.rows().into_iter().map(|row| sigmoid(model.logit(row))).collect();
-    let validation_auc = roc_auc(&scores, &labels).map_err(|e| format!("{e:?}"))?;
-    let validation_log_loss = log_loss(&scores, &labels).map_err(|e| format!("{e:?}"))?;
+    let fitted = scorer::fit(&data, &config.fit)?;
+    let Scorer { standardizer, model } = &fitted.scorer;
+    let z = standardizer.transform(fitted.train.x.view());
+    let (validation, labels) = (&fitted.validation, fitted.validation_scores().0);
 
     let quantize_config = QuantizeConfig::from_data(version, config.threshold, z.view());
-    let int8 = quantize::quantize(&model, &standardizer, &quantize_config).map_err(|e| format!("{e:?}"))?;
+    let int8 = quantize::quantize(model, standardizer, &quantize_config).map_err(|e| format!("{e:?}"))?;
     let vectors: Vec<FeatureVector> = validation
         .x
         .rows()
@@ -126,7 +92,7 @@ pub fn train(
             v
         })
         .collect();
-    let quality = quantize::quality(&model, &standardizer, config.threshold, &int8, &vectors, &labels)
+    let quality = quantize::quality(model, standardizer, config.threshold, &int8, &vectors, &labels)
         .map_err(|e| format!("{e:?}"))?;
     quality.check(&config.targets).map_err(|why| format!("the int8 model misses its targets: {why}"))?;
     let mut image = vec![0; MODEL_LEN];
@@ -139,12 +105,12 @@ pub fn train(
         negatives: negative,
         unlabelled,
         flagged,
-        train_rows: train.len(),
+        train_rows: fitted.train.len(),
         validation_rows: validation.len(),
-        iterations: fit.iterations,
-        objective: fit.objective,
-        validation_auc,
-        validation_log_loss,
+        iterations: fitted.iterations,
+        objective: fitted.objective,
+        validation_auc: fitted.validation_auc,
+        validation_log_loss: fitted.validation_log_loss,
         int8_auc: quality.auc_int8,
         int8_agreement: quality.agreement,
         image,
@@ -207,12 +173,18 @@ mod tests {
     fn a_run_refuses_what_it_cannot_vouch_for() {
         let (windows, outcomes) = fleet();
         let config = TrainConfig::default();
-        let demanding = TrainConfig { min_windows: 100_000, ..TrainConfig::default() };
+        let demanding = TrainConfig {
+            fit: FitConfig { min_windows: 100_000, ..FitConfig::default() },
+            ..TrainConfig::default()
+        };
         let few = train(&windows, &outcomes, &demanding, 40 * DAY, 1).unwrap_err();
         assert!(few.contains("too little labelled data"), "{few}");
         let no_failures = train(&windows, &Outcomes::default(), &config, 40 * DAY, 1).unwrap_err();
         assert!(no_failures.contains("too little labelled data"), "{no_failures}");
-        let all_validate = TrainConfig { validation_share: 1.0, ..TrainConfig::default() };
+        let all_validate = TrainConfig {
+            fit: FitConfig { validation_share: 1.0, ..FitConfig::default() },
+            ..TrainConfig::default()
+        };
         let why = train(&windows, &outcomes, &all_validate, 40 * DAY, 1).unwrap_err();
         assert!(why.contains("training motors have one class only"), "{why}");
     }

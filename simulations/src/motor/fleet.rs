@@ -44,7 +44,11 @@ impl Variation {
             (sigma * z - 0.5 * sigma * sigma).exp()
         };
         let mut p = base.clone();
-        p.load.base *= factor(self.load);
+        let load = factor(self.load);
+        p.load.base *= load;
+        if let Some((_, base)) = &mut p.load.shift {
+            *base *= load;
+        }
         p.noise.level *= factor(self.noise);
         p.thermal.rated_rise_c *= factor(self.thermal);
         p.rated_slip *= factor(self.slip);

@@ -425,5 +425,5 @@ pub(crate) fn load_at(seed: u64, p: &LoadProfile, secs: f64) -> f64 {
     } else {
         0.0
     };
-    (p.base + daily + random).clamp(p.min, p.max)
+    (p.base_at(secs) + daily + random).clamp(p.min, p.max)
 }

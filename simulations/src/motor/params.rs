@@ -112,6 +112,9 @@ pub struct LoadProfile {
     pub random_period: Duration,
     pub min: f64,
     pub max: f64,
+    /// A change of regime: from this time on (motor time) the base load is the given one
+    /// (a plant running a new product, say); `None`: one regime throughout.
+    pub shift: Option<(Duration, f64)>,
 }
 
 impl Default for LoadProfile {
@@ -124,11 +127,20 @@ impl Default for LoadProfile {
             random_period: Duration::from_secs(15 * 60),
             min: 0.1,
             max: 1.15,
+            shift: None,
         }
     }
 }
 
 impl LoadProfile {
+    /// The base load at `secs` (motor time), after any regime shift.
+    pub fn base_at(&self, secs: f64) -> f64 {
+        match self.shift {
+            Some((at, base)) if secs >= at.as_secs_f64() => base,
+            _ => self.base,
+        }
+    }
+
     /// A constant load.
     pub fn constant(load: f64) -> Self {
         LoadProfile {

@@ -1,0 +1,214 @@
+//! The drift monitor's rule on feature windows (BLUEPRINT section 5; statistics in
+//! [`crate::ml::drift`]).
+//!
+//! The reference is the training windows, kept per hour of day (cluster time), so a daily
+//! load cycle is not drift. Each new window's features become their quantiles in the reference
+//! of the window's hour (`u = F_hour(v)`, ties at their mid-rank): with no drift every `u` is
+//! uniform on (0, 1) whatever the hour, so a batch of windows from any hours can be checked at
+//! once. Every `batch` windows, each feature's `u` values are compared with the uniform
+//! distribution by PSI (10 equal bins) and KS; a feature drifts when both say so, and the
+//! monitor reports drift when at least `min_features` features drift in one batch, with the
+//! evidence (each drifting feature's PSI and KS p-value).
+//!
+//! Defaults: batches of 100 windows (an hour of a 100-motor fleet at one window per motor per
+//! hour), PSI over 0.2, KS p under 1e-4, 3 features; hours with fewer than 20 reference windows
+//! take the reference of the whole day.
+
+use crate::ml::drift::{ks_two_sample, PsiConfig, PsiReference, KS_ALPHA};
+
+const HOUR_MS: u64 = 3_600_000;
+const DAY_MS: u64 = 24 * HOUR_MS;
+/// Points of the uniform grid the batches are compared with.
+const GRID: usize = 1000;
+
+/// The monitor's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriftConfig {
+    pub psi: PsiConfig,
+    pub ks_alpha: f64,
+    /// Windows per check.
+    pub batch: usize,
+    /// Features that must drift in one batch.
+    pub min_features: usize,
+    /// An hour of day with fewer reference windows uses the whole day's.
+    pub min_per_hour: usize,
+}
+
+impl Default for DriftConfig {
+    fn default() -> Self {
+        DriftConfig {
+            psi: PsiConfig::default(),
+            ks_alpha: KS_ALPHA,
+            batch: 100,
+            min_features: 3,
+            min_per_hour: 20,
+        }
+    }
+}
+
+/// One drifting feature's evidence.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeatureDrift {
+    pub feature: usize,
+    pub psi: f64,
+    pub ks_p: f64,
+}
+
+/// A drift the monitor found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftEvidence {
+    /// The time of the batch's last window, ms.
+    pub time_ms: u64,
+    pub windows: usize,
+    pub features: Vec<FeatureDrift>,
+}
+
+/// Checks windows against the reference, batch by batch.
+#[derive(Debug, Clone)]
+pub struct DriftMonitor {
+    config: DriftConfig,
+    /// `[hour][feature]`: sorted reference values; index 24 is the whole day.
+    reference: Vec<Vec<Vec<f64>>>,
+    uniform: PsiReference,
+    grid: Vec<f64>,
+    /// `[feature]`: the current batch's quantiles.
+    batch: Vec<Vec<f64>>,
+    batches: u64,
+}
+
+impl DriftMonitor {
+    /// A monitor with `reference` windows as (time ms, feature values), all of one width.
+    pub fn new(reference: &[(u64, &[f64])], config: DriftConfig) -> Result<DriftMonitor, String> {
+        let width = reference.first().map(|(_, v)| v.len()).ok_or("no reference windows")?;
+        if reference.iter().any(|(_, v)| v.len() != width || v.iter().any(|x| x.is_nan())) {
+            return Err("reference windows differ in width or hold NaN".into());
+        }
+        if config.batch == 0 || config.min_features == 0 {
+            return Err("the batch and the feature count must be positive".into());
+        }
+        let mut reference_by_hour = vec![vec![Vec::new(); width]; 25];
+        for (time_ms, values) in reference {
+            let hour = ((time_ms % DAY_MS) / HOUR_MS) as usize;
+            for (j, v) in values.iter().enumerate() {
+                reference_by_hour[hour][j].push(*v);
+                reference_by_hour[24][j].push(*v);
+            }
+        }
+        for columns in &mut reference_by_hour {
+            for column in columns.iter_mut() {
+                column.sort_by(f64::total_cmp);
+            }
+        }
+        let grid: Vec<f64> = (0..GRID).map(|i| (i as f64 + 0.5) / GRID as f64).collect();
+        let uniform = PsiReference::new(&grid, config.psi).map_err(|e| format!("{e:?}"))?;
+        Ok(DriftMonitor {
+            config,
+            reference: reference_by_hour,
+            uniform,
+            grid,
+            batch: vec![Vec::with_capacity(config.batch); width],
+            batches: 0,
+        })
+    }
+
+    /// Batches checked so far.
+    pub fn batches(&self) -> u64 {
+        self.batches
+    }
+
+    /// Takes one window (its features as wide as the reference's); returns the evidence when
+    /// it completes a batch that drifted.
+    pub fn observe(&mut self, time_ms: u64, values: &[f64]) -> Option<DriftEvidence> {
+        if values.len() != self.batch.len() || values.iter().any(|v| v.is_nan()) {
+            return None;
+        }
+        let hour = ((time_ms % DAY_MS) / HOUR_MS) as usize;
+        let slot = if self.reference[hour][0].len() >= self.config.min_per_hour { hour } else { 24 };
+        for (j, v) in values.iter().enumerate() {
+            let column = &self.reference[slot][j];
+            let below = column.partition_point(|x| x < v);
+            let at_or_below = column.partition_point(|x| x <= v);
+            let u = (below + at_or_below) as f64 / (2 * column.len()) as f64;
+            self.batch[j].push(u);
+        }
+        if self.batch[0].len() < self.config.batch {
+            return None;
+        }
+        self.batches += 1;
+        let mut features = Vec::new();
+        for (feature, us) in self.batch.iter_mut().enumerate() {
+            let psi = self.uniform.compare(us).map(|r| r.psi).unwrap_or(0.0);
+            let ks_p = ks_two_sample(us, &self.grid).map(|r| r.p_value).unwrap_or(1.0);
+            if psi > self.config.psi.threshold && ks_p < self.config.ks_alpha {
+                features.push(FeatureDrift { feature, psi, ks_p });
+            }
+            us.clear();
+        }
+        let windows = self.config.batch;
+        (features.len() >= self.config.min_features).then_some(DriftEvidence { time_ms, windows, features })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two features following a daily cycle, plus noise from a simple generator; `shift` moves
+    /// both by that many standard deviations.
+    fn window(i: u64, motor: u64, shift: f64) -> (u64, Vec<f64>) {
+        let time_ms = i * HOUR_MS;
+        let hour = ((time_ms % DAY_MS) / HOUR_MS) as f64;
+        let noise = |k: u64| {
+            // SplitMix64 of the window's index: uniform, scaled to unit variance.
+            let mut z = (i * 1000 + motor * 10 + k).wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            ((z >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 12f64.sqrt()
+        };
+        let cycle = 3.0 * (hour / 24.0 * std::f64::consts::TAU).cos();
+        (time_ms, vec![cycle + noise(1) + shift, cycle + noise(2) + shift, noise(3), noise(4)])
+    }
+
+    fn monitor(min_features: usize) -> DriftMonitor {
+        let reference: Vec<(u64, Vec<f64>)> =
+            (0..240).flat_map(|i| (0..50).map(move |m| window(i, m, 0.0))).collect();
+        let refs: Vec<(u64, &[f64])> = reference.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+        DriftMonitor::new(&refs, DriftConfig { batch: 50, min_features, ..DriftConfig::default() }).unwrap()
+    }
+
+    #[test]
+    fn a_daily_cycle_is_not_drift_and_a_shift_is_found_within_a_batch() {
+        let mut m = monitor(2);
+        // Ten more days of the same process, hour by hour: the cycle is 3 sd wide, yet no drift.
+        for i in 240..480 {
+            for motor in 0..50 {
+                let (t, v) = window(i, motor, 0.0);
+                assert_eq!(m.observe(t, &v), None, "hour {i}");
+            }
+        }
+        assert_eq!(m.batches(), 240);
+        // A shift of one standard deviation on two features: the first batch finds it.
+        let mut found = None;
+        for motor in 0..50 {
+            let (t, v) = window(480, motor, 1.0);
+            found = found.or(m.observe(t, &v));
+        }
+        let evidence = found.expect("drift found in the first shifted batch");
+        let drifting: Vec<usize> = evidence.features.iter().map(|f| f.feature).collect();
+        assert_eq!(drifting, vec![0, 1], "{evidence:?}");
+        assert!(evidence.features.iter().all(|f| f.psi > 0.2 && f.ks_p < 1e-4));
+    }
+
+    #[test]
+    fn fewer_drifting_features_than_required_is_not_drift() {
+        let mut m = monitor(3);
+        let mut found = None;
+        for motor in 0..50 {
+            let (t, v) = window(480, motor, 1.0);
+            found = found.or(m.observe(t, &v));
+        }
+        assert_eq!(found, None, "two features drifted, three are required");
+        assert!(DriftMonitor::new(&[], DriftConfig::default()).is_err());
+    }
+}

@@ -1,0 +1,243 @@
+//! Stage 2 (BLUEPRINT section 5): a stream stage from `features` to `alerts`, in the consumer
+//! group `aiot-stage2`, so each window is scored by one replica.
+//!
+//! - A DSP vector is scored by the current model ([`Scorer`]) and fed to the alert rule
+//!   ([`super::alerts`]); each alert event becomes an [`AlertRecord`] with the model's
+//!   probability and its evidence (the features that pushed the log-odds up most).
+//! - A window the proxy flagged with sensor faults is not scored: it may raise a sensor-fault
+//!   alert, never a machine-fault alert.
+//! - Stage-1 vectors (the mote's own features and score) are not stage 2's input: they pass.
+//! - Until a model is installed ([`Stage2::install`]) windows are read and counted, and only
+//!   sensor-fault alerts come out.
+//!
+//! The alert episodes live in the replica: after a rebalance the new owner of a motor's
+//! partition starts its episode over, so an open alert may be raised once more.
+
+use super::alerts::{AlertEvent, AlertKind, AlertRecord, AlertRule, Alerter, ALERTS};
+use super::features::{FeatureRecord, FeatureSource};
+use crate::dsp::DspFeatures;
+use crate::ml::scorer::Scorer;
+use crate::ports::eventlog::{Record, StoredRecord};
+use crate::streams::mote_key;
+use crate::streams::stage::{Output, Process};
+use aiot_runtime::Instant;
+
+/// Stage 2's consumer group.
+pub const GROUP: &str = "aiot-stage2";
+
+/// Features named in an alert's evidence.
+pub const EVIDENCE: usize = 3;
+
+/// Stage 2's processing: feature records in, alert records out.
+pub struct Stage2 {
+    model: Option<(u32, Scorer)>,
+    alerter: Alerter,
+    events: Vec<AlertEvent>,
+    /// DSP windows read while no model was installed.
+    pub unscored: u64,
+}
+
+impl Stage2 {
+    pub fn new(rule: AlertRule) -> Stage2 {
+        Stage2 { model: None, alerter: Alerter::new(rule), events: Vec::new(), unscored: 0 }
+    }
+
+    /// Scores with model `version` from now on (its rule's threshold too); open episodes stay.
+    pub fn install(&mut self, version: u32, scorer: Scorer, rule: AlertRule) -> Result<(), String> {
+        if scorer.width() != DspFeatures::NAMES.len() {
+            return Err(format!(
+                "model {version} takes {} features, DSP vectors have {}",
+                scorer.width(),
+                DspFeatures::NAMES.len()
+            ));
+        }
+        self.model = Some((version, scorer));
+        self.alerter.set_rule(rule);
+        Ok(())
+    }
+
+    /// The crew repaired `mote`: its alert episode ends.
+    pub fn repaired(&mut self, mote: u32) {
+        self.alerter.repaired(mote);
+    }
+
+    /// The installed model's version.
+    pub fn model_version(&self) -> Option<u32> {
+        self.model.as_ref().map(|(v, _)| *v)
+    }
+
+    /// The alert records `features` causes.
+    pub fn alerts_of(&mut self, features: &FeatureRecord, out: &mut Vec<AlertRecord>) -> Result<(), String> {
+        if features.source != FeatureSource::Dsp {
+            return Ok(());
+        }
+        if features.values.len() != DspFeatures::NAMES.len() {
+            return Err(format!(
+                "a DSP vector of {} values, expected {}",
+                features.values.len(),
+                DspFeatures::NAMES.len()
+            ));
+        }
+        let score = match (&self.model, features.faults.any()) {
+            (_, true) => None,
+            (Some((_, scorer)), false) => Some(scorer.score(&features.values)),
+            (None, false) => {
+                self.unscored += 1;
+                return Ok(());
+            }
+        };
+        self.alerter.observe(features.mote, features.received_ms, score, &mut self.events);
+        let version = self.model_version().unwrap_or(0);
+        for event in self.events.drain(..) {
+            let evidence = match (event.kind, &self.model) {
+                (AlertKind::Machine, Some((_, scorer))) => evidence(scorer, &features.values),
+                _ => sensor_evidence(features),
+            };
+            out.push(AlertRecord {
+                mote: features.mote,
+                boot_epoch: features.boot_epoch,
+                seq: features.seq,
+                capture_ms: features.capture_ms,
+                time_ms: event.time_ms,
+                kind: event.kind,
+                level: event.level,
+                probability: event.score,
+                model_version: version,
+                evidence,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The features with the largest positive contributions to the log-odds, largest first.
+fn evidence(scorer: &Scorer, values: &[f64]) -> Vec<(String, f64)> {
+    let mut parts: Vec<(usize, f64)> = scorer.contributions(values).into_iter().enumerate().collect();
+    parts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    parts
+        .into_iter()
+        .take(EVIDENCE)
+        .filter(|(_, c)| *c > 0.0)
+        .map(|(i, c)| (DspFeatures::NAMES[i].to_string(), c))
+        .collect()
+}
+
+/// A sensor-fault alert's evidence: the flagged channels.
+fn sensor_evidence(features: &FeatureRecord) -> Vec<(String, f64)> {
+    const CHANNELS: [&str; 4] = ["current", "vibration", "sound", "temperature"];
+    let flags = features.faults.0;
+    CHANNELS
+        .iter()
+        .zip(flags)
+        .filter(|(_, f)| *f != 0)
+        .map(|(name, f)| (name.to_string(), f64::from(f)))
+        .collect()
+}
+
+impl Process for Stage2 {
+    fn outputs(&self) -> Vec<&'static str> {
+        vec![ALERTS]
+    }
+
+    fn process(&mut self, input: &StoredRecord, _now: Instant, out: &mut Vec<Output>) -> Result<(), String> {
+        let features = FeatureRecord::decode(&input.record.payload)?;
+        let mut alerts = Vec::new();
+        self.alerts_of(&features, &mut alerts)?;
+        for alert in alerts {
+            let record = Record::new(ALERTS, mote_key(alert.mote), alert.encode(), alert.time_ms);
+            out.push(Output { mote: alert.mote, record });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inference::alerts::AlertLevel;
+    use crate::inference::features::FEATURES;
+    use crate::ml::logistic::LogisticModel;
+    use crate::ml::standardize::Standardizer;
+    use crate::ports::eventlog::TopicPartition;
+    use crate::things::sensor_faults::SensorFaults;
+    use ndarray::Array1;
+
+    /// A model that only looks at `env_bpfo`: log-odds `10 (env_bpfo - 0.5)`.
+    fn scorer() -> Scorer {
+        let n = DspFeatures::NAMES.len();
+        let bpfo = DspFeatures::NAMES.iter().position(|f| *f == "env_bpfo").unwrap();
+        let mut coef = Array1::zeros(n);
+        coef[bpfo] = 10.0;
+        Scorer { standardizer: Standardizer::identity(n), model: LogisticModel { intercept: -5.0, coef } }
+    }
+
+    fn stored(seq: u32, bpfo: f64, faults: SensorFaults, source: FeatureSource) -> StoredRecord {
+        let mut values = vec![0.0; DspFeatures::NAMES.len()];
+        values[DspFeatures::NAMES.iter().position(|f| *f == "env_bpfo").unwrap()] = bpfo;
+        let features = FeatureRecord {
+            mote: 4,
+            boot_epoch: 1,
+            seq,
+            capture_ms: 1000 * u64::from(seq),
+            received_ms: 1000 * u64::from(seq) + 5,
+            source,
+            faults,
+            values,
+        };
+        let record = Record::new(FEATURES, mote_key(4), features.encode(), features.received_ms);
+        StoredRecord { partition: TopicPartition::new(FEATURES, 0), offset: u64::from(seq), record }
+    }
+
+    fn run(stage: &mut Stage2, inputs: &[StoredRecord]) -> Vec<AlertRecord> {
+        let mut out = Vec::new();
+        for input in inputs {
+            stage.process(input, Instant::ZERO, &mut out).unwrap();
+        }
+        out.iter().map(|o| AlertRecord::decode(&o.record.payload).unwrap()).collect()
+    }
+
+    #[test]
+    fn scores_dsp_windows_raises_once_with_evidence_and_never_on_flagged_windows() {
+        let rule = AlertRule { threshold: 0.5, consecutive: 2, ..AlertRule::default() };
+        let mut stage = Stage2::new(rule);
+        let clean = SensorFaults::default();
+        let stuck = SensorFaults([0, 1, 0, 0]);
+        let dsp = FeatureSource::Dsp;
+        // No model yet: nothing but counting.
+        assert!(run(&mut stage, &[stored(1, 0.9, clean, dsp)]).is_empty());
+        assert_eq!(stage.unscored, 1);
+        stage.install(3, scorer(), rule).unwrap();
+        let stage1 = FeatureSource::Stage1 { model_version: 1, score: Some(0.99) };
+        let alerts = run(
+            &mut stage,
+            &[
+                stored(2, 0.9, clean, dsp),
+                stored(3, 0.9, stuck, dsp), // flagged: a sensor alert, not a score
+                stored(4, 0.9, clean, stage1), // stage-1 vectors are not stage 2's
+                stored(5, 0.9, clean, dsp), // second window over: raised
+                stored(6, 0.95, clean, dsp), // p 0.989: escalated, once
+                stored(6, 0.95, clean, dsp), // a copy: nothing
+            ],
+        );
+        let summary: Vec<_> = alerts.iter().map(|a| (a.seq, a.kind, a.level)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                (3, AlertKind::Sensor, AlertLevel::Raised),
+                (5, AlertKind::Sensor, AlertLevel::Cleared),
+                (5, AlertKind::Machine, AlertLevel::Raised),
+                (6, AlertKind::Machine, AlertLevel::Escalated)
+            ]
+        );
+        let raised = &alerts[2];
+        assert_eq!((raised.model_version, raised.time_ms, raised.capture_ms), (3, 5005, 5000));
+        assert!((raised.probability - 1.0 / (1.0 + (-4.0f64).exp())).abs() < 1e-12);
+        assert_eq!(raised.evidence.len(), 1);
+        assert_eq!(raised.evidence[0].0, "env_bpfo");
+        assert_eq!(alerts[0].evidence, vec![("vibration".to_string(), 1.0)]);
+        let mut narrow = scorer();
+        narrow.model.coef = Array1::zeros(3);
+        narrow.standardizer = Standardizer::identity(3);
+        assert!(stage.install(4, narrow, rule).is_err(), "a model of another width is refused");
+    }
+}

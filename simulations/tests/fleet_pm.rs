@@ -1,0 +1,37 @@
+//! The shortened fleet-pm scenario (issue 7): at least 30 bearing failures, stage 2 meets the
+//! efficacy targets and beats the naive RMS baseline by BLUEPRINT section 10's rule, and the
+//! load shift is detected as drift within the hour and retrained on. Every figure is an
+//! assertion that fails when the pipeline gets worse; the report is printed (`--nocapture`).
+//! The motes' int8 stage-1 model's figures are printed, not asserted: on this plant its first
+//! training misses the decision-agreement target (see the issue's note).
+//! Reproduce: `aiot sim --scenario fleet-pm --short --seed 1`.
+
+use std::time::Duration;
+
+use aiot_simulations::fleet_pm::{run, FleetPmConfig};
+
+#[test]
+fn stage_two_alerts_ahead_of_bearing_failures_and_beats_the_baseline() {
+    let report = run(&FleetPmConfig::short(1)).expect("the scenario runs");
+    println!("{report}");
+    let (model, baseline) = (&report.model, &report.baseline);
+    assert!(model.bearing_failures >= 30, "{} bearing failures", model.bearing_failures);
+    assert!(model.bearing_recall() >= 0.95, "recall at 24 h lead {:.3}", model.bearing_recall());
+    assert!(
+        model.false_alarms_per_motor_month() <= 0.1,
+        "{:.3} false alarms per motor-month",
+        model.false_alarms_per_motor_month()
+    );
+    assert!(model.bearing_recall() >= baseline.bearing_recall() + 0.20, "not 20 points above the baseline");
+    assert!(model.false_alarms_per_motor_month() <= baseline.false_alarms_per_motor_month());
+    // The load shift after 20 days is found within the hour, and the model is retrained.
+    let first = report.drifts.first().expect("the load shift is detected");
+    assert!(first.delay.is_some_and(|d| d <= Duration::from_secs(3600)), "{first:?}");
+    assert!(first.inspections > 0, "inspections are requested to label post-drift windows");
+    assert!(report.trainings.len() >= 2, "a retraining follows the drift");
+    let false_drifts = report.drifts.iter().filter(|d| d.delay.is_none()).count();
+    assert!(false_drifts as f64 * 30.0 / report.days <= 1.0, "{false_drifts} false drift detections");
+    let training = report.trainings.first().expect("a model was trained");
+    assert!(training.flagged > 0, "flagged windows exist and were left out of training");
+    assert!(report.sensor_alerts > 0, "flagged windows raise sensor-fault alerts instead");
+}
