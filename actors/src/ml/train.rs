@@ -2,6 +2,8 @@
 //! image: assemble the labelled data ([`super::dataset`]), split by motor, standardise on the
 //! training motors, fit by Newton ([`super::logistic`]), validate on the held-out motors, and
 //! quantize for the motes ([`super::quantize`]) with the int8 model's quality measured there.
+//! The int8 input range is the one (of the data's choice and a few candidates) that keeps the
+//! most training decisions alike; the validation motors only measure.
 //!
 //! The run refuses (with the reason) rather than produce a model it cannot vouch for: too few
 //! labelled windows, a side with one class only, a fit that did not converge, or an int8 model
@@ -63,6 +65,25 @@ pub struct TrainingReport {
     pub image: Vec<u8>,
 }
 
+/// Input ranges (standard deviations mapped to int8 code 127) a run tries beside the data's
+/// choice ([`QuantizeConfig::from_data`]).
+const INPUT_RANGES: [f64; 7] = [4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0];
+
+/// The rows of `data` as the f32 vectors a mote computes.
+fn vectors(data: &Dataset) -> Vec<FeatureVector> {
+    data.x
+        .rows()
+        .into_iter()
+        .map(|row| {
+            let mut v: FeatureVector = [0.0; aiot_firmware::features::FEATURE_COUNT];
+            for (d, s) in v.iter_mut().zip(row) {
+                *d = *s as f32;
+            }
+            v
+        })
+        .collect()
+}
+
 /// Trains model `version` from `windows` (stage-1 vectors) labelled by `outcomes` at `now_ms`.
 pub fn train(
     windows: &[Window],
@@ -78,20 +99,30 @@ pub fn train(
     let z = standardizer.transform(fitted.train.x.view());
     let (validation, labels) = (&fitted.validation, fitted.validation_scores().0);
 
-    let quantize_config = QuantizeConfig::from_data(version, config.threshold, z.view());
-    let int8 = quantize::quantize(model, standardizer, &quantize_config).map_err(|e| format!("{e:?}"))?;
-    let vectors: Vec<FeatureVector> = validation
-        .x
-        .rows()
-        .into_iter()
-        .map(|row| {
-            let mut v: FeatureVector = [0.0; aiot_firmware::features::FEATURE_COUNT];
-            for (d, s) in v.iter_mut().zip(row) {
-                *d = *s as f32;
-            }
-            v
-        })
-        .collect();
+    // The input range: the data's choice, or whichever candidate keeps the most training
+    // decisions alike (validation data plays no part in choosing).
+    let training_vectors = vectors(&fitted.train);
+    let training_labels: Vec<bool> = fitted.train.y.iter().map(|v| *v == 1.0).collect();
+    let from_data = QuantizeConfig::from_data(version, config.threshold, z.view());
+    let mut best: Option<(f64, aiot_firmware::model::Model)> = None;
+    let candidates = INPUT_RANGES.iter().map(|&input_range| QuantizeConfig { input_range, ..from_data });
+    for candidate in std::iter::once(from_data).chain(candidates) {
+        let int8 = quantize::quantize(model, standardizer, &candidate).map_err(|e| format!("{e:?}"))?;
+        let q = quantize::quality(
+            model,
+            standardizer,
+            config.threshold,
+            &int8,
+            &training_vectors,
+            &training_labels,
+        )
+        .map_err(|e| format!("{e:?}"))?;
+        if best.as_ref().is_none_or(|(agreement, _)| q.agreement > *agreement) {
+            best = Some((q.agreement, int8));
+        }
+    }
+    let (_, int8) = best.expect("at least one candidate");
+    let vectors = vectors(validation);
     let quality = quantize::quality(model, standardizer, config.threshold, &int8, &vectors, &labels)
         .map_err(|e| format!("{e:?}"))?;
     quality.check(&config.targets).map_err(|why| format!("the int8 model misses its targets: {why}"))?;
