@@ -21,6 +21,12 @@ pub struct FleetArgs {
     /// fleet-pm: number of motors.
     #[arg(long)]
     pub motors: Option<usize>,
+    /// fleet-pm: days observed (alerts are scored until 14 days before the end).
+    #[arg(long)]
+    pub days: Option<u64>,
+    /// fleet-pm: no load-regime shift (to count false drift detections on stationary data).
+    #[arg(long)]
+    pub no_shift: bool,
     /// fleet-pm: supply frequency, Hz (the DSP filter is configured to match).
     #[arg(long)]
     pub line_hz: Option<f64>,
@@ -56,7 +62,13 @@ impl FleetArgs {
         if let Some(motors) = self.motors {
             config.motors = motors;
         }
+        if let Some(days) = self.days {
+            config.duration = std::time::Duration::from_secs(days * 24 * 3600);
+        }
         let params = &mut config.params;
+        if self.no_shift {
+            params.load.shift = None;
+        }
         if let Some(hz) = self.line_hz {
             params.line_hz = hz;
         }
