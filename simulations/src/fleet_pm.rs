@@ -429,7 +429,8 @@ fn respond(
     }
 }
 
-/// A drift monitor whose reference is the unflagged windows from `since` on.
+/// A drift monitor whose reference is the unflagged windows from `since` on, checking the
+/// last `batch` windows every quarter batch.
 fn monitor(windows: &[Labelled], since: Duration, batch: usize) -> Result<DriftMonitor, String> {
     let since_ms = since.as_millis() as u64;
     let reference: Vec<(u64, &[f64])> = windows
@@ -437,7 +438,7 @@ fn monitor(windows: &[Labelled], since: Duration, batch: usize) -> Result<DriftM
         .filter(|w| !w.flagged && w.time_ms >= since_ms)
         .map(|w| (w.time_ms, w.values.as_slice()))
         .collect();
-    DriftMonitor::new(&reference, DriftConfig { batch, ..DriftConfig::default() })
+    DriftMonitor::new(&reference, DriftConfig { batch, stride: (batch / 4).max(1), ..DriftConfig::default() })
 }
 
 /// The alert rule at `threshold` (on whatever the score is), with the run's window counts.

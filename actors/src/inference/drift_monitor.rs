@@ -5,14 +5,18 @@
 //! load cycle is not drift. Each new window's features become their quantiles in the reference
 //! of the window's hour (`u = F_hour(v)`, ties at their mid-rank): with no drift every `u` is
 //! uniform on (0, 1) whatever the hour, so a batch of windows from any hours can be checked at
-//! once. Every `batch` windows, each feature's `u` values are compared with the uniform
-//! distribution by PSI (10 equal bins) and KS; a feature drifts when both say so, and the
-//! monitor reports drift when at least `min_features` features drift in one batch, with the
-//! evidence (each drifting feature's PSI and KS p-value).
+//! once. Every `stride` windows, each feature's `u` values over the last `batch` windows are
+//! compared with the uniform distribution by PSI (10 equal bins) and KS; a feature drifts when
+//! both say so, and the monitor reports drift when at least `min_features` features drift in
+//! one check, with the evidence (each drifting feature's PSI and KS p-value). The checks slide
+//! (a stride shorter than the batch), so a change is found once most of the last batch is
+//! past it, wherever the change falls within a batch. After a report the monitor starts over.
 //!
-//! Defaults: batches of 100 windows (an hour of a 100-motor fleet at one window per motor per
-//! hour), PSI over 0.2, KS p under 1e-4, 3 features; hours with fewer than 20 reference windows
-//! take the reference of the whole day.
+//! Defaults: the last 100 windows (an hour of a 100-motor fleet at one window per motor per
+//! hour) every 25, PSI over 0.2, KS p under 1e-4, 3 features; hours with fewer than 20
+//! reference windows take the reference of the whole day.
+
+use std::collections::VecDeque;
 
 use crate::ml::drift::{ks_two_sample, PsiConfig, PsiReference, KS_ALPHA};
 
@@ -26,8 +30,10 @@ const GRID: usize = 1000;
 pub struct DriftConfig {
     pub psi: PsiConfig,
     pub ks_alpha: f64,
-    /// Windows per check.
+    /// Windows each check looks at (the latest ones).
     pub batch: usize,
+    /// Windows between checks.
+    pub stride: usize,
     /// Features that must drift in one batch.
     pub min_features: usize,
     /// An hour of day with fewer reference windows uses the whole day's.
@@ -40,6 +46,7 @@ impl Default for DriftConfig {
             psi: PsiConfig::default(),
             ks_alpha: KS_ALPHA,
             batch: 100,
+            stride: 25,
             min_features: 3,
             min_per_hour: 20,
         }
@@ -71,8 +78,12 @@ pub struct DriftMonitor {
     reference: Vec<Vec<Vec<f64>>>,
     uniform: PsiReference,
     grid: Vec<f64>,
-    /// `[feature]`: the current batch's quantiles.
-    batch: Vec<Vec<f64>>,
+    /// `[feature]`: the latest windows' quantiles (at most `batch`).
+    batch: Vec<VecDeque<f64>>,
+    /// Windows since the last check.
+    since_check: usize,
+    /// One feature's quantiles, contiguous, for a check.
+    scratch: Vec<f64>,
     batches: u64,
 }
 
@@ -83,8 +94,8 @@ impl DriftMonitor {
         if reference.iter().any(|(_, v)| v.len() != width || v.iter().any(|x| x.is_nan())) {
             return Err("reference windows differ in width or hold NaN".into());
         }
-        if config.batch == 0 || config.min_features == 0 {
-            return Err("the batch and the feature count must be positive".into());
+        if config.batch == 0 || config.stride == 0 || config.min_features == 0 {
+            return Err("the batch, the stride and the feature count must be positive".into());
         }
         let mut reference_by_hour = vec![vec![Vec::new(); width]; 25];
         for (time_ms, values) in reference {
@@ -106,18 +117,20 @@ impl DriftMonitor {
             reference: reference_by_hour,
             uniform,
             grid,
-            batch: vec![Vec::with_capacity(config.batch); width],
+            batch: vec![VecDeque::with_capacity(config.batch); width],
+            since_check: 0,
+            scratch: Vec::with_capacity(config.batch),
             batches: 0,
         })
     }
 
-    /// Batches checked so far.
+    /// Checks made so far.
     pub fn batches(&self) -> u64 {
         self.batches
     }
 
     /// Takes one window (its features as wide as the reference's); returns the evidence when
-    /// it completes a batch that drifted.
+    /// it completes a stride and the last batch drifted.
     pub fn observe(&mut self, time_ms: u64, values: &[f64]) -> Option<DriftEvidence> {
         if values.len() != self.batch.len() || values.iter().any(|v| v.is_nan()) {
             return None;
@@ -129,20 +142,31 @@ impl DriftMonitor {
             let below = column.partition_point(|x| x < v);
             let at_or_below = column.partition_point(|x| x <= v);
             let u = (below + at_or_below) as f64 / (2 * column.len()) as f64;
-            self.batch[j].push(u);
+            let latest = &mut self.batch[j];
+            if latest.len() == self.config.batch {
+                latest.pop_front();
+            }
+            latest.push_back(u);
         }
-        if self.batch[0].len() < self.config.batch {
+        self.since_check += 1;
+        if self.batch[0].len() < self.config.batch || self.since_check < self.config.stride {
             return None;
         }
+        self.since_check = 0;
         self.batches += 1;
         let mut features = Vec::new();
-        for (feature, us) in self.batch.iter_mut().enumerate() {
-            let psi = self.uniform.compare(us).map(|r| r.psi).unwrap_or(0.0);
-            let ks_p = ks_two_sample(us, &self.grid).map(|r| r.p_value).unwrap_or(1.0);
+        for (feature, latest) in self.batch.iter().enumerate() {
+            self.scratch.clear();
+            self.scratch.extend(latest.iter());
+            let psi = self.uniform.compare(&self.scratch).map(|r| r.psi).unwrap_or(0.0);
+            let ks_p = ks_two_sample(&self.scratch, &self.grid).map(|r| r.p_value).unwrap_or(1.0);
             if psi > self.config.psi.threshold && ks_p < self.config.ks_alpha {
                 features.push(FeatureDrift { feature, psi, ks_p });
             }
-            us.clear();
+        }
+        if features.len() >= self.config.min_features {
+            // Start over: the next report needs a batch of windows after this one.
+            self.batch.iter_mut().for_each(VecDeque::clear);
         }
         let windows = self.config.batch;
         (features.len() >= self.config.min_features).then_some(DriftEvidence { time_ms, windows, features })
@@ -174,7 +198,8 @@ mod tests {
         let reference: Vec<(u64, Vec<f64>)> =
             (0..240).flat_map(|i| (0..50).map(move |m| window(i, m, 0.0))).collect();
         let refs: Vec<(u64, &[f64])> = reference.iter().map(|(t, v)| (*t, v.as_slice())).collect();
-        DriftMonitor::new(&refs, DriftConfig { batch: 50, min_features, ..DriftConfig::default() }).unwrap()
+        let config = DriftConfig { batch: 50, stride: 10, min_features, ..DriftConfig::default() };
+        DriftMonitor::new(&refs, config).unwrap()
     }
 
     #[test]
@@ -187,14 +212,25 @@ mod tests {
                 assert_eq!(m.observe(t, &v), None, "hour {i}");
             }
         }
-        assert_eq!(m.batches(), 240);
-        // A shift of one standard deviation on two features: the first batch finds it.
+        assert_eq!(m.batches(), 240 * 5 - 4, "a check every 10 windows once 50 are in");
+        // A shift of two standard deviations on two features, 15 windows into a stride: found
+        // once most of the last 50 windows are shifted, before all of them are.
         let mut found = None;
-        for motor in 0..50 {
-            let (t, v) = window(480, motor, 1.0);
-            found = found.or(m.observe(t, &v));
+        for motor in 0..15 {
+            let (t, v) = window(480, motor, 0.0);
+            assert_eq!(m.observe(t, &v), None);
         }
-        let evidence = found.expect("drift found in the first shifted batch");
+        let mut shifted = 0;
+        for motor in 15..50 {
+            let (t, v) = window(480, motor, 2.0);
+            shifted += 1;
+            found = found.or(m.observe(t, &v));
+            if found.is_some() {
+                break;
+            }
+        }
+        assert!(shifted < 50, "found after {shifted} shifted windows");
+        let evidence = found.expect("drift found before a whole batch is shifted");
         let drifting: Vec<usize> = evidence.features.iter().map(|f| f.feature).collect();
         assert_eq!(drifting, vec![0, 1], "{evidence:?}");
         assert!(evidence.features.iter().all(|f| f.psi > 0.2 && f.ks_p < 1e-4));
