@@ -102,11 +102,6 @@ impl Efficacy {
         ratio(self.bearing_alerted_ahead, self.bearing_failures)
     }
 
-    /// Share of all failures alerted at least 24 h ahead (0 with none).
-    pub fn recall(&self) -> f64 {
-        ratio(self.alerted_ahead, self.failures)
-    }
-
     pub fn false_alarms_per_motor_month(&self) -> f64 {
         if self.motor_months > 0.0 {
             self.false_alarms as f64 / self.motor_months

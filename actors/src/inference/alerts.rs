@@ -95,10 +95,6 @@ impl Alerter {
         Alerter { rule, motors: BTreeMap::new() }
     }
 
-    pub fn rule(&self) -> &AlertRule {
-        &self.rule
-    }
-
     /// Changes the rule (a retrained model's threshold); open episodes stay open.
     pub fn set_rule(&mut self, rule: AlertRule) {
         self.rule = rule;
