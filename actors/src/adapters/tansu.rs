@@ -66,8 +66,17 @@ impl Tansu {
     }
 
     /// Freezes the broker (SIGSTOP): connections stay open but nothing is answered.
+    /// It returns once every thread of the process has stopped: a signal is delivered
+    /// asynchronously, and a thread still running could answer one more request.
     pub fn pause(&self) -> Result<(), String> {
-        self.signal("STOP")
+        self.signal("STOP")?;
+        for _ in 0..500 {
+            if all_threads_stopped(self.pid())? {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(format!("tansu {} did not stop within 5 s of SIGSTOP", self.pid()))
     }
 
     /// Thaws a paused broker (SIGCONT); it resumes with every record it had.
@@ -94,6 +103,23 @@ impl Tansu {
         let tail: Vec<&str> = lines.into_iter().rev().collect();
         format!("log {}:\n{}", self.log.display(), tail.join("\n"))
     }
+}
+
+/// Whether every thread of process `pid` is in the stopped state (`T` in `/proc/PID/task/*/stat`).
+fn all_threads_stopped(pid: u32) -> Result<bool, String> {
+    let tasks = format!("/proc/{pid}/task");
+    let entries = std::fs::read_dir(&tasks).map_err(|e| format!("{tasks}: {e}"))?;
+    for entry in entries {
+        let stat = entry.map_err(|e| format!("{tasks}: {e}"))?.path().join("stat");
+        // A thread that exits meanwhile has no state left to check.
+        let Ok(text) = std::fs::read_to_string(&stat) else { continue };
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        let state = text.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+        if state != Some('T') {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 impl Drop for Tansu {
