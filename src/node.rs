@@ -19,7 +19,7 @@ use aiot_cluster::config::{tag_report, MqttConfig, NodeConfig};
 use aiot_cluster::membership::MembershipConfig;
 use aiot_cluster::node::{tag_list, Node, NodeSetup, Prepare};
 use aiot_cluster::transport::quic::NodeTls;
-use aiot_runtime::Topology;
+use aiot_runtime::{ClusterClock, Topology};
 
 use crate::topologies::Status;
 
@@ -145,6 +145,7 @@ async fn serve(
         incarnation,
         claimed_tags: config.tags.clone(),
         prepare,
+        clock: ClusterClock { origin_ms: incarnation, warp: 1.0 },
     };
     let (node, mut events) = Node::start(setup)?;
     println!("listening on {}", node.addr());

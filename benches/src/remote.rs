@@ -250,6 +250,7 @@ impl Ours {
                 incarnation: 1,
                 claimed_tags: Default::default(),
                 prepare: None,
+                clock: aiot_runtime::ClusterClock::default(),
             })
         };
         let (a, _) = Node::start(setup("a", Vec::new())?)?;

@@ -122,6 +122,7 @@ fn start(
         incarnation: 1,
         claimed_tags: parse_tags(claimed).unwrap(),
         prepare: None,
+        clock: aiot_runtime::ClusterClock::default(),
     };
     let (node, events) = Node::start(setup).unwrap();
     (node, Events { rx: events, seen: Vec::new() })

@@ -71,6 +71,12 @@ impl<'a, M: Message> Ctx<'a, M> {
         self.host.now()
     }
 
+    /// The cluster time now, Unix ms ([`crate::time::ClusterClock`]): what records are stamped
+    /// with. Timers and timeouts use [`Ctx::now`].
+    pub fn cluster_ms(&self) -> u64 {
+        self.host.core().config().clock.at(self.now())
+    }
+
     /// This actor's seeded random generator.
     pub fn rng(&mut self) -> &mut ActorRng {
         let seed = self.host.core().config().seed;

@@ -62,7 +62,7 @@ pub use remote::{DeliveryError, Remote, RemoteSendError};
 pub use spec::{ActorSpec, Init};
 pub use supervision::{Restart, Strategy, SupervisorSpec};
 pub use system::{EventKind, SystemConfig, SystemCore, SystemEvent};
-pub use time::Instant;
+pub use time::{ClusterClock, Instant};
 pub use topology::{Supervisor, Topology, TopologyBuilder, TopologyError, TopologyErrors};
 
 /// Everything an actor author usually needs.

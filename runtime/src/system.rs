@@ -17,7 +17,7 @@ use crate::metrics::MetricsSnapshot;
 use crate::path::ActorPath;
 use crate::remote::{DeliveryError, EncodedReply, Remote, RemoteSendError};
 use crate::supervision::SupervisorSpec;
-use crate::time::Instant;
+use crate::time::{ClusterClock, Instant};
 
 /// Supervision events kept for inspection; older ones are dropped (the listener sees them all).
 pub const EVENT_LOG_LEN_MAX: usize = 1024;
@@ -31,11 +31,13 @@ pub struct SystemConfig {
     pub seed: u64,
     /// How the root guardian supervises the top-level actors.
     pub root: SupervisorSpec,
+    /// The cluster time actors read with `ctx.cluster_ms()`.
+    pub clock: ClusterClock,
 }
 
 impl SystemConfig {
     pub fn with_seed(seed: u64) -> Self {
-        SystemConfig { seed, root: SupervisorSpec::default() }
+        SystemConfig { seed, root: SupervisorSpec::default(), clock: ClusterClock::default() }
     }
 }
 

@@ -152,8 +152,7 @@ impl Registry {
     }
 
     fn append(&mut self, record: &ModelsRecord, owed: Option<Registering>, ctx: &mut Ctx<'_, RegistryMsg>) {
-        let now_ms = ctx.now().since_start().as_millis() as u64;
-        let record = Record::new(MODELS, b"models".to_vec(), record.encode(), now_ms);
+        let record = Record::new(MODELS, b"models".to_vec(), record.encode(), ctx.cluster_ms());
         self.appender.push(0, record, owed, self.log.as_ref(), ctx);
     }
 

@@ -195,7 +195,7 @@ impl Gateway {
                     let next = self.commands.on_report(frame.mote, accepted, now_ms);
                     self.follow(next, ctx)?;
                 }
-                let frame = UpFrame { received_ms: now_ms, ..frame };
+                let frame = UpFrame { received_ms: ctx.cluster_ms(), ..frame };
                 let counter = match ctx.send(&self.proxies, ProxiesMsg::Up(frame)) {
                     Ok(()) => &self.stats.forwarded,
                     Err(_) => &self.stats.undeliverable,
@@ -318,12 +318,8 @@ impl Gateway {
                 *next
             }
         };
-        let envelope = Envelope {
-            mote: id,
-            boot_epoch: mark.epoch,
-            seq: mark.seq,
-            capture_ms: ctx.now().since_start().as_millis() as u64,
-        };
+        let envelope =
+            Envelope { mote: id, boot_epoch: mark.epoch, seq: mark.seq, capture_ms: ctx.cluster_ms() };
         let len = protocol::encode_frame(&envelope, payload, key, &mut self.buffer)
             .map_err(|e| ActorError::new(format!("encoding a downlink: {e}")))?;
         let Some(mqtt) = &self.mqtt else { return Ok(None) };

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_runtime::exec::tokio::TokioSystem;
-use aiot_runtime::{ActorPath, AnyCell, Instant, SystemConfig, Topology};
+use aiot_runtime::{ActorPath, AnyCell, ClusterClock, Instant, SystemConfig, Topology};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
@@ -53,6 +53,8 @@ pub struct NodeSetup {
     pub claimed_tags: BTreeMap<String, String>,
     /// Runs on the new actor system before any actor is placed (ports are installed here).
     pub prepare: Option<Prepare>,
+    /// The cluster time its actors stamp records with (the host's wall clock at start).
+    pub clock: ClusterClock,
 }
 
 /// A host's preparation of a node's actor system (see `NodeSetup::prepare`).
@@ -305,7 +307,8 @@ impl Node {
         let coordinator =
             Coordinator::new(me, seed_names, setup.membership, setup.topology.clone(), Instant::ZERO);
         let (events, receiver) = unbounded_channel();
-        let system = TokioSystem::start(SystemConfig::with_seed(setup.seed));
+        let system =
+            TokioSystem::start(SystemConfig { clock: setup.clock, ..SystemConfig::with_seed(setup.seed) });
         if let Some(prepare) = setup.prepare {
             prepare(&system)?;
         }
