@@ -7,8 +7,10 @@
 //! their lines to stdout themselves; application actors report through ports instead.
 //!
 //! `things`: the things tier of BLUEPRINT section 5: the MQTT gateway on a things-tier node,
-//! a proxy per mote, the protocol bridge into the event streams and two DSP filter replicas
-//! from `telemetry` to `features` (on the platform tier, whose node opens the event log). It needs
+//! a proxy per mote, the protocol bridge into the event streams, two DSP filter replicas
+//! from `telemetry` to `features`, two stage-2 replicas from `features` to `alerts` and the
+//! trainer, which fits stage 2's model daily from `features` and `maintenance` (on the
+//! platform tier, whose node opens the event log; stage 2 scores once a model is installed). It needs
 //! the `[mqtt]` section (the fleet's keys). Every node prints the counters of the gateway and
 //! the bridge as hosted on it (zero where they are not placed) every 10 s.
 
@@ -17,13 +19,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_actors::dsp::DspConfig;
-use aiot_actors::inference::{self, InferenceConfig};
+use aiot_actors::inference::alerts::AlertRule;
+use aiot_actors::inference::{self, InferenceConfig, InferenceStats};
 use aiot_actors::provision::Fleet;
 use aiot_actors::streams::bridge::{BridgeConfig, BridgeStats};
 use aiot_actors::streams::command_relay::RelayStats;
-use aiot_actors::streams::stage::StageStats;
 use aiot_actors::things::gateway::GatewayStats;
 use aiot_actors::things::{self, Downstream, ThingsConfig};
+use aiot_actors::training::{
+    self,
+    trainer::{TrainerConfig, TrainerStats},
+};
 use aiot_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -51,12 +57,20 @@ fn things_tier(fleet: &Fleet) -> (Topology, Status) {
     let gateway_stats = Arc::new(GatewayStats::default());
     let bridge = Arc::new(BridgeStats::default());
     let relay = Arc::new(RelayStats::default());
-    let dsp = Arc::new(StageStats::default());
+    let inference_stats = InferenceStats::default();
     let mut t = Topology::builder();
-    inference::declare(
-        &mut t,
-        InferenceConfig { dsp: DspConfig::default(), dsp_replicas: 2, dsp_stats: Arc::clone(&dsp) },
-    );
+    let config = InferenceConfig {
+        dsp: DspConfig::default(),
+        dsp_replicas: 2,
+        stage2_replicas: 2,
+        rule: AlertRule::default(),
+        stats: inference_stats.clone(),
+    };
+    let replicas = (1..=config.stage2_replicas).map(|r| format!("/stage2-{r}")).collect();
+    inference::declare(&mut t, config);
+    let trainer_stats = Arc::new(TrainerStats::default());
+    let trainer = TrainerConfig { replicas, ..TrainerConfig::default() };
+    training::declare(&mut t, trainer, Arc::clone(&trainer_stats));
     things::declare(
         &mut t,
         ThingsConfig {
@@ -72,7 +86,7 @@ fn things_tier(fleet: &Fleet) -> (Topology, Status) {
     let status: Status = Box::new(move || {
         let s = &gateway_stats;
         format!(
-            "things: gateway in {} forwarded {} refused {} acks {} | {} | commands read {} delivered {} given up {} pending {} | {}",
+            "things: gateway in {} forwarded {} refused {} acks {} | {} | commands read {} delivered {} given up {} pending {} | {} | {}",
             s.frames_in.load(Ordering::Relaxed),
             s.forwarded.load(Ordering::Relaxed),
             s.refused_total(),
@@ -82,7 +96,8 @@ fn things_tier(fleet: &Fleet) -> (Topology, Status) {
             relay.delivered.load(Ordering::Relaxed),
             relay.given_up.load(Ordering::Relaxed),
             relay.in_flight.load(Ordering::Relaxed),
-            dsp.status("dsp filters")
+            inference_stats.status(),
+            trainer_stats.status()
         )
     });
     (t.build().expect("the things topology is valid"), status)

@@ -7,7 +7,9 @@
 //!   event log), behind features; hosts install them, actor code never calls them.
 //! - `dsp`: the DSP filter's computation on raw windows (spectra, envelope, bearing bands,
 //!   supply sidebands) as a pure feature extractor, and the bearing geometry.
-//! - `inference`: the features stream and the DSP filter stage (telemetry -> features).
+//! - `inference`: the stream stages: the DSP filter (telemetry -> features) and stage 2
+//!   (features -> alerts), the alert rule, the drift monitor's rule.
+//! - `training`: the trainer actor (features and maintenance -> stage 2's model).
 //! - `registry`: registered models as stored: lineage card, int8 image, ed25519 signatures,
 //!   sealed with an AEAD, and the checks a model must pass to load.
 //! - `ml`: the ML loop's pure parts: logistic regression, metrics, the int8 quantizer, drift
@@ -25,3 +27,4 @@ pub mod provision;
 pub mod registry;
 pub mod streams;
 pub mod things;
+pub mod training;

@@ -27,6 +27,7 @@ use aiot_actors::inference::features::{FeatureRecord, FeatureSource};
 use aiot_actors::inference::stage2::Stage2;
 use aiot_actors::ml::dataset::{Dataset, Window as Labelled};
 use aiot_actors::ml::labels::{LabelRule, Outcomes};
+use aiot_actors::ml::metrics::quantile;
 use aiot_actors::ml::scorer::{self, FitConfig, Scorer};
 use aiot_actors::ml::train::{train, TrainConfig};
 use aiot_actors::things::sensor_faults::check_raw;
@@ -270,7 +271,7 @@ pub fn run(config: &FleetPmConfig) -> Result<FleetPmReport, String> {
     let mut stage1: Vec<Labelled> = Vec::new();
     let mut failures: Vec<Failure> = Vec::new();
     let mut p = Pipeline {
-        stage2: Stage2::new(rule(config, f64::INFINITY)),
+        stage2: Stage2::new(rule(config, f64::INFINITY), Default::default()),
         baseline: Alerter::new(rule(config, f64::INFINITY)),
         monitor: None,
         train_at: Some(config.start + config.train_after),
@@ -360,7 +361,7 @@ pub fn run(config: &FleetPmConfig) -> Result<FleetPmReport, String> {
                     faults,
                     values: values.clone(),
                 };
-                p.stage2.alerts_of(&features, &mut alerts)?;
+                p.stage2.alerts_of(&features, time_ms, &mut alerts)?;
                 for a in alerts.drain(..) {
                     match (a.kind, a.level) {
                         (AlertKind::Machine, AlertLevel::Raised) => {
@@ -462,10 +463,9 @@ fn fit(
 ) -> Result<(Scorer, Training), String> {
     let data = Dataset::assemble(windows, outcomes, &config.rule, now.as_millis() as u64);
     let fitted = scorer::fit(&data, &config.fit).map_err(|why| format!("training at {now:?}: {why}"))?;
-    let negatives =
-        || fitted.train.x.rows().into_iter().zip(fitted.train.y.iter()).filter(|(_, y)| **y == 0.0);
-    let scores: Vec<f64> = negatives().map(|(row, _)| fitted.scorer.score(&row.to_vec())).collect();
-    let rms: Vec<f64> = negatives().map(|(row, _)| row[vib_rms]).collect();
+    let negatives = fitted.train.x.rows().into_iter().zip(fitted.train.y.iter()).filter(|(_, y)| **y == 0.0);
+    let rms: Vec<f64> = negatives.map(|(row, _)| row[vib_rms]).collect();
+    let no_negatives = || format!("training at {now:?}: no negative windows");
     let training = Training {
         after: now.saturating_sub(config.start),
         positives: data.counts.positive,
@@ -473,18 +473,11 @@ fn fit(
         unlabelled: data.counts.unlabelled,
         flagged: data.counts.flagged,
         validation_auc: fitted.validation_auc,
-        threshold: quantile(scores, config.negative_quantile),
-        baseline_threshold_g: quantile(rms, config.negative_quantile),
+        threshold: fitted.negative_score_quantile(config.negative_quantile).ok_or_else(no_negatives)?,
+        baseline_threshold_g: quantile(rms, config.negative_quantile).ok_or_else(no_negatives)?,
         stage1: Err("not trained".into()),
     };
     Ok((fitted.scorer, training))
-}
-
-/// The `q` quantile (nearest rank) of `values` (not empty).
-fn quantile(mut values: Vec<f64>, q: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    values[((q * (n - 1) as f64).round() as usize).min(n - 1)]
 }
 
 impl fmt::Display for FleetPmReport {

@@ -21,13 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_actors::dsp::DspConfig;
-use aiot_actors::inference::{self, InferenceConfig};
+use aiot_actors::inference::alerts::AlertRule;
+use aiot_actors::inference::{self, InferenceConfig, InferenceStats};
 use aiot_actors::ports::mqtt::adapter::MqttLink;
 use aiot_actors::ports::mqtt::{ConnectOptions, Mqtt};
 use aiot_actors::provision::{to_hex, Fleet, Login, MoteCredentials};
 use aiot_actors::streams::bridge::{BridgeConfig, BridgeStats};
 use aiot_actors::streams::command_relay::RelayStats;
-use aiot_actors::streams::stage::StageStats;
 use aiot_actors::things::gateway::GatewayStats;
 use aiot_actors::things::sink::SinkCounts;
 use aiot_actors::things::{self, Downstream, ThingsConfig};
@@ -52,8 +52,8 @@ pub struct ThingsShared {
     pub sink: Arc<Mutex<SinkCounts>>,
     pub bridge: Arc<BridgeStats>,
     pub relay: Arc<RelayStats>,
-    /// The DSP filter's replicas, together.
-    pub dsp: Arc<StageStats>,
+    /// The DSP filter's and stage 2's replicas.
+    pub inference: InferenceStats,
 }
 
 /// The fleet's credentials: keys derived from the mote ids (a simulation has no secrets).
@@ -99,8 +99,14 @@ pub fn declare(t: &mut TopologyBuilder, fleet: &Fleet, shared: &ThingsShared, st
 
 /// Declares the stream stages behind the bridge: two DSP filter replicas.
 pub fn declare_stages(t: &mut TopologyBuilder, shared: &ThingsShared) {
-    let dsp_stats = Arc::clone(&shared.dsp);
-    inference::declare(t, InferenceConfig { dsp: DspConfig::default(), dsp_replicas: 2, dsp_stats });
+    let config = InferenceConfig {
+        dsp: DspConfig::default(),
+        dsp_replicas: 2,
+        stage2_replicas: 2,
+        rule: AlertRule::default(),
+        stats: shared.inference.clone(),
+    };
+    inference::declare(t, config);
 }
 
 struct SimMote {
@@ -343,7 +349,7 @@ impl Plant {
                 totals.insert("bridge append failures", self.shared.bridge.appends.failures.load(Relaxed));
                 totals.insert("feature records (distinct)", streams.view().featured.len() as u64);
                 totals.insert("feature record copies", streams.view().feature_copies);
-                totals.insert("DSP filter inputs refused", self.shared.dsp.refused.load(Relaxed));
+                totals.insert("DSP filter inputs refused", self.shared.inference.dsp.refused.load(Relaxed));
                 totals.insert("commands in the stream", streams.view().commands);
                 totals.insert("commands delivered", self.shared.relay.delivered.load(Relaxed));
                 totals.insert("commands given up", self.shared.relay.given_up.load(Relaxed));

@@ -18,9 +18,9 @@ use std::time::Duration;
 use aiot_actors::ports::eventlog::adapter::{Log, LogLink};
 use aiot_actors::ports::eventlog::{EventLog, Record, StoredRecord, TopicPartition};
 use aiot_actors::streams::mote_key;
-use aiot_actors::streams::stage::{Output, Process, Stage, StageConfig, StageStats};
+use aiot_actors::streams::stage::{NoControl, Output, Process, Stage, StageConfig, StageStats, StageTime};
 use aiot_runtime::exec::det::DetSystem;
-use aiot_runtime::{ActorPath, ActorSpec, Instant, SystemConfig};
+use aiot_runtime::{ActorPath, ActorSpec, SystemConfig};
 use aiot_simulations::eventlog::{LogFaults, SimLog};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -53,11 +53,17 @@ fn outputs_of(seq: u32) -> u32 {
 }
 
 impl Process for Squares {
+    type Control = NoControl;
+
     fn outputs(&self) -> Vec<&'static str> {
         vec![OUTPUT]
     }
 
-    fn process(&mut self, input: &StoredRecord, _now: Instant, out: &mut Vec<Output>) -> Result<(), String> {
+    fn control(&mut self, control: NoControl) -> Result<(), String> {
+        match control {}
+    }
+
+    fn process(&mut self, input: &StoredRecord, _at: StageTime, out: &mut Vec<Output>) -> Result<(), String> {
         let (mote, seq) = decode(&input.record.payload)?;
         if outputs_of(seq) == 0 {
             return Err(format!("{seq} is unlucky"));

@@ -11,12 +11,11 @@
 //!   logged, skipped.
 
 use aiot_firmware::protocol::{Kind, Payload};
-use aiot_runtime::Instant;
 
 use super::features::{FeatureRecord, FeatureSource, FEATURES};
 use crate::dsp::{DspConfig, DspError, Extractor};
 use crate::ports::eventlog::{Record, StoredRecord};
-use crate::streams::stage::{Output, Process};
+use crate::streams::stage::{NoControl, Output, Process, StageTime};
 use crate::streams::{mote_key, TelemetryRecord};
 
 /// The DSP filters' consumer group.
@@ -62,11 +61,17 @@ impl DspFilter {
 }
 
 impl Process for DspFilter {
+    type Control = NoControl;
+
     fn outputs(&self) -> Vec<&'static str> {
         vec![FEATURES]
     }
 
-    fn process(&mut self, input: &StoredRecord, _now: Instant, out: &mut Vec<Output>) -> Result<(), String> {
+    fn control(&mut self, control: NoControl) -> Result<(), String> {
+        match control {}
+    }
+
+    fn process(&mut self, input: &StoredRecord, _at: StageTime, out: &mut Vec<Output>) -> Result<(), String> {
         let frame = TelemetryRecord::decode(&input.record.payload)?;
         if let Some(features) = self.features_of(&frame)? {
             let record = Record::new(FEATURES, mote_key(frame.mote), features.encode(), frame.received_ms);

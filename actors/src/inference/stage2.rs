@@ -7,11 +7,21 @@
 //! - A window the proxy flagged with sensor faults is not scored: it may raise a sensor-fault
 //!   alert, never a machine-fault alert.
 //! - Stage-1 vectors (the mote's own features and score) are not stage 2's input: they pass.
-//! - Until a model is installed ([`Stage2::install`]) windows are read and counted, and only
-//!   sensor-fault alerts come out.
+//! - Until a model is installed ([`Stage2::install`], or [`Stage2Control::Install`] sent to the
+//!   stage actor) windows are read and counted, and only sensor-fault alerts come out.
+//! - Latency: each scored window's capture-to-decision time (the cluster time when it is scored
+//!   minus the mote's capture time; an alert, if the window raises one, is appended then) is
+//!   kept for the last [`LATENCY_WINDOWS`] windows in [`Stage2Stats`].
 //!
 //! The alert episodes live in the replica: after a rebalance the new owner of a motor's
 //! partition starts its episode over, so an open alert may be raised once more.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
 use super::alerts::{AlertEvent, AlertKind, AlertRecord, AlertRule, Alerter, ALERTS};
 use super::features::{FeatureRecord, FeatureSource};
@@ -19,8 +29,7 @@ use crate::dsp::DspFeatures;
 use crate::ml::scorer::Scorer;
 use crate::ports::eventlog::{Record, StoredRecord};
 use crate::streams::mote_key;
-use crate::streams::stage::{Output, Process};
-use aiot_runtime::Instant;
+use crate::streams::stage::{Output, Process, StageTime};
 
 /// Stage 2's consumer group.
 pub const GROUP: &str = "aiot-stage2";
@@ -28,18 +37,83 @@ pub const GROUP: &str = "aiot-stage2";
 /// Features named in an alert's evidence.
 pub const EVIDENCE: usize = 3;
 
+/// Scored windows whose capture-to-decision latency is kept.
+pub const LATENCY_WINDOWS: usize = 1024;
+
+/// What stage 2's owners tell it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Stage2Control {
+    /// Score with this model (and its alert rule) from now on; installing the model in use
+    /// again changes nothing, so an owner may repeat it.
+    Install { version: u32, scorer: Scorer, rule: AlertRule },
+    /// The crew repaired `mote`: its alert episode ends.
+    Repaired { mote: u32 },
+}
+
+/// A replica's counters, shared with the host.
+#[derive(Debug, Default)]
+pub struct Stage2Stats {
+    /// The installed model's version (0: none yet).
+    pub model_version: AtomicU64,
+    /// DSP windows scored.
+    pub scored: AtomicU64,
+    /// DSP windows read while no model was installed.
+    pub unscored: AtomicU64,
+    /// Alert records made (machine and sensor, every level).
+    pub alerts: AtomicU64,
+    /// Capture-to-decision latencies of the last scored windows, cluster ms.
+    latencies: Mutex<VecDeque<u64>>,
+}
+
+impl Stage2Stats {
+    fn record_latency(&self, ms: u64) {
+        let mut latencies = self.latencies.lock();
+        if latencies.len() == LATENCY_WINDOWS {
+            latencies.pop_front();
+        }
+        latencies.push_back(ms);
+    }
+
+    /// The latency at quantile `q` (0..=1) over the kept windows, nearest rank; `None` before
+    /// any window was scored.
+    pub fn latency_quantile(&self, q: f64) -> Option<u64> {
+        let mut sorted: Vec<u64> = self.latencies.lock().iter().copied().collect();
+        sorted.sort_unstable();
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+        sorted.get(rank - 1).copied()
+    }
+
+    /// One line for a node's status.
+    pub fn status(&self) -> String {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let latency = match (self.latency_quantile(0.5), self.latency_quantile(0.99)) {
+            (Some(p50), Some(p99)) => format!("capture to decision p50 {p50} ms, p99 {p99} ms"),
+            _ => "no window scored yet".to_string(),
+        };
+        let model = match load(&self.model_version) {
+            0 => "no model".to_string(),
+            v => format!("model {v}"),
+        };
+        format!(
+            "stage 2: {model}, {} scored, {} unscored, {} alert records, {latency}",
+            load(&self.scored),
+            load(&self.unscored),
+            load(&self.alerts)
+        )
+    }
+}
+
 /// Stage 2's processing: feature records in, alert records out.
 pub struct Stage2 {
     model: Option<(u32, Scorer)>,
     alerter: Alerter,
     events: Vec<AlertEvent>,
-    /// DSP windows read while no model was installed.
-    pub unscored: u64,
+    stats: Arc<Stage2Stats>,
 }
 
 impl Stage2 {
-    pub fn new(rule: AlertRule) -> Stage2 {
-        Stage2 { model: None, alerter: Alerter::new(rule), events: Vec::new(), unscored: 0 }
+    pub fn new(rule: AlertRule, stats: Arc<Stage2Stats>) -> Stage2 {
+        Stage2 { model: None, alerter: Alerter::new(rule), events: Vec::new(), stats }
     }
 
     /// Scores with model `version` from now on (its rule's threshold too); open episodes stay.
@@ -53,6 +127,7 @@ impl Stage2 {
         }
         self.model = Some((version, scorer));
         self.alerter.set_rule(rule);
+        self.stats.model_version.store(u64::from(version), Ordering::Relaxed);
         Ok(())
     }
 
@@ -66,8 +141,13 @@ impl Stage2 {
         self.model.as_ref().map(|(v, _)| *v)
     }
 
-    /// The alert records `features` causes.
-    pub fn alerts_of(&mut self, features: &FeatureRecord, out: &mut Vec<AlertRecord>) -> Result<(), String> {
+    /// The alert records `features` causes, decided at cluster time `now_ms`.
+    pub fn alerts_of(
+        &mut self,
+        features: &FeatureRecord,
+        now_ms: u64,
+        out: &mut Vec<AlertRecord>,
+    ) -> Result<(), String> {
         if features.source != FeatureSource::Dsp {
             return Ok(());
         }
@@ -80,14 +160,19 @@ impl Stage2 {
         }
         let score = match (&self.model, features.faults.any()) {
             (_, true) => None,
-            (Some((_, scorer)), false) => Some(scorer.score(&features.values)),
+            (Some((_, scorer)), false) => {
+                self.stats.scored.fetch_add(1, Ordering::Relaxed);
+                self.stats.record_latency(now_ms.saturating_sub(features.capture_ms));
+                Some(scorer.score(&features.values))
+            }
             (None, false) => {
-                self.unscored += 1;
+                self.stats.unscored.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
         };
         self.alerter.observe(features.mote, features.received_ms, score, &mut self.events);
         let version = self.model_version().unwrap_or(0);
+        self.stats.alerts.fetch_add(self.events.len() as u64, Ordering::Relaxed);
         for event in self.events.drain(..) {
             let evidence = match (event.kind, &self.model) {
                 (AlertKind::Machine, Some((_, scorer))) => evidence(scorer, &features.values),
@@ -135,14 +220,26 @@ fn sensor_evidence(features: &FeatureRecord) -> Vec<(String, f64)> {
 }
 
 impl Process for Stage2 {
+    type Control = Stage2Control;
+
     fn outputs(&self) -> Vec<&'static str> {
         vec![ALERTS]
     }
 
-    fn process(&mut self, input: &StoredRecord, _now: Instant, out: &mut Vec<Output>) -> Result<(), String> {
+    fn control(&mut self, control: Stage2Control) -> Result<(), String> {
+        match control {
+            Stage2Control::Install { version, scorer, rule } => self.install(version, scorer, rule),
+            Stage2Control::Repaired { mote } => {
+                self.repaired(mote);
+                Ok(())
+            }
+        }
+    }
+
+    fn process(&mut self, input: &StoredRecord, at: StageTime, out: &mut Vec<Output>) -> Result<(), String> {
         let features = FeatureRecord::decode(&input.record.payload)?;
         let mut alerts = Vec::new();
-        self.alerts_of(&features, &mut alerts)?;
+        self.alerts_of(&features, at.cluster_ms, &mut alerts)?;
         for alert in alerts {
             let record = Record::new(ALERTS, mote_key(alert.mote), alert.encode(), alert.time_ms);
             out.push(Output { mote: alert.mote, record });
@@ -160,6 +257,7 @@ mod tests {
     use crate::ml::standardize::Standardizer;
     use crate::ports::eventlog::TopicPartition;
     use crate::things::sensor_faults::SensorFaults;
+    use aiot_runtime::Instant;
     use ndarray::Array1;
 
     /// A model that only looks at `env_bpfo`: log-odds `10 (env_bpfo - 0.5)`.
@@ -188,10 +286,12 @@ mod tests {
         StoredRecord { partition: TopicPartition::new(FEATURES, 0), offset: u64::from(seq), record }
     }
 
+    /// Processes `inputs`, each 40 ms of cluster time after its capture.
     fn run(stage: &mut Stage2, inputs: &[StoredRecord]) -> Vec<AlertRecord> {
         let mut out = Vec::new();
         for input in inputs {
-            stage.process(input, Instant::ZERO, &mut out).unwrap();
+            let at = StageTime { now: Instant::ZERO, cluster_ms: 1000 * input.offset + 40 };
+            stage.process(input, at, &mut out).unwrap();
         }
         out.iter().map(|o| AlertRecord::decode(&o.record.payload).unwrap()).collect()
     }
@@ -199,14 +299,16 @@ mod tests {
     #[test]
     fn scores_dsp_windows_raises_once_with_evidence_and_never_on_flagged_windows() {
         let rule = AlertRule { threshold: 0.5, consecutive: 2, ..AlertRule::default() };
-        let mut stage = Stage2::new(rule);
+        let stats = Arc::new(Stage2Stats::default());
+        let mut stage = Stage2::new(rule, Arc::clone(&stats));
         let clean = SensorFaults::default();
         let stuck = SensorFaults([0, 1, 0, 0]);
         let dsp = FeatureSource::Dsp;
         // No model yet: nothing but counting.
         assert!(run(&mut stage, &[stored(1, 0.9, clean, dsp)]).is_empty());
-        assert_eq!(stage.unscored, 1);
-        stage.install(3, scorer(), rule).unwrap();
+        assert_eq!(stats.unscored.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.latency_quantile(0.5), None);
+        stage.control(Stage2Control::Install { version: 3, scorer: scorer(), rule }).unwrap();
         let stage1 = FeatureSource::Stage1 { model_version: 1, score: Some(0.99) };
         let alerts = run(
             &mut stage,
@@ -229,6 +331,11 @@ mod tests {
                 (6, AlertKind::Machine, AlertLevel::Escalated)
             ]
         );
+        // Scored: seq 2, 5, 6 and 6 again (a copy is scored; the alert rule ignores it).
+        assert_eq!(stats.scored.load(Ordering::Relaxed), 4);
+        assert_eq!((stats.latency_quantile(0.5), stats.latency_quantile(0.99)), (Some(40), Some(40)));
+        assert_eq!(stats.alerts.load(Ordering::Relaxed), 4);
+        assert_eq!(stats.model_version.load(Ordering::Relaxed), 3);
         let raised = &alerts[2];
         assert_eq!((raised.model_version, raised.time_ms, raised.capture_ms), (3, 5005, 5000));
         assert!((raised.probability - 1.0 / (1.0 + (-4.0f64).exp())).abs() < 1e-12);
@@ -238,6 +345,8 @@ mod tests {
         let mut narrow = scorer();
         narrow.model.coef = Array1::zeros(3);
         narrow.standardizer = Standardizer::identity(3);
-        assert!(stage.install(4, narrow, rule).is_err(), "a model of another width is refused");
+        let refused = stage.control(Stage2Control::Install { version: 4, scorer: narrow, rule });
+        assert!(refused.is_err(), "a model of another width is refused");
+        assert_eq!(stage.model_version(), Some(3));
     }
 }

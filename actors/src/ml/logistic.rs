@@ -29,6 +29,7 @@
 
 use ndarray::linalg::{general_mat_mul, general_mat_vec_mul};
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis, Zip};
+use serde::{Deserialize, Serialize};
 
 use super::cholesky;
 
@@ -58,7 +59,7 @@ impl Default for LogisticConfig {
 }
 
 /// A fitted model: `p(y = 1 | x) = sigmoid(x . coef + intercept)`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogisticModel {
     /// The unpenalised intercept.
     pub intercept: f64,

@@ -8,6 +8,8 @@
 //!   precision and recall (`None` where undefined: no predicted or no actual positives).
 //! - [`agreement`]: the fraction of rows on which two scorers, each at its own threshold, decide
 //!   alike (the quantizer's and the canary's figure).
+//! - [`quantile`]: a nearest-rank quantile (where an alert threshold goes among the training
+//!   negatives' scores).
 
 /// Probabilities are clipped into `[LOG_LOSS_EPS, 1 - LOG_LOSS_EPS]` for [`log_loss`]
 /// (f64 machine epsilon, scikit-learn's choice for float64 input).
@@ -164,6 +166,15 @@ pub fn agreement(a: &[f64], a_threshold: f64, b: &[f64], b_threshold: f64) -> Re
     check(b, a.len())?;
     let same = a.iter().zip(b).filter(|(&a, &b)| (a >= a_threshold) == (b >= b_threshold)).count();
     Ok(same as f64 / a.len() as f64)
+}
+
+/// The `q` quantile of `values` by nearest rank (`round(q (n - 1))` in sorted order); `None`
+/// for no values.
+pub fn quantile(mut values: Vec<f64>, q: f64) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let rank = (q.clamp(0.0, 1.0) * n.saturating_sub(1) as f64).round() as usize;
+    values.get(rank.min(n.saturating_sub(1))).copied()
 }
 
 #[cfg(test)]

@@ -4,14 +4,15 @@
 //! stage 2 scores DSP vectors with it as it is.
 
 use ndarray::ArrayView1;
+use serde::{Deserialize, Serialize};
 
 use super::dataset::Dataset;
 use super::logistic::{self, sigmoid, LogisticConfig, LogisticModel};
-use super::metrics::{log_loss, roc_auc};
+use super::metrics::{log_loss, quantile, roc_auc};
 use super::standardize::Standardizer;
 
 /// `p(positive | x) = sigmoid(coef . (x - offset) / scale + intercept)`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scorer {
     pub standardizer: Standardizer,
     pub model: LogisticModel,
@@ -59,6 +60,14 @@ pub struct Fitted {
 }
 
 impl Fitted {
+    /// The `q` quantile of the scores of the training negatives: an alert threshold that
+    /// about `1 - q` of healthy windows reach (`None` without negatives).
+    pub fn negative_score_quantile(&self, q: f64) -> Option<f64> {
+        let rows = self.train.x.rows().into_iter().zip(self.train.y.iter());
+        let scores = rows.filter(|(_, y)| **y == 0.0).map(|(row, _)| sigmoid(self.scorer.logit_of_row(row)));
+        quantile(scores.collect(), q)
+    }
+
     /// The validation rows' labels and scores.
     pub fn validation_scores(&self) -> (Vec<bool>, Vec<f64>) {
         let labels = self.validation.y.iter().map(|v| *v == 1.0).collect();

@@ -5,9 +5,10 @@
 //! rather than to NaN. The mote applies exactly this (its model image carries both, as f32).
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
 
 /// Offsets and scales, one per feature.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Standardizer {
     /// The training mean of each feature.
     pub offset: Array1<f64>,

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_runtime::{Actor, ActorError, Ctx, Instant, PortRef};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::appender::{AppendStats, KeyedAppender, RETRY_EVERY};
@@ -32,15 +33,33 @@ pub struct Output {
     pub record: Record,
 }
 
+/// When a record is processed: the executor's clock and the cluster time (Unix ms).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StageTime {
+    pub now: Instant,
+    pub cluster_ms: u64,
+}
+
 /// What a stage does with each record: pure computation, no IO (the stage does the IO).
 pub trait Process: Send + 'static {
+    /// What the stage's owners may tell it besides records (stage 2: a model to install);
+    /// [`NoControl`] for a stage that takes nothing.
+    type Control: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug + 'static;
+
     /// The topics it appends to (created when the stage starts).
     fn outputs(&self) -> Vec<&'static str>;
 
     /// Turns one input record into outputs (none is fine). An `Err` says why the record is
     /// unusable: it is counted and skipped, never retried.
-    fn process(&mut self, input: &StoredRecord, now: Instant, out: &mut Vec<Output>) -> Result<(), String>;
+    fn process(&mut self, input: &StoredRecord, at: StageTime, out: &mut Vec<Output>) -> Result<(), String>;
+
+    /// Takes a control message; an `Err` says why it was refused (logged and counted).
+    fn control(&mut self, control: Self::Control) -> Result<(), String>;
 }
+
+/// The control of a stage that takes none: it has no values, so no such message exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoControl {}
 
 /// Where a stage reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +82,8 @@ pub struct StageStats {
     pub done: AtomicU64,
     /// Inputs the process refused (counted, skipped).
     pub refused: AtomicU64,
+    /// Control messages the process refused.
+    pub controls_refused: AtomicU64,
     /// Partitions assigned to this replica now.
     pub assigned: AtomicU64,
     pub outputs: Arc<AppendStats>,
@@ -85,10 +106,12 @@ impl StageStats {
 
 /// What a stage takes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum StageMsg {
+pub enum StageMsg<C> {
     Log(LogEvent),
     /// Retry appends, and what the log refused.
     Tick,
+    /// For the process ([`Process::control`]).
+    Control(C),
 }
 
 /// The stage actor around a [`Process`].
@@ -120,14 +143,18 @@ impl<P: Process> Stage<P> {
         }
     }
 
-    fn request(&self, request: LogRequest, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+    fn request(
+        &self,
+        request: LogRequest,
+        ctx: &mut Ctx<'_, StageMsg<P::Control>>,
+    ) -> Result<(), ActorError> {
         match &self.log {
             Some(log) => Ok(ctx.port_request(log, request)?),
             None => Ok(()),
         }
     }
 
-    fn create_topics(&self, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+    fn create_topics(&self, ctx: &mut Ctx<'_, StageMsg<P::Control>>) -> Result<(), ActorError> {
         for topic in self.process.outputs() {
             let partitions = self.config.partitions;
             self.request(LogRequest::CreateTopic { topic: topic.into(), partitions }, ctx)?;
@@ -135,7 +162,7 @@ impl<P: Process> Stage<P> {
         Ok(())
     }
 
-    fn subscribe(&self, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+    fn subscribe(&self, ctx: &mut Ctx<'_, StageMsg<P::Control>>) -> Result<(), ActorError> {
         let c = &self.config;
         let subscription = Subscription {
             credit: c.in_flight,
@@ -147,14 +174,14 @@ impl<P: Process> Stage<P> {
     fn on_records(
         &mut self,
         records: Vec<StoredRecord>,
-        ctx: &mut Ctx<'_, StageMsg>,
+        ctx: &mut Ctx<'_, StageMsg<P::Control>>,
     ) -> Result<(), ActorError> {
-        let now = ctx.now();
+        let at = StageTime { now: ctx.now(), cluster_ms: ctx.cluster_ms() };
         let mut outputs = Vec::new();
         for input in records {
             self.stats.read.fetch_add(1, Ordering::Relaxed);
             outputs.clear();
-            let result = self.process.process(&input, now, &mut outputs);
+            let result = self.process.process(&input, at, &mut outputs);
             let progress = self.partitions.entry(&input.partition);
             if let Err(why) = result {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -180,7 +207,7 @@ impl<P: Process> Stage<P> {
         &mut self,
         partition: TopicPartition,
         offset: u64,
-        ctx: &mut Ctx<'_, StageMsg>,
+        ctx: &mut Ctx<'_, StageMsg<P::Control>>,
     ) -> Result<(), ActorError> {
         // A partition revoked meanwhile: its next owner processes the input again.
         let Some(progress) = self.partitions.get_mut(&partition) else { return Ok(()) };
@@ -197,14 +224,18 @@ impl<P: Process> Stage<P> {
     fn input_done(
         &mut self,
         partition: &TopicPartition,
-        ctx: &mut Ctx<'_, StageMsg>,
+        ctx: &mut Ctx<'_, StageMsg<P::Control>>,
     ) -> Result<(), ActorError> {
         self.stats.done.fetch_add(1, Ordering::Relaxed);
         let requests = self.partitions.done(partition);
         self.send_all(requests, ctx)
     }
 
-    fn send_all(&self, requests: Vec<LogRequest>, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+    fn send_all(
+        &self,
+        requests: Vec<LogRequest>,
+        ctx: &mut Ctx<'_, StageMsg<P::Control>>,
+    ) -> Result<(), ActorError> {
         requests.into_iter().try_for_each(|request| self.request(request, ctx))
     }
 
@@ -220,7 +251,7 @@ impl<P: Process> Stage<P> {
         }
     }
 
-    fn on_tick(&mut self, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+    fn on_tick(&mut self, ctx: &mut Ctx<'_, StageMsg<P::Control>>) -> Result<(), ActorError> {
         let now = ctx.now();
         if self.subscribe_at.is_some_and(|at| at <= now) {
             self.subscribe_at = None;
@@ -241,9 +272,9 @@ impl<P: Process> Stage<P> {
 }
 
 impl<P: Process> Actor for Stage<P> {
-    type Msg = StageMsg;
+    type Msg = StageMsg<P::Control>;
 
-    fn started(&mut self, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+    fn started(&mut self, ctx: &mut Ctx<'_, StageMsg<P::Control>>) -> Result<(), ActorError> {
         self.log = Some(ctx.open_port::<Log>(StageMsg::Log));
         self.create_topics(ctx)?;
         self.subscribe(ctx)?;
@@ -252,11 +283,15 @@ impl<P: Process> Actor for Stage<P> {
     }
 
     /// Leaves the group, so the other replicas take over this one's partitions at once.
-    fn stopped(&mut self, ctx: &mut Ctx<'_, StageMsg>) {
+    fn stopped(&mut self, ctx: &mut Ctx<'_, StageMsg<P::Control>>) {
         let _ = self.request(LogRequest::Unsubscribe, ctx);
     }
 
-    fn handle(&mut self, msg: StageMsg, ctx: &mut Ctx<'_, StageMsg>) -> Result<(), ActorError> {
+    fn handle(
+        &mut self,
+        msg: StageMsg<P::Control>,
+        ctx: &mut Ctx<'_, StageMsg<P::Control>>,
+    ) -> Result<(), ActorError> {
         match msg {
             StageMsg::Log(LogEvent::Consumer(ConsumerEvent::Records(records))) => {
                 self.on_records(records, ctx)?
@@ -285,6 +320,12 @@ impl<P: Process> Actor for Stage<P> {
             }
             StageMsg::Log(LogEvent::TopicReady { .. }) => {}
             StageMsg::Tick => self.on_tick(ctx)?,
+            StageMsg::Control(control) => {
+                if let Err(why) = self.process.control(control) {
+                    self.stats.controls_refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("stage {}: a control message refused: {why}", self.config.member);
+                }
+            }
         }
         Ok(())
     }
