@@ -9,8 +9,9 @@
 //! `things`: the things tier of BLUEPRINT section 5: the MQTT gateway on a things-tier node,
 //! a proxy per mote, the protocol bridge into the event streams, two DSP filter replicas
 //! from `telemetry` to `features`, two stage-2 replicas from `features` to `alerts` and the
-//! trainer, which fits stage 2's model daily from `features` and `maintenance` (on the
-//! platform tier, whose node opens the event log; stage 2 scores once a model is installed). It needs
+//! trainer, which fits stage 2's model daily from `features` and `maintenance`, with the drift
+//! monitor (on the platform tier, whose node opens the event log; stage 2 scores once a model
+//! is installed). It needs
 //! the `[mqtt]` section (the fleet's keys). Every node prints the counters of the gateway and
 //! the bridge as hosted on it (zero where they are not placed) every 10 s.
 
@@ -26,10 +27,9 @@ use aiot_actors::streams::bridge::{BridgeConfig, BridgeStats};
 use aiot_actors::streams::command_relay::RelayStats;
 use aiot_actors::things::gateway::GatewayStats;
 use aiot_actors::things::{self, Downstream, ThingsConfig};
-use aiot_actors::training::{
-    self,
-    trainer::{TrainerConfig, TrainerStats},
-};
+use aiot_actors::training::monitor::MonitorConfig;
+use aiot_actors::training::trainer::TrainerConfig;
+use aiot_actors::training::{self, TrainingStats};
 use aiot_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -68,9 +68,9 @@ fn things_tier(fleet: &Fleet) -> (Topology, Status) {
     };
     let replicas = (1..=config.stage2_replicas).map(|r| format!("/stage2-{r}")).collect();
     inference::declare(&mut t, config);
-    let trainer_stats = Arc::new(TrainerStats::default());
+    let training_stats = TrainingStats::default();
     let trainer = TrainerConfig { replicas, ..TrainerConfig::default() };
-    training::declare(&mut t, trainer, Arc::clone(&trainer_stats));
+    training::declare(&mut t, trainer, MonitorConfig::default(), training_stats.clone());
     things::declare(
         &mut t,
         ThingsConfig {
@@ -97,7 +97,7 @@ fn things_tier(fleet: &Fleet) -> (Topology, Status) {
             relay.given_up.load(Ordering::Relaxed),
             relay.in_flight.load(Ordering::Relaxed),
             inference_stats.status(),
-            trainer_stats.status()
+            training_stats.status()
         )
     });
     (t.build().expect("the things topology is valid"), status)

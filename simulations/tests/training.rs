@@ -8,7 +8,10 @@
 //! - the first training comes when scheduled, with a held-out AUC near 1, and installs model 1
 //!   on both replicas (the status says so);
 //! - a motor whose band rises after that is alerted by model 1, a healthy one is not;
-//! - a retrain command trains model 2 at once and the replicas switch to it.
+//! - the drift monitor, given the training's time as its reference, finds a load shift (four
+//!   features move for every motor), asks the crew (through a stand-in `/gateway`) to inspect
+//!   every motor heard from that day, and has the trainer retrain: model 2 reaches both
+//!   replicas.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -22,12 +25,15 @@ use aiot_actors::maintenance::{Defect, MaintenanceEvent, MaintenanceRecord};
 use aiot_actors::ports::eventlog::adapter::{Log, LogLink};
 use aiot_actors::ports::eventlog::{EventLog, Record, TopicPartition};
 use aiot_actors::streams::{mote_key, MAINTENANCE, PARTITIONS};
+use aiot_actors::things::gateway::GatewayMsg;
 use aiot_actors::things::sensor_faults::SensorFaults;
-use aiot_actors::training;
-use aiot_actors::training::trainer::{TrainerConfig, TrainerMsg, TrainerStats};
+use aiot_actors::training::monitor::MonitorConfig;
+use aiot_actors::training::trainer::TrainerConfig;
+use aiot_actors::training::{self, TrainingStats};
 use aiot_runtime::exec::det::DetSystem;
-use aiot_runtime::{ActorRef, ClusterClock, SystemConfig, Topology};
+use aiot_runtime::{Actor, ActorError, ClusterClock, Ctx, SystemConfig, Topology};
 use aiot_simulations::eventlog::{LogFaults, SimLog};
+use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -49,15 +55,27 @@ fn bpfo() -> usize {
     DspFeatures::NAMES.iter().position(|f| *f == "env_bpfo").expect("a named feature")
 }
 
-fn vib_rms() -> usize {
-    DspFeatures::NAMES.iter().position(|f| *f == "vib_rms").expect("a named feature")
+/// Stands in for the gateway: records the motors the crew is asked to inspect.
+struct Crew(Arc<Mutex<Vec<u32>>>);
+
+impl Actor for Crew {
+    type Msg = GatewayMsg;
+
+    fn handle(&mut self, msg: GatewayMsg, _ctx: &mut Ctx<'_, GatewayMsg>) -> Result<(), ActorError> {
+        if let GatewayMsg::Inspect(request) = msg {
+            self.0.lock().push(request.mote);
+        }
+        Ok(())
+    }
 }
 
-/// A DSP window: the outer-race band at `band`, noise on it and on the vibration RMS.
-fn window(mote: u32, seq: u32, time_ms: u64, band: f64, rng: &mut ChaCha8Rng) -> FeatureRecord {
-    let mut values = vec![0.0; DspFeatures::NAMES.len()];
+/// A DSP window: every feature noise around 0.3, the outer-race band around `band`, and the
+/// first four features `shift` higher (a new load regime).
+fn window(mote: u32, seq: u32, time_ms: u64, band: f64, shift: f64, rng: &mut ChaCha8Rng) -> FeatureRecord {
+    let mut values: Vec<f64> =
+        (0..DspFeatures::NAMES.len()).map(|_| 0.3 + rng.random_range(-0.05..0.05)).collect();
     values[bpfo()] = band + rng.random_range(-0.05..0.05);
-    values[vib_rms()] = 0.3 + rng.random_range(-0.05..0.05);
+    values[..4].iter_mut().for_each(|v| *v += shift);
     let faults = if (mote, seq) == FLAGGED { SensorFaults([0, 1, 0, 0]) } else { SensorFaults::default() };
     FeatureRecord {
         mote,
@@ -110,7 +128,7 @@ fn run(seed: u64) -> Result<(), String> {
         for mote in 1..=MOTORS {
             let band =
                 if FAULTY.contains(&mote) { 0.2 + 0.6 * f64::from(hour) / f64::from(HOURS - 1) } else { 0.2 };
-            let features = window(mote, hour + 1, T0 + u64::from(hour) * HOUR, band, &mut rng);
+            let features = window(mote, hour + 1, T0 + u64::from(hour) * HOUR, band, 0.0, &mut rng);
             append(&writer, &mut id, FEATURES, mote, features.encode(), features.received_ms);
             if (mote, hour) == (2, 10) {
                 // A copy, as an at-least-once stream may hold.
@@ -131,7 +149,9 @@ fn run(seed: u64) -> Result<(), String> {
     link.attach(Arc::new(log.client(link.sink())));
     system.install_port::<Log, _>(link.adapter()).expect("a fresh system has no log port");
     let stats = InferenceStats::default();
-    let trainer_stats = Arc::new(TrainerStats::default());
+    let training_stats = TrainingStats::default();
+    let trainer_stats = Arc::clone(&training_stats.trainer);
+    let monitor_stats = Arc::clone(&training_stats.monitor);
     let mut t = Topology::builder();
     let rule = AlertRule { consecutive: 3, ..AlertRule::default() };
     let config = InferenceConfig {
@@ -148,7 +168,15 @@ fn run(seed: u64) -> Result<(), String> {
         replicas: vec!["/stage2-1".into(), "/stage2-2".into()],
         ..TrainerConfig::default()
     };
-    training::declare(&mut t, trainer, Arc::clone(&trainer_stats));
+    let monitor = MonitorConfig {
+        reference_span: Duration::from_secs(12 * 24 * 3600),
+        retrain_after: Duration::from_secs(600),
+        ..MonitorConfig::default()
+    };
+    training::declare(&mut t, trainer, monitor, training_stats.clone());
+    let inspected = Arc::new(Mutex::new(Vec::new()));
+    let crew = Arc::clone(&inspected);
+    t.actor("/gateway", move |_| Crew(Arc::clone(&crew)));
     system.start(&t.build().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
 
     // Before its first training (a minute of cluster time) the trainer has read everything.
@@ -187,7 +215,7 @@ fn run(seed: u64) -> Result<(), String> {
     for hour in 0..12 {
         let time_ms = ORIGIN_MS + u64::from(hour) * HOUR;
         for (mote, band) in [(17, if hour < 4 { 0.2 } else { 0.9 }), (18, 0.2)] {
-            let features = window(mote, hour + 1, time_ms, band, &mut rng);
+            let features = window(mote, hour + 1, time_ms, band, 0.0, &mut rng);
             append(&writer, &mut id, FEATURES, mote, features.encode(), features.received_ms);
         }
     }
@@ -204,14 +232,46 @@ fn run(seed: u64) -> Result<(), String> {
         return Err(format!("machine alerts {machine:?} after the fresh windows: {}", stats.status()));
     }
 
-    let to_trainer = ActorRef::<TrainerMsg>::parse("/trainer").map_err(|e| format!("{e:?}"))?;
-    system.tell(&to_trainer, TrainerMsg::Retrain { reason: "drift".into() }).map_err(|e| e.to_string())?;
-    let retrained = run_until(&mut system, &log, Duration::from_secs(5), || {
+    // A new load regime from hour 12 on: every motor's first four features move. The windows
+    // arrive hour by hour, as they would live.
+    for hour in 12..24 {
+        let time_ms = ORIGIN_MS + u64::from(hour) * HOUR;
+        for mote in 1..=MOTORS {
+            let features = window(mote, HOURS + hour + 1, time_ms, 0.2, 0.3, &mut rng);
+            append(&writer, &mut id, FEATURES, mote, features.encode(), features.received_ms);
+        }
+        run_until(&mut system, &log, Duration::from_secs(1), || false);
+    }
+    let found =
+        run_until(&mut system, &log, Duration::from_secs(20), || monitor_stats.drifts.load(Relaxed) == 1);
+    let mut asked = inspected.lock().clone();
+    asked.sort_unstable();
+    let heard: Vec<u32> = (1..=MOTORS + 2).collect();
+    if !found || asked != heard {
+        return Err(format!("after the shift: inspections asked for {asked:?}: {}", monitor_stats.status()));
+    }
+    let last = monitor_stats.last.lock().clone().unwrap_or_default();
+    let moved: Vec<&str> = DspFeatures::NAMES[..4].to_vec();
+    if !moved.iter().all(|f| last.contains(f)) {
+        return Err(format!(
+            "the drift's evidence does not name the features that moved ({moved:?}): {last}"
+        ));
+    }
+    // The retrain command follows 10 minutes of cluster time later.
+    let retrained = run_until(&mut system, &log, Duration::from_secs(700), || {
         stats.scoring.model_version.load(Relaxed) == 2
     });
     let last = trainer_stats.last.lock().clone().unwrap_or_default();
-    if !retrained || !last.starts_with("model 2 (drift): ") {
-        return Err(format!("after a retrain command: {} | {}", trainer_stats.status(), stats.status()));
+    if !retrained
+        || !last.starts_with("model 2 (drift at ")
+        || monitor_stats.retrains_requested.load(Relaxed) != 1
+    {
+        return Err(format!(
+            "after the drift: {} | {} | {}",
+            trainer_stats.status(),
+            monitor_stats.status(),
+            stats.status()
+        ));
     }
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! confine a client to its topics), an up kind, a payload that decodes. A frame failing any
 //! check is refused, counted by reason and logged, rate-limited per reason; the gateway goes
 //! on. Good frames go to `/proxies` as `UpFrame`s; maintenance records on `aiot/maintenance/+`
-//! go there too.
+//! go there too. Inspection requests (the drift monitor's) go out to the crew on
+//! `aiot/maintenance/{mote}/request` at QoS 1.
 //!
 //! Down: proxies ask for acks; the gateway signs them under the mote's key with its down mark
 //! (increasing: the mote refuses replayed commands; acks are exempt, they only name frames
@@ -27,7 +28,7 @@ use rand::Rng;
 use super::commands::{CommandTracker, MoteCommand, Next};
 use super::proxy::ProxiesMsg;
 use super::{Downlink, UpFrame};
-use crate::maintenance::{self, MaintenanceRecord};
+use crate::maintenance::{self, InspectionRequest, MaintenanceRecord};
 use crate::ports::mqtt::{Mqtt, MqttEvent, MqttRequest, Publish, QoS};
 use crate::provision::KeyRing;
 
@@ -93,6 +94,9 @@ pub struct GatewayStats {
     pub commands_given_up: AtomicU64,
     /// Downlinks the port refused (the mote resends, and is acknowledged again).
     pub downlinks_refused: AtomicU64,
+    /// Inspection requests published to the crew, and those the port refused.
+    pub inspections_requested: AtomicU64,
+    pub inspections_refused: AtomicU64,
     /// Log lines written about refusals, and those held back by the rate limit.
     pub log_lines: AtomicU64,
     pub log_suppressed: AtomicU64,
@@ -128,6 +132,8 @@ pub enum GatewayMsg {
         command: MoteCommand,
         delivered: ReplyTo<bool>,
     },
+    /// Ask the crew to inspect a motor.
+    Inspect(InspectionRequest),
 }
 
 /// The largest epoch jump past a learned down mark (see `Gateway::epoch_jump`): 2^16, so two
@@ -356,6 +362,17 @@ impl Gateway {
         self.follow(next, ctx)
     }
 
+    fn request_inspection(&mut self, request: &InspectionRequest, ctx: &mut Ctx<'_, GatewayMsg>) {
+        let topic = maintenance::request_topic(MoteId(request.mote));
+        let publish = Publish::new(topic.as_str(), request.to_json(), QoS::AtLeastOnce);
+        let sent = self
+            .mqtt
+            .as_ref()
+            .is_some_and(|mqtt| ctx.port_request(mqtt, MqttRequest::Publish(publish)).is_ok());
+        let counter = if sent { &self.stats.inspections_requested } else { &self.stats.inspections_refused };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Carries out what the command tracker says: sends (new or again) and settlements.
     fn follow(
         &mut self,
@@ -425,6 +442,10 @@ impl Actor for Gateway {
             GatewayMsg::Down { mote, downlink } => self.send_down(mote, downlink, ctx),
             GatewayMsg::Command { mote, id, command, delivered } => {
                 self.on_command(mote, id, command, delivered, ctx)
+            }
+            GatewayMsg::Inspect(request) => {
+                self.request_inspection(&request, ctx);
+                Ok(())
             }
         }
     }

@@ -16,7 +16,8 @@
 //!   `negative_quantile` of the training negatives' scores.
 //! - **Installing:** the model goes to every replica as `Stage2Control::Install` and is sent
 //!   again every [`ANNOUNCE_EVERY`], so a replica that restarted (and lost it) gets it back;
-//!   installing a model twice changes nothing.
+//!   installing a model twice changes nothing. The drift monitor is told the training's time
+//!   along with it (its reference is the windows before it).
 //!
 //! Versions count the trainings of this incarnation; they restart with the trainer until the
 //! models go through the registry (see ARCHITECTURE.md).
@@ -30,6 +31,7 @@ use aiot_runtime::{Actor, ActorError, ActorRef, Ctx, PortRef};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use super::monitor::MonitorMsg;
 use crate::inference::alerts::AlertRule;
 use crate::inference::features::{FeatureRecord, FeatureSource, FEATURES};
 use crate::inference::stage2::Stage2Control;
@@ -64,6 +66,8 @@ pub struct TrainerConfig {
     pub keep_windows: usize,
     /// The stage-2 replicas (`/stage2-1` ...).
     pub replicas: Vec<String>,
+    /// The drift monitor, told each training's time (its reference).
+    pub monitor: Option<String>,
 }
 
 impl Default for TrainerConfig {
@@ -79,6 +83,7 @@ impl Default for TrainerConfig {
             every: Duration::from_secs(24 * 3600),
             keep_windows: 200_000,
             replicas: Vec::new(),
+            monitor: None,
         }
     }
 }
@@ -140,6 +145,8 @@ pub struct Trainer {
     /// Cluster time of the next scheduled training.
     train_at_ms: Option<u64>,
     installed: Option<Stage2Control>,
+    /// The installed model's training time, cluster ms.
+    trained_at_ms: u64,
     version: u32,
     /// The log refused the subscription: ask again at the next tick.
     resubscribe: bool,
@@ -157,6 +164,7 @@ impl Trainer {
             outcomes: Outcomes::default(),
             train_at_ms: None,
             installed: None,
+            trained_at_ms: 0,
             version: 0,
             resubscribe: false,
         }
@@ -240,6 +248,7 @@ impl Trainer {
                 let version = self.version;
                 let rule = AlertRule { threshold, ..self.config.rule };
                 self.installed = Some(Stage2Control::Install { version, scorer: fitted.scorer, rule });
+                self.trained_at_ms = now_ms;
                 self.announce(ctx);
                 self.stats.trainings.fetch_add(1, Ordering::Relaxed);
                 self.stats.version.store(u64::from(version), Ordering::Relaxed);
@@ -261,9 +270,15 @@ impl Trainer {
         *self.stats.last.lock() = Some(line);
     }
 
-    /// Sends the installed model to every replica (a replica gone is a dead letter).
+    /// Sends the installed model to every replica (a replica gone is a dead letter), and its
+    /// training time to the drift monitor.
     fn announce(&self, ctx: &mut Ctx<'_, TrainerMsg>) {
         let Some(install) = &self.installed else { return };
+        if let Some(monitor) = &self.config.monitor {
+            if let Ok(to) = ActorRef::<MonitorMsg>::parse(monitor) {
+                let _ = ctx.send(&to, MonitorMsg::Reference { at_ms: self.trained_at_ms });
+            }
+        }
         for replica in &self.config.replicas {
             match ActorRef::<StageMsg<Stage2Control>>::parse(replica) {
                 Ok(to) => {

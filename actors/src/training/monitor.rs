@@ -1,0 +1,334 @@
+//! The drift monitor actor (BLUEPRINT section 5): the rule of
+//! [`crate::inference::drift_monitor`] on the live `features` stream, and what follows a drift.
+//!
+//! - **Windows.** It reads `features` (every partition, no group) from `reference_span` before
+//!   its start, so a restarted monitor has its reference's windows again, and keeps the last
+//!   [`MonitorConfig::keep_windows`] DSP windows the proxies did not flag, once per frame, in
+//!   arrival order.
+//! - **Reference.** The trainer sends [`MonitorMsg::Reference`] with its last training's time
+//!   (after each training, and again every few seconds): the reference becomes the kept
+//!   windows of the `reference_span` before it (never older than the last drift's settled
+//!   windows), and every window that arrives after is checked. A reference no later than the
+//!   current one is ignored. Until the first reference the monitor only keeps windows.
+//! - **On a drift** it logs the evidence and then, at once, asks the crew (through
+//!   `/gateway`) to inspect every motor heard from in the last day, so that labelled windows
+//!   of the new regime exist within the hour; after `retrain_after` (the inspections answered)
+//!   it sends the trainer a retrain command with the evidence. It stops checking until the new
+//!   regime has settled: its next reference is the windows from `settle_from` to
+//!   `settle_until` after the drift, and references the trainer sends meanwhile are ignored
+//!   (their windows are mostly of the old regime).
+//!
+//! Durations are in cluster time; the checks run as windows arrive, the timers on ticks.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aiot_runtime::{Actor, ActorError, ActorRef, Ctx, PortRef};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use super::trainer::TrainerMsg;
+use crate::dsp::DspFeatures;
+use crate::inference::drift_monitor::{DriftConfig, DriftEvidence, DriftMonitor};
+use crate::inference::features::{FeatureRecord, FeatureSource, FEATURES};
+use crate::maintenance::InspectionRequest;
+use crate::ports::eventlog::adapter::{Log, LogEvent, LogRequest};
+use crate::ports::eventlog::{ConsumerEvent, Start, StoredRecord, Subscription};
+use crate::things::gateway::GatewayMsg;
+
+/// How often the monitor looks at its timers.
+pub const TICK_EVERY: Duration = Duration::from_secs(1);
+const CREDIT: u32 = 1024;
+const DAY_MS: u64 = 24 * 3_600_000;
+
+/// The monitor's settings.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    pub drift: DriftConfig,
+    /// The reference after a training: the windows of this span before it (default 3 days).
+    pub reference_span: Duration,
+    /// After a drift, the new reference: windows from `settle_from` to `settle_until` after it
+    /// (default 1 to 4 days: temperatures lag a load change by hours).
+    pub settle_from: Duration,
+    pub settle_until: Duration,
+    /// The retrain command goes this long after the inspection requests (default 2 hours).
+    pub retrain_after: Duration,
+    pub keep_windows: usize,
+    pub trainer: String,
+    pub gateway: String,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            drift: DriftConfig::default(),
+            reference_span: Duration::from_secs(3 * 24 * 3600),
+            settle_from: Duration::from_secs(24 * 3600),
+            settle_until: Duration::from_secs(4 * 24 * 3600),
+            retrain_after: Duration::from_secs(2 * 3600),
+            keep_windows: 200_000,
+            trainer: "/trainer".into(),
+            gateway: "/gateway".into(),
+        }
+    }
+}
+
+/// What the monitor takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MonitorMsg {
+    Log(LogEvent),
+    Tick,
+    /// A model was trained at `at_ms` (cluster time): check against the windows before it.
+    Reference {
+        at_ms: u64,
+    },
+}
+
+/// The monitor's counters, shared with the host.
+#[derive(Debug, Default)]
+pub struct MonitorStats {
+    pub windows: AtomicU64,
+    /// Windows checked against a reference.
+    pub checked: AtomicU64,
+    pub drifts: AtomicU64,
+    pub inspections_requested: AtomicU64,
+    pub retrains_requested: AtomicU64,
+    /// The last drift's evidence, or why there is no reference, for people.
+    pub last: Mutex<Option<String>>,
+}
+
+impl MonitorStats {
+    /// One line for a node's status.
+    pub fn status(&self) -> String {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let last = self.last.lock().clone().unwrap_or_else(|| "no reference yet".into());
+        format!(
+            "drift monitor: {} windows, {} checked, {} drifts, {} inspections and {} retrains requested; {last}",
+            load(&self.windows),
+            load(&self.checked),
+            load(&self.drifts),
+            load(&self.inspections_requested),
+            load(&self.retrains_requested)
+        )
+    }
+}
+
+/// One kept window.
+#[derive(Debug, Clone)]
+struct Kept {
+    frame: (u32, u32, u32),
+    time_ms: u64,
+    values: Vec<f64>,
+}
+
+/// Where the monitor is.
+#[derive(Debug)]
+enum Phase {
+    /// No reference yet.
+    Waiting,
+    Watching(Box<DriftMonitor>),
+    /// A drift at `drift_ms`: waiting for the new regime to settle.
+    Settling {
+        drift_ms: u64,
+    },
+}
+
+/// The drift monitor actor.
+pub struct Monitor {
+    config: MonitorConfig,
+    stats: Arc<MonitorStats>,
+    log: Option<PortRef<Log>>,
+    windows: VecDeque<Kept>,
+    seen: BTreeSet<(u32, u32, u32)>,
+    phase: Phase,
+    /// No reference starts before this (the last drift's settled windows).
+    not_before_ms: u64,
+    /// The current reference's end: an older training's reference is ignored.
+    reference_until_ms: u64,
+    /// A retrain command due, and its reason.
+    retrain: Option<(u64, String)>,
+    resubscribe: bool,
+}
+
+impl Monitor {
+    pub fn new(config: MonitorConfig, stats: Arc<MonitorStats>) -> Monitor {
+        Monitor {
+            config,
+            stats,
+            log: None,
+            windows: VecDeque::new(),
+            seen: BTreeSet::new(),
+            phase: Phase::Waiting,
+            not_before_ms: 0,
+            reference_until_ms: 0,
+            retrain: None,
+            resubscribe: false,
+        }
+    }
+
+    fn subscribe(&self, ctx: &mut Ctx<'_, MonitorMsg>) -> Result<(), ActorError> {
+        let Some(log) = &self.log else { return Ok(()) };
+        let since = ctx.cluster_ms().saturating_sub(self.config.reference_span.as_millis() as u64);
+        let start = Start::Time(since);
+        let subscription =
+            Subscription { credit: CREDIT, ..Subscription::all(&[FEATURES], "drift-monitor", start) };
+        Ok(ctx.port_request(log, LogRequest::Subscribe(subscription))?)
+    }
+
+    fn on_records(
+        &mut self,
+        records: Vec<StoredRecord>,
+        ctx: &mut Ctx<'_, MonitorMsg>,
+    ) -> Result<(), ActorError> {
+        let count = records.len() as u32;
+        for stored in records {
+            match FeatureRecord::decode(&stored.record.payload) {
+                Ok(features) => self.on_window(features, ctx),
+                Err(why) => tracing::warn!("drift monitor: {}@{}: {why}", stored.partition, stored.offset),
+            }
+        }
+        match &self.log {
+            Some(log) => Ok(ctx.port_request(log, LogRequest::Grant(count))?),
+            None => Ok(()),
+        }
+    }
+
+    fn on_window(&mut self, features: FeatureRecord, ctx: &mut Ctx<'_, MonitorMsg>) {
+        let usable = features.source == FeatureSource::Dsp
+            && !features.faults.any()
+            && features.values.len() == DspFeatures::NAMES.len();
+        if !usable || !self.seen.insert(features.frame_id()) {
+            return;
+        }
+        let kept =
+            Kept { frame: features.frame_id(), time_ms: features.received_ms, values: features.values };
+        if let Phase::Watching(monitor) = &mut self.phase {
+            self.stats.checked.fetch_add(1, Ordering::Relaxed);
+            if let Some(evidence) = monitor.observe(kept.time_ms, &kept.values) {
+                self.on_drift(&evidence, ctx);
+            }
+        }
+        self.windows.push_back(kept);
+        while self.windows.len() > self.config.keep_windows {
+            if let Some(old) = self.windows.pop_front() {
+                self.seen.remove(&old.frame);
+            }
+        }
+        self.stats.windows.store(self.windows.len() as u64, Ordering::Relaxed);
+    }
+
+    fn on_drift(&mut self, evidence: &DriftEvidence, ctx: &mut Ctx<'_, MonitorMsg>) {
+        let features: Vec<String> = evidence
+            .features
+            .iter()
+            .map(|f| format!("{} (PSI {:.2}, KS p {:.1e})", DspFeatures::NAMES[f.feature], f.psi, f.ks_p))
+            .collect();
+        let reason = format!(
+            "drift at {} ms over {} windows: {}",
+            evidence.time_ms,
+            evidence.windows,
+            features.join(", ")
+        );
+        tracing::warn!("drift monitor: {reason}");
+        self.stats.drifts.fetch_add(1, Ordering::Relaxed);
+        *self.stats.last.lock() = Some(reason.clone());
+        // Every motor heard from in the last day.
+        let since = evidence.time_ms.saturating_sub(DAY_MS);
+        let motes: BTreeSet<u32> =
+            self.windows.iter().filter(|w| w.time_ms >= since).map(|w| w.frame.0).collect();
+        let gateway = ActorRef::<GatewayMsg>::parse(&self.config.gateway);
+        for mote in motes {
+            let request = InspectionRequest { mote, reason: reason.clone() };
+            let sent = gateway.as_ref().is_ok_and(|to| ctx.send(to, GatewayMsg::Inspect(request)).is_ok());
+            if sent {
+                self.stats.inspections_requested.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let now_ms = ctx.cluster_ms();
+        self.retrain = Some((now_ms.saturating_add(self.config.retrain_after.as_millis() as u64), reason));
+        self.phase = Phase::Settling { drift_ms: evidence.time_ms };
+    }
+
+    /// Builds a reference from the kept windows received in `[from_ms, until_ms]`.
+    fn watch(&mut self, from_ms: u64, until_ms: u64) {
+        self.reference_until_ms = until_ms;
+        let reference: Vec<(u64, &[f64])> = self
+            .windows
+            .iter()
+            .filter(|w| w.time_ms >= from_ms && w.time_ms <= until_ms)
+            .map(|w| (w.time_ms, w.values.as_slice()))
+            .collect();
+        match DriftMonitor::new(&reference, self.config.drift) {
+            Ok(monitor) => self.phase = Phase::Watching(Box::new(monitor)),
+            Err(why) => {
+                *self.stats.last.lock() =
+                    Some(format!("no reference from {from_ms} to {until_ms} ms: {why}"));
+                self.phase = Phase::Waiting;
+            }
+        }
+    }
+
+    fn on_tick(&mut self, ctx: &mut Ctx<'_, MonitorMsg>) -> Result<(), ActorError> {
+        if std::mem::take(&mut self.resubscribe) {
+            self.subscribe(ctx)?;
+        }
+        let now_ms = ctx.cluster_ms();
+        if let Some((at, reason)) = self.retrain.take() {
+            if now_ms >= at {
+                if let Ok(trainer) = ActorRef::<TrainerMsg>::parse(&self.config.trainer) {
+                    if ctx.send(&trainer, TrainerMsg::Retrain { reason }).is_ok() {
+                        self.stats.retrains_requested.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            } else {
+                self.retrain = Some((at, reason));
+            }
+        }
+        if let Phase::Settling { drift_ms } = self.phase {
+            let until = drift_ms.saturating_add(self.config.settle_until.as_millis() as u64);
+            if now_ms >= until {
+                let from = drift_ms.saturating_add(self.config.settle_from.as_millis() as u64);
+                self.not_before_ms = from;
+                self.watch(from, until);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Actor for Monitor {
+    type Msg = MonitorMsg;
+
+    fn started(&mut self, ctx: &mut Ctx<'_, MonitorMsg>) -> Result<(), ActorError> {
+        self.log = Some(ctx.open_port::<Log>(MonitorMsg::Log));
+        self.subscribe(ctx)?;
+        ctx.schedule_every(TICK_EVERY, MonitorMsg::Tick);
+        Ok(())
+    }
+
+    fn handle(&mut self, msg: MonitorMsg, ctx: &mut Ctx<'_, MonitorMsg>) -> Result<(), ActorError> {
+        match msg {
+            MonitorMsg::Log(LogEvent::Consumer(ConsumerEvent::Records(records))) => {
+                self.on_records(records, ctx)?
+            }
+            MonitorMsg::Log(LogEvent::Consumer(ConsumerEvent::Error(error))) => {
+                tracing::warn!("drift monitor: consumer: {error}");
+            }
+            MonitorMsg::Log(LogEvent::Refused { request, error }) => {
+                tracing::warn!("drift monitor: the log refused to {request}: {error}");
+                self.resubscribe |= request == "subscribe";
+            }
+            MonitorMsg::Log(_) => {}
+            MonitorMsg::Tick => self.on_tick(ctx)?,
+            MonitorMsg::Reference { at_ms } => {
+                if at_ms > self.reference_until_ms && !matches!(self.phase, Phase::Settling { .. }) {
+                    let from = at_ms.saturating_sub(self.config.reference_span.as_millis() as u64);
+                    self.watch(from.max(self.not_before_ms), at_ms);
+                }
+            }
+        }
+        Ok(())
+    }
+}
