@@ -52,6 +52,7 @@ fn card(version: u32) -> ModelCard {
         metrics: BTreeMap::from([("validation_auc".into(), 0.9)]),
         image_sha256: [0; 32],
         image_len: 0,
+        stage2: None,
     }
 }
 
@@ -152,7 +153,7 @@ fn run(seed: u64) -> Result<(), String> {
             }
         }
         let answer = h.ask(&registry, |reply| RegistryMsg::Register {
-            card: card(version),
+            card: Box::new(card(version)),
             image: image(version),
             reply,
         })?;
@@ -160,7 +161,7 @@ fn run(seed: u64) -> Result<(), String> {
             return Err(format!("registering version {version}: {answer:?}"));
         }
         let stale = h.ask(&registry, |reply| RegistryMsg::Register {
-            card: card(version),
+            card: Box::new(card(version)),
             image: image(version),
             reply,
         })?;

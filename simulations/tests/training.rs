@@ -12,6 +12,11 @@
 //!   features move for every motor), asks the crew (through a stand-in `/gateway`) to inspect
 //!   every motor heard from that day, and has the trainer retrain: model 2 reaches both
 //!   replicas.
+//!
+//! The run is made twice: the trainer numbering its models, and with the registry, which
+//! gives each version and stores each release (stage 2's model in its signed card, the motes'
+//! int8 model trained on the stage-1 vectors the motes reported with each window) before
+//! stage 2 installs it.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -24,15 +29,18 @@ use aiot_actors::inference::{self, InferenceConfig, InferenceStats};
 use aiot_actors::maintenance::{Defect, MaintenanceEvent, MaintenanceRecord};
 use aiot_actors::ports::eventlog::adapter::{Log, LogLink};
 use aiot_actors::ports::eventlog::{EventLog, Record, TopicPartition};
+use aiot_actors::registry::service::{Registry, RegistryKeys, RegistryMsg, RegistryStats};
 use aiot_actors::streams::{mote_key, MAINTENANCE, PARTITIONS};
 use aiot_actors::things::gateway::GatewayMsg;
 use aiot_actors::things::sensor_faults::SensorFaults;
 use aiot_actors::training::monitor::MonitorConfig;
 use aiot_actors::training::trainer::TrainerConfig;
 use aiot_actors::training::{self, TrainingStats};
+use aiot_firmware::features::FEATURE_COUNT;
 use aiot_runtime::exec::det::DetSystem;
-use aiot_runtime::{Actor, ActorError, ClusterClock, Ctx, SystemConfig, Topology};
+use aiot_runtime::{Actor, ActorError, ActorRef, ClusterClock, Ctx, SystemConfig, Topology};
 use aiot_simulations::eventlog::{LogFaults, SimLog};
+use ed25519_dalek::SigningKey;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -114,7 +122,16 @@ fn run_until(system: &mut DetSystem, log: &SimLog, limit: Duration, done: impl F
     false
 }
 
-fn run(seed: u64) -> Result<(), String> {
+/// A mote's stage-1 vector (the firmware's features): noise, the first one `band` high.
+fn stage1(features: &FeatureRecord, band: f64, rng: &mut ChaCha8Rng) -> FeatureRecord {
+    let mut values: Vec<f64> = (0..FEATURE_COUNT).map(|_| 1.0 + rng.random_range(-0.1..0.1)).collect();
+    values[0] = band + rng.random_range(-0.05..0.05);
+    // Its own frame: the report before the raw window.
+    let source = FeatureSource::Stage1 { model_version: 0, score: None };
+    FeatureRecord { seq: features.seq + 100_000, source, values, ..features.clone() }
+}
+
+fn run(seed: u64, registry: bool) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let clock = ClusterClock { origin_ms: ORIGIN_MS, warp: 1.0 };
     let mut system = DetSystem::new(SystemConfig { clock, ..SystemConfig::with_seed(seed) });
@@ -130,6 +147,8 @@ fn run(seed: u64) -> Result<(), String> {
                 if FAULTY.contains(&mote) { 0.2 + 0.6 * f64::from(hour) / f64::from(HOURS - 1) } else { 0.2 };
             let features = window(mote, hour + 1, T0 + u64::from(hour) * HOUR, band, 0.0, &mut rng);
             append(&writer, &mut id, FEATURES, mote, features.encode(), features.received_ms);
+            let report = stage1(&features, band, &mut rng);
+            append(&writer, &mut id, FEATURES, mote, report.encode(), report.received_ms);
             if (mote, hour) == (2, 10) {
                 // A copy, as an at-least-once stream may hold.
                 append(&writer, &mut id, FEATURES, mote, features.encode(), features.received_ms);
@@ -166,8 +185,15 @@ fn run(seed: u64) -> Result<(), String> {
         rule,
         first_after: Duration::from_secs(60),
         replicas: vec!["/stage2-1".into(), "/stage2-2".into()],
+        registry: registry.then(|| "/registry".into()),
         ..TrainerConfig::default()
     };
+    let registry_stats = Arc::new(RegistryStats::default());
+    if registry {
+        let keys = RegistryKeys { storage: [5; 32], signing: SigningKey::from_bytes(&[6; 32]) };
+        let stats = Arc::clone(&registry_stats);
+        t.actor("/registry", move |_| Registry::new(keys.clone(), Arc::clone(&stats)));
+    }
     let monitor = MonitorConfig {
         reference_span: Duration::from_secs(12 * 24 * 3600),
         retrain_after: Duration::from_secs(600),
@@ -194,7 +220,10 @@ fn run(seed: u64) -> Result<(), String> {
         stats.scoring.model_version.load(Relaxed) == 1
     });
     let last = trainer_stats.last.lock().clone().unwrap_or_default();
+    let registered =
+        !registry || (last.ends_with("; registered") && registry_stats.registered.load(Relaxed) == 1);
     if !trained
+        || !registered
         || !last.starts_with(
             "model 1 (scheduled): 360 positive, 599 negative windows (0 unlabelled, 1 flagged left out)",
         )
@@ -211,7 +240,8 @@ fn run(seed: u64) -> Result<(), String> {
         return Err(format!("held-out AUC {auc} in: {last}"));
     }
 
-    // Fresh windows: motor 17's band jumps, motor 18 stays healthy.
+    // Fresh windows: motor 17's band jumps, motor 18 stays healthy. Stage 2 has read the
+    // DSP windows, their copy and the stage-1 reports so far, then these 24.
     for hour in 0..12 {
         let time_ms = ORIGIN_MS + u64::from(hour) * HOUR;
         for (mote, band) in [(17, if hour < 4 { 0.2 } else { 0.9 }), (18, 0.2)] {
@@ -220,7 +250,7 @@ fn run(seed: u64) -> Result<(), String> {
         }
     }
     let alerted = run_until(&mut system, &log, Duration::from_secs(20), || {
-        stats.stage2.done.load(Relaxed) >= windows + 1 + 24
+        stats.stage2.done.load(Relaxed) >= 2 * windows + 1 + 24
     });
     let machine: Vec<(u32, AlertLevel, u32)> = alerts(&log)
         .into_iter()
@@ -262,7 +292,9 @@ fn run(seed: u64) -> Result<(), String> {
         stats.scoring.model_version.load(Relaxed) == 2
     });
     let last = trainer_stats.last.lock().clone().unwrap_or_default();
+    let registered = !registry || registry_stats.registered.load(Relaxed) == 2;
     if !retrained
+        || !registered
         || !last.starts_with("model 2 (drift at ")
         || monitor_stats.retrains_requested.load(Relaxed) != 1
     {
@@ -273,12 +305,42 @@ fn run(seed: u64) -> Result<(), String> {
             stats.status()
         ));
     }
+    if registry {
+        check_stored(&mut system, &log, &stats)?;
+    }
+    Ok(())
+}
+
+/// With a registry: model 2 as stored is signed by the registry's key, holds stage 2's model
+/// with the threshold it alerts by, and the motes' int8 model met its quality targets.
+fn check_stored(system: &mut DetSystem, log: &SimLog, stats: &InferenceStats) -> Result<(), String> {
+    let registry = ActorRef::<RegistryMsg>::parse("/registry").map_err(|e| format!("{e:?}"))?;
+    let mut pending = system
+        .ask(&registry, |reply| RegistryMsg::Get { version: 2, reply }, Duration::from_secs(5))
+        .map_err(|e| format!("{e:?}"))?;
+    run_until(system, log, Duration::from_secs(5), || false);
+    let model = pending.try_take().ok_or("the registry did not answer")?.map_err(|e| format!("{e:?}"))?;
+    let model = model.ok_or("model 2 is not in the registry")?;
+    model.verify(&SigningKey::from_bytes(&[6; 32]).verifying_key()).map_err(|e| e.to_string())?;
+    let card = &model.card;
+    let stage2 = card.stage2.as_ref().ok_or("the card has no stage-2 model")?;
+    if card.parent != Some(1) || stats.scoring.model_version.load(Relaxed) != 2 {
+        return Err(format!("model 2's parent {:?}; stage 2 runs {:?}", card.parent, stats.scoring.status()));
+    }
+    let agreement = card.metrics.get("stage1_int8_agreement").copied().unwrap_or(0.0);
+    if !(stage2.threshold > 0.0 && stage2.threshold < 1.0) || agreement < 0.99 {
+        return Err(format!("stage-2 threshold {} and int8 agreement {agreement}", stage2.threshold));
+    }
     Ok(())
 }
 
 #[test]
 fn the_trainer_fits_from_the_streams_and_stage2_alerts_with_its_model() {
-    let failures: Vec<String> =
-        (1..=SEEDS).filter_map(|seed| run(seed).err().map(|e| format!("seed {seed}: {e}"))).collect();
+    let failures: Vec<String> = (1..=SEEDS)
+        .flat_map(|seed| [(seed, false), (seed, true)])
+        .filter_map(|(seed, registry)| {
+            run(seed, registry).err().map(|e| format!("seed {seed}, registry {registry}: {e}"))
+        })
+        .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -1,5 +1,6 @@
-//! A registered model as it is stored: its card (version, lineage, metrics), the int8 image the
-//! motes run, two ed25519 signatures by the model-signing key, all sealed with an AEAD at rest.
+//! A registered model as it is stored: its card (version, lineage, metrics, and stage 2's float
+//! model of the same training run), the int8 image the motes run, two ed25519 signatures by the
+//! model-signing key, all sealed with an AEAD at rest.
 //!
 //! - **Signatures.** `ota_signature` is over `aiot_firmware::ota::signed_message(version, size,
 //!   sha256(image))`: exactly what a mote verifies before it activates an image, so the deployer
@@ -25,10 +26,12 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::ml::scorer::Scorer;
+
 /// The first bytes of a sealed model.
 pub const MAGIC: [u8; 4] = *b"AIMR";
-/// The sealed format this code writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The sealed format this code writes and reads (2: the card holds stage 2's model).
+pub const FORMAT_VERSION: u8 = 2;
 const HEADER_LEN: usize = 5;
 const NONCE_LEN: usize = 12;
 
@@ -50,6 +53,15 @@ pub struct ModelCard {
     /// SHA-256 and length of the int8 image.
     pub image_sha256: [u8; 32],
     pub image_len: u32,
+    /// Stage 2's model from the same run (signed with the card).
+    pub stage2: Option<Stage2Model>,
+}
+
+/// Stage 2's float model: the DSP-feature scorer and its alert threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage2Model {
+    pub scorer: Scorer,
+    pub threshold: f64,
 }
 
 /// A model with its signatures.
@@ -237,6 +249,7 @@ mod tests {
             metrics: BTreeMap::from([("auc".to_string(), 0.93)]),
             image_sha256: [0; 32],
             image_len: 0,
+            stage2: None,
         }
     }
 

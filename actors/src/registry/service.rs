@@ -78,7 +78,7 @@ pub enum RegistryMsg {
     },
     /// Signs and stores a model; answers with its version once durable.
     Register {
-        card: ModelCard,
+        card: Box<ModelCard>,
         image: Vec<u8>,
         reply: ReplyTo<Result<u32, String>>,
     },
@@ -269,7 +269,7 @@ impl Actor for Registry {
                 let next = self.caught_up().then(|| self.next_version());
                 let _ = ctx.reply(&reply, next);
             }
-            RegistryMsg::Register { card, image, reply } => self.register(card, image, reply, ctx),
+            RegistryMsg::Register { card, image, reply } => self.register(*card, image, reply, ctx),
             RegistryMsg::Get { version, reply } => {
                 let _ = ctx.reply(&reply, self.models.get(&version).cloned());
             }

@@ -3,12 +3,14 @@
 //! - `trainer`: fits stage 2's model from the `features` and `maintenance` streams, installs it
 //!   on the stage-2 replicas and gives the drift monitor its reference;
 //! - `monitor`: the drift monitor on the live `features` stream: on a drift it asks the crew
-//!   for inspections and the trainer for a retrain.
+//!   for inspections and the trainer for a retrain;
+//! - `windows`: the windows both keep (latest first out, once per frame).
 //!
 //! `declare` puts both in a topology.
 
 pub mod monitor;
 pub mod trainer;
+pub mod windows;
 
 use std::sync::Arc;
 

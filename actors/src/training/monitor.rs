@@ -20,7 +20,7 @@
 //!
 //! Durations are in cluster time; the checks run as windows arrive, the timers on ticks.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::trainer::TrainerMsg;
+use super::windows::WindowStore;
 use crate::dsp::DspFeatures;
 use crate::inference::drift_monitor::{DriftConfig, DriftEvidence, DriftMonitor};
 use crate::inference::features::{FeatureRecord, FeatureSource, FEATURES};
@@ -115,14 +116,6 @@ impl MonitorStats {
     }
 }
 
-/// One kept window.
-#[derive(Debug, Clone)]
-struct Kept {
-    frame: (u32, u32, u32),
-    time_ms: u64,
-    values: Vec<f64>,
-}
-
 /// Where the monitor is.
 #[derive(Debug)]
 enum Phase {
@@ -140,8 +133,7 @@ pub struct Monitor {
     config: MonitorConfig,
     stats: Arc<MonitorStats>,
     log: Option<PortRef<Log>>,
-    windows: VecDeque<Kept>,
-    seen: BTreeSet<(u32, u32, u32)>,
+    windows: WindowStore,
     phase: Phase,
     /// No reference starts before this (the last drift's settled windows).
     not_before_ms: u64,
@@ -155,16 +147,15 @@ pub struct Monitor {
 impl Monitor {
     pub fn new(config: MonitorConfig, stats: Arc<MonitorStats>) -> Monitor {
         Monitor {
-            config,
             stats,
             log: None,
-            windows: VecDeque::new(),
-            seen: BTreeSet::new(),
+            windows: WindowStore::new(config.keep_windows),
             phase: Phase::Waiting,
             not_before_ms: 0,
             reference_until_ms: 0,
             retrain: None,
             resubscribe: false,
+            config,
         }
     }
 
@@ -199,24 +190,21 @@ impl Monitor {
         let usable = features.source == FeatureSource::Dsp
             && !features.faults.any()
             && features.values.len() == DspFeatures::NAMES.len();
-        if !usable || !self.seen.insert(features.frame_id()) {
+        if !usable {
             return;
         }
-        let kept =
-            Kept { frame: features.frame_id(), time_ms: features.received_ms, values: features.values };
-        if let Phase::Watching(monitor) = &mut self.phase {
-            self.stats.checked.fetch_add(1, Ordering::Relaxed);
-            if let Some(evidence) = monitor.observe(kept.time_ms, &kept.values) {
-                self.on_drift(&evidence, ctx);
+        let Some(window) = self.windows.keep(features) else { return };
+        let evidence = match &mut self.phase {
+            Phase::Watching(monitor) => {
+                self.stats.checked.fetch_add(1, Ordering::Relaxed);
+                monitor.observe(window.time_ms, &window.values)
             }
-        }
-        self.windows.push_back(kept);
-        while self.windows.len() > self.config.keep_windows {
-            if let Some(old) = self.windows.pop_front() {
-                self.seen.remove(&old.frame);
-            }
-        }
+            _ => None,
+        };
         self.stats.windows.store(self.windows.len() as u64, Ordering::Relaxed);
+        if let Some(evidence) = evidence {
+            self.on_drift(&evidence, ctx);
+        }
     }
 
     fn on_drift(&mut self, evidence: &DriftEvidence, ctx: &mut Ctx<'_, MonitorMsg>) {
@@ -237,7 +225,7 @@ impl Monitor {
         // Every motor heard from in the last day.
         let since = evidence.time_ms.saturating_sub(DAY_MS);
         let motes: BTreeSet<u32> =
-            self.windows.iter().filter(|w| w.time_ms >= since).map(|w| w.frame.0).collect();
+            self.windows.iter().filter(|w| w.time_ms >= since).map(|w| w.mote).collect();
         let gateway = ActorRef::<GatewayMsg>::parse(&self.config.gateway);
         for mote in motes {
             let request = InspectionRequest { mote, reason: reason.clone() };

@@ -19,33 +19,44 @@
 //!   installing a model twice changes nothing. The drift monitor is told the training's time
 //!   along with it (its reference is the windows before it).
 //!
-//! Versions count the trainings of this incarnation; they restart with the trainer until the
-//! models go through the registry (see ARCHITECTURE.md).
+//! - **Registering** (with a registry configured, `/registry`): each training is one release:
+//!   the version comes from the registry (`NextVersion`), the motes' int8 stage-1 model is
+//!   trained on the stage-1 vectors of the same stream by the same labels (`ml::train`), and
+//!   the registry signs and stores both, stage 2's model in the card; only once it is durable
+//!   is stage 2's model installed. A registry that is not caught up, or does not answer, is
+//!   asked again at the next tick. Without a registry, versions count this incarnation's
+//!   trainings.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aiot_runtime::{Actor, ActorError, ActorRef, Ctx, PortRef};
+use aiot_runtime::{Actor, ActorError, ActorRef, AskError, Ctx, PortRef};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::monitor::MonitorMsg;
+use super::windows::WindowStore;
 use crate::inference::alerts::AlertRule;
 use crate::inference::features::{FeatureRecord, FeatureSource, FEATURES};
 use crate::inference::stage2::Stage2Control;
 use crate::maintenance::MaintenanceRecord;
-use crate::ml::dataset::{Dataset, Window};
+use crate::ml::dataset::Dataset;
 use crate::ml::labels::{LabelRule, Outcomes};
 use crate::ml::scorer::{fit, FitConfig};
+use crate::ml::train::{train, TrainConfig};
 use crate::ports::eventlog::adapter::{Log, LogEvent, LogRequest};
 use crate::ports::eventlog::{ConsumerEvent, Start, StoredRecord, Subscription};
+use crate::registry::artifact::{ModelCard, Stage2Model};
+use crate::registry::service::RegistryMsg;
 use crate::streams::stage::StageMsg;
 use crate::streams::MAINTENANCE;
 
 /// How often the installed model is sent to the replicas again.
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(10);
+/// How long the registry has to answer.
+pub const REGISTRY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Records the trainer's consumer may deliver before it grants more.
 const CREDIT: u32 = 1024;
 
@@ -68,6 +79,10 @@ pub struct TrainerConfig {
     pub replicas: Vec<String>,
     /// The drift monitor, told each training's time (its reference).
     pub monitor: Option<String>,
+    /// The registry that versions, signs and stores each release; none: versions count.
+    pub registry: Option<String>,
+    /// The motes' stage-1 model's training (with a registry).
+    pub stage1: TrainConfig,
 }
 
 impl Default for TrainerConfig {
@@ -84,6 +99,8 @@ impl Default for TrainerConfig {
             keep_windows: 200_000,
             replicas: Vec::new(),
             monitor: None,
+            registry: None,
+            stage1: TrainConfig::default(),
         }
     }
 }
@@ -98,13 +115,21 @@ pub enum TrainerMsg {
     Retrain {
         reason: String,
     },
+    /// The registry's answer to `NextVersion` (`None`: not caught up), for a training's reason.
+    Version {
+        reason: String,
+        version: Result<Option<u32>, String>,
+    },
+    /// The registry's answer to `Register`.
+    Registered(Result<u32, String>),
 }
 
 /// The trainer's counters, shared with the host.
 #[derive(Debug, Default)]
 pub struct TrainerStats {
-    /// DSP windows kept (copies and other vectors not counted).
+    /// DSP and stage-1 windows kept (copies not counted).
     pub windows: AtomicU64,
+    pub stage1_windows: AtomicU64,
     pub outcomes: AtomicU64,
     /// Records that did not decode.
     pub undecodable: AtomicU64,
@@ -113,6 +138,8 @@ pub struct TrainerStats {
     pub version: AtomicU64,
     /// Trainings that fitted nothing.
     pub refused: AtomicU64,
+    /// Registry requests that failed and were made again.
+    pub registry_retries: AtomicU64,
     /// The last training's result, for people.
     pub last: Mutex<Option<String>>,
 }
@@ -137,10 +164,9 @@ pub struct Trainer {
     config: TrainerConfig,
     stats: Arc<TrainerStats>,
     log: Option<PortRef<Log>>,
-    windows: VecDeque<Window>,
-    /// Frames of the kept windows, to skip copies.
-    seen: BTreeSet<(u32, u32, u32)>,
-    frames: VecDeque<(u32, u32, u32)>,
+    /// DSP vectors (stage 2's training data) and stage-1 vectors (the motes').
+    windows: WindowStore,
+    stage1: WindowStore,
     outcomes: Outcomes,
     /// Cluster time of the next scheduled training.
     train_at_ms: Option<u64>,
@@ -148,6 +174,10 @@ pub struct Trainer {
     /// The installed model's training time, cluster ms.
     trained_at_ms: u64,
     version: u32,
+    /// A release the registry is storing: stage 2's model to install once it is durable.
+    registering: Option<Stage2Control>,
+    /// A request to the registry is pending.
+    asking: bool,
     /// The log refused the subscription: ask again at the next tick.
     resubscribe: bool,
 }
@@ -155,18 +185,19 @@ pub struct Trainer {
 impl Trainer {
     pub fn new(config: TrainerConfig, stats: Arc<TrainerStats>) -> Trainer {
         Trainer {
-            config,
             stats,
             log: None,
-            windows: VecDeque::new(),
-            seen: BTreeSet::new(),
-            frames: VecDeque::new(),
+            windows: WindowStore::new(config.keep_windows),
+            stage1: WindowStore::new(config.keep_windows),
             outcomes: Outcomes::default(),
             train_at_ms: None,
             installed: None,
             trained_at_ms: 0,
             version: 0,
+            registering: None,
+            asking: false,
             resubscribe: false,
+            config,
         }
     }
 
@@ -210,62 +241,158 @@ impl Trainer {
         self.request(LogRequest::Grant(count), ctx)
     }
 
-    /// Keeps a DSP window (once per frame), dropping the oldest beyond the limit.
+    /// Keeps a DSP or stage-1 window (once per frame), dropping the oldest beyond the limit.
     fn keep(&mut self, features: FeatureRecord) {
-        if features.source != FeatureSource::Dsp || !self.seen.insert(features.frame_id()) {
-            return;
-        }
-        self.frames.push_back(features.frame_id());
-        self.windows.push_back(Window {
-            mote: features.mote,
-            time_ms: features.received_ms,
-            flagged: features.faults.any(),
-            values: features.values,
-        });
-        while self.windows.len() > self.config.keep_windows {
-            self.windows.pop_front();
-            if let Some(frame) = self.frames.pop_front() {
-                self.seen.remove(&frame);
-            }
-        }
-        self.stats.windows.store(self.windows.len() as u64, Ordering::Relaxed);
+        let (store, counter) = match features.source {
+            FeatureSource::Dsp => (&mut self.windows, &self.stats.windows),
+            FeatureSource::Stage1 { .. } => (&mut self.stage1, &self.stats.stage1_windows),
+        };
+        store.keep(features);
+        counter.store(store.len() as u64, Ordering::Relaxed);
     }
 
-    /// Fits a model on what is known at `now_ms` and installs it, or reports why not.
+    /// Starts a training at `now_ms`: at once without a registry, else by asking it for the
+    /// version (one release at a time).
     fn train(&mut self, now_ms: u64, reason: &str, ctx: &mut Ctx<'_, TrainerMsg>) {
         self.train_at_ms = Some(now_ms.saturating_add(self.config.every.as_millis() as u64));
-        let windows: Vec<Window> = self.windows.iter().cloned().collect();
-        let data = Dataset::assemble(&windows, &self.outcomes, &self.config.labels, now_ms);
-        let fitted = fit(&data, &self.config.fit).and_then(|fitted| {
-            let threshold = fitted
-                .negative_score_quantile(self.config.negative_quantile)
-                .ok_or("no negative windows to set the threshold")?;
-            Ok((fitted, threshold))
-        });
-        let line = match fitted {
-            Ok((fitted, threshold)) => {
-                self.version += 1;
-                let version = self.version;
-                let rule = AlertRule { threshold, ..self.config.rule };
-                self.installed = Some(Stage2Control::Install { version, scorer: fitted.scorer, rule });
-                self.trained_at_ms = now_ms;
-                self.announce(ctx);
-                self.stats.trainings.fetch_add(1, Ordering::Relaxed);
-                self.stats.version.store(u64::from(version), Ordering::Relaxed);
-                format!(
-                    "model {version} ({reason}): {} positive, {} negative windows ({} unlabelled, {} flagged left out), held-out AUC {:.4}, threshold {threshold:.4}",
-                    data.counts.positive,
-                    data.counts.negative,
-                    data.counts.unlabelled,
-                    data.counts.flagged,
-                    fitted.validation_auc
-                )
+        let Some(registry) = self.config.registry.clone() else {
+            let version = self.version + 1;
+            match self.fit_stage2(now_ms, version) {
+                Ok((install, line)) => {
+                    self.install(install, now_ms, format!("model {version} ({reason}): {line}"), ctx)
+                }
+                Err(why) => self.refused(format!("no model ({reason}): {why}")),
             }
+            return;
+        };
+        if self.asking {
+            return;
+        }
+        let reason = reason.to_string();
+        let on_reply = move |r: Result<Option<u32>, AskError>| TrainerMsg::Version {
+            reason,
+            version: r.map_err(|e| format!("{e:?}")),
+        };
+        let asked = ActorRef::<RegistryMsg>::parse(&registry).map_err(|e| format!("{e:?}")).and_then(|to| {
+            ctx.ask(&to, |reply| RegistryMsg::NextVersion { reply }, REGISTRY_TIMEOUT, on_reply)
+                .map_err(|e| e.to_string())
+        });
+        match asked {
+            Ok(_) => self.asking = true,
+            Err(why) => self.retry_registry(now_ms, &why),
+        }
+    }
+
+    /// The registry could not help now: ask again at the next tick.
+    fn retry_registry(&mut self, now_ms: u64, why: &str) {
+        self.asking = false;
+        self.stats.registry_retries.fetch_add(1, Ordering::Relaxed);
+        *self.stats.last.lock() = Some(format!("waiting for the registry: {why}"));
+        self.train_at_ms = Some(now_ms);
+    }
+
+    /// Stage 2's model on the DSP windows known at `now_ms`, and a line about it.
+    fn fit_stage2(&self, now_ms: u64, version: u32) -> Result<(Stage2Control, String), String> {
+        let data = Dataset::assemble(&self.windows.to_vec(), &self.outcomes, &self.config.labels, now_ms);
+        let fitted = fit(&data, &self.config.fit)?;
+        let threshold = fitted
+            .negative_score_quantile(self.config.negative_quantile)
+            .ok_or("no negative windows to set the threshold")?;
+        let line = format!(
+            "{} positive, {} negative windows ({} unlabelled, {} flagged left out), held-out AUC {:.4}, threshold {threshold:.4}",
+            data.counts.positive,
+            data.counts.negative,
+            data.counts.unlabelled,
+            data.counts.flagged,
+            fitted.validation_auc
+        );
+        let rule = AlertRule { threshold, ..self.config.rule };
+        Ok((Stage2Control::Install { version, scorer: fitted.scorer, rule }, line))
+    }
+
+    /// The registry gave `version`: trains both models and asks it to register them.
+    fn on_version(&mut self, reason: String, version: u32, now_ms: u64, ctx: &mut Ctx<'_, TrainerMsg>) {
+        let release = self.fit_stage2(now_ms, version).and_then(|(install, line)| {
+            let stage1 = train(&self.stage1.to_vec(), &self.outcomes, &self.config.stage1, now_ms, version)
+                .map_err(|why| format!("the motes' model: {why}"))?;
+            Ok((install, line, stage1))
+        });
+        let (install, line, stage1) = match release {
+            Ok(release) => release,
             Err(why) => {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                format!("no model ({reason}): {why}")
+                self.asking = false;
+                return self.refused(format!("no model ({reason}): {why}"));
             }
         };
+        let Stage2Control::Install { scorer, rule, .. } = &install else {
+            unreachable!("fit_stage2 makes an Install")
+        };
+        let logistic = self.config.fit.logistic;
+        let card = Box::new(ModelCard {
+            version,
+            parent: (self.version > 0).then_some(self.version),
+            created_ms: now_ms,
+            dataset_sha256: stage1.dataset_sha256,
+            params: BTreeMap::from([("c".into(), logistic.c), ("tol".into(), logistic.tol)]),
+            metrics: BTreeMap::from([
+                ("stage1_validation_auc".into(), stage1.validation_auc),
+                ("stage1_int8_auc".into(), stage1.int8_auc),
+                ("stage1_int8_agreement".into(), stage1.int8_agreement),
+            ]),
+            image_sha256: [0; 32],
+            image_len: 0,
+            stage2: Some(Stage2Model { scorer: scorer.clone(), threshold: rule.threshold }),
+        });
+        let summary = format!(
+            "model {version} ({reason}): {line}; motes' model: held-out AUC {:.4}, int8 AUC {:.4}, agreement {:.4}",
+            stage1.validation_auc, stage1.int8_auc, stage1.int8_agreement
+        );
+        let image = stage1.image;
+        let on_reply = |r: Result<Result<u32, String>, AskError>| {
+            TrainerMsg::Registered(r.map_err(|e| format!("{e:?}")).and_then(|r| r))
+        };
+        let registry = self.config.registry.clone().unwrap_or_default();
+        let asked = ActorRef::<RegistryMsg>::parse(&registry).map_err(|e| format!("{e:?}")).and_then(|to| {
+            ctx.ask(&to, |reply| RegistryMsg::Register { card, image, reply }, REGISTRY_TIMEOUT, on_reply)
+                .map_err(|e| e.to_string())
+        });
+        match asked {
+            Ok(_) => {
+                *self.stats.last.lock() = Some(summary);
+                self.registering = Some(install);
+            }
+            Err(why) => self.retry_registry(now_ms, &why),
+        }
+    }
+
+    /// The registry answered the registration: once stored, stage 2 gets its model.
+    fn on_registered(&mut self, result: Result<u32, String>, now_ms: u64, ctx: &mut Ctx<'_, TrainerMsg>) {
+        self.asking = false;
+        let Some(install) = self.registering.take() else { return };
+        match result {
+            Ok(_) => {
+                let summary = self.stats.last.lock().clone().unwrap_or_default();
+                self.install(install, now_ms, format!("{summary}; registered"), ctx);
+            }
+            Err(why) => self.retry_registry(now_ms, &format!("registering: {why}")),
+        }
+    }
+
+    fn install(&mut self, install: Stage2Control, now_ms: u64, line: String, ctx: &mut Ctx<'_, TrainerMsg>) {
+        if let Stage2Control::Install { version, .. } = &install {
+            self.version = *version;
+        }
+        self.installed = Some(install);
+        self.trained_at_ms = now_ms;
+        self.announce(ctx);
+        self.stats.trainings.fetch_add(1, Ordering::Relaxed);
+        self.stats.version.store(u64::from(self.version), Ordering::Relaxed);
+        tracing::info!("trainer: {line}");
+        *self.stats.last.lock() = Some(line);
+    }
+
+    fn refused(&mut self, line: String) {
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
         tracing::info!("trainer: {line}");
         *self.stats.last.lock() = Some(line);
     }
@@ -327,6 +454,15 @@ impl Actor for Trainer {
                 }
             }
             TrainerMsg::Retrain { reason } => self.train(ctx.cluster_ms(), &reason, ctx),
+            TrainerMsg::Version { reason, version } => {
+                let now_ms = ctx.cluster_ms();
+                match version {
+                    Ok(Some(version)) => self.on_version(reason, version, now_ms, ctx),
+                    Ok(None) => self.retry_registry(now_ms, "not caught up"),
+                    Err(why) => self.retry_registry(now_ms, &why),
+                }
+            }
+            TrainerMsg::Registered(result) => self.on_registered(result, ctx.cluster_ms(), ctx),
         }
         Ok(())
     }
