@@ -18,7 +18,6 @@
 //!   again every [`ANNOUNCE_EVERY`], so a replica that restarted (and lost it) gets it back;
 //!   installing a model twice changes nothing. The drift monitor is told the training's time
 //!   along with it (its reference is the windows before it).
-//!
 //! - **Registering** (with a registry configured, `/registry`): each training is one release:
 //!   the version comes from the registry (`NextVersion`), the motes' int8 stage-1 model is
 //!   trained on the stage-1 vectors of the same stream by the same labels (`ml::train`), and
