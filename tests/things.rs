@@ -3,7 +3,8 @@
 //! Mosquitto with per-mote logins and an ACL; the things tier (tokio executor) verifies,
 //! de-duplicates and acknowledges. Every frame each mote sent arrives exactly once and every
 //! mote's resend ring empties through the end-to-end acks. Bad input is refused by reason,
-//! counted and logged with a rate limit, and the proxies keep running.
+//! counted and logged with a rate limit, and the proxies keep running. The gateway publishes the
+//! drift monitor's inspection requests to the crew.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,11 +13,11 @@ use std::time::Duration;
 use aiot_actors::adapters::mosquitto::{Mosquitto, MosquittoOptions};
 use aiot_actors::adapters::rumqttc::RumqttcConnection;
 use aiot_actors::adapters::rumqttd::EmbeddedBroker;
-use aiot_actors::maintenance::{MaintenanceEvent, MaintenanceRecord};
+use aiot_actors::maintenance::{InspectionRequest, MaintenanceEvent, MaintenanceRecord};
 use aiot_actors::ports::mqtt::adapter::MqttLink;
 use aiot_actors::ports::mqtt::{BrokerAddr, ConnectOptions, Mqtt, MqttConnection, Publish, QoS};
 use aiot_actors::provision::{to_hex, Fleet, Login, MoteCredentials};
-use aiot_actors::things::gateway::{GatewayStats, Refusal};
+use aiot_actors::things::gateway::{GatewayMsg, GatewayStats, Refusal};
 use aiot_actors::things::proxy::ProxiesMsg;
 use aiot_actors::things::sink::SinkCounts;
 use aiot_actors::things::{self, Downstream, ThingsConfig};
@@ -24,7 +25,7 @@ use aiot_firmware::mote::{Mote, MoteConfig, Persistent};
 use aiot_firmware::protocol::{MoteId, MAX_FRAME};
 use aiot_firmware::sampling::{Window, DEFAULT_SAMPLE_RATE_HZ};
 use aiot_runtime::prelude::*;
-use aiot_simulations::motes::{inbox, MoteHost};
+use aiot_simulations::motes::{inbox, Crew, MoteHost};
 use aiot_simulations::motor::{Fleet as Motors, MotorParams};
 use parking_lot::Mutex;
 
@@ -276,4 +277,34 @@ fn bad_input_is_refused_by_reason_counted_logged_with_a_limit_and_the_proxies_ke
     assert!(wait_for(|| cluster.sink.lock().frames() == 1 && cluster.sink.lock().maintenance == 1));
     assert_eq!(cluster.health(1).unwrap().frames[0], 1);
     assert_eq!(cluster.stats.refused_total(), total);
+}
+
+/// The drift monitor's inspection requests: the gateway publishes each on the mote's request
+/// topic, where the crew (subscribed with its own login) receives it, and counts it.
+#[test]
+fn the_gateway_publishes_inspection_requests_to_the_crew() {
+    let fleet = fleet();
+    let broker = EmbeddedBroker::start(0, Some(fleet.logins())).expect("embedded broker");
+    let cluster = Cluster::start(broker.addr(), &fleet);
+    let (inbox, sink) = inbox();
+    let login =
+        ConnectOptions::new(fleet.crew.user.clone()).with_credentials(&fleet.crew.user, &fleet.crew.password);
+    let connection = RumqttcConnection::connect(cluster.runtime.handle(), broker.addr(), login, sink);
+    assert!(wait_for(|| connection.is_connected()), "the crew never connected");
+    let mut crew = Crew::new(connection, inbox);
+    let gateway = ActorRef::<GatewayMsg>::parse("/gateway").unwrap();
+    // The crew subscribes once it sees its connection; a request published before its
+    // subscription holds is not replayed to it, so the gateway is asked until one arrives.
+    let mut asked = Vec::new();
+    let arrived = wait_for(|| {
+        let request = InspectionRequest { mote: 2, reason: "drift on cur_rms".into() };
+        cluster.system.tell(&gateway, GatewayMsg::Inspect(request)).unwrap();
+        asked.extend(crew.requests());
+        !asked.is_empty()
+    });
+    assert!(arrived, "no inspection request reached the crew");
+    assert!(asked.iter().all(|m| *m == MoteId(2)), "{asked:?}");
+    let stats = &cluster.stats;
+    assert!(stats.inspections_requested.load(Ordering::Relaxed) >= 1);
+    assert_eq!(stats.inspections_refused.load(Ordering::Relaxed), 0);
 }
