@@ -10,6 +10,7 @@
 //! - `inference`: the stream stages: the DSP filter (telemetry -> features) and stage 2
 //!   (features -> alerts), the alert rule, the drift monitor's rule.
 //! - `training`: the trainer actor (features and maintenance -> stage 2's model).
+//! - `deploy`: the deployer (signed models to the motes over the air, canary first).
 //! - `registry`: registered models as stored: lineage card, int8 image, ed25519 signatures,
 //!   sealed with an AEAD, and the checks a model must pass to load.
 //! - `ml`: the ML loop's pure parts: logistic regression, metrics, the int8 quantizer, drift
@@ -18,6 +19,7 @@
 //! Actors here never know where a peer lives: this crate never depends on `aiot-cluster`.
 
 pub mod adapters;
+pub mod deploy;
 pub mod dsp;
 pub mod inference;
 pub mod maintenance;

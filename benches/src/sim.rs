@@ -76,7 +76,7 @@ fn fleet(sizes: &[u32]) -> Result<(), String> {
         let minutes = (3000 / count.max(1)).clamp(5, 30);
         let started = Instant::now();
         let outcome = scenario::run(
-            &scenarios::Motes { count, streams: false },
+            &scenarios::Motes { count, feed: aiot_simulations::plant::Feed::Sink },
             1,
             Duration::from_secs(u64::from(minutes) * 60),
             |_| {},

@@ -4,12 +4,20 @@
 //!
 //! Transfer: `OtaBegin(manifest)` picks the inactive slot and erases it (refused while the
 //! active model is still on trial, since that slot is the rollback target); `OtaChunk`s must
-//! arrive in order, without gaps or overlaps, within the manifest's size; `OtaCommit` checks, in
-//! this order: the version matches the manifest, every byte arrived, SHA-256 of the image equals
+//! arrive in order, without gaps, within the manifest's size; `OtaCommit` checks, in this
+//! order: the version matches the manifest, every byte arrived, SHA-256 of the image equals
 //! the manifest's, the manifest's signature verifies (strict ed25519) under the provisioned
 //! 32-byte public key over [`signed_message`], the image decodes as a [`Model`] whose version is
-//! the manifest's. Only then does the slot become active, **on trial**. Any refusal during a
-//! transfer ends it (the sender begins again); the active model never changes on a refusal.
+//! the manifest's. Only then does the slot become active, **on trial**. The active model never
+//! changes on a refusal.
+//!
+//! Resuming: the transfer in progress (manifest, slot, bytes received) is flash, so it survives
+//! a disconnect and a reboot. A sender that lost track sends the whole transfer again: a begin
+//! with the same manifest keeps the bytes received, a chunk wholly inside them with the same
+//! bytes is a copy and ignored, and a chunk past them (a gap) or a commit before the last byte
+//! (truncated) is refused without ending the transfer, so the missing chunks can still come.
+//! Any other refusal (a chunk that contradicts received bytes or runs past the size, a failed
+//! check at commit) ends the transfer, and the sender begins again.
 //!
 //! Signed message (53 bytes): `b"aiot-model-v1" || model_version u32 LE || size u32 LE ||
 //! sha256 [u8; 32]`. The registry signs exactly these bytes.
@@ -146,8 +154,8 @@ struct Transfer {
     received: usize,
 }
 
-/// The A/B slots and the receiver's state; all of it is persistent (flash) but the transfer in
-/// progress, which a reboot abandons.
+/// The A/B slots and the receiver's state, the transfer in progress included: all of it is
+/// persistent (flash).
 #[derive(Clone, Debug)]
 pub struct OtaStore {
     slots: [Slot; 2],
@@ -176,6 +184,9 @@ impl OtaStore {
         if self.trial.is_some() {
             return Err(OtaError::TrialPending);
         }
+        if self.transfer.as_ref().is_some_and(|t| t.manifest == *manifest) {
+            return Ok(()); // the same transfer, sent again: resume it
+        }
         self.transfer = None;
         if manifest.size as usize > MAX_MODEL_SIZE {
             return Err(OtaError::TooLarge);
@@ -186,13 +197,20 @@ impl OtaStore {
         Ok(())
     }
 
-    /// Stores a chunk; a refusal ends the transfer.
+    /// Stores a chunk (a copy of received bytes is ignored); a refusal ends the transfer,
+    /// but for a gap.
     pub fn chunk(&mut self, offset: u32, data: &[u8]) -> Result<(), OtaError> {
         let t = self.transfer.as_mut().ok_or(OtaError::NoTransfer)?;
         let offset = offset as usize;
-        let check = if offset > t.received {
-            Err(OtaError::OutOfOrder)
-        } else if offset < t.received {
+        if offset > t.received {
+            return Err(OtaError::OutOfOrder);
+        }
+        let copy = offset + data.len() <= t.received
+            && self.slots[t.slot].image[offset..offset + data.len()] == *data;
+        if offset < t.received && copy {
+            return Ok(());
+        }
+        let check = if offset < t.received {
             Err(OtaError::Overlap)
         } else if data.len() > t.manifest.size as usize - t.received {
             Err(OtaError::TooLarge)
@@ -210,16 +228,17 @@ impl OtaStore {
         Ok(())
     }
 
-    /// Verifies the image and activates it on trial; a refusal ends the transfer and leaves the
-    /// active model as it was.
+    /// Verifies the image and activates it on trial; a refusal leaves the active model as it
+    /// was and ends the transfer, but for a truncated image (the rest may still come).
     pub fn commit(&mut self, model_version: u32, public_key: &[u8; 32]) -> Result<Model, OtaError> {
-        let t = self.transfer.take().ok_or(OtaError::NoTransfer)?;
+        let t = self.transfer.as_ref().ok_or(OtaError::NoTransfer)?;
+        if model_version == t.manifest.model_version && t.received < t.manifest.size as usize {
+            return Err(OtaError::Truncated);
+        }
+        let t = self.transfer.take().expect("a transfer in progress");
         let m = &t.manifest;
         if model_version != m.model_version {
             return Err(OtaError::VersionMismatch);
-        }
-        if t.received < m.size as usize {
-            return Err(OtaError::Truncated);
         }
         let image = &self.slots[t.slot].image[..t.received];
         if Sha256::digest(image).as_slice() != m.sha256 {
@@ -277,10 +296,9 @@ impl OtaStore {
         }
     }
 
-    /// Boot: abandons a transfer in progress; if the active model was on trial, rolls back to
-    /// the previous one and returns the version rolled back from.
+    /// Boot: if the active model was on trial, rolls back to the previous one and returns the
+    /// version rolled back from. A transfer in progress goes on (there is none on trial).
     pub fn boot(&mut self) -> Option<u32> {
-        self.transfer = None;
         self.trial.take()?;
         let failed = self.active?;
         let version = self.slots[failed].version;

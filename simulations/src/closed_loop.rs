@@ -3,7 +3,8 @@
 //! stage-1 model (`factory_flash`).
 //!
 //! `LoopCheck` follows one mote window by window and holds it to the rule without trusting the
-//! mote: it scores the window's features with the model itself, counts the run of scores at or
+//! mote: it scores the window's features with the model itself (the one active in the mote's
+//! flash, which an OTA update may have replaced), counts the run of scores at or
 //! over the threshold, and requires a trip in the very window that completes a run of `k`, and
 //! no trip before. RAM (the run) starts over when the mote boots; a trip is latched in flash.
 
@@ -79,13 +80,16 @@ impl LoopCheck {
         self.run = 0;
     }
 
-    /// Checks one window's outcome; `Err` says how the mote broke the rule.
-    pub fn on_window(&mut self, outcome: &WindowOutcome) -> Result<(), String> {
-        let model = factory_model();
-        let expected = model.score(&outcome.features);
-        let Some(score) = outcome.score else {
-            return Err("the mote has a model but did not score its window".into());
+    /// Checks one window's outcome, scored by `model` (the mote's active one); `Err` says how
+    /// the mote broke the rule.
+    pub fn on_window(&mut self, outcome: &WindowOutcome, model: Option<&Model>) -> Result<(), String> {
+        let (model, score) = match (model, outcome.score) {
+            (Some(model), Some(score)) => (model, score),
+            (None, None) => return Ok(()),
+            (Some(_), None) => return Err("the mote has a model but did not score its window".into()),
+            (None, Some(_)) => return Err("the mote has no model but scored its window".into()),
         };
+        let expected = model.score(&outcome.features);
         if score != expected {
             return Err(format!("the mote scored {score}, its features score {expected}"));
         }
@@ -143,26 +147,32 @@ mod tests {
         worn[BAND_LOW] = -3.56;
         worn[BAND_HIGH] = -3.0;
         let mut lazy = LoopCheck::default();
-        assert!(lazy.on_window(&outcome(worn, ActuationState::Normal, false)).is_ok());
-        assert!(lazy.on_window(&outcome(worn, ActuationState::Derate, false)).is_ok());
-        let late = lazy.on_window(&outcome(worn, ActuationState::Derate, false));
+        assert!(lazy
+            .on_window(&outcome(worn, ActuationState::Normal, false), Some(&factory_model()))
+            .is_ok());
+        assert!(lazy
+            .on_window(&outcome(worn, ActuationState::Derate, false), Some(&factory_model()))
+            .is_ok());
+        let late = lazy.on_window(&outcome(worn, ActuationState::Derate, false), Some(&factory_model()));
         assert!(late.is_err_and(|why| why.contains("3 windows in a row")));
 
         let mut eager = LoopCheck::default();
-        assert!(eager.on_window(&outcome(worn, ActuationState::Normal, false)).is_ok());
-        let early = eager.on_window(&outcome(worn, ActuationState::Trip, true));
+        assert!(eager
+            .on_window(&outcome(worn, ActuationState::Normal, false), Some(&factory_model()))
+            .is_ok());
+        let early = eager.on_window(&outcome(worn, ActuationState::Trip, true), Some(&factory_model()));
         assert!(early.is_err_and(|why| why.contains("after 2 windows")));
 
         let mut rebooted = LoopCheck::default();
-        rebooted.on_window(&outcome(worn, ActuationState::Normal, false)).unwrap();
-        rebooted.on_window(&outcome(worn, ActuationState::Normal, false)).unwrap();
+        rebooted.on_window(&outcome(worn, ActuationState::Normal, false), Some(&factory_model())).unwrap();
+        rebooted.on_window(&outcome(worn, ActuationState::Normal, false), Some(&factory_model())).unwrap();
         rebooted.on_boot();
         rebooted
-            .on_window(&outcome(worn, ActuationState::Normal, false))
+            .on_window(&outcome(worn, ActuationState::Normal, false), Some(&factory_model()))
             .expect("the run started over at boot");
 
         let mut wrong_score = outcome(worn, ActuationState::Normal, false);
         wrong_score.score = Some(0.1);
-        assert!(LoopCheck::default().on_window(&wrong_score).is_err());
+        assert!(LoopCheck::default().on_window(&wrong_score, Some(&factory_model())).is_err());
     }
 }

@@ -315,13 +315,13 @@ pub fn run(config: &FleetPmConfig) -> Result<FleetPmReport, String> {
             let (scorer, mut training) = fit(config, &labelled, &outcomes, t, vib_rms)?;
             let version = report.trainings.len() as u32 + 1;
             training.stage1 =
-                train(&stage1, &outcomes, &TrainConfig::default(), t.as_millis() as u64, version).map(|r| {
-                    Stage1Quality {
+                train(&stage1, &outcomes, &TrainConfig::default(), t.as_millis() as u64, version, None).map(
+                    |r| Stage1Quality {
                         validation_auc: r.validation_auc,
                         int8_auc: r.int8_auc,
                         agreement: r.int8_agreement,
-                    }
-                });
+                    },
+                );
             if p.stage2.model_version().is_none() {
                 p.monitor = Some(monitor(&labelled, Duration::ZERO, config.motors)?);
             }

@@ -42,6 +42,7 @@ pub mod motes;
 pub mod motor;
 pub mod mqtt;
 pub mod net;
+pub mod ota;
 pub mod plant;
 pub mod scenario;
 pub mod scenarios;

@@ -43,7 +43,8 @@ pub struct HostCounters {
     pub down_frames: u64,
     /// Down frames the core refused (forged, replayed, malformed).
     pub down_refused: u64,
-    /// Commands (configuration) the core accepted and applied.
+    /// Commands (configuration and OTA) the core accepted and applied (an OTA frame it took and
+    /// refused counts: its mark was accepted).
     pub commands_applied: u64,
 }
 
@@ -155,7 +156,8 @@ impl MoteHost {
                         publish(connection.as_ref(), topic, frame, counters)
                     });
                     counters.down_refused += u64::from(applied.is_err());
-                    counters.commands_applied += u64::from(matches!(applied, Ok(DownApplied::Command(_))));
+                    counters.commands_applied +=
+                        u64::from(matches!(applied, Ok(DownApplied::Command(_) | DownApplied::Ota(_))));
                 }
                 _ => {}
             }

@@ -43,6 +43,7 @@ use crate::closed_loop::{factory_flash, signing_key, LoopCheck};
 use crate::motes::{self, inbox, MoteHost};
 use crate::motor::{DefectKind, Fleet as Motors, Motor, MotorParams};
 use crate::mqtt::{MqttFaults, SimBroker, SimConnection};
+use crate::ota::OtaShared;
 use crate::streams::Streams;
 
 /// What the things tier's actors share with the plant's checks.
@@ -54,6 +55,25 @@ pub struct ThingsShared {
     pub relay: Arc<RelayStats>,
     /// The DSP filter's and stage 2's replicas.
     pub inference: InferenceStats,
+    /// The registry's, the deployer's and the release plan's (the `ota` scenario).
+    pub ota: OtaShared,
+}
+
+/// What the plant's proxies feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// The counting sink (the `motes` scenario).
+    Sink,
+    /// The bridge into the event streams, and the DSP filters behind it (`bridge`).
+    Bridge,
+    /// The bridge, with the registry and the deployer rolling models out (`ota`).
+    Ota,
+}
+
+impl Feed {
+    pub fn streams(self) -> bool {
+        self != Feed::Sink
+    }
 }
 
 /// The fleet's credentials: keys derived from the mote ids (a simulation has no secrets).
@@ -77,9 +97,9 @@ pub fn fleet(motes: u32) -> Fleet {
 }
 
 /// Declares the things tier for `fleet`, sharing its counters through `shared`; its proxies
-/// feed the counting sink, or with `streams` the bridge into the event streams.
-pub fn declare(t: &mut TopologyBuilder, fleet: &Fleet, shared: &ThingsShared, streams: bool) {
-    let downstream = if streams {
+/// feed the counting sink or the bridge into the event streams, as `feed` says.
+pub fn declare(t: &mut TopologyBuilder, fleet: &Fleet, shared: &ThingsShared, feed: Feed) {
+    let downstream = if feed.streams() {
         Downstream::Bridge {
             config: BridgeConfig::default(),
             stats: Arc::clone(&shared.bridge),
@@ -92,8 +112,11 @@ pub fn declare(t: &mut TopologyBuilder, fleet: &Fleet, shared: &ThingsShared, st
         t,
         ThingsConfig { keys: fleet.keys(), gateway_stats: Arc::clone(&shared.gateway), downstream },
     );
-    if streams {
+    if feed.streams() {
         declare_stages(t, shared);
+    }
+    if feed == Feed::Ota {
+        crate::ota::declare(t, &shared.ota);
     }
 }
 
@@ -128,6 +151,7 @@ pub struct Plant {
     shared: ThingsShared,
     /// With the bridge: the streams it fills, and their checks.
     streams: Option<Streams>,
+    feed: Feed,
     rng: ChaCha8Rng,
     pub reboots: u64,
     /// The first window a mote handled against the actuation rule.
@@ -135,9 +159,9 @@ pub struct Plant {
 }
 
 impl Plant {
-    /// The plant; with `streams`, also the event log the bridge appends to (`declare` with
-    /// `streams` too).
-    pub fn new(seed: u64, fleet: Fleet, shared: ThingsShared, streams: bool) -> Plant {
+    /// The plant; feeding the bridge, also the event log it appends to (`declare` with the
+    /// same `feed`).
+    pub fn new(seed: u64, fleet: Fleet, shared: ThingsShared, feed: Feed) -> Plant {
         let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
         let broker = SimBroker::new(rng.random(), MqttFaults::flaky());
         broker.require_logins(fleet.logins());
@@ -163,8 +187,9 @@ impl Plant {
                 }
             })
             .collect();
-        let streams = streams.then(|| Streams::new(rng.random(), &fleet, &broker));
-        let mut plant = Plant { broker, fleet, motes, shared, streams, rng, reboots: 0, loop_broken: None };
+        let streams = feed.streams().then(|| Streams::new(rng.random(), &fleet, &broker, feed == Feed::Ota));
+        let mut plant =
+            Plant { broker, fleet, motes, shared, streams, feed, rng, reboots: 0, loop_broken: None };
         for mote in &mut plant.motes {
             mote.clock_offset_ms = plant.rng.random_range(0..60_000);
         }
@@ -204,7 +229,8 @@ impl Plant {
             let now_ms = now_d.as_millis() as u64 + mote.clock_offset_ms;
             if now_ms >= mote.host.next_report_ms() {
                 let outcome = mote.host.wake(now_ms, now_d);
-                if let Err(why) = mote.closed_loop.on_window(&outcome) {
+                let model = mote.host.mote().persistent().ota().active_model();
+                if let Err(why) = mote.closed_loop.on_window(&outcome, model.as_ref()) {
                     let id = mote.host.id();
                     self.loop_broken.get_or_insert_with(|| format!("{id}, window at {now_ms} ms: {why}"));
                 }
@@ -250,6 +276,14 @@ impl Plant {
         self.motes.len()
     }
 
+    /// Every mote's active model version (0: none).
+    fn running_models(&self) -> BTreeMap<u32, u32> {
+        self.motes
+            .iter()
+            .map(|m| (m.host.id().0, m.host.mote().persistent().ota().active_version()))
+            .collect()
+    }
+
     /// Frames a mote originated over all its boots.
     fn originated(mote: &SimMote) -> u64 {
         mote.sent_before + mote.host.mote().counters().frames_sent
@@ -264,6 +298,9 @@ impl Plant {
     pub fn check(&self) -> Result<(), String> {
         if let Some(why) = &self.loop_broken {
             return Err(format!("closed loop: {why}"));
+        }
+        if self.feed == Feed::Ota {
+            crate::ota::check(&self.shared.ota, &self.running_models())?;
         }
         let applied: u64 = self.motes.iter().map(|m| m.host.counters().commands_applied).sum();
         let delivered = self.shared.gateway.commands_delivered.load(Relaxed);
@@ -325,6 +362,9 @@ impl Plant {
             }
             Ok(())
         })?;
+        if self.feed == Feed::Ota {
+            crate::ota::settled(&self.shared.ota, &self.running_models())?;
+        }
         let Some(streams) = &self.streams else { return Ok(()) };
         streams.acked_frames_stored()?;
         streams.windows_featured()?;
@@ -361,6 +401,16 @@ impl Plant {
             None => {
                 totals.insert("copies refused by the sink", self.shared.sink.lock().duplicates);
             }
+        }
+        if self.feed == Feed::Ota {
+            let deploy = &self.shared.ota.deploy;
+            totals.insert("OTA rollouts", deploy.rollouts.load(Relaxed));
+            totals.insert("OTA transfers", deploy.transfers.load(Relaxed));
+            totals.insert("OTA receipts", deploy.receipts.load(Relaxed));
+            totals.insert(
+                "motes that ran the regression",
+                self.shared.ota.regression_cohort.lock().len() as u64,
+            );
         }
         totals.insert("ring drops", self.motes.iter().map(|m| m.host.mote().counters().ring.total()).sum());
         totals.insert("mote reboots", self.reboots);

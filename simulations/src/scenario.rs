@@ -34,6 +34,11 @@ pub trait Scenario: Sync {
     fn not_live(&self, world: &World) -> String;
     /// Adjusts the world before the run (a test scenario may break something on purpose).
     fn prepare(&self, _world: &mut World) {}
+    /// How long the healed world has to satisfy `live` (default [`LIVENESS_MAX`]; work that
+    /// runs on long periods of its own, such as a rollout's canary, needs more).
+    fn liveness_max(&self) -> Duration {
+        LIVENESS_MAX
+    }
 }
 
 /// What one seed's run did.
@@ -86,7 +91,8 @@ pub fn run(
     if failure.is_none() {
         injector.heal(&mut world);
         crate::world::probe(world.probe()).healed = true;
-        let deadline = world.now() + LIVENESS_MAX;
+        let liveness_max = scenario.liveness_max();
+        let deadline = world.now() + liveness_max;
         loop {
             world.tick();
             failure = check(scenario, &mut world);
@@ -95,7 +101,7 @@ pub fn run(
             }
             if world.now() >= deadline {
                 failure = Some(format!(
-                    "liveness: not within {LIVENESS_MAX:?} of healing: {}",
+                    "liveness: not within {liveness_max:?} of healing: {}",
                     scenario.not_live(&world)
                 ));
                 break;

@@ -25,12 +25,13 @@ use aiot_runtime::prelude::*;
 use aiot_runtime::Supervisor;
 use serde::{Deserialize, Serialize};
 
+use crate::plant::Feed;
 use crate::scenario::Scenario;
 use crate::world::{NodeSpec, Probe, World};
 
 /// Every scenario, by name.
 pub fn all() -> Vec<&'static dyn Scenario> {
-    vec![&Membership, &Failover, &RequestReply, &Motes::PLANT, &Motes::BRIDGE]
+    vec![&Membership, &Failover, &RequestReply, &Motes::PLANT, &Motes::BRIDGE, &Motes::OTA]
 }
 
 pub fn by_name(name: &str) -> Option<&'static dyn Scenario> {
@@ -286,27 +287,29 @@ pub const MOTES: u32 = 100;
 /// proxies feed the protocol bridge, which appends to a flaky simulated log that also crashes.
 pub struct Motes {
     pub count: u32,
-    pub streams: bool,
+    pub feed: Feed,
 }
 
 impl Motes {
-    pub const PLANT: Motes = Motes { count: MOTES, streams: false };
-    pub const BRIDGE: Motes = Motes { count: MOTES, streams: true };
+    pub const PLANT: Motes = Motes { count: MOTES, feed: Feed::Sink };
+    pub const BRIDGE: Motes = Motes { count: MOTES, feed: Feed::Bridge };
+    /// Rollouts take an hour of plant time: a smaller fleet.
+    pub const OTA: Motes = Motes { count: 12, feed: Feed::Ota };
 }
 
 impl Scenario for Motes {
     fn name(&self) -> &'static str {
-        if self.streams {
-            "bridge"
-        } else {
-            "motes"
+        match self.feed {
+            Feed::Sink => "motes",
+            Feed::Bridge => "bridge",
+            Feed::Ota => "ota",
         }
     }
     fn about(&self) -> &'static str {
-        if self.streams {
-            "motes (100 here) through a faulty cluster's things tier and the protocol bridge into a flaky, crashing event log: every frame acknowledged to a mote is in the stream, each once after de-duplication, none lost beyond ring drops"
-        } else {
-            "motes (100 here) on a flaky broker feed the things tier of a faulty cluster: each frame processed once, none lost beyond ring drops; wearing motors tripped by their motes by the rule"
+        match self.feed {
+            Feed::Sink => "motes (100 here) on a flaky broker feed the things tier of a faulty cluster: each frame processed once, none lost beyond ring drops; wearing motors tripped by their motes by the rule",
+            Feed::Bridge => "motes (100 here) through a faulty cluster's things tier and the protocol bridge into a flaky, crashing event log: every frame acknowledged to a mote is in the stream, each once after de-duplication, none lost beyond ring drops",
+            Feed::Ota => "the bridge scenario with 12 motes and two signed OTA rollouts through it, canary first: a good model reaches every mote, a regression is rolled back from its canary cohort and reaches no other mote",
         }
     }
     fn nodes(&self) -> Vec<NodeSpec> {
@@ -319,14 +322,21 @@ impl Scenario for Motes {
     fn topology(&self, probe: &Probe) -> Topology {
         let mut t = Topology::builder();
         let shared = crate::world::probe(probe).things.clone();
-        crate::plant::declare(&mut t, &crate::plant::fleet(self.count), &shared, self.streams);
+        crate::plant::declare(&mut t, &crate::plant::fleet(self.count), &shared, self.feed);
         t.build().expect("the things topology is valid")
     }
     fn faults(&self) -> &'static [&'static str] {
-        if self.streams {
+        if self.feed.streams() {
             &["partition", "crash", "clog", "reset", "mote reboot", "broker crash", "log crash"]
         } else {
             &["partition", "crash", "clog", "reset", "mote reboot", "broker crash"]
+        }
+    }
+    fn liveness_max(&self) -> Duration {
+        match self.feed {
+            // Rollouts run on the plant's time: transfers, a 10-minute canary, trials.
+            Feed::Ota => Duration::from_secs(2 * 3600),
+            _ => crate::scenario::LIVENESS_MAX,
         }
     }
     fn prepare(&self, world: &mut World) {
@@ -335,7 +345,7 @@ impl Scenario for Motes {
             world.seed_for("plant"),
             crate::plant::fleet(self.count),
             shared,
-            self.streams,
+            self.feed,
         );
         world.attach_plant(plant);
     }

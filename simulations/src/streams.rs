@@ -23,6 +23,7 @@ use aiot_actors::ports::eventlog::Record;
 use aiot_actors::ports::eventlog::{ConsumerEvent, EventLog, LogConsumer, Start, Subscription};
 use aiot_actors::ports::mqtt::{ConnectOptions, MqttConnection, MqttEvent, QoS};
 use aiot_actors::provision::{Fleet, KeyRing};
+use aiot_actors::registry::service::MODELS;
 use aiot_actors::streams::{
     mote_key, CommandRecord, TelemetryRecord, COMMANDS, MAINTENANCE, PARTITIONS, TELEMETRY,
 };
@@ -119,11 +120,19 @@ pub const COMMAND_EVERY: Duration = Duration::from_secs(20);
 
 impl Streams {
     /// A flaky log with the streams the bridge makes, read from the start by a consumer of
-    /// our own, and an observer on the motes' down topics (with the crew's login).
-    pub fn new(seed: u64, fleet: &Fleet, broker: &SimBroker) -> Streams {
+    /// our own, and an observer on the motes' down topics (with the crew's login); with
+    /// `models`, the registry's stream holds the plant's models (`crate::ota`).
+    pub fn new(seed: u64, fleet: &Fleet, broker: &SimBroker, models: bool) -> Streams {
         let log = SimLog::new(seed, LogFaults::flaky(), Arc::new(|_| {}));
         for topic in [TELEMETRY, MAINTENANCE, COMMANDS, FEATURES] {
             log.create_topic(topic, PARTITIONS).expect("a new log takes the streams");
+        }
+        if models {
+            log.create_topic(MODELS, 1).expect("a new log takes the models stream");
+            for (id, payload) in crate::ota::model_records().into_iter().enumerate() {
+                let record = Record::new(MODELS, b"models".to_vec(), payload, 0);
+                log.append(u64::MAX - id as u64, record).expect("a new log is up");
+            }
         }
         let view = Arc::new(Mutex::new(StreamView::default()));
         let reading = Arc::clone(&view);

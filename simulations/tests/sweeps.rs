@@ -78,6 +78,27 @@ fn the_bridge_sweep_meets_log_failures() {
     assert!(delivered > 0, "commands went down to the motes and were confirmed");
 }
 
+/// Two OTA rollouts through the faulty plant per seed (the `ota` scenario: a good model
+/// installed on every mote after its canary, a regression rolled back from its cohort and kept
+/// from every other mote), 20 minutes of faults then up to two healed hours. Transfers were
+/// sent again (refusals, reboots, lost commands) across the sweep, not only the happy path.
+#[test]
+fn ota_sweep() {
+    let scenario = scenarios::by_name("ota").unwrap();
+    let (mut transfers, mut rollouts) = (0, 0);
+    let seeds = 30;
+    for seed in 0..seeds {
+        let outcome = scenario::run(scenario, seed, Duration::from_secs(1200), |_| {});
+        assert_eq!(outcome.failure, None, "replay: aiot sim --scenario ota --seed {seed} --duration 20m");
+        assert!(outcome.plant["motes that ran the regression"] >= 1);
+        transfers += outcome.plant["OTA transfers"];
+        rollouts += outcome.plant["OTA rollouts"];
+    }
+    // A clean run sends 12 + 1 or 2 (model 2) and 2 + 2 (model 3, there and back) transfers.
+    assert!(rollouts >= 2 * seeds, "{rollouts} rollouts");
+    assert!(transfers > 18 * seeds, "{transfers} transfers: no transfer was ever sent again");
+}
+
 /// The closed loop end to end: over 30 simulated minutes a few motors wear out and their motes
 /// trip them by the rule (the plant's invariant holds every mote's every window to it).
 #[test]

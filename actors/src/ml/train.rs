@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dataset::{Counts, Dataset, Window};
 use super::labels::{LabelRule, Outcomes};
+use super::metrics::roc_auc;
 use super::quantize::{self, QualityTargets, QuantizeConfig};
 use super::scorer::{self, FitConfig, Scorer};
 
@@ -60,6 +61,9 @@ pub struct TrainingReport {
     pub validation_log_loss: f64,
     pub int8_auc: f64,
     pub int8_agreement: f64,
+    /// The model the motes run now (when given), its ROC AUC on the same held-out windows: what
+    /// the canary rule compares the new model with.
+    pub current_int8_auc: Option<f64>,
     /// The int8 image (`aiot_firmware::model`), ready to sign.
     #[serde(with = "serde_bytes")]
     pub image: Vec<u8>,
@@ -84,13 +88,15 @@ fn vectors(data: &Dataset) -> Vec<FeatureVector> {
         .collect()
 }
 
-/// Trains model `version` from `windows` (stage-1 vectors) labelled by `outcomes` at `now_ms`.
+/// Trains model `version` from `windows` (stage-1 vectors) labelled by `outcomes` at `now_ms`;
+/// `current`, the model the motes run now, is scored on the same held-out windows.
 pub fn train(
     windows: &[Window],
     outcomes: &Outcomes,
     config: &TrainConfig,
     now_ms: u64,
     version: u32,
+    current: Option<&aiot_firmware::model::Model>,
 ) -> Result<TrainingReport, String> {
     let data = Dataset::assemble(windows, outcomes, &config.rule, now_ms);
     let Counts { positive, negative, unlabelled, flagged, .. } = data.counts;
@@ -126,6 +132,13 @@ pub fn train(
     let quality = quantize::quality(model, standardizer, config.threshold, &int8, &vectors, &labels)
         .map_err(|e| format!("{e:?}"))?;
     quality.check(&config.targets).map_err(|why| format!("the int8 model misses its targets: {why}"))?;
+    let current_int8_auc = match current {
+        Some(model) => {
+            let scores: Vec<f64> = vectors.iter().map(|v| f64::from(model.score(v))).collect();
+            Some(roc_auc(&scores, &labels).map_err(|e| format!("the current model's AUC: {e:?}"))?)
+        }
+        None => None,
+    };
     let mut image = vec![0; MODEL_LEN];
     int8.encode(&mut image).map_err(|e| format!("{e:?}"))?;
 
@@ -144,6 +157,7 @@ pub fn train(
         validation_log_loss: fitted.validation_log_loss,
         int8_auc: quality.auc_int8,
         int8_agreement: quality.agreement,
+        current_int8_auc,
         image,
     })
 }
@@ -186,7 +200,7 @@ mod tests {
     #[test]
     fn a_run_trains_validates_on_held_out_motors_and_quantizes_within_targets() {
         let (windows, outcomes) = fleet();
-        let report = train(&windows, &outcomes, &TrainConfig::default(), 40 * DAY, 7).unwrap();
+        let report = train(&windows, &outcomes, &TrainConfig::default(), 40 * DAY, 7, None).unwrap();
         assert_eq!(report.flagged, 60 * 3, "flagged windows never train");
         assert!(report.positives >= 15 * 27, "{report:?}");
         assert!(report.validation_rows > 0 && report.train_rows > report.validation_rows);
@@ -196,8 +210,13 @@ mod tests {
         assert!(report.int8_agreement >= 0.99);
         let model = aiot_firmware::model::Model::decode(&report.image).unwrap();
         assert_eq!(model.version, 7);
-        let again = train(&windows, &outcomes, &TrainConfig::default(), 40 * DAY, 7).unwrap();
+        let again = train(&windows, &outcomes, &TrainConfig::default(), 40 * DAY, 7, None).unwrap();
         assert_eq!(again, report, "a run is a function of its inputs");
+        assert_eq!(report.current_int8_auc, None);
+        // Given itself as the current model, it scores as well as itself on the same windows.
+        let beside = train(&windows, &outcomes, &TrainConfig::default(), 40 * DAY, 8, Some(&model)).unwrap();
+        let current = beside.current_int8_auc.expect("the current model was scored");
+        assert!((current - report.int8_auc).abs() < 1e-9, "{current} vs {}", report.int8_auc);
     }
 
     #[test]
@@ -208,15 +227,15 @@ mod tests {
             fit: FitConfig { min_windows: 100_000, ..FitConfig::default() },
             ..TrainConfig::default()
         };
-        let few = train(&windows, &outcomes, &demanding, 40 * DAY, 1).unwrap_err();
+        let few = train(&windows, &outcomes, &demanding, 40 * DAY, 1, None).unwrap_err();
         assert!(few.contains("too little labelled data"), "{few}");
-        let no_failures = train(&windows, &Outcomes::default(), &config, 40 * DAY, 1).unwrap_err();
+        let no_failures = train(&windows, &Outcomes::default(), &config, 40 * DAY, 1, None).unwrap_err();
         assert!(no_failures.contains("too little labelled data"), "{no_failures}");
         let all_validate = TrainConfig {
             fit: FitConfig { validation_share: 1.0, ..FitConfig::default() },
             ..TrainConfig::default()
         };
-        let why = train(&windows, &outcomes, &all_validate, 40 * DAY, 1).unwrap_err();
+        let why = train(&windows, &outcomes, &all_validate, 40 * DAY, 1, None).unwrap_err();
         assert!(why.contains("training motors have one class only"), "{why}");
     }
 }

@@ -25,18 +25,26 @@
 //!   is stage 2's model installed. A registry that is not caught up, or does not answer, is
 //!   asked again at the next tick. Without a registry, versions count this incarnation's
 //!   trainings.
+//! - **Deploying** (with a deployer configured, `/deployer`): a registered release is handed
+//!   to the deployer, asked again every [`ANNOUNCE_EVERY`] until its rollout settles (so a
+//!   restarted deployer picks it up). The motes' model of the last release installed on the
+//!   fleet is scored beside each new one on its held-out windows (the card's
+//!   `stage1_int8_auc_current`), which the canary rule compares.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aiot_firmware::model::Model;
 use aiot_runtime::{Actor, ActorError, ActorRef, AskError, Ctx, PortRef};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::monitor::MonitorMsg;
 use super::windows::WindowStore;
+use crate::deploy::canary::{AUC, AUC_CURRENT};
+use crate::deploy::deployer::{DeployState, DeployerMsg};
 use crate::inference::alerts::AlertRule;
 use crate::inference::features::{FeatureRecord, FeatureSource, FEATURES};
 use crate::inference::stage2::Stage2Control;
@@ -82,6 +90,8 @@ pub struct TrainerConfig {
     pub registry: Option<String>,
     /// The motes' stage-1 model's training (with a registry).
     pub stage1: TrainConfig,
+    /// The deployer that rolls each registered release out to the motes (with a registry).
+    pub deployer: Option<String>,
 }
 
 impl Default for TrainerConfig {
@@ -100,6 +110,7 @@ impl Default for TrainerConfig {
             monitor: None,
             registry: None,
             stage1: TrainConfig::default(),
+            deployer: None,
         }
     }
 }
@@ -121,6 +132,11 @@ pub enum TrainerMsg {
     },
     /// The registry's answer to `Register`.
     Registered(Result<u32, String>),
+    /// The deployer's answer about a release's rollout.
+    Deployed {
+        version: u32,
+        state: Result<DeployState, String>,
+    },
 }
 
 /// The trainer's counters, shared with the host.
@@ -141,6 +157,8 @@ pub struct TrainerStats {
     pub registry_retries: AtomicU64,
     /// The last training's result, for people.
     pub last: Mutex<Option<String>>,
+    /// The last release's rollout as the deployer reported it.
+    pub deploy: Mutex<Option<(u32, DeployState)>>,
 }
 
 impl TrainerStats {
@@ -173,8 +191,13 @@ pub struct Trainer {
     /// The installed model's training time, cluster ms.
     trained_at_ms: u64,
     version: u32,
-    /// A release the registry is storing: stage 2's model to install once it is durable.
-    registering: Option<Stage2Control>,
+    /// A release the registry is storing: stage 2's model to install once it is durable, and
+    /// the motes' model.
+    registering: Option<(Stage2Control, Model)>,
+    /// A release being deployed (until its rollout settles).
+    deploying: Option<(u32, Model)>,
+    /// The motes' model of the last release installed on the fleet.
+    fleet_model: Option<Model>,
     /// A request to the registry is pending.
     asking: bool,
     /// The log refused the subscription: ask again at the next tick.
@@ -194,6 +217,8 @@ impl Trainer {
             trained_at_ms: 0,
             version: 0,
             registering: None,
+            deploying: None,
+            fleet_model: None,
             asking: false,
             resubscribe: false,
             config,
@@ -312,11 +337,19 @@ impl Trainer {
     /// The registry gave `version`: trains both models and asks it to register them.
     fn on_version(&mut self, reason: String, version: u32, now_ms: u64, ctx: &mut Ctx<'_, TrainerMsg>) {
         let release = self.fit_stage2(now_ms, version).and_then(|(install, line)| {
-            let stage1 = train(&self.stage1.to_vec(), &self.outcomes, &self.config.stage1, now_ms, version)
-                .map_err(|why| format!("the motes' model: {why}"))?;
-            Ok((install, line, stage1))
+            let stage1 = train(
+                &self.stage1.to_vec(),
+                &self.outcomes,
+                &self.config.stage1,
+                now_ms,
+                version,
+                self.fleet_model.as_ref(),
+            )
+            .map_err(|why| format!("the motes' model: {why}"))?;
+            let model = Model::decode(&stage1.image).map_err(|e| format!("the motes' model: {e:?}"))?;
+            Ok((install, line, stage1, model))
         });
-        let (install, line, stage1) = match release {
+        let (install, line, stage1, model) = match release {
             Ok(release) => release,
             Err(why) => {
                 self.asking = false;
@@ -333,11 +366,16 @@ impl Trainer {
             created_ms: now_ms,
             dataset_sha256: stage1.dataset_sha256,
             params: BTreeMap::from([("c".into(), logistic.c), ("tol".into(), logistic.tol)]),
-            metrics: BTreeMap::from([
-                ("stage1_validation_auc".into(), stage1.validation_auc),
-                ("stage1_int8_auc".into(), stage1.int8_auc),
-                ("stage1_int8_agreement".into(), stage1.int8_agreement),
-            ]),
+            metrics: BTreeMap::from_iter(
+                [
+                    ("stage1_validation_auc", Some(stage1.validation_auc)),
+                    (AUC, Some(stage1.int8_auc)),
+                    ("stage1_int8_agreement", Some(stage1.int8_agreement)),
+                    (AUC_CURRENT, stage1.current_int8_auc),
+                ]
+                .into_iter()
+                .filter_map(|(name, value)| Some((name.to_string(), value?))),
+            ),
             image_sha256: [0; 32],
             image_len: 0,
             stage2: Some(Stage2Model { scorer: scorer.clone(), threshold: rule.threshold }),
@@ -358,7 +396,7 @@ impl Trainer {
         match asked {
             Ok(_) => {
                 *self.stats.last.lock() = Some(summary);
-                self.registering = Some(install);
+                self.registering = Some((install, model));
             }
             Err(why) => self.retry_registry(now_ms, &why),
         }
@@ -367,11 +405,17 @@ impl Trainer {
     /// The registry answered the registration: once stored, stage 2 gets its model.
     fn on_registered(&mut self, result: Result<u32, String>, now_ms: u64, ctx: &mut Ctx<'_, TrainerMsg>) {
         self.asking = false;
-        let Some(install) = self.registering.take() else { return };
+        let Some((install, model)) = self.registering.take() else { return };
         match result {
-            Ok(_) => {
+            Ok(version) => {
                 let summary = self.stats.last.lock().clone().unwrap_or_default();
                 self.install(install, now_ms, format!("{summary}; registered"), ctx);
+                if self.config.deployer.is_some() {
+                    self.deploying = Some((version, model));
+                    self.deploy(ctx);
+                } else {
+                    self.fleet_model = Some(model);
+                }
             }
             Err(why) => self.retry_registry(now_ms, &format!("registering: {why}")),
         }
@@ -388,6 +432,37 @@ impl Trainer {
         self.stats.version.store(u64::from(self.version), Ordering::Relaxed);
         tracing::info!("trainer: {line}");
         *self.stats.last.lock() = Some(line);
+    }
+
+    /// Asks the deployer to roll the release out (again: it is idempotent).
+    fn deploy(&self, ctx: &mut Ctx<'_, TrainerMsg>) {
+        let (Some((version, _)), Some(deployer)) = (&self.deploying, &self.config.deployer) else { return };
+        let version = *version;
+        let on_reply = move |r: Result<DeployState, AskError>| TrainerMsg::Deployed {
+            version,
+            state: r.map_err(|e| format!("{e:?}")),
+        };
+        let asked = ActorRef::<DeployerMsg>::parse(deployer).map_err(|e| format!("{e:?}")).and_then(|to| {
+            ctx.ask(&to, |reply| DeployerMsg::Deploy { version, reply }, REGISTRY_TIMEOUT, on_reply)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(why) = asked {
+            tracing::warn!("trainer: asking the deployer to roll out model {version}: {why}");
+        }
+    }
+
+    /// The deployer's answer: a settled rollout is not asked about again; the fleet's model is
+    /// the release's once it is installed.
+    fn on_deployed(&mut self, version: u32, state: Result<DeployState, String>) {
+        let Ok(state) = state else { return }; // asked again at the next tick
+        *self.stats.deploy.lock() = Some((version, state));
+        if !state.settled() || self.deploying.as_ref().is_none_or(|(v, _)| *v != version) {
+            return;
+        }
+        let (_, model) = self.deploying.take().expect("a release being deployed");
+        if state == DeployState::Rolling(crate::deploy::rollout::Phase::Installed) {
+            self.fleet_model = Some(model);
+        }
     }
 
     fn refused(&mut self, line: String) {
@@ -451,6 +526,7 @@ impl Actor for Trainer {
                 } else {
                     self.announce(ctx);
                 }
+                self.deploy(ctx);
             }
             TrainerMsg::Retrain { reason } => self.train(ctx.cluster_ms(), &reason, ctx),
             TrainerMsg::Version { reason, version } => {
@@ -462,6 +538,7 @@ impl Actor for Trainer {
                 }
             }
             TrainerMsg::Registered(result) => self.on_registered(result, ctx.cluster_ms(), ctx),
+            TrainerMsg::Deployed { version, state } => self.on_deployed(version, state),
         }
         Ok(())
     }
