@@ -22,6 +22,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aiot_actors::deploy::canary::AUC_CURRENT;
+use aiot_actors::deploy::deployer::{DeployState, DeployerMsg};
+use aiot_actors::deploy::rollout::Phase;
 use aiot_actors::dsp::{DspConfig, DspFeatures};
 use aiot_actors::inference::alerts::{AlertKind, AlertLevel, AlertRecord, AlertRule, ALERTS};
 use aiot_actors::inference::features::{FeatureRecord, FeatureSource, FEATURES};
@@ -72,6 +75,22 @@ impl Actor for Crew {
     fn handle(&mut self, msg: GatewayMsg, _ctx: &mut Ctx<'_, GatewayMsg>) -> Result<(), ActorError> {
         if let GatewayMsg::Inspect(request) = msg {
             self.0.lock().push(request.mote);
+        }
+        Ok(())
+    }
+}
+
+/// Stands in for the deployer: records each release it is asked to roll out and answers that
+/// it is installed on the fleet.
+struct Fleet(Arc<Mutex<Vec<u32>>>);
+
+impl Actor for Fleet {
+    type Msg = DeployerMsg;
+
+    fn handle(&mut self, msg: DeployerMsg, ctx: &mut Ctx<'_, DeployerMsg>) -> Result<(), ActorError> {
+        if let DeployerMsg::Deploy { version, reply } = msg {
+            self.0.lock().push(version);
+            let _ = ctx.reply(&reply, DeployState::Rolling(Phase::Installed));
         }
         Ok(())
     }
@@ -186,10 +205,14 @@ fn run(seed: u64, registry: bool) -> Result<(), String> {
         first_after: Duration::from_secs(60),
         replicas: vec!["/stage2-1".into(), "/stage2-2".into()],
         registry: registry.then(|| "/registry".into()),
+        deployer: registry.then(|| "/deployer".into()),
         ..TrainerConfig::default()
     };
     let registry_stats = Arc::new(RegistryStats::default());
+    let deployed = Arc::new(Mutex::new(Vec::new()));
     if registry {
+        let fleet = Arc::clone(&deployed);
+        t.actor("/deployer", move |_| Fleet(Arc::clone(&fleet)));
         let keys = RegistryKeys { storage: [5; 32], signing: SigningKey::from_bytes(&[6; 32]) };
         let stats = Arc::clone(&registry_stats);
         t.actor("/registry", move |_| Registry::new(keys.clone(), Arc::clone(&stats)));
@@ -307,6 +330,11 @@ fn run(seed: u64, registry: bool) -> Result<(), String> {
     }
     if registry {
         check_stored(&mut system, &log, &stats)?;
+        // Each release was handed to the deployer once: it answered that it is installed.
+        let deployed = deployed.lock().clone();
+        if deployed != [1, 2] {
+            return Err(format!("releases handed to the deployer: {deployed:?}"));
+        }
     }
     Ok(())
 }
@@ -330,6 +358,11 @@ fn check_stored(system: &mut DetSystem, log: &SimLog, stats: &InferenceStats) ->
     let agreement = card.metrics.get("stage1_int8_agreement").copied().unwrap_or(0.0);
     if !(stage2.threshold > 0.0 && stage2.threshold < 1.0) || agreement < 0.99 {
         return Err(format!("stage-2 threshold {} and int8 agreement {agreement}", stage2.threshold));
+    }
+    // Model 1 was installed on the fleet: model 2's card scores it on the same held-out windows.
+    let current = card.metrics.get(AUC_CURRENT).copied();
+    if !current.is_some_and(|auc| (0.5..=1.0).contains(&auc)) {
+        return Err(format!("model 2's card: the fleet's model's AUC {current:?}: {:?}", card.metrics));
     }
     Ok(())
 }
