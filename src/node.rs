@@ -6,20 +6,24 @@
 //! With an `[mqtt]` section: a platform node starts the embedded broker (unless `url` names an
 //! external one) with the fleet's logins; a things node connects the MQTT port, with the
 //! gateway's login, before any actor is placed on it. With the `things` topology, a platform
-//! node also opens the event log the bridge appends to (`crate::streams`).
+//! node also opens the event log the bridge appends to (`crate::streams`), and with a
+//! `[models]` section runs the model registry and the deployer: it reads the model-signing key
+//! (PKCS#8 PEM, `aiot ca init`) and seals models under `{data_dir}/models.key`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use aiot_actors::adapters::rumqttc::RumqttcConnection;
 use aiot_actors::adapters::rumqttd::EmbeddedBroker;
 use aiot_actors::ports::mqtt::adapter::MqttLink;
 use aiot_actors::ports::mqtt::{BrokerAddr, ConnectOptions, Mqtt};
 use aiot_actors::provision::Fleet;
+use aiot_actors::registry::service::RegistryKeys;
 use aiot_cluster::config::{tag_report, MqttConfig, NodeConfig};
 use aiot_cluster::membership::MembershipConfig;
 use aiot_cluster::node::{tag_list, Node, NodeSetup, Prepare};
 use aiot_cluster::transport::quic::NodeTls;
 use aiot_runtime::{ClusterClock, Topology};
+use ed25519_dalek::SigningKey;
 
 use crate::topologies::Status;
 
@@ -40,8 +44,13 @@ pub fn run(options: Options) -> Result<(), String> {
         Some(mqtt) => Some(load_fleet(mqtt)?),
         None => None,
     };
+    let tier = tls.me.tags.get("tier").cloned().unwrap_or_default();
+    let models = match (&config.models, tier.as_str()) {
+        (Some(models), "platform") => Some(registry_keys(&models.signing_key, &config.data_dir)?),
+        _ => None,
+    };
     let (topology, status) = match &config.topology {
-        Some(topology) => crate::topologies::by_name(topology, &name, fleet.as_ref())
+        Some(topology) => crate::topologies::by_name(topology, &name, fleet.as_ref(), models)
             .map_err(|e| format!("{}: topology: {e}", options.config.display()))?,
         None => (Topology::builder().build().map_err(|e| e.to_string())?, None),
     };
@@ -59,7 +68,6 @@ pub fn run(options: Options) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
-    let tier = tls.me.tags.get("tier").cloned().unwrap_or_default();
     let (_embedded_broker, mut prepare) = match (&config.mqtt, fleet) {
         (Some(settings), Some(fleet)) => mqtt_for(&name, &tier, settings, fleet, runtime.handle())?,
         _ => (None, None),
@@ -75,6 +83,17 @@ pub fn run(options: Options) -> Result<(), String> {
         });
     }
     runtime.block_on(serve(config, tls, topology, prepare, status))
+}
+
+/// The registry's keys: the model-signing key from its PEM file, the storage key from the
+/// data directory (made on the first start).
+fn registry_keys(signing_key: &Path, data_dir: &Path) -> Result<RegistryKeys, String> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    let pem = std::fs::read_to_string(signing_key).map_err(|e| format!("{}: {e}", signing_key.display()))?;
+    let signing = SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| format!("{}: not an ed25519 PKCS#8 key: {e}", signing_key.display()))?;
+    let storage = crate::streams::secret_key(data_dir, "models.key")?;
+    Ok(RegistryKeys { storage, signing })
 }
 
 fn load_fleet(mqtt: &MqttConfig) -> Result<Fleet, String> {

@@ -62,14 +62,18 @@ pub fn prepare(config: &NodeConfig) -> Result<(Prepare, Status), String> {
 
 /// The log's key from `{data_dir}/log.key`, made there on the first start.
 fn log_key(data_dir: &Path) -> Result<LogKey, String> {
-    let path = data_dir.join("log.key");
+    secret_key(data_dir, "log.key").map(LogKey)
+}
+
+/// A 32-byte key from `{data_dir}/{file}` (hex, written 0600), made there on the first start.
+pub fn secret_key(data_dir: &Path, file: &str) -> Result<[u8; 32], String> {
+    let path = data_dir.join(file);
     if !path.exists() {
         std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
         let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| format!("no randomness for the log key: {e}"))?;
+        getrandom::fill(&mut key).map_err(|e| format!("no randomness for {file}: {e}"))?;
         crate::motes::write_secret(&path, &to_hex(&key))?;
     }
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let key = hex32(&text).map_err(|e| format!("{}: the key {e}", path.display()))?;
-    Ok(LogKey(key))
+    hex32(&text).map_err(|e| format!("{}: the key {e}", path.display()))
 }

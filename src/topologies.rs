@@ -11,7 +11,9 @@
 //! from `telemetry` to `features`, two stage-2 replicas from `features` to `alerts` and the
 //! trainer, which fits stage 2's model daily from `features` and `maintenance`, with the drift
 //! monitor (on the platform tier, whose node opens the event log; stage 2 scores once a model
-//! is installed). It needs
+//! is installed). With the registry's keys (the platform node's `[models]` section) the
+//! platform also runs the model registry and the deployer: each training is a signed release
+//! rolled out to the motes, canary first. It needs
 //! the `[mqtt]` section (the fleet's keys). Every node prints the counters of the gateway and
 //! the bridge as hosted on it (zero where they are not placed) every 10 s.
 
@@ -19,10 +21,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aiot_actors::deploy::{self, deployer::DeployStats, deployer::DeployerConfig};
 use aiot_actors::dsp::DspConfig;
 use aiot_actors::inference::alerts::AlertRule;
 use aiot_actors::inference::{self, InferenceConfig, InferenceStats};
 use aiot_actors::provision::Fleet;
+use aiot_actors::registry::service::{Registry, RegistryKeys, RegistryStats};
 use aiot_actors::streams::bridge::{BridgeConfig, BridgeStats};
 use aiot_actors::streams::command_relay::RelayStats;
 use aiot_actors::things::gateway::GatewayStats;
@@ -40,20 +44,25 @@ pub const NAMES: &[&str] = &["ping", "things"];
 pub type Status = Box<dyn Fn() -> String + Send>;
 
 /// The topology `name`, as node `node` builds it, and its status line if it has one.
-pub fn by_name(name: &str, node: &str, fleet: Option<&Fleet>) -> Result<(Topology, Option<Status>), String> {
+pub fn by_name(
+    name: &str,
+    node: &str,
+    fleet: Option<&Fleet>,
+    models: Option<RegistryKeys>,
+) -> Result<(Topology, Option<Status>), String> {
     match name {
         "ping" => Ok((ping(node), None)),
         "things" => {
             let fleet =
                 fleet.ok_or("the things topology needs the [mqtt] section with the fleet's credentials")?;
-            let (topology, status) = things_tier(fleet);
+            let (topology, status) = things_tier(fleet, models);
             Ok((topology, Some(status)))
         }
         other => Err(format!("unknown topology {other:?}; known: {}", NAMES.join(", "))),
     }
 }
 
-fn things_tier(fleet: &Fleet) -> (Topology, Status) {
+fn things_tier(fleet: &Fleet, models: Option<RegistryKeys>) -> (Topology, Status) {
     let gateway_stats = Arc::new(GatewayStats::default());
     let bridge = Arc::new(BridgeStats::default());
     let relay = Arc::new(RelayStats::default());
@@ -69,7 +78,18 @@ fn things_tier(fleet: &Fleet) -> (Topology, Status) {
     let replicas = (1..=config.stage2_replicas).map(|r| format!("/stage2-{r}")).collect();
     inference::declare(&mut t, config);
     let training_stats = TrainingStats::default();
-    let trainer = TrainerConfig { replicas, ..TrainerConfig::default() };
+    let mut trainer = TrainerConfig { replicas, ..TrainerConfig::default() };
+    let release = models.map(|keys| {
+        let (registry, deploy) = (Arc::new(RegistryStats::default()), Arc::new(DeployStats::default()));
+        let stats = Arc::clone(&registry);
+        t.actor("/registry", move |_| Registry::new(keys.clone(), Arc::clone(&stats)))
+            .requires("tier=platform")
+            .mailbox(4096, Overflow::Backpressure);
+        deploy::declare(&mut t, DeployerConfig::default(), Arc::clone(&deploy));
+        trainer.registry = Some("/registry".into());
+        trainer.deployer = Some("/deployer".into());
+        (registry, deploy)
+    });
     training::declare(&mut t, trainer, MonitorConfig::default(), training_stats.clone());
     things::declare(
         &mut t,
@@ -85,7 +105,7 @@ fn things_tier(fleet: &Fleet) -> (Topology, Status) {
     );
     let status: Status = Box::new(move || {
         let s = &gateway_stats;
-        format!(
+        let line = format!(
             "things: gateway in {} forwarded {} refused {} acks {} | {} | commands read {} delivered {} given up {} pending {} | {} | {}",
             s.frames_in.load(Ordering::Relaxed),
             s.forwarded.load(Ordering::Relaxed),
@@ -98,7 +118,11 @@ fn things_tier(fleet: &Fleet) -> (Topology, Status) {
             relay.in_flight.load(Ordering::Relaxed),
             inference_stats.status(),
             training_stats.status()
-        )
+        );
+        match &release {
+            Some((registry, deploy)) => format!("{line} | {} | {}", registry.status(), deploy.status()),
+            None => line,
+        }
     });
     (t.build().expect("the things topology is valid"), status)
 }

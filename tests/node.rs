@@ -321,7 +321,8 @@ fn bridge_status_with(platform: &Node, frames: u64) -> String {
 #[test]
 fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker_into_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let (platform, _things, sent, _) = motes_through_a_things_cluster(dir.path(), "", || {});
+    let models = "[models]\nsigning_key = \"ca/model-signing.key\"";
+    let (platform, _things, sent, _) = motes_through_a_things_cluster(dir.path(), models, || {});
     // The bridge runs on the platform node and appends to the embedded log there. Every frame
     // was acknowledged end to end, which the bridge allows only once its record is durable; its
     // status counts each frame once (copies of a waiting frame join it).
@@ -344,6 +345,13 @@ fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker_
     for part in ["stage 2: no model", " 0 refused", "trainer: ", "drift monitor: ", "no training yet"] {
         assert!(status.contains(part), "{part:?} missing: {status}");
     }
+    // With `[models]` the platform runs the registry (caught up with its empty stream, under
+    // the key made in the data directory) and the deployer (nothing to roll out yet).
+    for part in ["registry: 0 models loaded, 0 registered, 0 refused |", "deployer: 0 rollouts, 0 transfers"]
+    {
+        assert!(status.contains(part), "{part:?} missing: {status}");
+    }
+    assert!(dir.path().join("data/platform-1/models.key").exists(), "the models' key was made");
 }
 
 /// Motes -> MQTT -> gateway and proxies -> bridge -> Kafka (tansu), read back by an independent

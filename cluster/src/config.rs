@@ -16,6 +16,9 @@
 //! kafka.brokers = "10.0.0.5:9092,10.0.0.6:9092"  # Kafka instead of the embedded log
 //! kafka.batch_records = 1            # optional: records per produce batch at most
 //!
+//! [models]                           # the platform node's model registry and deployer
+//! signing_key = "ca/model-signing.key"  # from `aiot ca init`; its public half is on the motes
+//!
 //! [tls]
 //! ca = "ca/ca.pem"
 //! cert = "ca/inference-1.pem"
@@ -51,6 +54,16 @@ pub struct NodeConfig {
     pub mqtt: Option<MqttConfig>,
     #[serde(default)]
     pub stream: StreamConfig,
+    #[serde(default)]
+    pub models: Option<ModelsConfig>,
+}
+
+/// The model registry's keys (`[models]`): the model-signing key; the key that seals models at
+/// rest is made in `{data_dir}/models.key` on the first start.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsConfig {
+    pub signing_key: PathBuf,
 }
 
 /// The event log's backend: the embedded log unless `kafka` is given (`[stream]` with
@@ -163,9 +176,11 @@ impl NodeConfig {
         let mut config: NodeConfig =
             toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim().to_string()))?;
         let fleet = config.mqtt.as_mut().map(|m| &mut m.fleet);
+        let signing = config.models.as_mut().map(|m| &mut m.signing_key);
         for path in [&mut config.data_dir, &mut config.tls.ca, &mut config.tls.cert, &mut config.tls.key]
             .into_iter()
             .chain(fleet)
+            .chain(signing)
         {
             if path.is_relative() {
                 *path = base.join(&*path);

@@ -83,3 +83,14 @@ fn stream_kafka_brokers_selects_kafka_and_a_bad_list_is_named() {
     let err = NodeConfig::parse(&text, Path::new("/")).unwrap_err().to_string();
     assert!(err.contains("kafka_brokers"), "{err}");
 }
+
+#[test]
+fn models_names_the_signing_key_relative_to_the_file() {
+    assert_eq!(NodeConfig::parse(GOOD, Path::new("/")).unwrap().models, None);
+    let text = format!("{GOOD}\n[models]\nsigning_key = \"ca/model-signing.key\"\n");
+    let models = NodeConfig::parse(&text, Path::new("/srv/aiot")).unwrap().models.expect("a models section");
+    assert_eq!(models.signing_key, Path::new("/srv/aiot/ca/model-signing.key"));
+    let text = format!("{GOOD}\n[models]\nsigning = \"k\"\n");
+    let err = NodeConfig::parse(&text, Path::new("/")).unwrap_err().to_string();
+    assert!(err.contains("signing"), "{err}");
+}

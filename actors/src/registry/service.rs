@@ -68,6 +68,20 @@ pub struct RegistryStats {
     pub appends: Arc<AppendStats>,
 }
 
+impl RegistryStats {
+    /// One line for a node's status.
+    pub fn status(&self) -> String {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "registry: {} models loaded, {} registered, {} refused{}",
+            load(&self.loaded),
+            load(&self.registered),
+            load(&self.refused),
+            if self.caught_up.load(Ordering::Relaxed) { "" } else { " (catching up)" }
+        )
+    }
+}
+
 /// What the registry takes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum RegistryMsg {
