@@ -142,6 +142,27 @@ fn check_prints_the_identity_and_ignores_unattested_claims() {
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("data_dir"), "{stderr}");
+
+    // A platform node's `[models]` key: the model-signing key loads; another key, or no file,
+    // is refused with the file named.
+    run_ok(&["ca", "issue", "--dir", ca, "--node", "core-1", "--tags", "tier=platform"]);
+    for (key, refusal) in [
+        ("ca/model-signing.key", None),
+        ("ca/ca.key", Some("not an ed25519 PKCS#8 key")),
+        ("ca/none.key", Some("No such file")),
+    ] {
+        let models = format!("[models]\nsigning_key = \"{key}\"");
+        let config = write_config_with(dir.path(), "core-1", "", "tier = \"platform\"", &models);
+        let out = aiot().args(["node", "--config", &config, "--check"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match refusal {
+            None => assert!(out.status.success(), "{key}: {stderr}"),
+            Some(why) => assert!(
+                !out.status.success() && stderr.contains(key) && stderr.contains(why),
+                "{key}: {stderr}"
+            ),
+        }
+    }
 }
 
 /// Every line a node printed so far, kept for checks at the end.

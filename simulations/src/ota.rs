@@ -98,14 +98,20 @@ pub fn deployer_config() -> DeployerConfig {
     }
 }
 
-/// Declares the registry, the deployer and the release plan on the platform tier.
+/// Declares the registry, the deployer (`deployer_config`) and the release plan on the
+/// platform tier.
 pub fn declare(t: &mut TopologyBuilder, shared: &OtaShared) {
+    declare_with(t, shared, deployer_config());
+}
+
+/// [`declare`] with a deployer of these settings (a test may break the canary on purpose).
+pub fn declare_with(t: &mut TopologyBuilder, shared: &OtaShared, deployer: DeployerConfig) {
     let keys = RegistryKeys { storage: STORAGE_KEY, signing: signing_key() };
     let stats = Arc::clone(&shared.registry);
     t.actor("/registry", move |_| Registry::new(keys.clone(), Arc::clone(&stats)))
         .requires("tier=platform")
         .mailbox(4096, Overflow::Backpressure);
-    aiot_actors::deploy::declare(t, deployer_config(), Arc::clone(&shared.deploy));
+    aiot_actors::deploy::declare(t, deployer, Arc::clone(&shared.deploy));
     let (releases, cohort, deploy) =
         (Arc::clone(&shared.releases), Arc::clone(&shared.regression_cohort), Arc::clone(&shared.deploy));
     t.actor("/release-plan", move |_| ReleasePlan {

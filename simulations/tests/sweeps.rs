@@ -2,7 +2,7 @@
 //! made 55 of 100 request-reply seeds fail when this was written), hash diversity across seeds, replay
 //! of a seed to the same hash, and deliberately broken parts caught by the invariants (a
 //! coordinator, an actor that handles a message twice, a sink that processes copies, a bridge
-//! that acknowledges before the log does), each
+//! that acknowledges before the log does, a canary rule that lets a regression through), each
 //! replaying to the same failure and hash.
 
 use std::collections::BTreeSet;
@@ -18,10 +18,10 @@ use aiot_actors::things::sink::SinkCounts;
 use aiot_actors::things::Onward;
 use aiot_runtime::prelude::*;
 use aiot_runtime::PortRef;
-use aiot_simulations::plant;
 use aiot_simulations::scenario::{self, Scenario};
 use aiot_simulations::scenarios::{self, CounterMsg, Failover, RequestReply};
 use aiot_simulations::world::{NodeSpec, Probe, World};
+use aiot_simulations::{ota, plant};
 
 /// Simulated time with faults per seed (then the liveness phase, up to 60 s).
 const DURATION: Duration = Duration::from_secs(60);
@@ -335,6 +335,71 @@ fn a_bridge_acknowledging_before_the_log_is_caught_and_replays() {
     let why = outcome.failure.clone().unwrap();
     assert!(why.contains("lost") || why.contains("not in the telemetry stream"), "{why}");
     let again = scenario::run(&HastyBridgeMotes, seed, DURATION, |_| {});
+    assert_eq!((again.failure, again.trace_hash), (Some(why), outcome.trace_hash));
+}
+
+/// The `ota` scenario with a careless canary: any agreement, any score shift, one window, a
+/// minute, and disputed trips ignored.
+struct CarelessCanaryOta;
+
+impl Scenario for CarelessCanaryOta {
+    fn name(&self) -> &'static str {
+        "ota-careless"
+    }
+    fn about(&self) -> &'static str {
+        "the ota scenario with a canary rule that lets anything through"
+    }
+    fn nodes(&self) -> Vec<NodeSpec> {
+        scenarios::Motes::OTA.nodes()
+    }
+    fn topology(&self, probe: &Probe) -> Topology {
+        use aiot_actors::deploy::canary::CanaryRule;
+        let shared = aiot_simulations::world::probe(probe).things.clone();
+        let fleet = plant::fleet(scenarios::Motes::OTA.count);
+        let mut t = Topology::builder();
+        plant::declare(&mut t, &fleet, &shared, plant::Feed::Bridge);
+        let mut config = ota::deployer_config();
+        config.rollout.canary = CanaryRule {
+            period: Duration::from_secs(60),
+            min_windows: 1,
+            min_agreement: 0.0,
+            max_psi: f64::INFINITY,
+            min_auc: 0.0,
+            disputed_trip_rolls_back: false,
+        };
+        ota::declare_with(&mut t, &shared.ota, config);
+        t.build().unwrap()
+    }
+    fn faults(&self) -> &'static [&'static str] {
+        scenarios::Motes::OTA.faults()
+    }
+    fn prepare(&self, world: &mut World) {
+        scenarios::Motes::OTA.prepare(world)
+    }
+    fn invariant(&self, world: &World) -> Result<(), String> {
+        scenarios::Motes::OTA.invariant(world)
+    }
+    fn live(&self, world: &World) -> bool {
+        scenarios::Motes::OTA.live(world)
+    }
+    fn not_live(&self, world: &World) -> String {
+        scenarios::Motes::OTA.not_live(world)
+    }
+    fn liveness_max(&self) -> Duration {
+        scenarios::Motes::OTA.liveness_max()
+    }
+}
+
+#[test]
+fn a_careless_canary_lets_the_regression_reach_the_fleet_and_is_caught_and_replays() {
+    let caught = (0..10)
+        .map(|seed| (seed, scenario::run(&CarelessCanaryOta, seed, Duration::from_secs(1200), |_| {})))
+        .find(|(_, outcome)| outcome.failure.is_some());
+    let (seed, outcome) =
+        caught.expect("the regression reaches motes outside its cohort, and the checks notice");
+    let why = outcome.failure.clone().unwrap();
+    assert!(why.contains("runs model 3 but is not in its canary cohort"), "{why}");
+    let again = scenario::run(&CarelessCanaryOta, seed, Duration::from_secs(1200), |_| {});
     assert_eq!((again.failure, again.trace_hash), (Some(why), outcome.trace_hash));
 }
 

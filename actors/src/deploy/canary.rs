@@ -43,6 +43,8 @@ pub struct CanaryRule {
     pub min_agreement: f64,
     pub max_psi: f64,
     pub min_auc: f64,
+    /// A disputed trip rolls the candidate back at once (default true).
+    pub disputed_trip_rolls_back: bool,
 }
 
 impl Default for CanaryRule {
@@ -53,6 +55,7 @@ impl Default for CanaryRule {
             min_agreement: 0.95,
             max_psi: 0.25,
             min_auc: 0.75,
+            disputed_trip_rolls_back: true,
         }
     }
 }
@@ -144,7 +147,7 @@ pub enum Verdict {
 impl CanaryRule {
     /// The verdict `elapsed` into the canary period on `evidence`, for the candidate's `card`.
     pub fn judge(&self, evidence: &CanaryEvidence, card: &ModelCard, elapsed: Duration) -> Verdict {
-        if let Some(mote) = evidence.disputed_trips.first() {
+        if let Some(mote) = evidence.disputed_trips.first().filter(|_| self.disputed_trip_rolls_back) {
             return Verdict::RollBack(format!(
                 "it tripped mote-{mote}'s motor on a window the current model scores under its threshold"
             ));
