@@ -157,13 +157,9 @@ impl Scenario for BrokenFailover {
 
 #[test]
 fn a_broken_coordinator_is_caught_and_its_seed_replays_to_the_same_failure() {
-    let caught = (0..SEEDS)
-        .map(|seed| scenario::run(&BrokenFailover, seed, DURATION, |_| {}))
-        .find(|o| o.failure.is_some())
-        .expect("skipping claims leaves a subtree live on two nodes in some seed");
-    assert!(caught.failure.as_deref().unwrap().contains("is live on"), "{:?}", caught.failure);
-    let again = scenario::run(&BrokenFailover, caught.seed, DURATION, |_| {});
-    assert_eq!((again.failure, again.trace_hash), (caught.failure, caught.trace_hash));
+    // Skipping claims leaves a subtree live on two nodes in some seed.
+    let why = caught_and_replayed(&BrokenFailover, 0..SEEDS, DURATION);
+    assert!(why.contains("is live on"), "{why}");
 }
 
 /// A deliberately broken actor: it handles every 50th push twice.
@@ -245,11 +241,9 @@ impl Scenario for BrokenRequestReply {
 
 #[test]
 fn a_broken_actor_is_caught_and_its_seed_replays_to_the_same_failure_and_hash() {
-    let caught = scenario::run(&BrokenRequestReply, 9, DURATION, |_| {});
-    let why = caught.failure.clone().expect("the invariant catches the doubled push");
+    // The invariant catches the doubled push in seed 9.
+    let why = caught_and_replayed(&BrokenRequestReply, 9..10, DURATION);
     assert!(why.contains("handled 49 as its message #50"), "{why}");
-    let again = scenario::run(&BrokenRequestReply, 9, DURATION, |_| {});
-    assert_eq!((again.failure, again.trace_hash), (Some(why), caught.trace_hash));
 }
 
 /// A bridge that sends the receipt as soon as it takes a frame, and appends it once without
@@ -277,130 +271,126 @@ impl Actor for HastyBridge {
     }
 }
 
-/// The `bridge` scenario with the hasty bridge.
-struct HastyBridgeMotes;
+/// The first seed of `seeds` whose run fails, run again: the same failure and trace hash.
+/// Returns the failure.
+fn caught_and_replayed(scenario: &dyn Scenario, seeds: std::ops::Range<u64>, duration: Duration) -> String {
+    let caught = seeds
+        .map(|seed| (seed, scenario::run(scenario, seed, duration, |_| {})))
+        .find(|(_, outcome)| outcome.failure.is_some());
+    let (seed, outcome) = caught.unwrap_or_else(|| panic!("{}: no seed failed", scenario.name()));
+    let why = outcome.failure.clone().expect("a failed run");
+    let again = scenario::run(scenario, seed, duration, |_| {});
+    assert_eq!((again.failure, again.trace_hash), (Some(why.clone()), outcome.trace_hash), "seed {seed}");
+    why
+}
 
-impl Scenario for HastyBridgeMotes {
+/// A plant scenario (`base`) with its topology replaced by one with a part broken on purpose.
+struct BrokenPlant {
+    base: &'static scenarios::Motes,
+    name: &'static str,
+    about: &'static str,
+    topology: fn(&Probe) -> Topology,
+}
+
+impl Scenario for BrokenPlant {
     fn name(&self) -> &'static str {
-        "bridge-hasty"
+        self.name
     }
     fn about(&self) -> &'static str {
-        "the bridge scenario with a bridge that acknowledges before the log does"
+        self.about
     }
     fn nodes(&self) -> Vec<NodeSpec> {
-        scenarios::Motes::BRIDGE.nodes()
+        self.base.nodes()
     }
     fn topology(&self, probe: &Probe) -> Topology {
-        let shared = aiot_simulations::world::probe(probe).things.clone();
-        let keys = plant::fleet(scenarios::MOTES).keys();
-        let mut t = Topology::builder();
-        t.actor("/bridge", |_| HastyBridge { log: None, next_id: 0 }).requires("tier=platform");
-        let relay = shared.relay.clone();
-        t.actor("/command-relay", move |init| CommandRelay::new(init.link("gateway"), relay.clone()))
-            .requires("tier=platform")
-            .link::<GatewayMsg>("gateway", "/gateway");
-        t.actor("/proxies", |init| ProxyHost::new(init.link("gateway"), init.link("downstream"), Vec::new()))
-            .link::<GatewayMsg>("gateway", "/gateway")
-            .link::<Onward>("downstream", "/bridge");
-        let stats = shared.gateway.clone();
-        t.actor("/gateway", move |init| Gateway::new(keys.clone(), init.link("proxies"), stats.clone()))
-            .requires("tier=things")
-            .link::<ProxiesMsg>("proxies", "/proxies");
-        plant::declare_stages(&mut t, &shared);
-        t.build().unwrap()
+        (self.topology)(probe)
     }
     fn faults(&self) -> &'static [&'static str] {
-        scenarios::Motes::BRIDGE.faults()
+        self.base.faults()
     }
     fn prepare(&self, world: &mut World) {
-        scenarios::Motes::BRIDGE.prepare(world)
+        self.base.prepare(world)
     }
     fn invariant(&self, world: &World) -> Result<(), String> {
-        scenarios::Motes::BRIDGE.invariant(world)
+        self.base.invariant(world)
     }
     fn live(&self, world: &World) -> bool {
-        scenarios::Motes::BRIDGE.live(world)
+        self.base.live(world)
     }
     fn not_live(&self, world: &World) -> String {
-        scenarios::Motes::BRIDGE.not_live(world)
+        self.base.not_live(world)
+    }
+    fn liveness_max(&self) -> Duration {
+        self.base.liveness_max()
     }
 }
 
+/// The `bridge` scenario with the hasty bridge.
+fn hasty_bridge_topology(probe: &Probe) -> Topology {
+    let shared = aiot_simulations::world::probe(probe).things.clone();
+    let keys = plant::fleet(scenarios::MOTES).keys();
+    let mut t = Topology::builder();
+    t.actor("/bridge", |_| HastyBridge { log: None, next_id: 0 }).requires("tier=platform");
+    let relay = shared.relay.clone();
+    t.actor("/command-relay", move |init| CommandRelay::new(init.link("gateway"), relay.clone()))
+        .requires("tier=platform")
+        .link::<GatewayMsg>("gateway", "/gateway");
+    t.actor("/proxies", |init| ProxyHost::new(init.link("gateway"), init.link("downstream"), Vec::new()))
+        .link::<GatewayMsg>("gateway", "/gateway")
+        .link::<Onward>("downstream", "/bridge");
+    let stats = shared.gateway.clone();
+    t.actor("/gateway", move |init| Gateway::new(keys.clone(), init.link("proxies"), stats.clone()))
+        .requires("tier=things")
+        .link::<ProxiesMsg>("proxies", "/proxies");
+    plant::declare_stages(&mut t, &shared);
+    t.build().unwrap()
+}
+
+const HASTY_BRIDGE_MOTES: BrokenPlant = BrokenPlant {
+    base: &scenarios::Motes::BRIDGE,
+    name: "bridge-hasty",
+    about: "the bridge scenario with a bridge that acknowledges before the log does",
+    topology: hasty_bridge_topology,
+};
+
 #[test]
 fn a_bridge_acknowledging_before_the_log_is_caught_and_replays() {
-    let caught = (0..40)
-        .map(|seed| (seed, scenario::run(&HastyBridgeMotes, seed, DURATION, |_| {})))
-        .find(|(_, outcome)| outcome.failure.is_some());
-    let (seed, outcome) = caught.expect("some seed loses an acknowledged frame, and the checks notice");
-    let why = outcome.failure.clone().unwrap();
+    let why = caught_and_replayed(&HASTY_BRIDGE_MOTES, 0..40, DURATION);
     assert!(why.contains("lost") || why.contains("not in the telemetry stream"), "{why}");
-    let again = scenario::run(&HastyBridgeMotes, seed, DURATION, |_| {});
-    assert_eq!((again.failure, again.trace_hash), (Some(why), outcome.trace_hash));
 }
 
 /// The `ota` scenario with a careless canary: any agreement, any score shift, one window, a
 /// minute, and disputed trips ignored.
-struct CarelessCanaryOta;
-
-impl Scenario for CarelessCanaryOta {
-    fn name(&self) -> &'static str {
-        "ota-careless"
-    }
-    fn about(&self) -> &'static str {
-        "the ota scenario with a canary rule that lets anything through"
-    }
-    fn nodes(&self) -> Vec<NodeSpec> {
-        scenarios::Motes::OTA.nodes()
-    }
-    fn topology(&self, probe: &Probe) -> Topology {
-        use aiot_actors::deploy::canary::CanaryRule;
-        let shared = aiot_simulations::world::probe(probe).things.clone();
-        let fleet = plant::fleet(scenarios::Motes::OTA.count);
-        let mut t = Topology::builder();
-        plant::declare(&mut t, &fleet, &shared, plant::Feed::Bridge);
-        let mut config = ota::deployer_config();
-        config.rollout.canary = CanaryRule {
-            period: Duration::from_secs(60),
-            min_windows: 1,
-            min_agreement: 0.0,
-            max_psi: f64::INFINITY,
-            min_auc: 0.0,
-            disputed_trip_rolls_back: false,
-        };
-        ota::declare_with(&mut t, &shared.ota, config);
-        t.build().unwrap()
-    }
-    fn faults(&self) -> &'static [&'static str] {
-        scenarios::Motes::OTA.faults()
-    }
-    fn prepare(&self, world: &mut World) {
-        scenarios::Motes::OTA.prepare(world)
-    }
-    fn invariant(&self, world: &World) -> Result<(), String> {
-        scenarios::Motes::OTA.invariant(world)
-    }
-    fn live(&self, world: &World) -> bool {
-        scenarios::Motes::OTA.live(world)
-    }
-    fn not_live(&self, world: &World) -> String {
-        scenarios::Motes::OTA.not_live(world)
-    }
-    fn liveness_max(&self) -> Duration {
-        scenarios::Motes::OTA.liveness_max()
-    }
+fn careless_canary_topology(probe: &Probe) -> Topology {
+    use aiot_actors::deploy::canary::CanaryRule;
+    let shared = aiot_simulations::world::probe(probe).things.clone();
+    let fleet = plant::fleet(scenarios::Motes::OTA.count);
+    let mut t = Topology::builder();
+    plant::declare(&mut t, &fleet, &shared, plant::Feed::Bridge);
+    let mut config = ota::deployer_config();
+    config.rollout.canary = CanaryRule {
+        period: Duration::from_secs(60),
+        min_windows: 1,
+        min_agreement: 0.0,
+        max_psi: f64::INFINITY,
+        min_auc: 0.0,
+        disputed_trip_rolls_back: false,
+    };
+    ota::declare_with(&mut t, &shared.ota, config);
+    t.build().unwrap()
 }
+
+const CARELESS_CANARY_OTA: BrokenPlant = BrokenPlant {
+    base: &scenarios::Motes::OTA,
+    name: "ota-careless",
+    about: "the ota scenario with a canary rule that lets anything through",
+    topology: careless_canary_topology,
+};
 
 #[test]
 fn a_careless_canary_lets_the_regression_reach_the_fleet_and_is_caught_and_replays() {
-    let caught = (0..10)
-        .map(|seed| (seed, scenario::run(&CarelessCanaryOta, seed, Duration::from_secs(1200), |_| {})))
-        .find(|(_, outcome)| outcome.failure.is_some());
-    let (seed, outcome) =
-        caught.expect("the regression reaches motes outside its cohort, and the checks notice");
-    let why = outcome.failure.clone().unwrap();
+    let why = caught_and_replayed(&CARELESS_CANARY_OTA, 0..10, Duration::from_secs(1200));
     assert!(why.contains("runs model 3 but is not in its canary cohort"), "{why}");
-    let again = scenario::run(&CarelessCanaryOta, seed, Duration::from_secs(1200), |_| {});
-    assert_eq!((again.failure, again.trace_hash), (Some(why), outcome.trace_hash));
 }
 
 /// A sink that processes every copy it gets (no check of keys already stored).
@@ -420,58 +410,31 @@ impl Actor for CopyingSink {
 }
 
 /// The `motes` scenario with the copying sink.
-struct CopyingSinkMotes;
-
-impl Scenario for CopyingSinkMotes {
-    fn name(&self) -> &'static str {
-        "motes-copying-sink"
-    }
-    fn about(&self) -> &'static str {
-        "motes with a sink that processes copies"
-    }
-    fn nodes(&self) -> Vec<NodeSpec> {
-        scenarios::Motes::PLANT.nodes()
-    }
-    fn topology(&self, probe: &Probe) -> Topology {
-        let shared = aiot_simulations::world::probe(probe).things.clone();
-        let keys = plant::fleet(scenarios::MOTES).keys();
-        let mut t = Topology::builder();
-        let sink = shared.sink.clone();
-        t.actor("/sink", move |_| CopyingSink(sink.clone()));
-        t.actor("/proxies", |init| ProxyHost::new(init.link("gateway"), init.link("downstream"), Vec::new()))
-            .link::<GatewayMsg>("gateway", "/gateway")
-            .link::<Onward>("downstream", "/sink");
-        let stats = shared.gateway.clone();
-        t.actor("/gateway", move |init| Gateway::new(keys.clone(), init.link("proxies"), stats.clone()))
-            .requires("tier=things")
-            .link::<ProxiesMsg>("proxies", "/proxies");
-        t.build().unwrap()
-    }
-    fn faults(&self) -> &'static [&'static str] {
-        scenarios::Motes::PLANT.faults()
-    }
-    fn prepare(&self, world: &mut World) {
-        scenarios::Motes::PLANT.prepare(world)
-    }
-    fn invariant(&self, world: &World) -> Result<(), String> {
-        scenarios::Motes::PLANT.invariant(world)
-    }
-    fn live(&self, world: &World) -> bool {
-        scenarios::Motes::PLANT.live(world)
-    }
-    fn not_live(&self, world: &World) -> String {
-        scenarios::Motes::PLANT.not_live(world)
-    }
+fn copying_sink_topology(probe: &Probe) -> Topology {
+    let shared = aiot_simulations::world::probe(probe).things.clone();
+    let keys = plant::fleet(scenarios::MOTES).keys();
+    let mut t = Topology::builder();
+    let sink = shared.sink.clone();
+    t.actor("/sink", move |_| CopyingSink(sink.clone()));
+    t.actor("/proxies", |init| ProxyHost::new(init.link("gateway"), init.link("downstream"), Vec::new()))
+        .link::<GatewayMsg>("gateway", "/gateway")
+        .link::<Onward>("downstream", "/sink");
+    let stats = shared.gateway.clone();
+    t.actor("/gateway", move |init| Gateway::new(keys.clone(), init.link("proxies"), stats.clone()))
+        .requires("tier=things")
+        .link::<ProxiesMsg>("proxies", "/proxies");
+    t.build().unwrap()
 }
+
+const COPYING_SINK_MOTES: BrokenPlant = BrokenPlant {
+    base: &scenarios::Motes::PLANT,
+    name: "motes-copying-sink",
+    about: "motes with a sink that processes copies",
+    topology: copying_sink_topology,
+};
 
 #[test]
 fn a_sink_processing_copies_is_caught_and_its_seed_replays_to_the_same_failure_and_hash() {
-    let caught = (0..400)
-        .map(|seed| (seed, scenario::run(&CopyingSinkMotes, seed, DURATION, |_| {})))
-        .find(|(_, outcome)| outcome.failure.is_some());
-    let (seed, outcome) = caught.expect("some seed makes copies reach the sink, and the invariant notices");
-    let why = outcome.failure.clone().unwrap();
+    let why = caught_and_replayed(&COPYING_SINK_MOTES, 0..400, DURATION);
     assert!(why.contains("frames processed for"), "{why}");
-    let again = scenario::run(&CopyingSinkMotes, seed, DURATION, |_| {});
-    assert_eq!((again.failure, again.trace_hash), (Some(why), outcome.trace_hash));
 }
