@@ -4,10 +4,12 @@
 //!   on the stage-2 replicas and gives the drift monitor its reference;
 //! - `monitor`: the drift monitor on the live `features` stream: on a drift it asks the crew
 //!   for inspections and the trainer for a retrain;
-//! - `windows`: the windows both keep (latest first out, once per frame).
+//! - `windows`: the windows both keep (latest first out, once per frame);
+//! - `errors`: stage 2's error rate on outcomes, for the monitor's Page-Hinkley test.
 //!
 //! `declare` puts both in a topology.
 
+pub mod errors;
 pub mod monitor;
 pub mod trainer;
 pub mod windows;

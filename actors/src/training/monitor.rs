@@ -18,6 +18,11 @@
 //!   `settle_until` after the drift, and references the trainer sends meanwhile are ignored
 //!   (their windows are mostly of the old regime).
 //!
+//! - **Outcomes.** It also reads `alerts` and `maintenance` (from the same start) and judges
+//!   stage 2's model on every outcome after its training ([`super::errors`]): when
+//!   Page-Hinkley finds the error rate risen, the trainer gets a retrain command at once (unless
+//!   one is already planned), with the counts as evidence.
+//!
 //! Durations are in cluster time; the checks run as windows arrive, the timers on ticks.
 
 use std::collections::BTreeSet;
@@ -29,14 +34,19 @@ use aiot_runtime::{Actor, ActorError, ActorRef, Ctx, PortRef};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use super::errors::{self, ErrorAlarm, ErrorRate};
 use super::trainer::TrainerMsg;
 use super::windows::WindowStore;
 use crate::dsp::DspFeatures;
+use crate::inference::alerts::{AlertRecord, ALERTS};
 use crate::inference::drift_monitor::{DriftConfig, DriftEvidence, DriftMonitor};
 use crate::inference::features::{FeatureRecord, FeatureSource, FEATURES};
 use crate::maintenance::InspectionRequest;
+use crate::maintenance::MaintenanceRecord;
+use crate::ml::drift::PageHinkleyConfig;
 use crate::ports::eventlog::adapter::{Log, LogEvent, LogRequest};
 use crate::ports::eventlog::{ConsumerEvent, Start, StoredRecord, Subscription};
+use crate::streams::MAINTENANCE;
 use crate::things::gateway::GatewayMsg;
 
 /// How often the monitor looks at its timers.
@@ -57,6 +67,8 @@ pub struct MonitorConfig {
     /// The retrain command goes this long after the inspection requests (default 2 hours).
     pub retrain_after: Duration,
     pub keep_windows: usize,
+    /// Page-Hinkley on stage 2's errors on outcomes (`errors::default_config`).
+    pub errors: PageHinkleyConfig,
     pub trainer: String,
     pub gateway: String,
 }
@@ -70,6 +82,7 @@ impl Default for MonitorConfig {
             settle_until: Duration::from_secs(4 * 24 * 3600),
             retrain_after: Duration::from_secs(2 * 3600),
             keep_windows: 200_000,
+            errors: errors::default_config(),
             trainer: "/trainer".into(),
             gateway: "/gateway".into(),
         }
@@ -96,6 +109,10 @@ pub struct MonitorStats {
     pub drifts: AtomicU64,
     pub inspections_requested: AtomicU64,
     pub retrains_requested: AtomicU64,
+    /// Outcomes judged since the model's training, those it got wrong, and error-rate alarms.
+    pub outcomes_judged: AtomicU64,
+    pub outcomes_wrong: AtomicU64,
+    pub error_alarms: AtomicU64,
     /// The last drift's evidence, or why there is no reference, for people.
     pub last: Mutex<Option<String>>,
 }
@@ -106,10 +123,13 @@ impl MonitorStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let last = self.last.lock().clone().unwrap_or_else(|| "no reference yet".into());
         format!(
-            "drift monitor: {} windows, {} checked, {} drifts, {} inspections and {} retrains requested; {last}",
+            "drift monitor: {} windows, {} checked, {} drifts, {} of {} outcomes wrong, {} error alarms, {} inspections and {} retrains requested; {last}",
             load(&self.windows),
             load(&self.checked),
             load(&self.drifts),
+            load(&self.outcomes_wrong),
+            load(&self.outcomes_judged),
+            load(&self.error_alarms),
             load(&self.inspections_requested),
             load(&self.retrains_requested)
         )
@@ -141,6 +161,7 @@ pub struct Monitor {
     reference_until_ms: u64,
     /// A retrain command due, and its reason.
     retrain: Option<(u64, String)>,
+    errors: ErrorRate,
     resubscribe: bool,
 }
 
@@ -154,6 +175,10 @@ impl Monitor {
             not_before_ms: 0,
             reference_until_ms: 0,
             retrain: None,
+            // A bad setting falls back to the defaults, which are valid.
+            errors: ErrorRate::new(config.errors)
+                .or_else(|_| ErrorRate::new(errors::default_config()))
+                .expect("the default Page-Hinkley settings are valid"),
             resubscribe: false,
             config,
         }
@@ -163,8 +188,9 @@ impl Monitor {
         let Some(log) = &self.log else { return Ok(()) };
         let since = ctx.cluster_ms().saturating_sub(self.config.reference_span.as_millis() as u64);
         let start = Start::Time(since);
+        let topics = [FEATURES, ALERTS, MAINTENANCE];
         let subscription =
-            Subscription { credit: CREDIT, ..Subscription::all(&[FEATURES], "drift-monitor", start) };
+            Subscription { credit: CREDIT, ..Subscription::all(&topics, "drift-monitor", start) };
         Ok(ctx.port_request(log, LogRequest::Subscribe(subscription))?)
     }
 
@@ -175,9 +201,16 @@ impl Monitor {
     ) -> Result<(), ActorError> {
         let count = records.len() as u32;
         for stored in records {
-            match FeatureRecord::decode(&stored.record.payload) {
-                Ok(features) => self.on_window(features, ctx),
-                Err(why) => tracing::warn!("drift monitor: {}@{}: {why}", stored.partition, stored.offset),
+            let payload = &stored.record.payload;
+            let taken = match stored.partition.topic.as_str() {
+                ALERTS => AlertRecord::decode(payload).map(|alert| self.errors.on_alert(&alert)),
+                MAINTENANCE => {
+                    MaintenanceRecord::from_json(payload).map(|outcome| self.on_outcome(&outcome, ctx))
+                }
+                _ => FeatureRecord::decode(payload).map(|features| self.on_window(features, ctx)),
+            };
+            if let Err(why) = taken {
+                tracing::warn!("drift monitor: {}@{}: {why}", stored.partition, stored.offset);
             }
         }
         match &self.log {
@@ -204,6 +237,25 @@ impl Monitor {
         self.stats.windows.store(self.windows.len() as u64, Ordering::Relaxed);
         if let Some(evidence) = evidence {
             self.on_drift(&evidence, ctx);
+        }
+    }
+
+    /// Judges an outcome; a risen error rate has the trainer retrain at once.
+    fn on_outcome(&mut self, outcome: &MaintenanceRecord, ctx: &mut Ctx<'_, MonitorMsg>) {
+        let alarm = self.errors.on_outcome(outcome);
+        let (judged, wrong) = self.errors.counts();
+        self.stats.outcomes_judged.store(judged, Ordering::Relaxed);
+        self.stats.outcomes_wrong.store(wrong, Ordering::Relaxed);
+        let Some(ErrorAlarm { time_ms, outcomes, wrong }) = alarm else { return };
+        let reason = format!(
+            "error rate rose at {time_ms} ms: {wrong} of {outcomes} outcomes since the model's training judged wrong (Page-Hinkley)"
+        );
+        tracing::warn!("drift monitor: {reason}");
+        self.stats.error_alarms.fetch_add(1, Ordering::Relaxed);
+        *self.stats.last.lock() = Some(reason.clone());
+        // A retrain already planned (after a drift's inspections) keeps its time.
+        if self.retrain.is_none() {
+            self.retrain = Some((ctx.cluster_ms(), reason));
         }
     }
 
@@ -311,6 +363,7 @@ impl Actor for Monitor {
             MonitorMsg::Log(_) => {}
             MonitorMsg::Tick => self.on_tick(ctx)?,
             MonitorMsg::Reference { at_ms } => {
+                self.errors.model_trained(at_ms);
                 if at_ms > self.reference_until_ms && !matches!(self.phase, Phase::Settling { .. }) {
                     let from = at_ms.saturating_sub(self.config.reference_span.as_millis() as u64);
                     self.watch(from.max(self.not_before_ms), at_ms);
