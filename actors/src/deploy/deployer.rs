@@ -36,10 +36,11 @@ use serde::{Deserialize, Serialize};
 use super::rollout::{Action, Phase, Rollout, RolloutConfig};
 use super::transfer::{transfer, CHUNK_LEN};
 use crate::ports::eventlog::adapter::{Log, LogEvent, LogRequest};
-use crate::ports::eventlog::{ConsumerEvent, Record, Start, StoredRecord, Subscription};
+use crate::ports::eventlog::{Record, Start, StoredRecord, Subscription};
 use crate::registry::artifact::SignedModel;
 use crate::registry::service::RegistryMsg;
 use crate::streams::appender::{AppendStats, KeyedAppender};
+use crate::streams::reader;
 use crate::streams::{mote_key, TelemetryRecord, COMMANDS, TELEMETRY};
 
 /// How often the deployer steps its rollout.
@@ -333,10 +334,7 @@ impl Deployer {
                 }
             }
         }
-        match &self.log {
-            Some(log) => Ok(ctx.port_request(log, LogRequest::Grant(count))?),
-            None => Ok(()),
-        }
+        reader::grant(self.log.as_ref(), count, ctx)
     }
 
     fn on_frame(&mut self, record: &TelemetryRecord, now_ms: u64) {
@@ -404,12 +402,9 @@ impl Deployer {
         self.prepare(ctx.cluster_ms(), ctx);
         self.appender.retry_due(self.log.as_ref(), ctx);
         let Some(rollout) = self.rollout.as_mut() else { return Ok(()) };
-        let card = match self.models.get(&rollout.version) {
-            Some(Some(model)) => model.card.clone(),
-            _ => return Ok(()),
-        };
+        let Some(Some(candidate)) = self.models.get(&rollout.version) else { return Ok(()) };
         let judged = rollout.verdict.is_some();
-        let actions = rollout.step(ctx.cluster_ms(), &card);
+        let actions = rollout.step(ctx.cluster_ms(), &candidate.card);
         if let Some(verdict) = rollout.verdict.as_ref().filter(|_| !judged) {
             tracing::info!("deployer: model {}: {verdict}", rollout.version);
             self.stats.verdicts.lock().push((rollout.version, verdict.clone()));
@@ -453,20 +448,14 @@ impl Actor for Deployer {
 
     fn handle(&mut self, msg: DeployerMsg, ctx: &mut Ctx<'_, DeployerMsg>) -> Result<(), ActorError> {
         match msg {
-            DeployerMsg::Log(LogEvent::Consumer(ConsumerEvent::Records(records))) => {
-                self.on_records(records, ctx)?
-            }
-            DeployerMsg::Log(LogEvent::Consumer(ConsumerEvent::Error(error))) => {
-                tracing::warn!("deployer: consumer: {error}");
-            }
             DeployerMsg::Log(LogEvent::Outcome(outcome)) => {
                 let _ = self.appender.on_outcome(outcome, self.log.as_ref(), ctx);
             }
-            DeployerMsg::Log(LogEvent::Refused { request, error }) => {
-                tracing::warn!("deployer: the log refused to {request}: {error}");
-                self.resubscribe |= request == "subscribe";
+            DeployerMsg::Log(event) => {
+                if let Some(records) = reader::records(event, "deployer", &mut self.resubscribe) {
+                    self.on_records(records, ctx)?
+                }
             }
-            DeployerMsg::Log(_) => {}
             DeployerMsg::Tick => self.on_tick(ctx)?,
             DeployerMsg::Deploy { version, reply } => {
                 self.on_deploy(version);

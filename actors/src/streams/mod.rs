@@ -9,6 +9,7 @@
 //! - `bridge`: the uplink half of the protocol bridge (proxies -> streams).
 //! - `command_relay`: the downlink half (the `commands` stream -> the gateway -> motes, at QoS
 //!   1, each command tracked until its mote's report shows it arrived).
+//! - `reader`: what the actors reading streams without a group share.
 //! - The record formats below: what a consumer of the streams reads.
 //!
 //! Delivery: at least once end to end (a frame is acknowledged to its mote only once its record
@@ -21,6 +22,7 @@ pub mod appender;
 pub mod bridge;
 pub mod command_relay;
 pub mod progress;
+pub mod reader;
 pub mod stage;
 
 use aiot_firmware::protocol::{MoteId, Payload};

@@ -45,7 +45,8 @@ use crate::maintenance::InspectionRequest;
 use crate::maintenance::MaintenanceRecord;
 use crate::ml::drift::PageHinkleyConfig;
 use crate::ports::eventlog::adapter::{Log, LogEvent, LogRequest};
-use crate::ports::eventlog::{ConsumerEvent, Start, StoredRecord, Subscription};
+use crate::ports::eventlog::{Start, StoredRecord, Subscription};
+use crate::streams::reader;
 use crate::streams::MAINTENANCE;
 use crate::things::gateway::GatewayMsg;
 
@@ -213,10 +214,7 @@ impl Monitor {
                 tracing::warn!("drift monitor: {}@{}: {why}", stored.partition, stored.offset);
             }
         }
-        match &self.log {
-            Some(log) => Ok(ctx.port_request(log, LogRequest::Grant(count))?),
-            None => Ok(()),
-        }
+        reader::grant(self.log.as_ref(), count, ctx)
     }
 
     fn on_window(&mut self, features: FeatureRecord, ctx: &mut Ctx<'_, MonitorMsg>) {
@@ -350,17 +348,11 @@ impl Actor for Monitor {
 
     fn handle(&mut self, msg: MonitorMsg, ctx: &mut Ctx<'_, MonitorMsg>) -> Result<(), ActorError> {
         match msg {
-            MonitorMsg::Log(LogEvent::Consumer(ConsumerEvent::Records(records))) => {
-                self.on_records(records, ctx)?
+            MonitorMsg::Log(event) => {
+                if let Some(records) = reader::records(event, "drift monitor", &mut self.resubscribe) {
+                    self.on_records(records, ctx)?
+                }
             }
-            MonitorMsg::Log(LogEvent::Consumer(ConsumerEvent::Error(error))) => {
-                tracing::warn!("drift monitor: consumer: {error}");
-            }
-            MonitorMsg::Log(LogEvent::Refused { request, error }) => {
-                tracing::warn!("drift monitor: the log refused to {request}: {error}");
-                self.resubscribe |= request == "subscribe";
-            }
-            MonitorMsg::Log(_) => {}
             MonitorMsg::Tick => self.on_tick(ctx)?,
             MonitorMsg::Reference { at_ms } => {
                 self.errors.model_trained(at_ms);

@@ -54,9 +54,10 @@ use crate::ml::labels::{LabelRule, Outcomes};
 use crate::ml::scorer::{fit, FitConfig};
 use crate::ml::train::{train, TrainConfig};
 use crate::ports::eventlog::adapter::{Log, LogEvent, LogRequest};
-use crate::ports::eventlog::{ConsumerEvent, Start, StoredRecord, Subscription};
+use crate::ports::eventlog::{Start, StoredRecord, Subscription};
 use crate::registry::artifact::{ModelCard, Stage2Model};
 use crate::registry::service::RegistryMsg;
+use crate::streams::reader;
 use crate::streams::stage::StageMsg;
 use crate::streams::MAINTENANCE;
 
@@ -226,17 +227,11 @@ impl Trainer {
     }
 
     fn subscribe(&self, ctx: &mut Ctx<'_, TrainerMsg>) -> Result<(), ActorError> {
+        let Some(log) = &self.log else { return Ok(()) };
         let topics = [FEATURES, MAINTENANCE];
         let subscription =
             Subscription { credit: CREDIT, ..Subscription::all(&topics, "trainer", Start::Earliest) };
-        self.request(LogRequest::Subscribe(subscription), ctx)
-    }
-
-    fn request(&self, request: LogRequest, ctx: &mut Ctx<'_, TrainerMsg>) -> Result<(), ActorError> {
-        match &self.log {
-            Some(log) => Ok(ctx.port_request(log, request)?),
-            None => Ok(()),
-        }
+        Ok(ctx.port_request(log, LogRequest::Subscribe(subscription))?)
     }
 
     fn on_records(
@@ -262,7 +257,7 @@ impl Trainer {
                 tracing::warn!("trainer: {}@{}: {why}", stored.partition, stored.offset);
             }
         }
-        self.request(LogRequest::Grant(count), ctx)
+        reader::grant(self.log.as_ref(), count, ctx)
     }
 
     /// Keeps a DSP or stage-1 window (once per frame), dropping the oldest beyond the limit.
@@ -505,17 +500,11 @@ impl Actor for Trainer {
 
     fn handle(&mut self, msg: TrainerMsg, ctx: &mut Ctx<'_, TrainerMsg>) -> Result<(), ActorError> {
         match msg {
-            TrainerMsg::Log(LogEvent::Consumer(ConsumerEvent::Records(records))) => {
-                self.on_records(records, ctx)?
+            TrainerMsg::Log(event) => {
+                if let Some(records) = reader::records(event, "trainer", &mut self.resubscribe) {
+                    self.on_records(records, ctx)?
+                }
             }
-            TrainerMsg::Log(LogEvent::Consumer(ConsumerEvent::Error(error))) => {
-                tracing::warn!("trainer: consumer: {error}");
-            }
-            TrainerMsg::Log(LogEvent::Refused { request, error }) => {
-                tracing::warn!("trainer: the log refused to {request}: {error}");
-                self.resubscribe |= request == "subscribe";
-            }
-            TrainerMsg::Log(_) => {}
             TrainerMsg::Tick => {
                 if std::mem::take(&mut self.resubscribe) {
                     self.subscribe(ctx)?;
