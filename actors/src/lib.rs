@@ -24,6 +24,7 @@ pub mod dsp;
 pub mod inference;
 pub mod maintenance;
 pub mod ml;
+pub mod pipeline;
 pub mod ports;
 pub mod provision;
 pub mod registry;
