@@ -32,7 +32,7 @@ use aiot_actors::streams::command_relay::RelayStats;
 use aiot_actors::things::gateway::GatewayStats;
 use aiot_actors::things::{self, Downstream, ThingsConfig};
 use aiot_actors::training::monitor::MonitorConfig;
-use aiot_actors::training::trainer::TrainerConfig;
+use aiot_actors::training::TrainerConfig;
 use aiot_actors::training::{self, TrainingStats};
 use aiot_runtime::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -9,7 +9,9 @@
 //!   supply sidebands) as a pure feature extractor, and the bearing geometry.
 //! - `inference`: the stream stages: the DSP filter (telemetry -> features) and stage 2
 //!   (features -> alerts), the alert rule, the drift monitor's rule.
-//! - `training`: the trainer actor (features and maintenance -> stage 2's model).
+//! - `pipeline`: DAGs of step actors declared in code (retries per step, queryable status).
+//! - `training`: the MLOps flow as such a pipeline (features and maintenance -> stage 2's
+//!   model and the motes' int8 model, registered and deployed), and the drift monitor.
 //! - `deploy`: the deployer (signed models to the motes over the air, canary first).
 //! - `registry`: registered models as stored: lineage card, int8 image, ed25519 signatures,
 //!   sealed with an AEAD, and the checks a model must pass to load.

@@ -1,10 +1,11 @@
-//! The trainer and stage 2 together on the simulated event log, under the deterministic
-//! executor: the `features` stream holds 60 hourly DSP windows of 16 motors, the `maintenance`
-//! stream the failures of the 6 faulty ones (their outer-race band rose before). The trainer
-//! reads both, labels by the maintenance log only, fits, and installs the model on both stage-2
-//! replicas; fresh windows of a motor going bad then raise an alert by that model. Checked:
-//! - the trainer keeps every DSP window once (a copy in the stream is skipped) and leaves the
-//!   flagged window out of its training data;
+//! The training pipeline and stage 2 together on the simulated event log, under the
+//! deterministic executor: the `features` stream holds 60 hourly DSP windows of 16 motors, the
+//! `maintenance` stream the failures of the 6 faulty ones (their outer-race band rose before).
+//! The pipeline's actors read both, label by the maintenance log only, fit, and install the
+//! model on both stage-2 replicas; fresh windows of a motor going bad then raise an alert by
+//! that model. Checked:
+//! - the ingest step keeps every DSP window once (a copy in the stream is skipped) and the
+//!   flagged window stays out of the training data;
 //! - the first training comes when scheduled, with a held-out AUC near 1, and installs model 1
 //!   on both replicas (the status says so);
 //! - a motor whose band rises after that is alerted by model 1, a healthy one is not;
@@ -14,7 +15,8 @@
 //!   replicas;
 //! - the crew's inspections of the alerted motor then turn from confirming its defect to
 //!   finding it healthy: the monitor's Page-Hinkley test on stage 2's errors fires once and the
-//!   trainer retrains at once (model 3).
+//!   pipeline runs at once (model 3);
+//! - the pipeline ran three times, every step done once, and its status says why each ran.
 //!
 //! The run is made twice: the trainer numbering its models, and with the registry, which
 //! gives each version and stores each release (stage 2's model in its signed card, the motes'
@@ -33,6 +35,7 @@ use aiot_actors::inference::alerts::{AlertKind, AlertLevel, AlertRecord, AlertRu
 use aiot_actors::inference::features::{FeatureRecord, FeatureSource, FEATURES};
 use aiot_actors::inference::{self, InferenceConfig, InferenceStats};
 use aiot_actors::maintenance::{Defect, Finding, MaintenanceEvent, MaintenanceRecord};
+use aiot_actors::pipeline::run::StepState;
 use aiot_actors::ports::eventlog::adapter::{Log, LogLink};
 use aiot_actors::ports::eventlog::{EventLog, Record, TopicPartition};
 use aiot_actors::registry::service::{Registry, RegistryKeys, RegistryMsg, RegistryStats};
@@ -40,7 +43,7 @@ use aiot_actors::streams::{mote_key, MAINTENANCE, PARTITIONS};
 use aiot_actors::things::gateway::GatewayMsg;
 use aiot_actors::things::sensor_faults::SensorFaults;
 use aiot_actors::training::monitor::MonitorConfig;
-use aiot_actors::training::trainer::TrainerConfig;
+use aiot_actors::training::TrainerConfig;
 use aiot_actors::training::{self, TrainingStats};
 use aiot_firmware::features::FEATURE_COUNT;
 use aiot_runtime::exec::det::DetSystem;
@@ -356,6 +359,24 @@ fn run(seed: u64, registry: bool) -> Result<(), String> {
             trainer_stats.status(),
             monitor_stats.status()
         ));
+    }
+    let pipeline = training_stats.pipeline.lock().clone();
+    let mut expected = vec!["ingest", "extract", "drift-check", "train", "validate", "quantize", "register"];
+    if registry {
+        expected.push("deploy");
+    }
+    let reasons: Vec<&str> = pipeline.recent.iter().map(|run| run.reason.as_str()).collect();
+    let all_done = pipeline.recent.iter().all(|run| {
+        let names: Vec<&str> = run.steps.iter().map(|(name, _)| name.as_str()).collect();
+        names == expected && run.steps.iter().all(|(_, s)| matches!(s, StepState::Done { attempts: 1, .. }))
+    });
+    if (pipeline.runs, pipeline.succeeded, pipeline.retries) != (3, 3, 0)
+        || !all_done
+        || reasons[0] != "scheduled"
+        || !reasons[1].starts_with("drift at ")
+        || !reasons[2].starts_with("error rate rose at ")
+    {
+        return Err(format!("the pipeline's runs: {pipeline:#?}"));
     }
     if registry {
         check_stored(&mut system, &log, &stats)?;

@@ -10,12 +10,13 @@
 //!   registry records.
 
 use ndarray::{Array1, Array2};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::labels::{LabelRule, Outcomes};
 
 /// One feature window as the trainer keeps it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Window {
     pub mote: u32,
     /// When the cluster received it, ms (the label rule's clock).
@@ -26,7 +27,7 @@ pub struct Window {
 }
 
 /// What assembling left out, and why.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub positive: usize,
     pub negative: usize,
@@ -37,7 +38,7 @@ pub struct Counts {
 }
 
 /// Labelled windows as a matrix, one row per window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dataset {
     pub x: Array2<f64>,
     /// 1.0 positive, 0.0 negative.

@@ -15,6 +15,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::maintenance::{MaintenanceEvent, MaintenanceRecord};
 
 /// The label rule's two durations.
@@ -55,7 +57,7 @@ impl Label {
 }
 
 /// One motor's outcomes, in time order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct History {
     failures: Vec<u64>,
     /// (time, a defect was found).
@@ -63,7 +65,7 @@ struct History {
 }
 
 /// The outcomes known so far, per mote, from the maintenance stream.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Outcomes {
     motes: BTreeMap<u32, History>,
     /// The latest outcome's time: how far the log is known.

@@ -47,7 +47,7 @@ impl Scorer {
 }
 
 /// A fitted scorer with the data it was fitted and validated on.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Fitted {
     pub scorer: Scorer,
     pub train: Dataset,

@@ -10,14 +10,14 @@
 //! outside the quantization targets.
 
 use aiot_firmware::features::FeatureVector;
-use aiot_firmware::model::MODEL_LEN;
+use aiot_firmware::model::{Model, MODEL_LEN};
 use serde::{Deserialize, Serialize};
 
 use super::dataset::{Counts, Dataset, Window};
 use super::labels::{LabelRule, Outcomes};
 use super::metrics::roc_auc;
-use super::quantize::{self, QualityTargets, QuantizeConfig};
-use super::scorer::{self, FitConfig, Scorer};
+use super::quantize::{self, QualityTargets, QuantizationQuality, QuantizeConfig};
+use super::scorer::{self, FitConfig, Fitted, Scorer};
 
 /// A training run's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,21 +96,30 @@ pub fn train(
     config: &TrainConfig,
     now_ms: u64,
     version: u32,
-    current: Option<&aiot_firmware::model::Model>,
+    current: Option<&Model>,
 ) -> Result<TrainingReport, String> {
     let data = Dataset::assemble(windows, outcomes, &config.rule, now_ms);
-    let Counts { positive, negative, unlabelled, flagged, .. } = data.counts;
     let fitted = scorer::fit(&data, &config.fit)?;
+    let (int8, quality) = quantize_fitted(&fitted, config, version)?;
+    let current_int8_auc = current.map(|model| held_out_auc(&fitted, model)).transpose()?;
+    report(&data, &fitted, &int8, &quality, current_int8_auc)
+}
+
+/// The int8 model (version `version`) of a fitted stage-1 scorer, and its quality against the
+/// float model on the held-out motors; refused outside the quantization targets. The input
+/// range is the data's choice, or whichever candidate keeps the most training decisions alike
+/// (validation data plays no part in choosing).
+pub fn quantize_fitted(
+    fitted: &Fitted,
+    config: &TrainConfig,
+    version: u32,
+) -> Result<(Model, QuantizationQuality), String> {
     let Scorer { standardizer, model } = &fitted.scorer;
     let z = standardizer.transform(fitted.train.x.view());
-    let (validation, labels) = (&fitted.validation, fitted.validation_scores().0);
-
-    // The input range: the data's choice, or whichever candidate keeps the most training
-    // decisions alike (validation data plays no part in choosing).
     let training_vectors = vectors(&fitted.train);
     let training_labels: Vec<bool> = fitted.train.y.iter().map(|v| *v == 1.0).collect();
     let from_data = QuantizeConfig::from_data(version, config.threshold, z.view());
-    let mut best: Option<(f64, aiot_firmware::model::Model)> = None;
+    let mut best: Option<(f64, Model)> = None;
     let candidates = INPUT_RANGES.iter().map(|&input_range| QuantizeConfig { input_range, ..from_data });
     for candidate in std::iter::once(from_data).chain(candidates) {
         let int8 = quantize::quantize(model, standardizer, &candidate).map_err(|e| format!("{e:?}"))?;
@@ -128,29 +137,47 @@ pub fn train(
         }
     }
     let (_, int8) = best.expect("at least one candidate");
-    let vectors = vectors(validation);
-    let quality = quantize::quality(model, standardizer, config.threshold, &int8, &vectors, &labels)
-        .map_err(|e| format!("{e:?}"))?;
+    let labels = fitted.validation_scores().0;
+    let quality = quantize::quality(
+        model,
+        standardizer,
+        config.threshold,
+        &int8,
+        &vectors(&fitted.validation),
+        &labels,
+    )
+    .map_err(|e| format!("{e:?}"))?;
     quality.check(&config.targets).map_err(|why| format!("the int8 model misses its targets: {why}"))?;
-    let current_int8_auc = match current {
-        Some(model) => {
-            let scores: Vec<f64> = vectors.iter().map(|v| f64::from(model.score(v))).collect();
-            Some(roc_auc(&scores, &labels).map_err(|e| format!("the current model's AUC: {e:?}"))?)
-        }
-        None => None,
-    };
+    Ok((int8, quality))
+}
+
+/// `model`'s ROC AUC on `fitted`'s held-out windows (the current model beside a new one).
+pub fn held_out_auc(fitted: &Fitted, model: &Model) -> Result<f64, String> {
+    let labels = fitted.validation_scores().0;
+    let scores: Vec<f64> = vectors(&fitted.validation).iter().map(|v| f64::from(model.score(v))).collect();
+    roc_auc(&scores, &labels).map_err(|e| format!("the current model's AUC: {e:?}"))
+}
+
+/// The report of a run: the data, the fit, the int8 model and its quality.
+pub fn report(
+    data: &Dataset,
+    fitted: &Fitted,
+    int8: &Model,
+    quality: &QuantizationQuality,
+    current_int8_auc: Option<f64>,
+) -> Result<TrainingReport, String> {
+    let Counts { positive, negative, unlabelled, flagged, .. } = data.counts;
     let mut image = vec![0; MODEL_LEN];
     int8.encode(&mut image).map_err(|e| format!("{e:?}"))?;
-
     Ok(TrainingReport {
-        version,
+        version: int8.version,
         dataset_sha256: data.sha256(),
         positives: positive,
         negatives: negative,
         unlabelled,
         flagged,
         train_rows: fitted.train.len(),
-        validation_rows: validation.len(),
+        validation_rows: fitted.validation.len(),
         iterations: fitted.iterations,
         objective: fitted.objective,
         validation_auc: fitted.validation_auc,

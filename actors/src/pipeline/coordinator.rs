@@ -28,7 +28,7 @@ use super::run::{Outcome, Run, RunView, StepResult, StepState};
 pub const KEEP_RUNS: usize = 10;
 
 /// What a step's actor is asked.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRequest<A> {
     pub run: u64,
     /// Why the run started (the drift monitor's evidence, "scheduled", ...).

@@ -5,7 +5,7 @@
 //!   its start, so a restarted monitor has its reference's windows again, and keeps the last
 //!   [`MonitorConfig::keep_windows`] DSP windows the proxies did not flag, once per frame, in
 //!   arrival order.
-//! - **Reference.** The trainer sends [`MonitorMsg::Reference`] with its last training's time
+//! - **Reference.** The release actor sends [`MonitorMsg::Reference`] with its last training's time
 //!   (after each training, and again every few seconds): the reference becomes the kept
 //!   windows of the `reference_span` before it (never older than the last drift's settled
 //!   windows), and every window that arrives after is checked. A reference no later than the
@@ -13,14 +13,14 @@
 //! - **On a drift** it logs the evidence and then, at once, asks the crew (through
 //!   `/gateway`) to inspect every motor heard from in the last day, so that labelled windows
 //!   of the new regime exist within the hour; after `retrain_after` (the inspections answered)
-//!   it sends the trainer a retrain command with the evidence. It stops checking until the new
+//!   it asks the pipeline (`/pipeline`) for a run with the evidence. It stops checking until the new
 //!   regime has settled: its next reference is the windows from `settle_from` to
-//!   `settle_until` after the drift, and references the trainer sends meanwhile are ignored
+//!   `settle_until` after the drift, and references sent meanwhile are ignored
 //!   (their windows are mostly of the old regime).
 //!
 //! - **Outcomes.** It also reads `alerts` and `maintenance` (from the same start) and judges
 //!   stage 2's model on every outcome after its training ([`super::errors`]): when
-//!   Page-Hinkley finds the error rate risen, the trainer gets a retrain command at once (unless
+//!   Page-Hinkley finds the error rate risen, the pipeline is asked for a run at once (unless
 //!   one is already planned), with the counts as evidence.
 //!
 //! Durations are in cluster time; the checks run as windows arrive, the timers on ticks.
@@ -35,7 +35,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::errors::{self, ErrorAlarm, ErrorRate};
-use super::trainer::TrainerMsg;
+use super::steps::Artifact;
 use super::windows::WindowStore;
 use crate::dsp::DspFeatures;
 use crate::inference::alerts::{AlertRecord, ALERTS};
@@ -44,6 +44,8 @@ use crate::inference::features::{FeatureRecord, FeatureSource, FEATURES};
 use crate::maintenance::InspectionRequest;
 use crate::maintenance::MaintenanceRecord;
 use crate::ml::drift::PageHinkleyConfig;
+use crate::pipeline::coordinator::{PipelineMsg, StepRequest};
+use crate::pipeline::run::StepResult;
 use crate::ports::eventlog::adapter::{Log, LogEvent, LogRequest};
 use crate::ports::eventlog::{Start, StoredRecord, Subscription};
 use crate::streams::reader;
@@ -70,7 +72,8 @@ pub struct MonitorConfig {
     pub keep_windows: usize,
     /// Page-Hinkley on stage 2's errors on outcomes (`errors::default_config`).
     pub errors: PageHinkleyConfig,
-    pub trainer: String,
+    /// The pipeline coordinator asked for runs.
+    pub pipeline: String,
     pub gateway: String,
 }
 
@@ -84,7 +87,7 @@ impl Default for MonitorConfig {
             retrain_after: Duration::from_secs(2 * 3600),
             keep_windows: 200_000,
             errors: errors::default_config(),
-            trainer: "/trainer".into(),
+            pipeline: "/pipeline".into(),
             gateway: "/gateway".into(),
         }
     }
@@ -99,6 +102,14 @@ pub enum MonitorMsg {
     Reference {
         at_ms: u64,
     },
+    /// The pipeline's `drift-check` step: the monitor's state and last evidence.
+    Step(StepRequest<Artifact>),
+}
+
+impl From<StepRequest<Artifact>> for MonitorMsg {
+    fn from(request: StepRequest<Artifact>) -> Self {
+        MonitorMsg::Step(request)
+    }
 }
 
 /// The monitor's counters, shared with the host.
@@ -238,7 +249,20 @@ impl Monitor {
         }
     }
 
-    /// Judges an outcome; a risen error rate has the trainer retrain at once.
+    /// Where the monitor is and what it last found, for the pipeline's `drift-check` step.
+    fn evidence(&self) -> String {
+        let phase = match &self.phase {
+            Phase::Waiting => "no reference yet".to_string(),
+            Phase::Watching(_) => {
+                format!("watching against the windows before {} ms", self.reference_until_ms)
+            }
+            Phase::Settling { drift_ms } => format!("a drift at {drift_ms} ms, the new regime settling"),
+        };
+        let last = self.stats.last.lock().clone().unwrap_or_else(|| "nothing found".into());
+        format!("{phase}; {last}")
+    }
+
+    /// Judges an outcome; a risen error rate has the pipeline run at once.
     fn on_outcome(&mut self, outcome: &MaintenanceRecord, ctx: &mut Ctx<'_, MonitorMsg>) {
         let alarm = self.errors.on_outcome(outcome);
         let (judged, wrong) = self.errors.counts();
@@ -315,8 +339,8 @@ impl Monitor {
         let now_ms = ctx.cluster_ms();
         if let Some((at, reason)) = self.retrain.take() {
             if now_ms >= at {
-                if let Ok(trainer) = ActorRef::<TrainerMsg>::parse(&self.config.trainer) {
-                    if ctx.send(&trainer, TrainerMsg::Retrain { reason }).is_ok() {
+                if let Ok(pipeline) = ActorRef::<PipelineMsg<Artifact>>::parse(&self.config.pipeline) {
+                    if ctx.send(&pipeline, PipelineMsg::Run { reason }).is_ok() {
                         self.stats.retrains_requested.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -354,6 +378,13 @@ impl Actor for Monitor {
                 }
             }
             MonitorMsg::Tick => self.on_tick(ctx)?,
+            MonitorMsg::Step(request) => {
+                let summary = self.evidence();
+                ctx.reply(
+                    &request.reply,
+                    StepResult::Done { output: Artifact::Drift(summary.clone()), summary },
+                )?;
+            }
             MonitorMsg::Reference { at_ms } => {
                 self.errors.model_trained(at_ms);
                 if at_ms > self.reference_until_ms && !matches!(self.phase, Phase::Settling { .. }) {

@@ -1,0 +1,489 @@
+//! The pipeline's `validate`, `register` and `deploy` steps (`/release`, platform): the actor
+//! that knows the models in service, so it judges a candidate against them, puts it into
+//! service, and keeps it there.
+//!
+//! - **validate:** stage 2's alert threshold is the `negative_quantile` of the training
+//!   negatives' scores; a model whose held-out AUC is under `min_validation_auc` is refused;
+//!   the motes' model in service is scored on the candidate's held-out windows (the card's
+//!   `stage1_int8_auc_current`, which the canary rule compares).
+//! - **register:** with a registry, the version comes from it (`NextVersion`), the int8 image
+//!   is stamped with it, and the registry signs and stores both models (stage 2's in the card);
+//!   only once that is durable is stage 2's model installed. A registry that is not caught up
+//!   or does not answer fails the attempt (the coordinator retries). Without a registry the
+//!   versions count this incarnation's installs.
+//! - **Installing:** the model goes to every stage-2 replica as `Stage2Control::Install`, and
+//!   again every [`ANNOUNCE_EVERY`], so a replica that restarted gets it back; the drift
+//!   monitor is told the training's time (its reference) along with it.
+//! - **deploy:** the deployer is asked to roll the release out, and asked again every
+//!   [`ANNOUNCE_EVERY`] until the rollout settles (a restarted deployer picks it up): installed
+//!   on the fleet (the motes' model in service is then this one) or rolled back (a refusal).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aiot_firmware::model::{Model, MODEL_LEN};
+use aiot_runtime::{Actor, ActorError, ActorRef, AskError, Ctx, ReplyTo};
+use serde::{Deserialize, Serialize};
+
+use super::monitor::MonitorMsg;
+use super::steps::{self, datasets, fitted, input, validation, Artifact, Quantized, Validation};
+use super::{TrainerConfig, TrainerStats};
+use crate::deploy::canary::{AUC, AUC_CURRENT};
+use crate::deploy::deployer::{DeployState, DeployerMsg};
+use crate::deploy::rollout::Phase;
+use crate::inference::alerts::AlertRule;
+use crate::inference::stage2::Stage2Control;
+use crate::ml::train::held_out_auc;
+use crate::pipeline::coordinator::StepRequest;
+use crate::pipeline::run::StepResult;
+use crate::registry::artifact::{ModelCard, Stage2Model};
+use crate::registry::service::RegistryMsg;
+use crate::streams::stage::StageMsg;
+
+/// How often the installed model is sent to the replicas again, and the deployer asked again.
+pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(10);
+/// How long the registry and the deployer have to answer.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What `/release` takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ReleaseMsg {
+    Step(StepRequest<Artifact>),
+    Tick,
+    /// The registry's answer to `NextVersion` (`None`: not caught up) for a registration.
+    Version {
+        ticket: u64,
+        version: Result<Option<u32>, String>,
+    },
+    /// The registry's answer to `Register` for a registration.
+    Registered {
+        ticket: u64,
+        result: Result<u32, String>,
+    },
+    /// The deployer's answer about a release's rollout.
+    Deployed {
+        version: u32,
+        state: Result<DeployState, String>,
+    },
+}
+
+impl From<StepRequest<Artifact>> for ReleaseMsg {
+    fn from(request: StepRequest<Artifact>) -> Self {
+        ReleaseMsg::Step(request)
+    }
+}
+
+/// A release on its way into the registry.
+struct Registering {
+    /// This attempt's number: answers to an earlier attempt (retried after a timeout) are
+    /// told apart and ignored.
+    ticket: u64,
+    reply: ReplyTo<StepResult<Artifact>>,
+    reason: String,
+    validation: Validation,
+    quantized: Option<Quantized>,
+    dataset_sha256: [u8; 32],
+    /// The int8 image as registered (stamped with its version).
+    image: Vec<u8>,
+}
+
+/// A release being rolled out.
+struct Deploying {
+    version: u32,
+    model: Model,
+    reply: ReplyTo<StepResult<Artifact>>,
+}
+
+/// The release actor.
+pub struct Release {
+    config: TrainerConfig,
+    stats: Arc<TrainerStats>,
+    installed: Option<Stage2Control>,
+    /// The installed model's training time, cluster ms.
+    trained_at_ms: u64,
+    version: u32,
+    registering: Option<Registering>,
+    tickets: u64,
+    deploying: Option<Deploying>,
+    /// The motes' model in service: the last release installed on the fleet (without a
+    /// deployer: the last registered).
+    fleet_model: Option<Model>,
+}
+
+impl Release {
+    pub fn new(config: TrainerConfig, stats: Arc<TrainerStats>) -> Release {
+        Release {
+            config,
+            stats,
+            installed: None,
+            trained_at_ms: 0,
+            version: 0,
+            registering: None,
+            tickets: 0,
+            deploying: None,
+            fleet_model: None,
+        }
+    }
+
+    fn validate(&mut self, inputs: &steps::Inputs) -> Result<StepResult<Artifact>, String> {
+        let models = input(inputs, steps::TRAIN, fitted)?;
+        let data = input(inputs, steps::EXTRACT, datasets)?;
+        let min = self.config.min_validation_auc;
+        let stage2 = &models.stage2;
+        let Some(threshold) = stage2.negative_score_quantile(self.config.negative_quantile) else {
+            return Ok(self.refuse("no negative windows to set the threshold".into()));
+        };
+        if stage2.validation_auc < min {
+            return Ok(
+                self.refuse(format!("stage 2's held-out AUC {:.4} is under {min}", stage2.validation_auc))
+            );
+        }
+        let stage1_auc = models.stage1.as_ref().map(|f| f.validation_auc);
+        if let Some(auc) = stage1_auc.filter(|auc| *auc < min) {
+            return Ok(self.refuse(format!("the motes' model's held-out AUC {auc:.4} is under {min}")));
+        }
+        let current_int8_auc = match (&models.stage1, &self.fleet_model) {
+            (Some(candidate), Some(current)) => Some(held_out_auc(candidate, current)?),
+            _ => None,
+        };
+        let c = data.stage2.counts;
+        let line = format!(
+            "{} positive, {} negative windows ({} unlabelled, {} flagged left out), held-out AUC {:.4}, threshold {threshold:.4}",
+            c.positive, c.negative, c.unlabelled, c.flagged, stage2.validation_auc
+        );
+        let summary = match current_int8_auc {
+            Some(current) => {
+                format!("{line}; the motes' model in service scores {current:.4} on the same windows")
+            }
+            None => line.clone(),
+        };
+        let stage2 = Stage2Model { scorer: stage2.scorer.clone(), threshold };
+        let output = Artifact::Validated(Box::new(Validation { stage2, stage1_auc, current_int8_auc, line }));
+        Ok(StepResult::Done { summary, output })
+    }
+
+    fn refuse(&self, reason: String) -> StepResult<Artifact> {
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        *self.stats.last.lock() = Some(format!("no model: {reason}"));
+        StepResult::Refused(reason)
+    }
+
+    /// Starts registering a release: at once without a registry, else by asking it for the
+    /// version.
+    fn register(
+        &mut self,
+        request: StepRequest<Artifact>,
+        ctx: &mut Ctx<'_, ReleaseMsg>,
+    ) -> Result<(), ActorError> {
+        let StepRequest { reason, inputs, reply, .. } = request;
+        self.tickets += 1;
+        let ticket = self.tickets;
+        let gathered = (|| {
+            let validation = input(&inputs, steps::VALIDATE, validation)?.clone();
+            let quantized = match inputs.get(steps::QUANTIZE) {
+                Some(Artifact::Quantized(q)) => q.clone(),
+                _ => return Err("no quantize output among the inputs".to_string()),
+            };
+            let data = input(&inputs, steps::EXTRACT, datasets)?;
+            let dataset_sha256 = data.stage1.as_ref().unwrap_or(&data.stage2).sha256();
+            Ok((validation, quantized, dataset_sha256))
+        })();
+        let (validation, quantized, dataset_sha256) = match gathered {
+            Ok(gathered) => gathered,
+            Err(why) => return Ok(ctx.reply(&reply, StepResult::Failed(why))?),
+        };
+        let Some(registry) = self.config.registry.clone() else {
+            let version = self.version + 1;
+            self.install(
+                &validation,
+                version,
+                ctx.cluster_ms(),
+                format!("model {version} ({reason}): {}", validation.line),
+                ctx,
+            );
+            let summary = format!("model {version} installed on stage 2 (no registry)");
+            return Ok(
+                ctx.reply(&reply, StepResult::Done { summary, output: Artifact::Registered(version) })?
+            );
+        };
+        let pending =
+            Registering { ticket, reply, reason, validation, quantized, dataset_sha256, image: Vec::new() };
+        self.registering = Some(pending);
+        let on_reply = move |r: Result<Option<u32>, AskError>| ReleaseMsg::Version {
+            ticket,
+            version: r.map_err(|e| format!("{e:?}")),
+        };
+        let asked = ActorRef::<RegistryMsg>::parse(&registry).map_err(|e| format!("{e:?}")).and_then(|to| {
+            ctx.ask(&to, |reply| RegistryMsg::NextVersion { reply }, ASK_TIMEOUT, on_reply)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(why) = asked {
+            self.registry_failed(ticket, format!("asking the registry for a version: {why}"), ctx)?;
+        }
+        Ok(())
+    }
+
+    /// The registry gave `version`: stamps the image, writes the card, asks it to register both.
+    fn on_version(
+        &mut self,
+        ticket: u64,
+        version: u32,
+        ctx: &mut Ctx<'_, ReleaseMsg>,
+    ) -> Result<(), ActorError> {
+        let Some(pending) = self.registering.as_mut().filter(|p| p.ticket == ticket) else { return Ok(()) };
+        let Some(quantized) = &pending.quantized else {
+            return self.registry_failed(
+                ticket,
+                "a registry stores the motes' model, and none was made".into(),
+                ctx,
+            );
+        };
+        let image = match Model::decode(&quantized.image).map(|model| Model { version, ..model }) {
+            Ok(model) => {
+                let mut image = vec![0; MODEL_LEN];
+                match model.encode(&mut image) {
+                    Ok(_) => image,
+                    Err(e) => return self.registry_failed(ticket, format!("stamping the image: {e:?}"), ctx),
+                }
+            }
+            Err(e) => return self.registry_failed(ticket, format!("the int8 image: {e:?}"), ctx),
+        };
+        let logistic = self.config.fit.logistic;
+        let v = &pending.validation;
+        let metrics = [
+            ("stage1_validation_auc", v.stage1_auc),
+            (AUC, Some(quantized.int8_auc)),
+            ("stage1_int8_agreement", Some(quantized.agreement)),
+            (AUC_CURRENT, v.current_int8_auc),
+        ];
+        let card = Box::new(ModelCard {
+            version,
+            parent: (self.version > 0).then_some(self.version),
+            created_ms: ctx.cluster_ms(),
+            dataset_sha256: pending.dataset_sha256,
+            params: BTreeMap::from([("c".into(), logistic.c), ("tol".into(), logistic.tol)]),
+            metrics: metrics
+                .into_iter()
+                .filter_map(|(name, value)| Some((name.to_string(), value?)))
+                .collect(),
+            image_sha256: [0; 32],
+            image_len: 0,
+            stage2: Some(v.stage2.clone()),
+        });
+        pending.image = image.clone();
+        let on_reply = move |r: Result<Result<u32, String>, AskError>| ReleaseMsg::Registered {
+            ticket,
+            result: r.map_err(|e| format!("{e:?}")).and_then(|r| r),
+        };
+        let registry = self.config.registry.clone().unwrap_or_default();
+        let asked = ActorRef::<RegistryMsg>::parse(&registry).map_err(|e| format!("{e:?}")).and_then(|to| {
+            ctx.ask(&to, |reply| RegistryMsg::Register { card, image, reply }, ASK_TIMEOUT, on_reply)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(why) = asked {
+            return self.registry_failed(ticket, format!("registering: {why}"), ctx);
+        }
+        Ok(())
+    }
+
+    /// The registry stored the release: stage 2 gets its model, the step is done.
+    fn on_registered(
+        &mut self,
+        ticket: u64,
+        result: Result<u32, String>,
+        ctx: &mut Ctx<'_, ReleaseMsg>,
+    ) -> Result<(), ActorError> {
+        if self.registering.as_ref().is_none_or(|p| p.ticket != ticket) {
+            return Ok(());
+        }
+        let version = match result {
+            Ok(version) => version,
+            Err(why) => return self.registry_failed(ticket, format!("registering: {why}"), ctx),
+        };
+        let pending = self.registering.take().expect("checked above");
+        let figures = pending.quantized.as_ref().map_or(String::new(), |q| {
+            format!(
+                "; motes' model: held-out AUC {:.4}, int8 AUC {:.4}, agreement {:.4}",
+                pending.validation.stage1_auc.unwrap_or(f64::NAN),
+                q.int8_auc,
+                q.agreement
+            )
+        });
+        let line =
+            format!("model {version} ({}): {}{figures}; registered", pending.reason, pending.validation.line);
+        self.install(&pending.validation, version, ctx.cluster_ms(), line, ctx);
+        if self.config.deployer.is_none() {
+            self.fleet_model = Model::decode(&pending.image).ok();
+        }
+        let summary = format!("model {version} signed and stored; stage 2 runs it");
+        ctx.reply(&pending.reply, StepResult::Done { summary, output: Artifact::Registered(version) })?;
+        Ok(())
+    }
+
+    fn registry_failed(
+        &mut self,
+        ticket: u64,
+        why: String,
+        ctx: &mut Ctx<'_, ReleaseMsg>,
+    ) -> Result<(), ActorError> {
+        let Some(pending) = self.registering.take().filter(|p| p.ticket == ticket) else { return Ok(()) };
+        self.stats.registry_retries.fetch_add(1, Ordering::Relaxed);
+        *self.stats.last.lock() = Some(format!("waiting for the registry: {why}"));
+        ctx.reply(&pending.reply, StepResult::Failed(why))?;
+        Ok(())
+    }
+
+    fn install(
+        &mut self,
+        validation: &Validation,
+        version: u32,
+        now_ms: u64,
+        line: String,
+        ctx: &mut Ctx<'_, ReleaseMsg>,
+    ) {
+        let Stage2Model { scorer, threshold } = validation.stage2.clone();
+        let rule = AlertRule { threshold, ..self.config.rule };
+        self.installed = Some(Stage2Control::Install { version, scorer, rule });
+        self.version = version;
+        self.trained_at_ms = now_ms;
+        self.announce(ctx);
+        self.stats.trainings.fetch_add(1, Ordering::Relaxed);
+        self.stats.version.store(u64::from(version), Ordering::Relaxed);
+        tracing::info!("release: {line}");
+        *self.stats.last.lock() = Some(line);
+    }
+
+    /// Starts (or, on a retry, goes on with) a release's rollout.
+    fn deploy(
+        &mut self,
+        request: StepRequest<Artifact>,
+        ctx: &mut Ctx<'_, ReleaseMsg>,
+    ) -> Result<(), ActorError> {
+        let StepRequest { inputs, reply, .. } = request;
+        let version = match inputs.get(steps::REGISTER) {
+            Some(Artifact::Registered(version)) => *version,
+            _ => {
+                return Ok(
+                    ctx.reply(&reply, StepResult::Failed("no register output among the inputs".into()))?
+                )
+            }
+        };
+        let model = match inputs.get(steps::QUANTIZE) {
+            Some(Artifact::Quantized(Some(q))) => Model::decode(&q.image).map(|m| Model { version, ..m }),
+            _ => return Ok(ctx.reply(&reply, StepResult::Failed("no motes' model among the inputs".into()))?),
+        };
+        let Ok(model) = model else {
+            return Ok(ctx.reply(&reply, StepResult::Failed("the motes' model does not decode".into()))?);
+        };
+        self.deploying = Some(Deploying { version, model, reply });
+        self.ask_deployer(ctx);
+        Ok(())
+    }
+
+    /// Asks the deployer to roll the release out (again: it is idempotent).
+    fn ask_deployer(&self, ctx: &mut Ctx<'_, ReleaseMsg>) {
+        let (Some(Deploying { version, .. }), Some(deployer)) = (&self.deploying, &self.config.deployer)
+        else {
+            return;
+        };
+        let version = *version;
+        let on_reply = move |r: Result<DeployState, AskError>| ReleaseMsg::Deployed {
+            version,
+            state: r.map_err(|e| format!("{e:?}")),
+        };
+        let asked = ActorRef::<DeployerMsg>::parse(deployer).map_err(|e| format!("{e:?}")).and_then(|to| {
+            ctx.ask(&to, |reply| DeployerMsg::Deploy { version, reply }, ASK_TIMEOUT, on_reply)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(why) = asked {
+            tracing::warn!("release: asking the deployer to roll out model {version}: {why}");
+        }
+    }
+
+    /// The deployer's answer: a settled rollout ends the step.
+    fn on_deployed(
+        &mut self,
+        version: u32,
+        state: Result<DeployState, String>,
+        ctx: &mut Ctx<'_, ReleaseMsg>,
+    ) -> Result<(), ActorError> {
+        let Ok(state) = state else { return Ok(()) }; // asked again at the next tick
+        *self.stats.deploy.lock() = Some((version, state));
+        if !state.settled() || self.deploying.as_ref().is_none_or(|d| d.version != version) {
+            return Ok(());
+        }
+        let Deploying { model, reply, .. } = self.deploying.take().expect("checked above");
+        let result = match state {
+            DeployState::Rolling(Phase::Installed) => {
+                self.fleet_model = Some(model);
+                let summary = format!("model {version} installed on every mote");
+                StepResult::Done { summary, output: Artifact::Deployed(state) }
+            }
+            DeployState::Superseded => {
+                StepResult::Refused(format!("model {version} was superseded by a later one"))
+            }
+            other => StepResult::Refused(format!("model {version}'s rollout ended {other:?}")),
+        };
+        ctx.reply(&reply, result)?;
+        Ok(())
+    }
+
+    /// Sends the installed model to every replica (a replica gone is a dead letter), and its
+    /// training time to the drift monitor.
+    fn announce(&self, ctx: &mut Ctx<'_, ReleaseMsg>) {
+        let Some(install) = &self.installed else { return };
+        if let Some(monitor) = &self.config.monitor {
+            if let Ok(to) = ActorRef::<MonitorMsg>::parse(monitor) {
+                let _ = ctx.send(&to, MonitorMsg::Reference { at_ms: self.trained_at_ms });
+            }
+        }
+        for replica in &self.config.replicas {
+            match ActorRef::<StageMsg<Stage2Control>>::parse(replica) {
+                Ok(to) => {
+                    let _ = ctx.send(&to, StageMsg::Control(install.clone()));
+                }
+                Err(e) => tracing::warn!("release: replica path {replica:?}: {e:?}"),
+            }
+        }
+    }
+}
+
+impl Actor for Release {
+    type Msg = ReleaseMsg;
+
+    fn started(&mut self, ctx: &mut Ctx<'_, ReleaseMsg>) -> Result<(), ActorError> {
+        ctx.schedule_every(ANNOUNCE_EVERY, ReleaseMsg::Tick);
+        Ok(())
+    }
+
+    fn handle(&mut self, msg: ReleaseMsg, ctx: &mut Ctx<'_, ReleaseMsg>) -> Result<(), ActorError> {
+        match msg {
+            ReleaseMsg::Step(request) => match request.step.as_str() {
+                steps::VALIDATE => {
+                    let result = self.validate(&request.inputs).unwrap_or_else(StepResult::Failed);
+                    ctx.reply(&request.reply, result)?;
+                }
+                steps::REGISTER => self.register(request, ctx)?,
+                steps::DEPLOY => self.deploy(request, ctx)?,
+                other => {
+                    let result = StepResult::Failed(format!("/release does not do step {other:?}"));
+                    ctx.reply(&request.reply, result)?;
+                }
+            },
+            ReleaseMsg::Tick => {
+                self.announce(ctx);
+                self.ask_deployer(ctx);
+            }
+            ReleaseMsg::Version { ticket, version } => match version {
+                Ok(Some(version)) => self.on_version(ticket, version, ctx)?,
+                Ok(None) => self.registry_failed(ticket, "the registry is not caught up".into(), ctx)?,
+                Err(why) => self.registry_failed(ticket, format!("asking for a version: {why}"), ctx)?,
+            },
+            ReleaseMsg::Registered { ticket, result } => self.on_registered(ticket, result, ctx)?,
+            ReleaseMsg::Deployed { version, state } => self.on_deployed(version, state, ctx)?,
+        }
+        Ok(())
+    }
+}
