@@ -290,6 +290,14 @@ fn run(seed: u64, registry: bool) -> Result<(), String> {
     {
         return Err(format!("machine alerts {machine:?} after the fresh windows: {}", stats.status()));
     }
+    // The alert names the fault by its evidence (the outer-race band) and puts the band far
+    // above the fleet's (2 sd: the fleet holds the six faulty motors too).
+    let raised = alerts(&log).into_iter().find(|a| a.kind == AlertKind::Machine).expect("checked above");
+    let context = raised.context.clone().unwrap_or_else(|| panic!("no context: {raised:?}"));
+    let bpfo_z = context.fleet_z.iter().find(|(f, _)| f == "env_bpfo").map(|(_, z)| *z);
+    if context.fault != Some(Defect::OuterRace) || !bpfo_z.is_some_and(|z| z > 2.0) {
+        return Err(format!("the alert's context: {}", context.describe()));
+    }
 
     // A new load regime from hour 12 on: every motor's first four features move. The windows
     // arrive hour by hour, as they would live.

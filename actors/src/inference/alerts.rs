@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::context::AlertContext;
 use crate::streams::{decode, encode};
 
 /// Alerts, as [`AlertRecord`]s (bincode), keyed by mote.
@@ -159,8 +160,12 @@ pub struct AlertRecord {
     pub probability: f64,
     /// The model that scored it.
     pub model_version: u32,
-    /// The features that pushed the score up most, with their share of the log-odds.
+    /// The features that pushed the score up most, with their share of the log-odds (of a
+    /// sensor-fault alert: the flagged channels).
     pub evidence: Vec<(String, f64)>,
+    /// A machine-fault alert's context: fault kind, trend, expected time to failure, load,
+    /// fleet baseline.
+    pub context: Option<AlertContext>,
 }
 
 impl AlertRecord {

@@ -1,7 +1,7 @@
 //! The inference tier's stream stages (BLUEPRINT section 5):
 //!
 //! ```text
-//! telemetry --/dsp-filter--> features --> stage 2, drift monitor, trainer
+//! telemetry --/dsp-filter--> features --> stage 2, drift monitor, training pipeline
 //! ```
 //!
 //! - `features`: the `features` stream's record: one feature vector per window, named by its
@@ -9,7 +9,9 @@
 //! - `alerts`: stage 2's alert rule (episodes, de-duplication, escalation, hysteresis) and the
 //!   `alerts` stream's record.
 //! - `stage2`: stage 2, a stream stage from `features` to `alerts`: DSP vectors scored by the
-//!   installed model, alerts by the rule in `alerts`, with evidence.
+//!   installed model, alerts by the rule in `alerts`, with evidence and the motor's context.
+//! - `context`: stage 2's per-motor context: the score's trend and the expected time to
+//!   failure, the load, the fleet baseline, the fault kind.
 //! - `drift_monitor`: the drift monitor's rule: features against the training reference per
 //!   hour of day, by PSI and KS, batch by batch.
 //! - `dsp_filter`: the DSP filter, a stream stage from `telemetry` to `features`.
@@ -17,6 +19,7 @@
 //! `declare` puts the DSP filter's and stage 2's replicas in a topology.
 
 pub mod alerts;
+pub mod context;
 pub mod drift_monitor;
 pub mod dsp_filter;
 pub mod features;

@@ -3,7 +3,9 @@
 //!
 //! - A DSP vector is scored by the current model ([`Scorer`]) and fed to the alert rule
 //!   ([`super::alerts`]); each alert event becomes an [`AlertRecord`] with the model's
-//!   probability and its evidence (the features that pushed the log-odds up most).
+//!   probability, its evidence (the features that pushed the log-odds up most) and, for a
+//!   machine-fault alert, the motor's context ([`super::context`]: fault kind, trend, expected
+//!   time to failure, load, fleet baseline).
 //! - A window the proxy flagged with sensor faults is not scored: it may raise a sensor-fault
 //!   alert, never a machine-fault alert.
 //! - Stage-1 vectors (the mote's own features and score) are not stage 2's input: they pass.
@@ -24,8 +26,10 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::alerts::{AlertEvent, AlertKind, AlertRecord, AlertRule, Alerter, ALERTS};
+use super::context::Context;
 use super::features::{FeatureRecord, FeatureSource};
 use crate::dsp::DspFeatures;
+use crate::ml::logistic::sigmoid;
 use crate::ml::scorer::Scorer;
 use crate::ports::eventlog::{Record, StoredRecord};
 use crate::streams::mote_key;
@@ -107,13 +111,20 @@ impl Stage2Stats {
 pub struct Stage2 {
     model: Option<(u32, Scorer)>,
     alerter: Alerter,
+    context: Context,
     events: Vec<AlertEvent>,
     stats: Arc<Stage2Stats>,
 }
 
 impl Stage2 {
     pub fn new(rule: AlertRule, stats: Arc<Stage2Stats>) -> Stage2 {
-        Stage2 { model: None, alerter: Alerter::new(rule), events: Vec::new(), stats }
+        Stage2 {
+            model: None,
+            alerter: Alerter::new(rule),
+            context: Context::new(),
+            events: Vec::new(),
+            stats,
+        }
     }
 
     /// Scores with model `version` from now on (its rule's threshold too); open episodes stay.
@@ -163,10 +174,13 @@ impl Stage2 {
             (Some((_, scorer)), false) => {
                 self.stats.scored.fetch_add(1, Ordering::Relaxed);
                 self.stats.record_latency(now_ms.saturating_sub(features.capture_ms));
-                Some(scorer.score(&features.values))
+                let logit = scorer.logit(&features.values);
+                self.context.observe(features.mote, features.received_ms, logit, &features.values);
+                Some(sigmoid(logit))
             }
             (None, false) => {
                 self.stats.unscored.fetch_add(1, Ordering::Relaxed);
+                self.context.observe_features(features.mote, &features.values);
                 return Ok(());
             }
         };
@@ -174,9 +188,13 @@ impl Stage2 {
         let version = self.model_version().unwrap_or(0);
         self.stats.alerts.fetch_add(self.events.len() as u64, Ordering::Relaxed);
         for event in self.events.drain(..) {
-            let evidence = match (event.kind, &self.model) {
-                (AlertKind::Machine, Some((_, scorer))) => evidence(scorer, &features.values),
-                _ => sensor_evidence(features),
+            let (evidence, context) = match (event.kind, &self.model) {
+                (AlertKind::Machine, Some((_, scorer))) => {
+                    let evidence = evidence(scorer, &features.values);
+                    let context = self.context.assess(features.mote, &features.values, &evidence);
+                    (evidence, Some(context))
+                }
+                _ => (sensor_evidence(features), None),
             };
             out.push(AlertRecord {
                 mote: features.mote,
@@ -189,6 +207,7 @@ impl Stage2 {
                 probability: event.score,
                 model_version: version,
                 evidence,
+                context,
             });
         }
         Ok(())
@@ -342,6 +361,10 @@ mod tests {
         assert_eq!(raised.evidence.len(), 1);
         assert_eq!(raised.evidence[0].0, "env_bpfo");
         assert_eq!(alerts[0].evidence, vec![("vibration".to_string(), 1.0)]);
+        assert_eq!(alerts[0].context, None, "a sensor fault has no machine context");
+        let context = raised.context.as_ref().expect("a machine alert's context");
+        assert_eq!(context.fault, Some(crate::maintenance::Defect::OuterRace), "named by env_bpfo");
+        assert_eq!(context.trend_per_day, None, "two windows a second apart make no trend");
         let mut narrow = scorer();
         narrow.model.coef = Array1::zeros(3);
         narrow.standardizer = Standardizer::identity(3);

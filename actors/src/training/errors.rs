@@ -142,6 +142,7 @@ mod tests {
             probability: 0.9,
             model_version: 1,
             evidence: Vec::new(),
+            context: None,
         }
     }
 
