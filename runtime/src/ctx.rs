@@ -77,6 +77,12 @@ impl<'a, M: Message> Ctx<'a, M> {
         self.host.core().config().clock.at(self.now())
     }
 
+    /// How long on the executor's clock `cluster` of cluster time lasts (shorter under a
+    /// warp): for timers that wait for a cluster time.
+    pub fn executor_duration(&self, cluster: Duration) -> Duration {
+        self.host.core().config().clock.executor_duration(cluster)
+    }
+
     /// This actor's seeded random generator.
     pub fn rng(&mut self) -> &mut ActorRng {
         let seed = self.host.core().config().seed;

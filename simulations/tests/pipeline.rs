@@ -1,7 +1,7 @@
 //! The pipeline coordinator (`aiot_actors::pipeline`) on the deterministic executor, seed by
 //! seed: toy step actors that answer after a seeded delay, fail or stay silent on their first
-//! attempts, or refuse; checked: retries by each step's policy, every step handed its
-//! ancestors' outputs, refusals and unreachable steps skipping what comes after them, requests
+//! attempts, or refuse; checked: retries by each step's policy, every step handed the outputs
+//! it takes, refusals and unreachable steps skipping what comes after them, requests
 //! queued behind a run, the schedule, the status answered by ask, and the same seed giving the
 //! same trace.
 
@@ -15,7 +15,7 @@ use aiot_actors::pipeline::coordinator::{
 use aiot_actors::pipeline::dag::{Retry, StepSpec};
 use aiot_actors::pipeline::run::{Outcome, StepResult, StepState};
 use aiot_runtime::exec::det::DetSystem;
-use aiot_runtime::{Actor, ActorError, ActorRef, ActorSpec, Ctx, ReplyTo, SystemConfig};
+use aiot_runtime::{Actor, ActorError, ActorPath, ActorRef, ActorSpec, Ctx, ReplyTo, SystemConfig};
 use parking_lot::Mutex;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -96,6 +96,8 @@ struct World {
     stats: PipelineStats,
     seen: Seen,
     pipeline: ActorRef<PipelineMsg<u64>>,
+    /// Starts the coordinator again (as its supervisor would after a crash).
+    restart: Box<dyn Fn(&mut DetSystem)>,
 }
 
 impl World {
@@ -121,10 +123,14 @@ impl World {
         let pipeline = builder.build().expect("a valid shape");
         let stats = PipelineStats::default();
         let shared = Arc::clone(&stats);
-        let coordinator = ActorSpec::new(move |_| pipeline.coordinator(schedule, Arc::clone(&shared)));
-        system.spawn("pipeline", coordinator).expect("the coordinator starts");
+        let restart = Box::new(move |system: &mut DetSystem| {
+            let (pipeline, shared) = (pipeline.clone(), Arc::clone(&shared));
+            let coordinator = ActorSpec::new(move |_| pipeline.coordinator(schedule, Arc::clone(&shared)));
+            system.spawn("pipeline", coordinator).expect("the coordinator starts");
+        });
+        restart(&mut system);
         let pipeline = ActorRef::parse("/pipeline").unwrap();
-        World { system, stats, seen, pipeline }
+        World { system, stats, seen, pipeline, restart }
     }
 
     fn request(&mut self, reason: &str) {
@@ -156,15 +162,15 @@ fn toy(value: u64) -> Option<Behaviour> {
     Some(Behaviour { value, ..Behaviour::default() })
 }
 
-/// ingest -> extract -> {drift, train} -> register -> deploy; extract fails twice, train stays
-/// silent once.
+/// ingest -> extract -> {drift, train} -> register (taking every earlier output) -> deploy;
+/// extract fails twice, train stays silent once.
 fn ml_shaped() -> Vec<(StepSpec, Option<Behaviour>)> {
     vec![
         (quick("ingest", &[]), toy(1)),
         (quick("extract", &["ingest"]), Some(Behaviour { value: 10, fails: 2, ..Behaviour::default() })),
         (quick("drift", &["extract"]), toy(100)),
         (quick("train", &["extract"]), Some(Behaviour { value: 1_000, silent: 1, ..Behaviour::default() })),
-        (quick("register", &["train", "drift"]), toy(10_000)),
+        (quick("register", &["train", "drift"]).takes(&["ingest", "extract", "drift", "train"]), toy(10_000)),
         (quick("deploy", &["register"]), toy(100_000)),
     ]
 }
@@ -185,9 +191,9 @@ fn a_run_retries_failed_and_silent_steps_and_hands_each_step_its_ancestors_outpu
         let run = &status.recent[0];
         assert_eq!(run.outcome, Outcome::Succeeded);
         assert_eq!(run.reason, "drift on motor-3");
-        // ingest 1, extract 11, drift 112, train 1012, register 11136, deploy 112272.
+        // ingest 1, extract 11, drift 111, train 1011, register 11134, deploy 111134.
         match state(&status, 0, "deploy") {
-            StepState::Done { attempts: 1, summary, .. } => assert_eq!(summary, "made 112272", "seed {seed}"),
+            StepState::Done { attempts: 1, summary, .. } => assert_eq!(summary, "made 111134", "seed {seed}"),
             other => panic!("seed {seed}: deploy {other:?}"),
         }
         assert!(matches!(state(&status, 0, "extract"), StepState::Done { attempts: 3, .. }));
@@ -195,7 +201,7 @@ fn a_run_retries_failed_and_silent_steps_and_hands_each_step_its_ancestors_outpu
         let seen = world.seen.lock().clone();
         let register: Vec<_> = seen.iter().filter(|(_, step, _, _)| step == "register").collect();
         assert_eq!(register.len(), 1);
-        assert_eq!(register[0].3, ["drift", "extract", "ingest", "train"], "every ancestor's output");
+        assert_eq!(register[0].3, ["drift", "extract", "ingest", "train"], "the outputs it takes");
         let (order, _): (Vec<String>, Vec<_>) = status.steps.iter().cloned().unzip();
         assert_eq!(order, ["ingest", "extract", "drift", "train", "register", "deploy"]);
         hashes.push(world.system.trace_hash());
@@ -248,6 +254,24 @@ fn a_refusal_or_an_unreachable_step_skips_what_comes_after_it_and_requests_queue
         }
         assert!(matches!(state(&status, 0, "deploy"), StepState::Skipped { .. }));
         assert!(status.line().contains("1 runs (0 succeeded, 0 refused, 1 failed"), "{}", status.line());
+    }
+}
+
+#[test]
+fn a_restarted_coordinator_runs_again_what_was_in_progress_and_queued() {
+    for seed in 0..SEEDS {
+        let mut world = World::new(seed, ml_shaped(), NO_SCHEDULE);
+        world.request("first");
+        world.system.run_for(Duration::from_millis(500)); // extract is failing its first attempts
+        world.request("second");
+        world.system.run_for(Duration::from_millis(10));
+        assert!(world.system.stop_subtree(&ActorPath::parse("/pipeline").unwrap()));
+        world.system.run_for(Duration::from_millis(10));
+        (world.restart)(&mut world.system);
+        world.system.run_until_idle();
+        let status = world.status();
+        assert_eq!((status.runs, status.failed, status.succeeded), (2, 1, 1), "seed {seed}: {status:?}");
+        assert_eq!(status.recent[0].reason, "first; second", "seed {seed}: both asked for again");
     }
 }
 

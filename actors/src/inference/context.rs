@@ -2,18 +2,22 @@
 //! motor's recent history, its load and the fleet. Pure, kept by each stage-2 replica for the
 //! motors of its partitions (a motor's windows come to one replica, in order).
 //!
-//! - **History and trend:** the motor's last [`HISTORY`] scored windows as (time, log-odds);
-//!   the trend is their least-squares slope in log-odds per day, once at least [`MIN_TREND`]
-//!   windows span at least six hours.
+//! - **History and trend:** the motor's last [`HISTORY`] scored windows as (time, log-odds),
+//!   in time order (an older window is not history); the trend is their least-squares slope
+//!   in log-odds per day, once at least [`MIN_TREND`] windows span at least six hours. A new
+//!   model (its log-odds are on another scale) and a repair start every history, or the
+//!   motor's, over.
 //! - **Expected time to failure:** when the trend would carry the log-odds to that of
 //!   [`FAILURE_P`]: an extrapolation of the risk, not a physical model of the defect. Only with
 //!   a rising trend, and only within [`HORIZON_H`] (the label horizon: the model's
 //!   probability is of a failure within it); already at or over: zero.
 //! - **Load:** the motor's current RMS against its own slow average (EWMA, alpha
 //!   [`LOAD_ALPHA`]): a score rising with the load may be the load, which the evidence says.
-//! - **Fleet baseline:** each feature's mean and variance over every window the replica scored
-//!   (a running mean at first, then EWMA with alpha [`FLEET_ALPHA`]); the evidence features are
-//!   given as z-scores against it once [`FLEET_MIN`] windows were seen.
+//! - **Fleet baseline:** each feature's mean and variance over every clean DSP window the
+//!   replica read, scored or not (a running mean at first, then EWMA with alpha
+//!   [`FLEET_ALPHA`]); the evidence features are given as z-scores against it once
+//!   [`FLEET_MIN`] windows were seen, unless the fleet barely varies in that feature (a z-score
+//!   there would say nothing). Windows with a value that is not finite are not learnt from.
 //! - **Fault kind:** named by the physics of the leading evidence feature: the envelope at
 //!   BPFO is an outer race, at BPFI an inner race, the 1x vibration imbalance, the supply
 //!   sidebands a broken rotor bar, the temperature overheating; other features name none.
@@ -55,17 +59,20 @@ pub struct AlertContext {
 }
 
 impl AlertContext {
-    /// For people: "outer race, expected failure within 48 h, trend +1.20 log-odds/day, load
-    /// +3%, env_bpfo 5.1 sd over the fleet".
+    /// For people: "OuterRace, expected failure within 48 h, trend +1.20 log-odds/day, load
+    /// +3%, env_bpfo +5.1 sd from the fleet".
     pub fn describe(&self) -> String {
         let mut parts = vec![match self.fault {
             Some(defect) => format!("{defect:?}"),
             None => "fault kind unknown".to_string(),
         }];
-        match self.hours_to_failure {
-            Some(0.0) => parts.push(format!("at the failure level now (p >= {FAILURE_P})")),
-            Some(h) => parts.push(format!("expected failure within {h:.0} h")),
-            None => parts.push(format!("no failure expected within {HORIZON_H:.0} h by the trend")),
+        match (self.hours_to_failure, self.trend_per_day) {
+            (Some(0.0), _) => parts.push(format!("at the failure level now (p >= {FAILURE_P})")),
+            (Some(h), _) => parts.push(format!("expected failure within {h:.0} h")),
+            (None, Some(_)) => {
+                parts.push(format!("no failure expected within {HORIZON_H:.0} h by the trend"))
+            }
+            (None, None) => parts.push("too little history for a trend".to_string()),
         }
         if let Some(t) = self.trend_per_day {
             parts.push(format!("trend {t:+.2} log-odds/day"));
@@ -111,16 +118,34 @@ impl Context {
     /// Takes `mote`'s scored window at `time_ms`: its log-odds and its DSP features.
     pub fn observe(&mut self, mote: u32, time_ms: u64, logit: f64, values: &[f64]) {
         let motor = self.motors.entry(mote).or_default();
-        motor.history.push_back((time_ms, logit));
-        if motor.history.len() > HISTORY {
-            motor.history.pop_front();
+        if logit.is_finite() && motor.history.back().is_none_or(|(last, _)| time_ms > *last) {
+            motor.history.push_back((time_ms, logit));
+            if motor.history.len() > HISTORY {
+                motor.history.pop_front();
+            }
         }
         self.observe_features(mote, values);
+    }
+
+    /// A new model scores from now on: every history starts over (its log-odds are on
+    /// another scale); the baselines stay.
+    pub fn new_model(&mut self) {
+        self.motors.values_mut().for_each(|m| m.history.clear());
+    }
+
+    /// The crew repaired `mote`: its history starts over.
+    pub fn repaired(&mut self, mote: u32) {
+        if let Some(motor) = self.motors.get_mut(&mote) {
+            motor.history.clear();
+        }
     }
 
     /// Takes the DSP features of one of `mote`'s clean windows, scored or not (before the
     /// first model the baselines are learnt already).
     pub fn observe_features(&mut self, mote: u32, values: &[f64]) {
+        if values.len() != self.fleet.len() || values.iter().any(|v| !v.is_finite()) {
+            return;
+        }
         let motor = self.motors.entry(mote).or_default();
         let rms = values[index("cur_rms")];
         motor.load_change = motor.load.filter(|usual| *usual > 0.0).map(|usual| rms / usual - 1.0);
@@ -156,8 +181,11 @@ impl Context {
                 .filter_map(|(name, _)| {
                     let i = DspFeatures::NAMES.iter().position(|n| n == name)?;
                     let b = self.fleet[i];
-                    let sd = b.var.sqrt().max(1e-12);
-                    Some((name.clone(), (values[i] - b.mean) / sd))
+                    // A feature the fleet barely varies in says nothing as a z-score.
+                    if b.var <= 1e-9 * b.mean.abs().max(1.0).powi(2) {
+                        return None;
+                    }
+                    Some((name.clone(), (values[i] - b.mean) / b.var.sqrt()))
                 })
                 .collect()
         };
@@ -200,7 +228,7 @@ fn trend(history: &VecDeque<(u64, f64)>) -> Option<f64> {
         return None;
     }
     let n = history.len() as f64;
-    let days = |t: u64| (t - first) as f64 / DAY_MS;
+    let days = |t: u64| (t as f64 - first as f64) / DAY_MS;
     let mean_t = history.iter().map(|&(t, _)| days(t)).sum::<f64>() / n;
     let mean_y = history.iter().map(|&(_, y)| y).sum::<f64>() / n;
     let (mut sxy, mut sxx) = (0.0, 0.0);
@@ -260,6 +288,17 @@ mod tests {
         let falling = c.assess(3, &window(10.0, 0.2), &evidence);
         assert!(falling.trend_per_day.unwrap() < 0.0 && falling.hours_to_failure.is_none());
         assert_eq!(c.assess(9, &window(10.0, 0.2), &[]).trend_per_day, None, "a motor never seen");
+        assert!(c.assess(9, &window(10.0, 0.2), &[]).describe().contains("too little history"));
+        // An older window and a window that is not finite are not history; a repair and a new
+        // model start it over.
+        c.observe(3, 0, 9.0, &window(10.0, 0.2));
+        c.observe(3, 20 * HOUR, f64::NAN, &window(f64::NAN, 0.2));
+        assert_eq!(c.assess(3, &window(10.0, 0.2), &evidence), falling);
+        c.repaired(3);
+        assert_eq!(c.assess(3, &window(10.0, 0.2), &evidence).trend_per_day, None);
+        assert!(c.assess(1, &window(10.0, 0.2), &evidence).trend_per_day.is_some());
+        c.new_model();
+        assert_eq!(c.assess(1, &window(10.0, 0.2), &evidence).trend_per_day, None);
     }
 
     #[test]
@@ -274,7 +313,7 @@ mod tests {
         let evidence = vec![("env_bpfo".to_string(), 2.0), ("cur_kurtosis".to_string(), 0.5)];
         let a = c.assess(4, &window(13.0, 0.5), &evidence);
         assert!((a.load_change.unwrap() - 0.3).abs() < 1e-9, "{a:?}");
-        assert_eq!(a.fleet_z.len(), 2);
+        assert_eq!(a.fleet_z.len(), 1, "cur_kurtosis never varies: no z-score for it: {a:?}");
         assert_eq!(a.fleet_z[0].0, "env_bpfo");
         assert!(a.fleet_z[0].1 > 10.0, "far above the fleet: {a:?}");
         assert_eq!(a.fault, Some(Defect::OuterRace), "the leading feature with a physics names it");

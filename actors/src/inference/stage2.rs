@@ -136,6 +136,9 @@ impl Stage2 {
                 DspFeatures::NAMES.len()
             ));
         }
+        if self.model_version() != Some(version) {
+            self.context.new_model();
+        }
         self.model = Some((version, scorer));
         self.alerter.set_rule(rule);
         self.stats.model_version.store(u64::from(version), Ordering::Relaxed);
@@ -145,6 +148,7 @@ impl Stage2 {
     /// The crew repaired `mote`: its alert episode ends.
     pub fn repaired(&mut self, mote: u32) {
         self.alerter.repaired(mote);
+        self.context.repaired(mote);
     }
 
     /// The installed model's version.

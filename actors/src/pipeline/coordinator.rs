@@ -55,8 +55,10 @@ pub enum PipelineMsg<A> {
         attempt: u32,
         result: Result<StepResult<A>, String>,
     },
-    /// A retry or a scheduled run may be due.
-    Wake,
+    /// A retry or a scheduled run may be due (the cluster time the wake was set for).
+    Wake {
+        at_ms: u64,
+    },
 }
 
 /// The pipeline's state for people and scripts.
@@ -171,25 +173,22 @@ impl<A: Message + Clone> Clone for Pipeline<A> {
 }
 
 impl<A: Message + Clone> Pipeline<A> {
-    /// A coordinator for it (again after a restart: run numbers go on from the shared status;
-    /// a run in progress is lost and its requester asks again).
+    /// A coordinator for it. Again after a restart: run numbers go on from the shared status,
+    /// and the reasons of the run that was in progress (counted as failed) and of those queued
+    /// are queued again.
     pub fn coordinator(&self, schedule: Schedule, stats: PipelineStats) -> Coordinator<A> {
         let steps = self.dag.steps().iter().map(|s| (s.name.clone(), s.after.clone())).collect();
-        let next_id = {
+        let (next_id, queued) = {
             let mut status = stats.lock();
             status.steps = steps;
-            status.current = None;
-            status.runs + 1
+            let mut queued = std::mem::take(&mut status.queued);
+            if let Some(lost) = status.current.take() {
+                status.failed += 1;
+                queued.insert(0, lost.reason);
+            }
+            (status.runs + 1, queued)
         };
-        Coordinator {
-            pipeline: self.clone(),
-            schedule,
-            stats,
-            run: None,
-            queued: Vec::new(),
-            next_id,
-            armed: None,
-        }
+        Coordinator { pipeline: self.clone(), schedule, stats, run: None, queued, next_id, armed: None }
     }
 }
 
@@ -247,9 +246,10 @@ impl<A: Message + Clone> Coordinator<A> {
         self.publish();
         let next = [self.run.as_ref().and_then(Run::next_retry_ms), self.stats.lock().next_scheduled_ms];
         if let Some(at) = next.into_iter().flatten().min() {
-            if self.armed.is_none_or(|armed| at < armed || armed <= now_ms) {
+            if self.armed.is_none_or(|armed| at < armed) {
                 self.armed = Some(at);
-                ctx.schedule_once(Duration::from_millis(at.saturating_sub(now_ms)), PipelineMsg::Wake);
+                let after = ctx.executor_duration(Duration::from_millis(at.saturating_sub(now_ms)));
+                ctx.schedule_once(after, PipelineMsg::Wake { at_ms: at });
             }
         }
     }
@@ -272,7 +272,8 @@ impl<A: Message + Clone> Coordinator<A> {
                     attempt: launch.attempt,
                     inputs: launch.inputs,
                 };
-                if let Err(why) = (self.pipeline.dispatch[launch.step])(ctx, parts, spec.timeout) {
+                let timeout = ctx.executor_duration(spec.timeout);
+                if let Err(why) = (self.pipeline.dispatch[launch.step])(ctx, parts, timeout) {
                     tracing::warn!("pipeline: run {} step {}: {why}", run.id(), spec.name);
                     let failed = StepResult::Failed(format!("not asked: {why}"));
                     Self::finish(dag, &self.stats, run, launch.step, launch.attempt, failed, now_ms);
@@ -355,8 +356,11 @@ impl<A: Message + Clone> Actor for Coordinator<A> {
             PipelineMsg::Answered { run, step, attempt, result } => {
                 self.on_answer(run, step, attempt, result, ctx)
             }
-            PipelineMsg::Wake => {
-                self.armed = None;
+            // Only the wake armed last re-arms: an earlier one, overtaken, does nothing more.
+            PipelineMsg::Wake { at_ms } => {
+                if self.armed == Some(at_ms) {
+                    self.armed = None;
+                }
                 self.advance(ctx);
             }
         }

@@ -31,9 +31,13 @@ impl Retry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepSpec {
     pub name: String,
-    /// The steps whose outputs it takes; it starts once they are all done.
+    /// The steps it comes after; it starts once they are all done.
     pub after: Vec<String>,
-    /// How long one attempt may take before it counts as failed.
+    /// The steps whose outputs it is handed (ancestors of it); none given: those it comes
+    /// after. Outputs can be large (training data): a step is handed only what it uses.
+    pub takes: Option<Vec<String>>,
+    /// How long one attempt may take before it counts as failed (cluster time, like the
+    /// backoff and the schedule).
     pub timeout: Duration,
     pub retry: Retry,
 }
@@ -44,6 +48,7 @@ impl StepSpec {
         StepSpec {
             name: name.into(),
             after: after.iter().map(|s| s.to_string()).collect(),
+            takes: None,
             timeout: Duration::from_secs(60),
             retry: Retry::default(),
         }
@@ -56,6 +61,10 @@ impl StepSpec {
     pub fn retry(self, retry: Retry) -> StepSpec {
         StepSpec { retry, ..self }
     }
+
+    pub fn takes(self, steps: &[&str]) -> StepSpec {
+        StepSpec { takes: Some(steps.iter().map(|s| s.to_string()).collect()), ..self }
+    }
 }
 
 /// A checked pipeline shape.
@@ -65,6 +74,8 @@ pub struct Dag {
     steps: Vec<StepSpec>,
     /// For each step (same order), the indices of the steps it comes after.
     after: Vec<Vec<usize>>,
+    /// For each step, the indices of the steps whose outputs it is handed.
+    inputs: Vec<Vec<usize>>,
 }
 
 impl Dag {
@@ -103,7 +114,33 @@ impl Dag {
         let steps: Vec<StepSpec> = order.iter().map(|&i| steps[i].clone()).collect();
         let position = |name: &str| steps.iter().position(|s| s.name == name).expect("checked above");
         let after = steps.iter().map(|s| s.after.iter().map(|a| position(a)).collect()).collect();
-        Ok(Dag { steps, after })
+        let mut dag = Dag { steps, after, inputs: Vec::new() };
+        for (i, step) in dag.steps.iter().enumerate() {
+            let Some(takes) = &step.takes else {
+                dag.inputs.push(dag.after[i].clone());
+                continue;
+            };
+            let ancestors = dag.ancestors(i);
+            let mut inputs = Vec::new();
+            for name in takes {
+                match dag.index(name).filter(|j| ancestors.contains(j)) {
+                    Some(j) => inputs.push(j),
+                    None => {
+                        return Err(format!(
+                            "step {:?} takes {name:?}, which it does not come after",
+                            step.name
+                        ))
+                    }
+                }
+            }
+            dag.inputs.push(inputs);
+        }
+        Ok(dag)
+    }
+
+    /// The indices of the steps whose outputs step `i` is handed.
+    pub fn inputs(&self, i: usize) -> &[usize] {
+        &self.inputs[i]
     }
 
     /// The steps, in a topological order.
@@ -168,6 +205,14 @@ mod tests {
         assert_eq!(names(&dag, &dag.descendants(dag.index("train").unwrap())), ["register", "deploy"]);
         assert_eq!(names(&dag, &dag.descendants(0)), ["check", "train", "register", "deploy"]);
         assert!(dag.descendants(dag.index("deploy").unwrap()).is_empty());
+        assert_eq!(names(&dag, dag.inputs(register)), ["train", "check"], "by default: what it comes after");
+        let takes = Dag::new(vec![
+            StepSpec::new("ingest", &[]),
+            StepSpec::new("train", &["ingest"]),
+            StepSpec::new("deploy", &["train"]).takes(&["ingest", "train"]),
+        ])
+        .unwrap();
+        assert_eq!(names(&takes, takes.inputs(2)), ["ingest", "train"]);
     }
 
     #[test]
@@ -186,6 +231,12 @@ mod tests {
         assert!(cycle.contains("[\"b\", \"c\"] wait for each other"), "{cycle}");
         let never = StepSpec::new("a", &[]).retry(Retry { attempts: 0, backoff: Duration::ZERO });
         assert!(refused(vec![never]).contains("no attempt"));
+        let sideways = refused(vec![
+            StepSpec::new("a", &[]),
+            StepSpec::new("b", &["a"]),
+            StepSpec::new("c", &["a"]).takes(&["b"]),
+        ]);
+        assert!(sideways.contains("step \"c\" takes \"b\", which it does not come after"), "{sideways}");
     }
 
     #[test]

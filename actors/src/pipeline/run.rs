@@ -104,7 +104,7 @@ impl RunView {
     }
 }
 
-/// A step to start: its index, attempt number, and its ancestors' outputs by step name.
+/// A step to start: its index, attempt number, and the outputs it takes, by step name.
 #[derive(Debug, Clone)]
 pub struct Launch<A> {
     pub step: usize,
@@ -151,9 +151,9 @@ impl<A: Clone> Run<A> {
             };
             self.view.steps[i].1 = StepState::Running { attempt, since_ms: now_ms };
             let inputs = dag
-                .ancestors(i)
-                .into_iter()
-                .map(|p| (dag.steps()[p].name.clone(), self.outputs[p].clone().expect("ancestors are done")))
+                .inputs(i)
+                .iter()
+                .map(|&p| (dag.steps()[p].name.clone(), self.outputs[p].clone().expect("inputs are done")))
                 .collect();
             launches.push(Launch { step: i, attempt, inputs });
         }
@@ -170,7 +170,12 @@ impl<A: Clone> Run<A> {
         result: StepResult<A>,
         now_ms: u64,
     ) -> bool {
-        if !matches!(self.view.steps[step].1, StepState::Running { attempt: a, .. } if a == attempt) {
+        if !self
+            .view
+            .steps
+            .get(step)
+            .is_some_and(|(_, s)| matches!(s, StepState::Running { attempt: a, .. } if *a == attempt))
+        {
             return false;
         }
         let spec = &dag.steps()[step];
@@ -235,7 +240,8 @@ mod tests {
     use crate::pipeline::dag::{Retry, StepSpec};
     use std::time::Duration;
 
-    /// a -> {b, c} -> d, then e after d; b retries twice at most, 1 s then 2 s apart.
+    /// a -> {b, c} -> d, then e after d (taking a's output and d's); b retries twice at most,
+    /// 1 s then 2 s apart.
     fn dag() -> Dag {
         let b = StepSpec::new("b", &["a"]).retry(Retry { attempts: 3, backoff: Duration::from_secs(1) });
         Dag::new(vec![
@@ -243,7 +249,7 @@ mod tests {
             b,
             StepSpec::new("c", &["a"]),
             StepSpec::new("d", &["b", "c"]),
-            StepSpec::new("e", &["d"]),
+            StepSpec::new("e", &["d"]).takes(&["a", "d"]),
         ])
         .unwrap()
     }
@@ -257,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn steps_start_when_their_predecessors_are_done_and_see_their_ancestors_outputs() {
+    fn steps_start_when_their_predecessors_are_done_and_are_handed_the_outputs_they_take() {
         let dag = dag();
         let mut run: Run<u32> = Run::new(&dag, 1, "test".into(), 0);
         assert_eq!(started(&run.start_due(&dag, 0)), [(0, 1)]);
@@ -269,10 +275,10 @@ mod tests {
         assert!(run.finish(&dag, 1, 1, done(20), 7));
         let d = run.start_due(&dag, 7);
         assert_eq!(started(&d), [(3, 1)]);
-        assert_eq!(d[0].inputs, BTreeMap::from([("a".into(), 10), ("b".into(), 20), ("c".into(), 30)]));
+        assert_eq!(d[0].inputs, BTreeMap::from([("b".into(), 20), ("c".into(), 30)]), "its predecessors'");
         assert!(run.finish(&dag, 3, 1, done(40), 8));
         let e = run.start_due(&dag, 8);
-        assert_eq!(e[0].inputs.keys().collect::<Vec<_>>(), ["a", "b", "c", "d"], "every ancestor");
+        assert_eq!(e[0].inputs, BTreeMap::from([("a".into(), 10), ("d".into(), 40)]), "what it takes");
         assert_eq!(run.outcome(), Outcome::Running);
         assert!(run.finish(&dag, 4, 1, done(50), 9));
         assert_eq!(run.outcome(), Outcome::Succeeded);

@@ -104,7 +104,7 @@ pub struct TrainerStats {
     /// Models installed, and the version of the last.
     pub trainings: AtomicU64,
     pub version: AtomicU64,
-    /// Candidates validation refused.
+    /// Runs a step refused (too little data, a model off its targets or under the floor).
     pub refused: AtomicU64,
     /// Registry requests that failed (the coordinator retries the step).
     pub registry_retries: AtomicU64,
@@ -115,6 +115,13 @@ pub struct TrainerStats {
 }
 
 impl TrainerStats {
+    /// A run's step said no: counted, and the last line says why.
+    pub fn refuse(&self, reason: &str, why: &str) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("training: no model ({reason}): {why}");
+        *self.last.lock() = Some(format!("no model ({reason}): {why}"));
+    }
+
     /// One line for a node's status.
     pub fn status(&self) -> String {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -144,9 +151,11 @@ impl TrainingStats {
     }
 }
 
-/// Declares the pipeline's actors and the drift monitor. `/train` goes on a node tagged with
-/// an accelerator or of the platform tier; the others on the platform (`/ingest` and the
-/// monitor need the event-log port, which only platform nodes install today). The release's
+/// Declares the pipeline's actors and the drift monitor, all on the platform tier (`/ingest`
+/// and the monitor need the event-log port, which only platform nodes install today), `/train`
+/// preferring a node tagged with an accelerator. Training data moves between steps as
+/// messages, and a message between nodes is at most 1 MiB (`aiot_cluster::wire`): so the
+/// steps stay on the platform tier until data moves by reference. The release's
 /// `monitor` is set to `/drift-monitor`, the monitor's pipeline to `/pipeline`.
 pub fn declare(
     t: &mut TopologyBuilder,
@@ -164,14 +173,15 @@ pub fn declare(
         .requires("tier=platform")
         .mailbox(4096, Overflow::Backpressure);
     let compute: [(&str, StepFn, &str); 3] = [
-        ("/extract", steps::extract, "tier=platform"),
-        ("/train", steps::train, "accel=* | tier=platform"),
-        ("/quantize", steps::quantize, "tier=platform"),
+        ("/extract", steps::extract, ""),
+        ("/train", steps::train, "accel=*"),
+        ("/quantize", steps::quantize, ""),
     ];
-    for (path, step, placement) in compute {
-        let c = config.clone();
-        t.actor(path, move |_| Compute { step, config: c.clone() })
-            .requires(placement)
+    for (path, step, preferred) in compute {
+        let (c, s) = (config.clone(), Arc::clone(&trainer_stats));
+        t.actor(path, move |_| Compute { step, config: c.clone(), stats: Arc::clone(&s) })
+            .requires("tier=platform")
+            .prefers(preferred)
             .mailbox(64, Overflow::Backpressure);
     }
     let (c, s) = (config.clone(), Arc::clone(&trainer_stats));

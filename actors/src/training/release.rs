@@ -127,22 +127,21 @@ impl Release {
         }
     }
 
-    fn validate(&mut self, inputs: &steps::Inputs) -> Result<StepResult<Artifact>, String> {
+    /// The `validate` step; an error is a refusal (a model not good enough is not retried).
+    fn validate(&self, inputs: &steps::Inputs) -> Result<StepResult<Artifact>, String> {
         let models = input(inputs, steps::TRAIN, fitted)?;
         let data = input(inputs, steps::EXTRACT, datasets)?;
         let min = self.config.min_validation_auc;
         let stage2 = &models.stage2;
-        let Some(threshold) = stage2.negative_score_quantile(self.config.negative_quantile) else {
-            return Ok(self.refuse("no negative windows to set the threshold".into()));
-        };
+        let threshold = stage2
+            .negative_score_quantile(self.config.negative_quantile)
+            .ok_or("no negative windows to set the threshold")?;
         if stage2.validation_auc < min {
-            return Ok(
-                self.refuse(format!("stage 2's held-out AUC {:.4} is under {min}", stage2.validation_auc))
-            );
+            return Err(format!("stage 2's held-out AUC {:.4} is under {min}", stage2.validation_auc));
         }
         let stage1_auc = models.stage1.as_ref().map(|f| f.validation_auc);
         if let Some(auc) = stage1_auc.filter(|auc| *auc < min) {
-            return Ok(self.refuse(format!("the motes' model's held-out AUC {auc:.4} is under {min}")));
+            return Err(format!("the motes' model's held-out AUC {auc:.4} is under {min}"));
         }
         let current_int8_auc = match (&models.stage1, &self.fleet_model) {
             (Some(candidate), Some(current)) => Some(held_out_auc(candidate, current)?),
@@ -160,14 +159,9 @@ impl Release {
             None => line.clone(),
         };
         let stage2 = Stage2Model { scorer: stage2.scorer.clone(), threshold };
-        let output = Artifact::Validated(Box::new(Validation { stage2, stage1_auc, current_int8_auc, line }));
-        Ok(StepResult::Done { summary, output })
-    }
-
-    fn refuse(&self, reason: String) -> StepResult<Artifact> {
-        self.stats.refused.fetch_add(1, Ordering::Relaxed);
-        *self.stats.last.lock() = Some(format!("no model: {reason}"));
-        StepResult::Refused(reason)
+        let dataset_sha256 = data.stage1.as_ref().unwrap_or(&data.stage2).sha256();
+        let validation = Validation { stage2, stage1_auc, current_int8_auc, dataset_sha256, line };
+        Ok(StepResult::Done { summary, output: Artifact::Validated(Box::new(validation)) })
     }
 
     /// Starts registering a release: at once without a registry, else by asking it for the
@@ -186,14 +180,13 @@ impl Release {
                 Some(Artifact::Quantized(q)) => q.clone(),
                 _ => return Err("no quantize output among the inputs".to_string()),
             };
-            let data = input(&inputs, steps::EXTRACT, datasets)?;
-            let dataset_sha256 = data.stage1.as_ref().unwrap_or(&data.stage2).sha256();
-            Ok((validation, quantized, dataset_sha256))
+            Ok((validation, quantized))
         })();
-        let (validation, quantized, dataset_sha256) = match gathered {
+        let (validation, quantized) = match gathered {
             Ok(gathered) => gathered,
-            Err(why) => return Ok(ctx.reply(&reply, StepResult::Failed(why))?),
+            Err(why) => return Ok(ctx.reply(&reply, StepResult::Refused(why))?),
         };
+        let dataset_sha256 = validation.dataset_sha256;
         let Some(registry) = self.config.registry.clone() else {
             let version = self.version + 1;
             self.install(
@@ -234,11 +227,9 @@ impl Release {
     ) -> Result<(), ActorError> {
         let Some(pending) = self.registering.as_mut().filter(|p| p.ticket == ticket) else { return Ok(()) };
         let Some(quantized) = &pending.quantized else {
-            return self.registry_failed(
-                ticket,
-                "a registry stores the motes' model, and none was made".into(),
-                ctx,
-            );
+            let pending = self.registering.take().expect("checked above");
+            let why = "a registry stores the motes' model, and none was made".to_string();
+            return Ok(ctx.reply(&pending.reply, StepResult::Refused(why))?);
         };
         let image = match Model::decode(&quantized.image).map(|model| Model { version, ..model }) {
             Ok(model) => {
@@ -328,7 +319,10 @@ impl Release {
         why: String,
         ctx: &mut Ctx<'_, ReleaseMsg>,
     ) -> Result<(), ActorError> {
-        let Some(pending) = self.registering.take().filter(|p| p.ticket == ticket) else { return Ok(()) };
+        if self.registering.as_ref().is_none_or(|p| p.ticket != ticket) {
+            return Ok(()); // an earlier attempt's late answer
+        }
+        let pending = self.registering.take().expect("checked above");
         self.stats.registry_retries.fetch_add(1, Ordering::Relaxed);
         *self.stats.last.lock() = Some(format!("waiting for the registry: {why}"));
         ctx.reply(&pending.reply, StepResult::Failed(why))?;
@@ -366,16 +360,18 @@ impl Release {
             Some(Artifact::Registered(version)) => *version,
             _ => {
                 return Ok(
-                    ctx.reply(&reply, StepResult::Failed("no register output among the inputs".into()))?
+                    ctx.reply(&reply, StepResult::Refused("no register output among the inputs".into()))?
                 )
             }
         };
         let model = match inputs.get(steps::QUANTIZE) {
             Some(Artifact::Quantized(Some(q))) => Model::decode(&q.image).map(|m| Model { version, ..m }),
-            _ => return Ok(ctx.reply(&reply, StepResult::Failed("no motes' model among the inputs".into()))?),
+            _ => {
+                return Ok(ctx.reply(&reply, StepResult::Refused("no motes' model among the inputs".into()))?)
+            }
         };
         let Ok(model) = model else {
-            return Ok(ctx.reply(&reply, StepResult::Failed("the motes' model does not decode".into()))?);
+            return Ok(ctx.reply(&reply, StepResult::Refused("the motes' model does not decode".into()))?);
         };
         self.deploying = Some(Deploying { version, model, reply });
         self.ask_deployer(ctx);
@@ -462,7 +458,10 @@ impl Actor for Release {
         match msg {
             ReleaseMsg::Step(request) => match request.step.as_str() {
                 steps::VALIDATE => {
-                    let result = self.validate(&request.inputs).unwrap_or_else(StepResult::Failed);
+                    let result = self.validate(&request.inputs).unwrap_or_else(|why| {
+                        self.stats.refuse(&request.reason, &why);
+                        StepResult::Refused(why)
+                    });
                     ctx.reply(&request.reply, result)?;
                 }
                 steps::REGISTER => self.register(request, ctx)?,

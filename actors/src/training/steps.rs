@@ -23,12 +23,13 @@
 //! no `deploy` step.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_runtime::{Actor, ActorError, Ctx};
 use serde::{Deserialize, Serialize};
 
-use super::TrainerConfig;
+use super::{TrainerConfig, TrainerStats};
 use crate::deploy::deployer::DeployState;
 use crate::ml::dataset::{Dataset, Window};
 use crate::ml::labels::Outcomes;
@@ -96,6 +97,8 @@ pub struct Validation {
     /// the same windows (when there is one).
     pub stage1_auc: Option<f64>,
     pub current_int8_auc: Option<f64>,
+    /// The lineage: the SHA-256 of the motes' training set (stage 2's without a registry).
+    pub dataset_sha256: [u8; 32],
     /// For people: the data and the held-out figures.
     pub line: String,
 }
@@ -149,7 +152,7 @@ pub fn extract(inputs: &Inputs, config: &TrainerConfig) -> StepResult<Artifact> 
         _ => None,
     }) {
         Ok(snapshot) => snapshot,
-        Err(why) => return StepResult::Failed(why),
+        Err(why) => return StepResult::Refused(why),
     };
     let Snapshot { at_ms, dsp, stage1, outcomes } = snapshot.as_ref();
     let stage2 = Dataset::assemble(dsp, outcomes, &config.labels, *at_ms);
@@ -170,7 +173,7 @@ pub fn extract(inputs: &Inputs, config: &TrainerConfig) -> StepResult<Artifact> 
 pub fn train(inputs: &Inputs, config: &TrainerConfig) -> StepResult<Artifact> {
     let data = match input(inputs, EXTRACT, datasets) {
         Ok(data) => data,
-        Err(why) => return StepResult::Failed(why),
+        Err(why) => return StepResult::Refused(why),
     };
     let stage2 = match fit(&data.stage2, &config.fit) {
         Ok(fitted) => fitted,
@@ -195,7 +198,7 @@ pub fn train(inputs: &Inputs, config: &TrainerConfig) -> StepResult<Artifact> {
 pub fn quantize(inputs: &Inputs, config: &TrainerConfig) -> StepResult<Artifact> {
     let models = match input(inputs, TRAIN, fitted) {
         Ok(models) => models,
-        Err(why) => return StepResult::Failed(why),
+        Err(why) => return StepResult::Refused(why),
     };
     let Some(stage1) = &models.stage1 else {
         let summary = "no motes' model to quantize (no registry)".into();
@@ -228,10 +231,12 @@ impl From<StepRequest<Artifact>> for ComputeMsg {
 }
 
 /// The actor of a pure step (`extract`, `train`, `quantize`): it holds no state, so a restart
-/// loses nothing and the coordinator's retry asks it again.
+/// loses nothing and the coordinator's retry asks it again. A refusal (too little data, a
+/// model off its targets) is counted and becomes the trainer's last line.
 pub struct Compute {
     pub step: StepFn,
     pub config: TrainerConfig,
+    pub stats: Arc<TrainerStats>,
 }
 
 impl Actor for Compute {
@@ -243,13 +248,17 @@ impl Actor for Compute {
         ctx: &mut Ctx<'_, ComputeMsg>,
     ) -> Result<(), ActorError> {
         let result = (self.step)(&request.inputs, &self.config);
+        if let StepResult::Refused(why) = &result {
+            self.stats.refuse(&request.reason, why);
+        }
         ctx.reply(&request.reply, result)?;
         Ok(())
     }
 }
 
 /// The pipeline's shape for `config`: the steps above, each with its actor, timeout and
-/// retries. Fits take seconds; a rollout takes its canary period and more.
+/// retries, and handed only the outputs it uses. Fits take seconds; a rollout takes its canary
+/// period and more.
 pub fn pipeline(config: &TrainerConfig) -> PipelineBuilder<Artifact> {
     use super::ingest::IngestMsg;
     use super::monitor::MonitorMsg;
@@ -258,21 +267,27 @@ pub fn pipeline(config: &TrainerConfig) -> PipelineBuilder<Artifact> {
     let step = |name: &str, after: &[&str], timeout: u64| {
         StepSpec::new(name, after).timeout(Duration::from_secs(timeout)).retry(quick)
     };
-    // A registry catching up with its log after a restart takes a while: about five minutes.
+    // A registry catching up with its log after a restart may take minutes: ten attempts,
+    // 10 s doubling (about 85 minutes in all).
     let registering = StepSpec::new(REGISTER, &[QUANTIZE])
+        .takes(&[VALIDATE, QUANTIZE])
         .timeout(Duration::from_secs(120))
-        .retry(Retry { attempts: 6, backoff: Duration::from_secs(10) });
+        .retry(Retry { attempts: 10, backoff: Duration::from_secs(10) });
     let mut p = PipelineBuilder::default()
         .step::<IngestMsg>(step(INGEST, &[], 60), "/ingest")
         .step::<ComputeMsg>(step(EXTRACT, &[INGEST], 300), "/extract")
-        .step::<MonitorMsg>(step(DRIFT_CHECK, &[EXTRACT], 60), "/drift-monitor")
-        .step::<ComputeMsg>(step(TRAIN, &[DRIFT_CHECK], 1800), "/train")
-        .step::<ReleaseMsg>(step(VALIDATE, &[TRAIN], 300), "/release")
-        .step::<ComputeMsg>(step(QUANTIZE, &[VALIDATE], 300), "/quantize")
+        .step::<MonitorMsg>(step(DRIFT_CHECK, &[EXTRACT], 60).takes(&[]), "/drift-monitor")
+        .step::<ComputeMsg>(step(TRAIN, &[DRIFT_CHECK], 1800).takes(&[EXTRACT]), "/train")
+        .step::<ReleaseMsg>(step(VALIDATE, &[TRAIN], 300).takes(&[TRAIN, EXTRACT]), "/release")
+        .step::<ComputeMsg>(step(QUANTIZE, &[VALIDATE], 300).takes(&[TRAIN]), "/quantize")
         .step::<ReleaseMsg>(registering, "/release");
     if config.registry.is_some() && config.deployer.is_some() {
+        // A canary period is 30 minutes (three when evidence is short), and the fleet's
+        // transfers a few report periods: a rollout not settled in six hours ends the run as
+        // failed, so later runs are not held behind it (the deployer supersedes it with theirs).
         let rollout = StepSpec::new(DEPLOY, &[REGISTER])
-            .timeout(Duration::from_secs(24 * 3600))
+            .takes(&[REGISTER, QUANTIZE])
+            .timeout(Duration::from_secs(3 * 3600))
             .retry(Retry { attempts: 2, backoff: Duration::from_secs(60) });
         p = p.step::<ReleaseMsg>(rollout, "/release");
     }
