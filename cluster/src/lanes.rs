@@ -122,7 +122,8 @@ impl OutLane {
             if out.len() >= batch_max {
                 break;
             }
-            // Only a frame over FRAME_LEN_MAX can fail; the sender refused it at push time.
+            // Only a frame over FRAME_LEN_MAX can fail; the router refuses those before they
+            // are pushed (`node::router::fits`).
             if crate::wire::encode(&LaneMsgRef::Data(frame), out).is_err() {
                 continue;
             }

@@ -1,7 +1,7 @@
 //! Three nodes in one process, over real mutual-TLS QUIC on loopback: subtrees placed by
 //! attested tags; tells and asks through the same `ActorRef`s across nodes, in order, exactly
 //! once even when the connection is cut mid-stream; remote asks time out; unknown paths are
-//! dead letters; unattested tag claims are counted and ignored; malformed, oversized and
+//! dead letters; a message too long for a frame is refused at its sender; unattested tag claims are counted and ignored; malformed, oversized and
 //! unknown-version frames close the offending connection while the node keeps serving.
 
 use std::path::Path;
@@ -232,6 +232,13 @@ async fn three_nodes_place_by_tags_and_carry_tells_and_asks_exactly_once() {
     let nowhere = ActorRef::<CounterMsg>::parse("/nowhere").unwrap();
     assert!(matches!(c.system().tell(&nowhere, CounterMsg::Push(1)), Err(SendError::NoActor(_))));
     assert_eq!(c.system().core().dead_letters(), before + 1);
+    // A message longer than a frame between nodes may be is refused at the sender, saying so,
+    // rather than lost on its way.
+    let big = ActorRef::<Vec<u8>>::parse("/counter").unwrap();
+    match c.system().tell(&big, vec![7u8; 2 << 20]) {
+        Err(SendError::TooLarge { len, max, .. }) => assert!(len > 2 << 20 && max < 1 << 20, "{len} {max}"),
+        other => panic!("a 2 MiB message between nodes: {other:?}"),
+    }
     // The bytes for a path are decoded as that path's type: a wrong type is counted, not handled.
     let stats = b.stats();
     assert_eq!((stats.decode_errors, stats.frames_refused), (0, 0));

@@ -17,6 +17,9 @@ pub enum SendError {
     MailboxFull(ActorPath),
     /// The actor under the path takes another message type.
     WrongType { path: ActorPath, expected: String, actual: String },
+    /// The actor is on another node, and the message (`len` bytes encoded) is longer than a
+    /// message between nodes may be (`max`).
+    TooLarge { path: ActorPath, len: usize, max: usize },
 }
 
 impl fmt::Display for SendError {
@@ -27,6 +30,9 @@ impl fmt::Display for SendError {
             SendError::MailboxFull(p) => write!(f, "mailbox of {p} is full (rejected)"),
             SendError::WrongType { path, expected, actual } => {
                 write!(f, "actor {path} takes {actual}, not {expected}")
+            }
+            SendError::TooLarge { path, len, max } => {
+                write!(f, "a message of {len} bytes for {path}, on another node, is over the {max} bytes allowed between nodes")
             }
         }
     }

@@ -26,6 +26,8 @@ pub enum RemoteSendError {
     /// outbox (backpressure) and waits for room (`wait_for_room`); a send from outside any
     /// actor is refused with `MailboxFull`.
     Full(Vec<u8>),
+    /// The message is longer (`len` bytes) than a message between nodes may be (`max`).
+    TooLarge { len: usize, max: usize },
 }
 
 /// Where remote sends go. Implemented by the cluster's node; never called by actor code.

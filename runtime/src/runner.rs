@@ -146,7 +146,10 @@ impl Parked for ParkedRemote {
                 self.bytes = Some(bytes);
                 ParkedResult::Full
             }
-            Err(RemoteSendError::NoRoute) => ParkedResult::Gone(self.to.clone()),
+            // Sizes are checked before a message parks: a message this long never does.
+            Err(RemoteSendError::NoRoute | RemoteSendError::TooLarge { .. }) => {
+                ParkedResult::Gone(self.to.clone())
+            }
         }
     }
     fn wait(&self, waiter: Arc<dyn AnyCell>) -> bool {
@@ -783,6 +786,9 @@ impl<M: Message> RunnerCore<M> {
             match remote.send(to, bytes) {
                 Ok(()) => return Ok(()),
                 Err(RemoteSendError::NoRoute) => return Err(SendError::NoActor(to.clone())),
+                Err(RemoteSendError::TooLarge { len, max }) => {
+                    return Err(SendError::TooLarge { path: to.clone(), len, max })
+                }
                 Err(RemoteSendError::Full(bytes)) => bytes,
             }
         } else {

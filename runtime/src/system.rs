@@ -228,6 +228,9 @@ impl SystemCore {
             Ok(()) => Ok(()),
             Err(RemoteSendError::NoRoute) => Err(SendError::NoActor(to.clone())),
             Err(RemoteSendError::Full(_)) => Err(SendError::MailboxFull(to.clone())),
+            Err(RemoteSendError::TooLarge { len, max }) => {
+                Err(SendError::TooLarge { path: to.clone(), len, max })
+            }
         }
     }
 

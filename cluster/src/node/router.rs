@@ -10,6 +10,7 @@ use aiot_runtime::{ActorPath, AnyCell, Remote, RemoteSendError, SendError};
 
 use super::Shared;
 use crate::lanes::{lane_of, Body};
+use crate::wire::FRAME_LEN_MAX;
 
 pub(crate) struct Router {
     /// Weak: the system (which holds the router) is itself held by `Shared`.
@@ -40,8 +41,23 @@ impl Router {
     }
 }
 
+/// What a data frame adds to its message besides the path: the frame's length, version, lane
+/// message tag, sequence number and body tag, with room to spare.
+const FRAME_OVERHEAD: usize = 64;
+
+/// Refuses a message whose frame would be over `wire::FRAME_LEN_MAX` (the peer would refuse
+/// it, and the lane could not send it): the sender gets `TooLarge` instead of a silent loss.
+fn fits(to: &ActorPath, bytes: &[u8]) -> Result<(), RemoteSendError> {
+    let max = FRAME_LEN_MAX - FRAME_OVERHEAD - to.as_str().len();
+    if bytes.len() > max {
+        return Err(RemoteSendError::TooLarge { len: bytes.len(), max });
+    }
+    Ok(())
+}
+
 impl Remote for Router {
     fn send(&self, to: &ActorPath, bytes: Vec<u8>) -> Result<(), RemoteSendError> {
+        fits(to, &bytes)?;
         let shared = self.shared.upgrade().ok_or(RemoteSendError::NoRoute)?;
         let directory = shared.directory.read();
         match directory.node_of(to) {
@@ -71,6 +87,9 @@ impl Remote for Router {
     /// Replies are not held back: an asker waits for them (a full lane drops the reply, and
     /// the ask times out).
     fn reply(&self, origin: &str, to: &ActorPath, corr: u64, bytes: Vec<u8>) -> Result<(), SendError> {
+        if let Err(RemoteSendError::TooLarge { len, max }) = fits(to, &bytes) {
+            return Err(SendError::TooLarge { path: to.clone(), len, max });
+        }
         let shared = self.shared.upgrade().ok_or_else(|| SendError::NoActor(to.clone()))?;
         self.push(&shared, origin, to, Body::Reply { corr, bytes })
             .map_err(|_| SendError::MailboxFull(to.clone()))
