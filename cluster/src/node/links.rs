@@ -88,8 +88,11 @@ fn register(
     let (tx, mut rx) = unbounded_channel::<ControlMsg>();
     {
         let mut peers = shared.peers.lock();
+        // A link whose connection is closed (its reader has not removed it yet) is no rival:
+        // keeping it would refuse a peer that reconnects at once as a duplicate.
         let replace = match peers.get(&name) {
             None => true,
+            Some(link) if link.connection.close_reason().is_some() => true,
             Some(link) => keep_new_connection(&link.dialled_by, &dialled_by, &shared.name, &name),
         };
         if !replace {
