@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_firmware::model::{Model, MODEL_LEN};
-use aiot_runtime::{Actor, ActorError, ActorRef, AskError, Ctx, ReplyTo};
+use aiot_runtime::{Actor, ActorError, ActorRef, AskError, Ctx, Message, ReplyTo};
 use serde::{Deserialize, Serialize};
 
 use super::monitor::MonitorMsg;
@@ -208,10 +208,7 @@ impl Release {
             ticket,
             version: r.map_err(|e| format!("{e:?}")),
         };
-        let asked = ActorRef::<RegistryMsg>::parse(&registry).map_err(|e| format!("{e:?}")).and_then(|to| {
-            ctx.ask(&to, |reply| RegistryMsg::NextVersion { reply }, ASK_TIMEOUT, on_reply)
-                .map_err(|e| e.to_string())
-        });
+        let asked = ask_at(ctx, &registry, |reply| RegistryMsg::NextVersion { reply }, on_reply);
         if let Err(why) = asked {
             self.registry_failed(ticket, format!("asking the registry for a version: {why}"), ctx)?;
         }
@@ -269,10 +266,7 @@ impl Release {
             result: r.map_err(|e| format!("{e:?}")).and_then(|r| r),
         };
         let registry = self.config.registry.clone().unwrap_or_default();
-        let asked = ActorRef::<RegistryMsg>::parse(&registry).map_err(|e| format!("{e:?}")).and_then(|to| {
-            ctx.ask(&to, |reply| RegistryMsg::Register { card, image, reply }, ASK_TIMEOUT, on_reply)
-                .map_err(|e| e.to_string())
-        });
+        let asked = ask_at(ctx, &registry, |reply| RegistryMsg::Register { card, image, reply }, on_reply);
         if let Err(why) = asked {
             return self.registry_failed(ticket, format!("registering: {why}"), ctx);
         }
@@ -389,10 +383,7 @@ impl Release {
             version,
             state: r.map_err(|e| format!("{e:?}")),
         };
-        let asked = ActorRef::<DeployerMsg>::parse(deployer).map_err(|e| format!("{e:?}")).and_then(|to| {
-            ctx.ask(&to, |reply| DeployerMsg::Deploy { version, reply }, ASK_TIMEOUT, on_reply)
-                .map_err(|e| e.to_string())
-        });
+        let asked = ask_at(ctx, deployer, |reply| DeployerMsg::Deploy { version, reply }, on_reply);
         if let Err(why) = asked {
             tracing::warn!("release: asking the deployer to roll out model {version}: {why}");
         }
@@ -444,6 +435,17 @@ impl Release {
             }
         }
     }
+}
+
+/// Asks the actor at the configured `path`; an error says why the request did not go.
+fn ask_at<Q: Message, R: Message>(
+    ctx: &mut Ctx<'_, ReleaseMsg>,
+    path: &str,
+    request: impl FnOnce(ReplyTo<R>) -> Q,
+    on_reply: impl FnOnce(Result<R, AskError>) -> ReleaseMsg + Send + 'static,
+) -> Result<(), String> {
+    let to = ActorRef::<Q>::parse(path).map_err(|e| format!("{path}: {e:?}"))?;
+    ctx.ask(&to, request, ASK_TIMEOUT, on_reply).map(|_| ()).map_err(|e| e.to_string())
 }
 
 impl Actor for Release {
