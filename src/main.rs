@@ -3,9 +3,11 @@
 mod ca;
 mod demo;
 mod fleet_pm;
+mod metrics;
 mod model;
 mod motes;
 mod node;
+mod shell;
 mod sim;
 mod streams;
 mod topologies;
@@ -44,6 +46,25 @@ enum Command {
         /// Check the configuration and certificate, print the node's identity, and exit.
         #[arg(long)]
         check: bool,
+    },
+    /// The cluster shell: connects to any node with an admin certificate and asks the cluster
+    /// what it runs (a REPL, or a script with -c).
+    Shell {
+        /// A node's address, host:port (the one its `aiot node` printed as "listening on").
+        #[arg(long)]
+        connect: String,
+        /// The CA directory: ca.pem and the admin's NAME.pem and NAME.key (`aiot ca issue --admin NAME`).
+        #[arg(long)]
+        ca_dir: std::path::PathBuf,
+        /// The admin's name.
+        #[arg(long)]
+        admin: String,
+        /// Runs these commands (separated by ';') and exits, instead of the interactive shell.
+        #[arg(short = 'c', long = "command")]
+        command: Option<String>,
+        /// Prints each answer as one line of JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Deterministic simulation: one seed reproduces a whole run, faults included.
     Sim {
@@ -115,6 +136,9 @@ fn main() -> ExitCode {
         }
         Command::Motes { command: None, run } => motes::run(run),
         Command::Node { config, check } => node::run(node::Options { config, check }),
+        Command::Shell { connect, ca_dir, admin, command, json } => {
+            shell::run(shell::Options { connect, ca_dir, admin, command, json })
+        }
         Command::Sim { list, scenario, seed, seeds, duration, check_determinism, fleet } => {
             sim::run(sim::Options { list, scenario, seed, seeds, duration, check_determinism, fleet })
         }

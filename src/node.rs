@@ -11,6 +11,7 @@
 //! (PKCS#8 PEM, `aiot ca init`) and seals models under `{data_dir}/models.key`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aiot_actors::adapters::rumqttc::RumqttcConnection;
 use aiot_actors::adapters::rumqttd::EmbeddedBroker;
@@ -168,6 +169,11 @@ async fn serve(
     };
     let (node, mut events) = Node::start(setup)?;
     println!("listening on {}", node.addr());
+    let node = Arc::new(node);
+    if let Some(addr) = config.metrics {
+        let bound = crate::metrics::serve(addr, Arc::clone(&node)).await?;
+        println!("metrics on http://{bound}/metrics");
+    }
     let mut status_every = tokio::time::interval(STATUS_EVERY);
     loop {
         tokio::select! {

@@ -5,92 +5,13 @@
 //! unattested tag claims. The things topology: motes through the gateway, proxies and bridge
 //! into the embedded log, and into Kafka read back by an independent consumer.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::Stdio;
 use std::time::Duration;
 
-const WAIT_MAX: Duration = Duration::from_secs(30);
-
-fn aiot() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_aiot"))
-}
-
-fn run_ok(args: &[&str]) -> String {
-    let out = aiot().args(args).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn write_config(dir: &Path, name: &str, seeds: &str, tags: &str) -> String {
-    write_config_with(dir, name, seeds, tags, "")
-}
-
-fn write_config_with(dir: &Path, name: &str, seeds: &str, tags: &str, extra: &str) -> String {
-    let path = dir.join(format!("{name}.toml"));
-    let text = format!(
-        "listen = \"127.0.0.1:0\"\nseeds = [{seeds}]\ndata_dir = \"data/{name}\"\ntags = {{ {tags} }}\n{extra}\n\
-         [tls]\nca = \"ca/ca.pem\"\ncert = \"ca/{name}.pem\"\nkey = \"ca/{name}.key\"\n"
-    );
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
-}
-
-/// A node process whose stdout lines arrive on a channel; killed when dropped.
-struct Node {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Node {
-    // A test harness thread reading a child process's output: not actor code.
-    #[allow(clippy::disallowed_methods)]
-    fn start(config: &str) -> Node {
-        let mut child = aiot().args(["node", "--config", config]).stdout(Stdio::piped()).spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Node { child, lines }
-    }
-
-    /// The first line starting with `prefix` (lines before it are skipped).
-    fn wait_for(&self, prefix: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(WAIT_MAX) {
-                Ok(line) if line.starts_with(prefix) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no line starting with {prefix:?}: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits until `node` has printed every line of `expected` (in any order, others skipped).
-fn wait_for_all(node: &Node, expected: &[String]) {
-    let mut missing: std::collections::BTreeSet<&String> = expected.iter().collect();
-    while !missing.is_empty() {
-        match node.lines.recv_timeout(WAIT_MAX) {
-            Ok(line) => {
-                missing.remove(&line);
-            }
-            Err(e) => panic!("still waiting for {missing:?}: {e}"),
-        }
-    }
-}
+use common::{aiot, run_ok, wait_for_all, write_config, write_config_with, Node, WAIT_MAX};
 
 #[test]
 fn node_processes_join_through_a_seed_see_each_other_and_detect_a_kill() {

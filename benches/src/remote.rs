@@ -26,7 +26,7 @@ use aiot_cluster::membership::MembershipConfig;
 use aiot_cluster::node::{Node, NodeSetup, LANE_BATCH_BYTES};
 use aiot_cluster::transport::quic::{
     accept, accept_control, accept_lane, connect, open_control, open_lane, send_frame, write_frames,
-    ControlSend, FrameReader, LaneSend, NodeTls,
+    Accepted, ControlSend, FrameReader, LaneSend, NodeTls,
 };
 use aiot_cluster::wire;
 use aiot_runtime::prelude::*;
@@ -333,7 +333,7 @@ impl Raw {
         let counted = Arc::new(AtomicU64::new(0));
         let (endpoint, tls2, counter) = (server.clone(), server_tls.clone(), counted.clone());
         tokio::spawn(async move {
-            let Some(Ok(peer)) = accept(&endpoint, &tls2).await else { return };
+            let Some(Ok(Accepted::Peer(peer))) = accept(&endpoint, &tls2).await else { return };
             let peer = Arc::new(peer);
             // The ping-pong stream: every frame goes straight back.
             let pong = peer.clone();

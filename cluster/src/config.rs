@@ -6,6 +6,7 @@
 //! data_dir = "data/inference-1"      # platform nodes keep data at rest here
 //! tags = { tier = "inference" }      # claims: only tags the certificate attests count
 //! topology = "ping"                  # the topology every node runs (built into `aiot`)
+//! metrics = "127.0.0.1:9100"         # the Prometheus endpoint, GET /metrics (optional)
 //!
 //! [mqtt]                             # the motes' broker (topologies with motes need it)
 //! fleet = "motes/fleet.toml"         # credentials from `aiot motes provision`
@@ -49,6 +50,9 @@ pub struct NodeConfig {
     /// under (none: the node joins but hosts no actors).
     #[serde(default)]
     pub topology: Option<String>,
+    /// Where to serve the node's Prometheus metrics (`GET /metrics`); none: not served.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
     pub tls: TlsPaths,
     #[serde(default)]
     pub mqtt: Option<MqttConfig>,

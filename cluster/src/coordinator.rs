@@ -151,6 +151,11 @@ impl Coordinator {
         self.membership.members()
     }
 
+    /// Every member this node knows, itself included, by name.
+    pub fn member_infos(&self) -> Vec<MemberInfo> {
+        self.membership.all().into_iter().cloned().collect()
+    }
+
     pub fn holds_lease(&self) -> bool {
         self.lease_held
     }

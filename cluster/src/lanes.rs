@@ -81,6 +81,15 @@ pub enum Body {
     },
 }
 
+impl Body {
+    /// The message's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Body::Tell(bytes) | Body::Reply { bytes, .. } => bytes,
+        }
+    }
+}
+
 /// The sending side of one lane to one peer incarnation.
 #[derive(Debug, Default)]
 pub struct OutLane {

@@ -5,7 +5,7 @@
 //! replicated directory (path -> node), placement by tags with majority-granted claims, and
 //! data lanes for remote messages. Everything but `transport::quic` and `node` is sans-IO (no
 //! clock read, no IO), so the simulator runs the same code over its simulated network.
-//! Migration and the shell's protocol come with issue 8.
+//! Migration comes with issue 8.
 //!
 //! # Layout
 //! - `identity`: the cluster CA, node and admin certificates with their capability tags, and
@@ -20,8 +20,12 @@
 //! - `coordinator`: a node's decisions (membership, leases, directory, claims, placement) as
 //!   one state machine.
 //! - `transport::quic`: the mutual-TLS QUIC adapter and its first authenticated exchange.
-//! - `node`: a node on tokio and QUIC, executing the coordinator's decisions.
+//! - `transport::admin`: the shell's connection to a node (an admin certificate).
+//! - `admin`: the shell's protocol: requests and a node's answers.
+//! - `node`: a node on tokio and QUIC, executing the coordinator's decisions and answering
+//!   admins.
 
+pub mod admin;
 pub mod config;
 pub mod control;
 pub mod coordinator;

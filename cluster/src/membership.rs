@@ -174,6 +174,14 @@ impl Membership {
         self.members.iter().map(|(n, m)| (n.clone(), m.info.status)).collect()
     }
 
+    /// Every member this node knows, itself included, by name (a stable order).
+    pub fn all(&self) -> Vec<&MemberInfo> {
+        let mut all: Vec<&MemberInfo> =
+            self.members.values().map(|m| &m.info).chain(std::iter::once(&self.me)).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
     /// Up members, this node included, by name (a stable order).
     pub fn up(&self) -> Vec<&MemberInfo> {
         let others = self.members.values().map(|m| &m.info).filter(|i| i.status == Status::Up);

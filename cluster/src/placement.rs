@@ -60,7 +60,7 @@ impl Plan {
 }
 
 /// Every requirement declared in the subtree under `spec` (itself included).
-fn requirements(spec: &Arc<Spec>, out: &mut Vec<(ActorPath, Requirement)>) {
+pub fn requirements(spec: &Arc<Spec>, out: &mut Vec<(ActorPath, Requirement)>) {
     let requires = &spec.placement().requires;
     if !requires.is_none() {
         out.push((spec.path().clone(), requires.clone()));
@@ -70,7 +70,8 @@ fn requirements(spec: &Arc<Spec>, out: &mut Vec<(ActorPath, Requirement)>) {
     }
 }
 
-fn subtree_len(spec: &Arc<Spec>) -> usize {
+/// Actors in the subtree under `spec` (itself included).
+pub fn subtree_len(spec: &Arc<Spec>) -> usize {
     1 + spec.children().iter().map(subtree_len).sum::<usize>()
 }
 

@@ -2,17 +2,21 @@
 //! attested tags; tells and asks through the same `ActorRef`s across nodes, in order, exactly
 //! once even when the connection is cut mid-stream; remote asks time out; unknown paths are
 //! dead letters; a message too long for a frame is refused at its sender; unattested tag claims are counted and ignored; malformed, oversized and
-//! unknown-version frames close the offending connection while the node keeps serving.
+//! unknown-version frames close the offending connection while the node keeps serving; an
+//! admin (the shell's connection) asks any node what it knows, and a node certificate cannot
+//! pose as an admin.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aiot_cluster::admin::{AdminRequest, AdminResponse};
 use aiot_cluster::config::Seed;
 use aiot_cluster::control::ControlMsg;
 use aiot_cluster::identity::{init_ca, issue, parse_tags, Subject, Validity};
-use aiot_cluster::membership::MembershipConfig;
+use aiot_cluster::membership::{MembershipConfig, Status};
 use aiot_cluster::node::{Node, NodeEvent, NodeSetup};
+use aiot_cluster::transport::admin::AdminClient;
 use aiot_cluster::transport::quic::{connect, open_control, open_lane, send_frame, write_frames, NodeTls};
 use aiot_runtime::prelude::*;
 use parking_lot::Mutex;
@@ -98,6 +102,7 @@ fn pki(dir: &Path) {
         let subject = Subject::Node { name: name.into(), tags: parse_tags(tags).unwrap() };
         issue(dir, dir, &subject, Validity::from_now(30)).unwrap();
     }
+    issue(dir, dir, &Subject::Admin { name: "ops".into() }, Validity::from_now(30)).unwrap();
 }
 
 fn tls(dir: &Path, name: &str) -> NodeTls {
@@ -291,4 +296,87 @@ async fn bad_frames_close_the_offending_connection_and_the_node_keeps_serving() 
     // b still serves the others.
     let counter = ActorRef::<CounterMsg>::parse("/counter").unwrap();
     assert_eq!(c.system().ask(&counter, CounterMsg::Len, Duration::from_secs(5)).await, Ok(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_asks_any_node_for_members_placement_actors_and_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (a, _a_events) = start(dir.path(), "a", Vec::new(), &log, "tier=platform");
+    let seeds = vec![Seed { name: "a".into(), addr: a.addr() }];
+    let (b, mut b_events) = start(dir.path(), "b", seeds, &log, "tier=inference");
+    for node in [&a, &b] {
+        eventually("placed", || {
+            node.node_of(&path("/counter")).as_deref() == Some("b")
+                && node.node_of(&path("/sender")).as_deref() == Some("a")
+        })
+        .await;
+    }
+    a.system().tell(&ActorRef::<SenderMsg>::parse("/sender").unwrap(), SenderMsg::Burst(500)).unwrap();
+    eventually("pushes arrived", || log.lock().len() == 500).await;
+
+    let file = |f: &str| dir.path().join(f);
+    let admin = AdminClient::load(&file("ca.pem"), &file("ops.pem"), &file("ops.key")).unwrap();
+    let to_b = admin.connect(b.addr()).await.unwrap();
+    assert_eq!(to_b.node, "b", "the node's name comes from its certificate");
+    b_events.until("the admin is announced", |e| matches!(e, NodeEvent::Admin(n) if n == "ops")).await;
+
+    let AdminResponse::Nodes(nodes) = to_b.ask(&AdminRequest::Nodes).await.unwrap() else { panic!("nodes") };
+    let names: Vec<(&str, Status, bool)> =
+        nodes.iter().map(|n| (n.name.as_str(), n.status, n.answering)).collect();
+    assert_eq!(names, [("a", Status::Up, false), ("b", Status::Up, true)]);
+    assert_eq!(nodes[0].addr, a.addr().to_string());
+    assert_eq!(nodes[0].tags.get("tier").map(String::as_str), Some("platform"));
+    assert_eq!(nodes[1].hosts, ["/counter", "/silent"]);
+
+    let AdminResponse::Placement(subtrees) = to_b.ask(&AdminRequest::Placement).await.unwrap() else {
+        panic!("placement")
+    };
+    let gpu = subtrees.iter().find(|s| s.root == "/needs-gpu").unwrap();
+    assert_eq!((gpu.node.as_deref(), gpu.fits.len()), (None, 0));
+    assert_eq!(gpu.requires, ["/needs-gpu: accel=gpu"]);
+    let counter = subtrees.iter().find(|s| s.root == "/counter").unwrap();
+    assert_eq!((counter.node.as_deref(), counter.fits.as_slice()), (Some("b"), &["b".to_string()][..]));
+
+    let AdminResponse::Actors(actors) =
+        to_b.ask(&AdminRequest::Actors { prefix: "/c".into() }).await.unwrap()
+    else {
+        panic!("actors")
+    };
+    assert_eq!(actors.len(), 1, "only the paths under the prefix: {actors:?}");
+    assert_eq!((actors[0].path.as_str(), actors[0].node.as_str(), actors[0].handled), ("/counter", "b", 500));
+
+    let AdminResponse::Stats(stats) = to_b.ask(&AdminRequest::Stats).await.unwrap() else { panic!("stats") };
+    assert_eq!((stats.node.as_str(), stats.lease, stats.admin_connections), ("b", true, 1));
+    assert!(stats.remote.remote_received >= 500, "{stats:?}");
+    to_b.close();
+
+    // The same counters in the Prometheus text format.
+    let metrics = b.metrics_text();
+    for line in [
+        "# TYPE aiot_messages_handled_total counter",
+        "aiot_messages_handled_total{node=\"b\",actor=\"/counter\"} 500",
+        "aiot_lease_held{node=\"b\"} 1",
+        "aiot_members{node=\"b\",status=\"up\"} 2",
+        "aiot_admin_connections_total{node=\"b\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line:?} in\n{metrics}");
+    }
+    let received = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("aiot_remote_bytes_received_total{node=\"b\"} "))
+        .map(|v| v.parse::<u64>().unwrap());
+    assert!(received.is_some_and(|bytes| bytes >= 500), "{metrics}");
+
+    // A node's certificate is refused as an admin's, on both ends.
+    let refused = AdminClient::load(&file("ca.pem"), &file("c.pem"), &file("c.key")).err().unwrap();
+    assert!(refused.to_string().contains("where an admin certificate is required"), "{refused}");
+    let posing = AdminClient::load_unchecked(&file("ca.pem"), &file("c.pem"), &file("c.key")).unwrap();
+    let refused = posing.connect(b.addr()).await.err().expect("refused by the node").to_string();
+    assert!(
+        refused.contains("c presented a node certificate where an admin certificate is required"),
+        "{refused}"
+    );
+    assert_eq!(b.tls().stats.refused_role.load(std::sync::atomic::Ordering::Relaxed), 1);
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use aiot_cluster::identity::{init_ca, issue, parse_tags, Role, Subject, Validity};
-use aiot_cluster::transport::quic::{accept, connect, NodeTls, Peer, TransportError};
+use aiot_cluster::transport::quic::{accept, connect, Accepted, NodeTls, Peer, TransportError};
 
 const STEP_MAX: Duration = Duration::from_secs(10);
 
@@ -68,7 +68,11 @@ async fn attempt(
             outcome.expect("connect in time")
         }
     );
-    (server, accepted.expect("an incoming connection"), connected)
+    let accepted = accepted.expect("an incoming connection").map(|a| match a {
+        Accepted::Peer(peer) => peer,
+        Accepted::Admin(admin) => panic!("{} accepted as an admin", admin.identity.name),
+    });
+    (server, accepted, connected)
 }
 
 #[tokio::test]
@@ -141,7 +145,7 @@ async fn an_admin_certificate_where_a_node_is_required_is_refused_with_the_reaso
     let client_err = connected.err().expect("closed by the server").to_string();
     assert!(
         client_err.contains(
-            "closed by the peer: ops presented a Admin certificate where a node certificate is required"
+            "closed by the peer: ops presented an admin certificate where a node certificate is required"
         ),
         "{client_err}"
     );

@@ -55,6 +55,7 @@ pub(crate) fn execute(shared: &Arc<Shared>) {
                 let spec = shared.topology.get(&root).cloned();
                 let started = spec.is_some_and(|spec| shared.system.start_subtrees(&[spec]).is_ok());
                 if started {
+                    shared.stats.placements.fetch_add(1, Relaxed);
                     shared.emit(NodeEvent::Hosting(root));
                 } else {
                     shared.coordinator.lock().start_failed(&root);

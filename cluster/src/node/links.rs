@@ -16,7 +16,7 @@ use crate::lanes::{encode_open, Body, DataFrame, LaneMsg, LANES};
 use crate::transport::keep_new_connection;
 use crate::transport::quic::{
     accept, accept_control, accept_lane, connect, open_control, open_lane, send_frame, write_frames,
-    Connection, ControlSend, FrameReader, Peer, TransportError,
+    Accepted, Connection, ControlSend, FrameReader, Peer, TransportError,
 };
 
 use super::LANE_BATCH_BYTES;
@@ -33,7 +33,11 @@ const CLOSE_DUPLICATE: u32 = 4;
 pub(crate) async fn accept_loop(shared: Arc<Shared>) {
     while let Some(accepted) = accept(&shared.endpoint, &shared.tls).await {
         match accepted {
-            Ok(peer) => {
+            Ok(Accepted::Admin(admin)) => {
+                shared.emit(NodeEvent::Admin(admin.identity.name.clone()));
+                tokio::spawn(super::admin::serve(shared.clone(), admin));
+            }
+            Ok(Accepted::Peer(peer)) => {
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     shared.emit(NodeEvent::Authenticated {
@@ -293,6 +297,7 @@ async fn deliver(shared: &Shared, cache: &mut CellCache, frame: DataFrame) {
             }
             Ok(()) => {
                 shared.stats.remote_received.fetch_add(1, Relaxed);
+                shared.stats.remote_bytes_received.fetch_add(frame.body.bytes().len() as u64, Relaxed);
                 return;
             }
             // A dead letter or a rejection: the system counted it.

@@ -9,11 +9,15 @@
 //!   themselves are `coordinator`'s, sans-IO): control messages, starting and stopping
 //!   subtrees, releasing peers, acknowledging lanes.
 //! - `router`: the runtime's `Remote`: a send to a path hosted elsewhere goes on its lane.
+//! - `admin`: answers the shell (an admin connection's requests).
+//! - `metrics`: the node's Prometheus metrics.
 // Host code: it spawns the tasks that drive the endpoint (actor code never does).
 #![allow(clippy::disallowed_methods)]
 
+mod admin;
 mod drive;
 mod links;
+pub mod metrics;
 mod router;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,6 +72,8 @@ pub enum NodeEvent {
         tags: BTreeMap<String, String>,
     },
     Refused(String),
+    /// An admin (the shell) connected.
+    Admin(String),
     Unreachable {
         peer: String,
         addr: SocketAddr,
@@ -104,6 +110,7 @@ impl fmt::Display for NodeEvent {
                 write!(f, "peer {peer} authenticated [{}]", tag_list(tags))
             }
             NodeEvent::Refused(why) => write!(f, "refused a connection: {why}"),
+            NodeEvent::Admin(name) => write!(f, "admin {name} connected"),
             NodeEvent::Unreachable { peer, addr, why } => write!(f, "{peer}@{addr} not reachable yet: {why}"),
             NodeEvent::Member(MemberEvent::Up(n)) => write!(f, "member {n} up"),
             NodeEvent::Member(MemberEvent::Down(n)) => write!(f, "member {n} down"),
@@ -133,6 +140,11 @@ pub struct NodeStats {
     pub remote_sent: AtomicU64,
     /// Frames delivered from other nodes.
     pub remote_received: AtomicU64,
+    /// Message bytes (without framing) put on lanes, and delivered from them.
+    pub remote_bytes_sent: AtomicU64,
+    pub remote_bytes_received: AtomicU64,
+    /// Subtrees started here.
+    pub placements: AtomicU64,
     /// Retried frames dropped as already delivered.
     pub duplicates_dropped: AtomicU64,
     /// Frames whose bytes were not the message type of their path (dead letters).
@@ -149,10 +161,13 @@ pub struct NodeStats {
 }
 
 /// A snapshot of `NodeStats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct NodeStatsSnapshot {
     pub remote_sent: u64,
     pub remote_received: u64,
+    pub remote_bytes_sent: u64,
+    pub remote_bytes_received: u64,
+    pub placements: u64,
     pub duplicates_dropped: u64,
     pub decode_errors: u64,
     pub lane_full: u64,
@@ -265,6 +280,23 @@ impl Shared {
         self.out.write().entry(peer.to_string()).or_insert_with(|| Arc::new(PeerOut::new())).clone()
     }
 
+    fn stats_snapshot(&self) -> NodeStatsSnapshot {
+        let s = &self.stats;
+        NodeStatsSnapshot {
+            remote_sent: s.remote_sent.load(Relaxed),
+            remote_received: s.remote_received.load(Relaxed),
+            remote_bytes_sent: s.remote_bytes_sent.load(Relaxed),
+            remote_bytes_received: s.remote_bytes_received.load(Relaxed),
+            placements: s.placements.load(Relaxed),
+            duplicates_dropped: s.duplicates_dropped.load(Relaxed),
+            decode_errors: s.decode_errors.load(Relaxed),
+            lane_full: s.lane_full.load(Relaxed),
+            frames_refused: s.frames_refused.load(Relaxed),
+            abandoned: s.abandoned.load(Relaxed),
+            unattested_tags: s.unattested_tags.load(Relaxed),
+        }
+    }
+
     /// Sends a control message to `peer` if it is connected.
     fn control(&self, peer: &str, msg: ControlMsg) -> bool {
         match self.peers.lock().get(peer) {
@@ -277,6 +309,7 @@ impl Shared {
 /// A running node.
 pub struct Node {
     shared: Arc<Shared>,
+    metrics: Mutex<prometheus_client::registry::Registry>,
 }
 
 /// Bytes a lane writer gathers into one write (the `remote` benchmark's raw baseline batches
@@ -339,7 +372,9 @@ impl Node {
         shared.system.core().set_remote(&name, Arc::new(router));
         tokio::spawn(links::accept_loop(shared.clone()));
         tokio::spawn(drive::drive(shared.clone(), DRIVE_TICK));
-        Ok((Node { shared }, receiver))
+        let mut metrics = prometheus_client::registry::Registry::with_prefix("aiot");
+        metrics.register_collector(Box::new(metrics::NodeCollector { shared: Arc::downgrade(&shared) }));
+        Ok((Node { shared, metrics: Mutex::new(metrics) }, receiver))
     }
 
     pub fn name(&self) -> &str {
@@ -377,17 +412,7 @@ impl Node {
     }
 
     pub fn stats(&self) -> NodeStatsSnapshot {
-        let s = &self.shared.stats;
-        NodeStatsSnapshot {
-            remote_sent: s.remote_sent.load(Relaxed),
-            remote_received: s.remote_received.load(Relaxed),
-            duplicates_dropped: s.duplicates_dropped.load(Relaxed),
-            decode_errors: s.decode_errors.load(Relaxed),
-            lane_full: s.lane_full.load(Relaxed),
-            frames_refused: s.frames_refused.load(Relaxed),
-            abandoned: s.abandoned.load(Relaxed),
-            unattested_tags: s.unattested_tags.load(Relaxed),
-        }
+        self.shared.stats_snapshot()
     }
 
     /// Closes the connection to `peer` (it is dialled again at the next heartbeat, and the
@@ -400,6 +425,20 @@ impl Node {
             }
             None => false,
         }
+    }
+
+    /// Adds a collector to the node's metrics (what the host's application knows); names get
+    /// the `aiot_` prefix.
+    pub fn register_metrics(&self, collector: Box<dyn prometheus_client::collector::Collector>) {
+        self.metrics.lock().register_collector(collector);
+    }
+
+    /// Every metric, in the Prometheus text format (version 0.0.4).
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &self.metrics.lock())
+            .expect("writing to a String cannot fail");
+        text
     }
 
     /// The transport's refusal counters.

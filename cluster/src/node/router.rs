@@ -26,11 +26,13 @@ impl Router {
     fn push(&self, shared: &Shared, node: &str, to: &ActorPath, body: Body) -> Result<(), Body> {
         let out = shared.peer_out(node);
         let lane = &out.lanes[usize::from(lane_of(to))];
+        let len = body.bytes().len() as u64;
         let pushed = lane.state.lock().push(to.clone(), body);
         match pushed {
             Ok(_) => {
                 lane.wake.notify_one();
                 shared.stats.remote_sent.fetch_add(1, Relaxed);
+                shared.stats.remote_bytes_sent.fetch_add(len, Relaxed);
                 Ok(())
             }
             Err(body) => {

@@ -1,6 +1,8 @@
-//! Transports under the cluster's sans-IO state machines. Only `quic` exists so far: the
-//! mutual-TLS QUIC adapter. The simulator will plug its own network in at the same seam.
+//! Transports under the cluster's sans-IO state machines: `quic`, the mutual-TLS QUIC adapter
+//! between nodes, and `admin`, the shell's connection to a node over the same endpoint. The
+//! simulator plugs its own network in at the same seam.
 
+pub mod admin;
 pub mod quic;
 
 /// One connection per node pair: when two nodes dial each other at once, both keep the

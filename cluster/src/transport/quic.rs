@@ -34,7 +34,7 @@ pub type Endpoint = quinn::Endpoint;
 pub type Connection = quinn::Connection;
 
 /// ALPN of the node-to-node protocol (the wire version travels in every frame).
-const ALPN: &[u8] = b"aiot";
+pub(super) const ALPN: &[u8] = b"aiot";
 /// Largest handshake message read, in bytes.
 const HANDSHAKE_LEN_MAX: usize = 64 * 1024;
 
@@ -60,8 +60,11 @@ impl std::fmt::Display for TransportError {
         match self {
             TransportError::Config(why) => write!(f, "transport configuration: {why}"),
             TransportError::Handshake(why) => write!(f, "handshake refused: {why}"),
-            TransportError::Role { peer, role } => {
-                write!(f, "{peer} presented a {role:?} certificate where a node certificate is required")
+            TransportError::Role { peer, role: Role::Admin } => {
+                write!(f, "{peer} presented an admin certificate where a node certificate is required")
+            }
+            TransportError::Role { peer, role: Role::Node } => {
+                write!(f, "{peer} presented a node certificate where an admin certificate is required")
             }
             TransportError::Io(why) => write!(f, "transport: {why}"),
             TransportError::Frame(why) => write!(f, "{why}"),
@@ -80,9 +83,23 @@ pub struct TransportStats {
     pub refused_other_certificate: AtomicU64,
     pub refused_handshake: AtomicU64,
     pub refused_role: AtomicU64,
+    /// Admin connections (the shell) accepted.
+    pub accepted_admin: AtomicU64,
 }
 
 impl TransportStats {
+    /// Refused connections by reason (`snake_case`, for reports and metric labels).
+    pub fn refusals(&self) -> [(&'static str, u64); 5] {
+        [
+            ("expired", &self.refused_expired),
+            ("unknown_issuer", &self.refused_unknown_issuer),
+            ("other_certificate", &self.refused_other_certificate),
+            ("handshake", &self.refused_handshake),
+            ("role", &self.refused_role),
+        ]
+        .map(|(why, n)| (why, n.load(Relaxed)))
+    }
+
     fn count_certificate(&self, error: &rustls::Error) {
         let counter = match error {
             rustls::Error::InvalidCertificate(
@@ -139,11 +156,20 @@ impl ClientCertVerifier for CountingVerifier {
     }
 }
 
-/// The first exchange on a new connection.
+/// The first exchange on a new connection: a node says `Hello`, an admin (the shell) `Admin`;
+/// the accepting node answers `Welcome`.
 #[derive(Debug, Serialize, Deserialize)]
-enum Handshake {
+pub(super) enum Handshake {
     Hello { node: String },
     Welcome { node: String },
+    Admin { name: String },
+}
+
+/// The cluster CA as the root of trust (shared with the admin client).
+pub(super) fn roots(ca: CertificateDer<'static>) -> Result<Arc<RootCertStore>, TransportError> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca).map_err(|e| TransportError::Config(e.to_string()))?;
+    Ok(Arc::new(roots))
 }
 
 /// A node's TLS material: its identity and the quinn configs built from it.
@@ -159,15 +185,15 @@ fn config_err(what: &Path, e: impl std::fmt::Display) -> TransportError {
 }
 
 /// A node's or admin's PEM files, read once: the CA certificate, its own certificate and key.
-struct Material {
-    me: Identity,
-    ca: CertificateDer<'static>,
-    cert: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
+pub(super) struct Material {
+    pub(super) me: Identity,
+    pub(super) ca: CertificateDer<'static>,
+    pub(super) cert: CertificateDer<'static>,
+    pub(super) key: PrivateKeyDer<'static>,
 }
 
 impl Material {
-    fn read(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TransportError> {
+    pub(super) fn read(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TransportError> {
         let ca_der = CertificateDer::from_pem_file(ca).map_err(|e| config_err(ca, e))?;
         let cert_der = CertificateDer::from_pem_file(cert).map_err(|e| config_err(cert, e))?;
         let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| config_err(key, e))?;
@@ -207,9 +233,7 @@ impl NodeTls {
         let err = |e: &dyn std::fmt::Display| TransportError::Config(e.to_string());
         let Material { me, ca, cert, key } = material;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = RootCertStore::empty();
-        roots.add(ca).map_err(|e| err(&e))?;
-        let roots = Arc::new(roots);
+        let roots = roots(ca)?;
         let stats = Arc::new(TransportStats::default());
         let webpki = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
@@ -255,7 +279,7 @@ pub struct Peer {
     pub identity: Identity,
 }
 
-fn peer_identity(connection: &quinn::Connection) -> Result<Identity, TransportError> {
+pub(super) fn peer_identity(connection: &quinn::Connection) -> Result<Identity, TransportError> {
     let certs = connection
         .peer_identity()
         .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
@@ -264,7 +288,7 @@ fn peer_identity(connection: &quinn::Connection) -> Result<Identity, TransportEr
     read_identity(first).map_err(|e| TransportError::Handshake(e.to_string()))
 }
 
-async fn read_handshake(recv: &mut quinn::RecvStream) -> Result<Handshake, TransportError> {
+pub(super) async fn read_handshake(recv: &mut quinn::RecvStream) -> Result<Handshake, TransportError> {
     let bytes =
         recv.read_to_end(HANDSHAKE_LEN_MAX).await.map_err(|e| TransportError::Handshake(e.to_string()))?;
     let mut decoder = FrameDecoder::new();
@@ -275,7 +299,10 @@ async fn read_handshake(recv: &mut quinn::RecvStream) -> Result<Handshake, Trans
         .ok_or_else(|| TransportError::Handshake("the peer closed the stream before its handshake".into()))
 }
 
-async fn write_handshake(send: &mut quinn::SendStream, msg: &Handshake) -> Result<(), TransportError> {
+pub(super) async fn write_handshake(
+    send: &mut quinn::SendStream,
+    msg: &Handshake,
+) -> Result<(), TransportError> {
     let mut bytes = Vec::new();
     wire::encode(msg, &mut bytes).map_err(|e| TransportError::Handshake(e.to_string()))?;
     send.write_all(&bytes).await.map_err(|e| TransportError::Handshake(e.to_string()))?;
@@ -283,7 +310,7 @@ async fn write_handshake(send: &mut quinn::SendStream, msg: &Handshake) -> Resul
 }
 
 /// A failure on an established connection, with the peer's close reason when it gave one.
-fn closed_why(connection: &quinn::Connection, error: impl std::fmt::Display) -> TransportError {
+pub(super) fn closed_why(connection: &quinn::Connection, error: impl std::fmt::Display) -> TransportError {
     match connection.close_reason() {
         Some(quinn::ConnectionError::ApplicationClosed(close)) => TransportError::Handshake(format!(
             "closed by the peer: {}",
@@ -316,9 +343,22 @@ pub async fn connect(
     }
 }
 
+/// An authenticated connection a node accepted: another node, or an admin's shell.
+pub enum Accepted {
+    Peer(Peer),
+    Admin(AdminPeer),
+}
+
+/// An admin (an admin certificate and the `Admin` handshake): it asks, the node answers
+/// (`transport::admin`).
+pub struct AdminPeer {
+    pub connection: quinn::Connection,
+    pub identity: Identity,
+}
+
 /// Accepts the next connection and completes its first exchange; refusals are counted, closed
 /// with their reason, and returned.
-pub async fn accept(endpoint: &quinn::Endpoint, tls: &NodeTls) -> Option<Result<Peer, TransportError>> {
+pub async fn accept(endpoint: &quinn::Endpoint, tls: &NodeTls) -> Option<Result<Accepted, TransportError>> {
     let incoming = endpoint.accept().await?;
     Some(accept_one(incoming, tls).await.inspect_err(|e| {
         let counter = match e {
@@ -329,21 +369,32 @@ pub async fn accept(endpoint: &quinn::Endpoint, tls: &NodeTls) -> Option<Result<
     }))
 }
 
-async fn accept_one(incoming: quinn::Incoming, tls: &NodeTls) -> Result<Peer, TransportError> {
+async fn accept_one(incoming: quinn::Incoming, tls: &NodeTls) -> Result<Accepted, TransportError> {
     let connection = incoming.await.map_err(|e| TransportError::Handshake(e.to_string()))?;
     let identity = peer_identity(&connection)?;
-    if identity.role != Role::Node {
+    let (mut send, mut recv) =
+        connection.accept_bi().await.map_err(|e| TransportError::Handshake(e.to_string()))?;
+    let handshake = read_handshake(&mut recv).await?;
+    let expected = match handshake {
+        Handshake::Hello { .. } => Role::Node,
+        _ => Role::Admin,
+    };
+    if identity.role != expected {
         let refusal = TransportError::Role { peer: identity.name.clone(), role: identity.role };
         connection.close(1u32.into(), refusal.to_string().as_bytes());
         return Err(refusal);
     }
-    let (mut send, mut recv) =
-        connection.accept_bi().await.map_err(|e| TransportError::Handshake(e.to_string()))?;
-    match read_handshake(&mut recv).await? {
+    let welcome = Handshake::Welcome { node: tls.me.name.clone() };
+    match handshake {
         Handshake::Hello { node } if node == identity.name => {
-            write_handshake(&mut send, &Handshake::Welcome { node: tls.me.name.clone() }).await?;
+            write_handshake(&mut send, &welcome).await?;
             tls.stats.accepted.fetch_add(1, Relaxed);
-            Ok(Peer { connection, identity })
+            Ok(Accepted::Peer(Peer { connection, identity }))
+        }
+        Handshake::Admin { name } if name == identity.name => {
+            write_handshake(&mut send, &welcome).await?;
+            tls.stats.accepted_admin.fetch_add(1, Relaxed);
+            Ok(Accepted::Admin(AdminPeer { connection, identity }))
         }
         other => {
             let why = format!("{} opened with {other:?}, not its own Hello", identity.name);
@@ -383,6 +434,10 @@ pub struct FrameReader {
 }
 
 impl FrameReader {
+    pub(super) fn new(recv: quinn::RecvStream) -> Self {
+        FrameReader { recv, decoder: FrameDecoder::new() }
+    }
+
     /// The next frame; `Ok(None)` when the peer finished the stream. A frame the codec refuses
     /// is `TransportError::Frame` (the caller closes the connection with it as the reason); a
     /// broken stream is `Io`.

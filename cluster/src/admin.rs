@@ -1,0 +1,102 @@
+//! The shell's protocol (BLUEPRINT section 4): what an admin asks a node and what it answers.
+//!
+//! An admin connects to any node with an admin certificate (`transport::admin`); each request
+//! goes on a stream of its own, one frame each way. A node answers from its own view: the
+//! members it knows, the subtrees and where they run, the actors it runs, its counters. What
+//! only a node knows (its actors, its counters) the shell asks each node for.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::membership::Status;
+use crate::node::NodeStatsSnapshot;
+
+/// What an admin asks a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminRequest {
+    /// The members as this node sees them, itself included, with the subtrees each hosts.
+    Nodes,
+    /// The actors running on this node whose path starts with `prefix` (`/` for all).
+    Actors { prefix: String },
+    /// This node's counters.
+    Stats,
+    /// Every top-level subtree of the topology: where it runs, what it needs, which nodes fit.
+    Placement,
+}
+
+/// A node's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AdminResponse {
+    Nodes(Vec<NodeRow>),
+    Actors(Vec<ActorRow>),
+    Stats(Box<NodeReport>),
+    Placement(Vec<SubtreeRow>),
+    /// The request could not be answered, and why.
+    Refused(String),
+}
+
+/// A member, as the answering node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRow {
+    pub name: String,
+    /// Where its endpoint listens (as it announced it).
+    pub addr: String,
+    pub status: Status,
+    pub incarnation: u64,
+    /// CA-attested capability tags.
+    pub tags: BTreeMap<String, String>,
+    /// Top-level subtrees it announced hosting.
+    pub hosts: Vec<String>,
+    /// The node that answered.
+    pub answering: bool,
+}
+
+/// One running actor and its mailbox counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorRow {
+    pub path: String,
+    pub node: String,
+    /// Messages in its mailbox now, and the deepest it has been.
+    pub depth: u64,
+    pub depth_max: u64,
+    pub handled: u64,
+    pub failures: u64,
+    pub restarts: u64,
+    /// Messages dropped (drop-oldest) or refused (reject) at its full mailbox.
+    pub dropped: u64,
+}
+
+/// A node's counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub node: String,
+    pub incarnation: u64,
+    pub tags: BTreeMap<String, String>,
+    /// Whether it holds its lease (a majority acknowledges it; without it, it runs nothing).
+    pub lease: bool,
+    pub uptime_ms: u64,
+    pub actors: u64,
+    pub dead_letters: u64,
+    pub remote: NodeStatsSnapshot,
+    pub connections_accepted: u64,
+    pub admin_connections: u64,
+    /// Connections refused, by reason.
+    pub refused: BTreeMap<String, u64>,
+}
+
+/// A top-level subtree of the topology.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubtreeRow {
+    pub root: String,
+    /// The node hosting it, as the answering node's directory has it.
+    pub node: Option<String>,
+    /// Every requirement declared inside it, as `path: requirement`.
+    pub requires: Vec<String>,
+    /// The root's preference, if any.
+    pub prefers: Option<String>,
+    /// Nodes that are up and meet every requirement.
+    pub fits: Vec<String>,
+    /// Actors in the subtree.
+    pub actors: usize,
+}

@@ -1,0 +1,131 @@
+//! Answers the shell: each request on an admin connection is answered from this node's own
+//! view (`crate::admin` has the protocol). Admin connections never join the cluster: they
+//! carry no membership and no lanes.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use aiot_runtime::ActorPath;
+
+use super::{NodeEvent, Shared};
+use crate::admin::{ActorRow, AdminRequest, AdminResponse, NodeReport, NodeRow, SubtreeRow};
+use crate::membership::Status;
+use crate::placement::{requirements, subtree_len};
+use crate::transport::admin::{answer, next_request};
+use crate::transport::quic::AdminPeer;
+
+/// Serves one admin connection until the admin closes it.
+pub(crate) async fn serve(shared: Arc<Shared>, admin: AdminPeer) {
+    while let Some(next) = next_request(&admin.connection).await {
+        match next {
+            Ok((request, send)) => {
+                let response = respond(&shared, &request);
+                if let Err(e) = answer(send, &response).await {
+                    shared.emit(NodeEvent::Refused(format!("admin {}: {e}", admin.identity.name)));
+                    return;
+                }
+            }
+            Err(e) => {
+                shared.emit(NodeEvent::Refused(format!("admin {}: {e}", admin.identity.name)));
+                admin.connection.close(3u32.into(), e.to_string().as_bytes());
+                return;
+            }
+        }
+    }
+}
+
+fn respond(shared: &Shared, request: &AdminRequest) -> AdminResponse {
+    match request {
+        AdminRequest::Nodes => AdminResponse::Nodes(nodes(shared)),
+        AdminRequest::Actors { prefix } => AdminResponse::Actors(actors(shared, prefix)),
+        AdminRequest::Stats => AdminResponse::Stats(Box::new(report(shared))),
+        AdminRequest::Placement => AdminResponse::Placement(placement(shared)),
+    }
+}
+
+fn nodes(shared: &Shared) -> Vec<NodeRow> {
+    let members = shared.coordinator.lock().member_infos();
+    let directory = shared.directory.read().entries();
+    members
+        .into_iter()
+        .map(|info| NodeRow {
+            hosts: directory.get(&info.name).into_iter().flatten().map(ToString::to_string).collect(),
+            answering: info.name == shared.name,
+            name: info.name,
+            addr: info.addr,
+            status: info.status,
+            incarnation: info.incarnation,
+            tags: info.tags,
+        })
+        .collect()
+}
+
+fn actors(shared: &Shared, prefix: &str) -> Vec<ActorRow> {
+    let mut rows: Vec<ActorRow> = shared
+        .system
+        .core()
+        .metrics()
+        .into_iter()
+        .filter(|(path, _)| path.as_str().starts_with(prefix))
+        .map(|(path, m)| ActorRow {
+            path: path.to_string(),
+            node: shared.name.clone(),
+            depth: m.depth,
+            depth_max: m.depth_max,
+            handled: m.handled,
+            failures: m.failures,
+            restarts: m.restarts,
+            dropped: m.dropped_oldest + m.rejected,
+        })
+        .collect();
+    rows.sort_by(|a, b| a.path.cmp(&b.path));
+    rows
+}
+
+fn report(shared: &Shared) -> NodeReport {
+    let core = shared.system.core();
+    let transport = &shared.tls.stats;
+    let lease = shared.coordinator.lock().holds_lease();
+    NodeReport {
+        node: shared.name.clone(),
+        incarnation: shared.incarnation,
+        tags: shared.tls.me.tags.clone(),
+        lease,
+        uptime_ms: u64::try_from(shared.epoch.elapsed().as_millis()).unwrap_or(u64::MAX),
+        actors: core.metrics().len() as u64,
+        dead_letters: core.dead_letters(),
+        remote: shared.stats_snapshot(),
+        connections_accepted: transport.accepted.load(Relaxed),
+        admin_connections: transport.accepted_admin.load(Relaxed),
+        refused: transport.refusals().into_iter().map(|(why, n)| (why.to_string(), n)).collect(),
+    }
+}
+
+fn placement(shared: &Shared) -> Vec<SubtreeRow> {
+    let up: Vec<_> =
+        shared.coordinator.lock().member_infos().into_iter().filter(|i| i.status == Status::Up).collect();
+    let directory = shared.directory.read();
+    shared
+        .topology
+        .roots()
+        .iter()
+        .map(|root| {
+            let mut requires = Vec::new();
+            requirements(root, &mut requires);
+            let fits = up
+                .iter()
+                .filter(|n| requires.iter().all(|(_, r)| r.matches(&n.tags)))
+                .map(|n| n.name.clone())
+                .collect();
+            let prefers = &root.placement().prefers;
+            SubtreeRow {
+                root: root.path().to_string(),
+                node: directory.node_of(root.path()).map(str::to_string),
+                requires: requires.iter().map(|(path, r): &(ActorPath, _)| format!("{path}: {r}")).collect(),
+                prefers: (!prefers.is_none()).then(|| prefers.to_string()),
+                fits,
+                actors: subtree_len(root),
+            }
+        })
+        .collect()
+}

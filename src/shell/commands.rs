@@ -1,0 +1,155 @@
+//! The shell's commands: what each is called, takes and does (the help and the completion read
+//! the same table), and the parser from a line to a `Command`.
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Nodes,
+    Tags,
+    Actors(ActorFilter),
+    Place,
+    Stats { nodes: Vec<String> },
+    Help(Option<String>),
+    Quit,
+}
+
+/// Which actors `actors` lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActorFilter {
+    pub node: Option<String>,
+    pub tier: Option<String>,
+    /// Paths starting with this (`/` for every actor).
+    pub path: String,
+}
+
+/// One command's name, usage and meaning.
+pub struct Spec {
+    pub name: &'static str,
+    pub usage: &'static str,
+    pub help: &'static str,
+}
+
+pub const COMMANDS: &[Spec] = &[
+    Spec {
+        name: "nodes",
+        usage: "nodes",
+        help: "the members: address, status, incarnation, tags and the subtrees each hosts",
+    },
+    Spec { name: "tags", usage: "tags", help: "each node's CA-attested capability tags" },
+    Spec {
+        name: "actors",
+        usage: "actors [--node NODE] [--tier TIER] [PATH-PREFIX]",
+        help: "running actors, asked of every node that is up: mailbox depth, messages handled, failures, restarts, drops",
+    },
+    Spec {
+        name: "place",
+        usage: "place",
+        help: "each top-level subtree: the node hosting it, what it requires and prefers, which nodes fit",
+    },
+    Spec {
+        name: "stats",
+        usage: "stats [NODE...]",
+        help: "each node's counters (every node that is up unless named): lease, uptime, actors, dead letters, remote traffic, refused connections",
+    },
+    Spec { name: "help", usage: "help [COMMAND]", help: "this list, or one command's usage" },
+    Spec { name: "quit", usage: "quit", help: "leaves the shell (also exit, Ctrl-D)" },
+];
+
+/// Flags a command takes (for completion).
+pub fn flags(command: &str) -> &'static [&'static str] {
+    match command {
+        "actors" => &["--node", "--tier"],
+        _ => &[],
+    }
+}
+
+/// Parses one command (no `;`).
+pub fn parse(line: &str) -> Result<Command, String> {
+    let mut words = line.split_whitespace();
+    let name = words.next().ok_or("an empty command")?;
+    let rest: Vec<&str> = words.collect();
+    let no_arguments = |command: Command| {
+        if rest.is_empty() {
+            Ok(command)
+        } else {
+            Err(format!("{name} takes no arguments (got {})", rest.join(" ")))
+        }
+    };
+    match name {
+        "nodes" => no_arguments(Command::Nodes),
+        "tags" => no_arguments(Command::Tags),
+        "place" => no_arguments(Command::Place),
+        "quit" | "exit" => no_arguments(Command::Quit),
+        "actors" => parse_actors(&rest).map(Command::Actors),
+        "stats" => Ok(Command::Stats { nodes: rest.iter().map(|s| s.to_string()).collect() }),
+        "help" => match rest.as_slice() {
+            [] => Ok(Command::Help(None)),
+            [command] => Ok(Command::Help(Some(command.to_string()))),
+            _ => Err("help takes at most one command".into()),
+        },
+        other => Err(format!("unknown command {other:?} (help lists the commands)")),
+    }
+}
+
+fn parse_actors(words: &[&str]) -> Result<ActorFilter, String> {
+    let mut filter = ActorFilter { path: "/".into(), ..ActorFilter::default() };
+    let mut path = None;
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        let mut value =
+            |flag: &str| words.next().map(|v| v.to_string()).ok_or(format!("{flag} needs a value"));
+        match *word {
+            "--node" => filter.node = Some(value("--node")?),
+            "--tier" => filter.tier = Some(value("--tier")?),
+            flag if flag.starts_with("--") => return Err(format!("actors: unknown option {flag}")),
+            prefix if prefix.starts_with('/') && path.is_none() => path = Some(prefix.to_string()),
+            other => return Err(format!("actors: unexpected {other:?} (a path prefix starts with /)")),
+        }
+    }
+    if let Some(path) = path {
+        filter.path = path;
+    }
+    Ok(filter)
+}
+
+/// Splits a script (`-c "nodes; actors"`) into its commands.
+pub fn split_script(script: &str) -> Vec<&str> {
+    script.split([';', '\n']).map(str::trim).filter(|c| !c.is_empty()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_with_their_options_and_refuse_what_they_do_not_take() {
+        assert_eq!(parse("nodes"), Ok(Command::Nodes));
+        assert_eq!(
+            parse("actors --tier inference /stage2"),
+            Ok(Command::Actors(ActorFilter {
+                node: None,
+                tier: Some("inference".into()),
+                path: "/stage2".into()
+            }))
+        );
+        assert_eq!(
+            parse("actors").unwrap(),
+            Command::Actors(ActorFilter { path: "/".into(), ..Default::default() })
+        );
+        assert_eq!(parse("stats a b"), Ok(Command::Stats { nodes: vec!["a".into(), "b".into()] }));
+        assert!(parse("nodes extra").unwrap_err().contains("takes no arguments"));
+        assert!(parse("actors --node").unwrap_err().contains("--node needs a value"));
+        assert!(parse("actors --bogus").unwrap_err().contains("unknown option --bogus"));
+        assert!(parse("actors counter").unwrap_err().contains("a path prefix starts with /"));
+        assert!(parse("frobnicate").unwrap_err().contains("unknown command \"frobnicate\""));
+        assert_eq!(split_script(" nodes ;; actors /a\nstats "), ["nodes", "actors /a", "stats"]);
+    }
+
+    #[test]
+    fn every_command_the_parser_knows_has_help() {
+        for spec in COMMANDS {
+            let parsed = parse(spec.name);
+            assert!(parsed.is_ok(), "{}: {parsed:?}", spec.name);
+        }
+    }
+}

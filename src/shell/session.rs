@@ -1,0 +1,195 @@
+//! A shell's session: its connection to the node it was pointed at, and to every other node it
+//! had to ask (learnt from that node's member list, dialled on first use, dialled again once
+//! if a connection broke). Commands fan out from here: what only a node knows (its actors, its
+//! counters) is asked of each node that is up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use aiot_cluster::admin::{ActorRow, AdminRequest, AdminResponse, NodeReport, NodeRow};
+use aiot_cluster::membership::Status;
+use aiot_cluster::transport::admin::{AdminClient, AdminConnection};
+use parking_lot::Mutex;
+
+use super::commands::{ActorFilter, Command, COMMANDS};
+use super::views::{self, Output};
+
+/// Node names and actor paths the session has seen (the REPL completes them).
+#[derive(Debug, Default)]
+pub struct Known {
+    pub nodes: BTreeSet<String>,
+    pub paths: BTreeSet<String>,
+}
+
+pub struct Session {
+    client: AdminClient,
+    /// The address the shell was pointed at, and the node there.
+    entry: SocketAddr,
+    entry_node: String,
+    connections: BTreeMap<String, AdminConnection>,
+    pub known: Arc<Mutex<Known>>,
+}
+
+impl Session {
+    pub async fn connect(client: AdminClient, entry: SocketAddr) -> Result<Self, String> {
+        let connection = client.connect(entry).await.map_err(|e| format!("{entry}: {e}"))?;
+        let entry_node = connection.node.clone();
+        let known = Known { nodes: BTreeSet::from([entry_node.clone()]), ..Known::default() };
+        Ok(Session {
+            client,
+            entry,
+            connections: BTreeMap::from([(entry_node.clone(), connection)]),
+            entry_node,
+            known: Arc::new(Mutex::new(known)),
+        })
+    }
+
+    /// The node the shell is connected to.
+    pub fn entry_node(&self) -> &str {
+        &self.entry_node
+    }
+
+    pub fn close(&self) {
+        for connection in self.connections.values() {
+            connection.close();
+        }
+    }
+
+    /// Runs one command.
+    pub async fn execute(&mut self, command: &Command) -> Result<Output, String> {
+        match command {
+            Command::Nodes => Ok(views::nodes(&self.nodes().await?)),
+            Command::Tags => Ok(views::tags(&self.nodes().await?)),
+            Command::Place => match self.ask_entry(&AdminRequest::Placement).await? {
+                AdminResponse::Placement(rows) => Ok(views::placement(&rows)),
+                other => Err(unexpected(&other)),
+            },
+            Command::Actors(filter) => {
+                let (rows, warnings) = self.actors(filter).await?;
+                Ok(views::actors(&rows).with_warnings(warnings))
+            }
+            Command::Stats { nodes } => {
+                let (reports, warnings) = self.stats(nodes).await?;
+                Ok(views::stats(&reports).with_warnings(warnings))
+            }
+            Command::Help(command) => views::help(COMMANDS, command.as_deref()),
+            Command::Quit => Ok(Output::empty()),
+        }
+    }
+
+    /// The members as the entry node sees them.
+    async fn nodes(&mut self) -> Result<Vec<NodeRow>, String> {
+        match self.ask_entry(&AdminRequest::Nodes).await? {
+            AdminResponse::Nodes(rows) => {
+                self.known.lock().nodes.extend(rows.iter().map(|r| r.name.clone()));
+                Ok(rows)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn actors(&mut self, filter: &ActorFilter) -> Result<(Vec<ActorRow>, Vec<String>), String> {
+        let nodes = self.nodes().await?;
+        if let Some(node) = &filter.node {
+            if !nodes.iter().any(|n| &n.name == node) {
+                return Err(format!("no node {node} (nodes lists them)"));
+            }
+        }
+        let chosen = nodes.iter().filter(|n| {
+            filter.node.as_ref().is_none_or(|want| &n.name == want)
+                && filter.tier.as_ref().is_none_or(|tier| n.tags.get("tier") == Some(tier))
+        });
+        let request = AdminRequest::Actors { prefix: filter.path.clone() };
+        let (mut rows, mut warnings) = (Vec::new(), Vec::new());
+        for node in chosen {
+            if node.status != Status::Up {
+                warnings.push(format!("{}: {:?}, not asked", node.name, node.status));
+                continue;
+            }
+            match self.ask(node, &request).await {
+                Ok(AdminResponse::Actors(found)) => rows.extend(found),
+                Ok(other) => warnings.push(format!("{}: {}", node.name, unexpected(&other))),
+                Err(e) => warnings.push(format!("{}: {e}", node.name)),
+            }
+        }
+        self.known.lock().paths.extend(rows.iter().map(|r| r.path.clone()));
+        Ok((rows, warnings))
+    }
+
+    async fn stats(&mut self, names: &[String]) -> Result<(Vec<NodeReport>, Vec<String>), String> {
+        let nodes = self.nodes().await?;
+        if let Some(unknown) = names.iter().find(|name| !nodes.iter().any(|n| &&n.name == name)) {
+            return Err(format!("no node {unknown} (nodes lists them)"));
+        }
+        let chosen = nodes.iter().filter(|n| {
+            if names.is_empty() {
+                n.status == Status::Up
+            } else {
+                names.contains(&n.name)
+            }
+        });
+        let (mut reports, mut warnings) = (Vec::new(), Vec::new());
+        for node in chosen {
+            match self.ask(node, &AdminRequest::Stats).await {
+                Ok(AdminResponse::Stats(report)) => reports.push(*report),
+                Ok(other) => warnings.push(format!("{}: {}", node.name, unexpected(&other))),
+                Err(e) => warnings.push(format!("{}: {e}", node.name)),
+            }
+        }
+        Ok((reports, warnings))
+    }
+
+    async fn ask_entry(&mut self, request: &AdminRequest) -> Result<AdminResponse, String> {
+        let name = self.entry_node.clone();
+        let entry = self.entry;
+        self.ask_at(&name, entry, request).await
+    }
+
+    /// Asks a member, dialling it first if need be.
+    async fn ask(&mut self, node: &NodeRow, request: &AdminRequest) -> Result<AdminResponse, String> {
+        let addr = self.reachable(&node.addr)?;
+        self.ask_at(&node.name, addr, request).await
+    }
+
+    /// Asks `name` at `addr`; a broken connection is dialled again once.
+    async fn ask_at(
+        &mut self,
+        name: &str,
+        addr: SocketAddr,
+        request: &AdminRequest,
+    ) -> Result<AdminResponse, String> {
+        if let Some(connection) = self.connections.get(name) {
+            if let Ok(response) = connection.ask(request).await {
+                return Ok(response);
+            }
+            self.connections.remove(name);
+        }
+        let connection = self.client.connect(addr).await.map_err(|e| format!("{addr}: {e}"))?;
+        if connection.node != name {
+            connection.close();
+            return Err(format!("{addr} is {}, not {name}", connection.node));
+        }
+        let response = connection.ask(request).await.map_err(|e| e.to_string())?;
+        self.connections.insert(name.to_string(), connection);
+        Ok(response)
+    }
+
+    /// A member's announced address; one announced as unspecified (`0.0.0.0`, listening on
+    /// every interface) is reached at the entry's host.
+    fn reachable(&self, announced: &str) -> Result<SocketAddr, String> {
+        let mut addr: SocketAddr =
+            announced.parse().map_err(|e| format!("the announced address {announced:?}: {e}"))?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(self.entry.ip());
+        }
+        Ok(addr)
+    }
+}
+
+fn unexpected(response: &AdminResponse) -> String {
+    match response {
+        AdminResponse::Refused(why) => format!("refused: {why}"),
+        other => format!("an unexpected answer: {other:?}"),
+    }
+}

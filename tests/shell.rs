@@ -1,0 +1,169 @@
+//! `aiot shell` against a three-node cluster of `aiot node` processes running the `ping`
+//! topology: the scripted mode's JSON answers (members, actors asked of every node, placement,
+//! counters) agree with where the nodes say they host what; a bad command fails the script
+//! with its reason; a node's Prometheus endpoint agrees with the shell; and the REPL, driven
+//! through a pseudo-terminal, completes a command, answers it, and keeps its history.
+
+mod common;
+
+use common::{aiot, run_ok, write_config_with, Node};
+use serde_json::Value;
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    addr: String,
+    /// inference-1's metrics endpoint.
+    metrics: String,
+    _nodes: Vec<Node>,
+}
+
+/// platform-1 (the seed), things-1 and inference-1 running `ping`, each hosting its subtree.
+fn cluster() -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let ca = ca.to_str().unwrap();
+    run_ok(&["ca", "init", "--dir", ca]);
+    let nodes = [("platform-1", "platform"), ("things-1", "things"), ("inference-1", "inference")];
+    for (name, tier) in nodes {
+        run_ok(&["ca", "issue", "--dir", ca, "--node", name, "--tags", &format!("tier={tier}")]);
+    }
+    run_ok(&["ca", "issue", "--dir", ca, "--admin", "ops"]);
+    let config = |name: &str, seeds: &str, tier: &str| {
+        let extra = "topology = \"ping\"\nmetrics = \"127.0.0.1:0\"";
+        write_config_with(dir.path(), name, seeds, &format!("tier = \"{tier}\""), extra)
+    };
+    let platform = Node::start(&config("platform-1", "", "platform"));
+    let addr = platform.wait_for("listening on ").trim_start_matches("listening on ").to_string();
+    let seeds = format!("\"platform-1@{addr}\"");
+    let things = Node::start(&config("things-1", &seeds, "things"));
+    let inference = Node::start(&config("inference-1", &seeds, "inference"));
+    let line = inference.wait_for("metrics on http://");
+    let metrics = line.trim_start_matches("metrics on http://").trim_end_matches("/metrics").to_string();
+    platform.wait_for("hosting /tally");
+    things.wait_for("hosting /probe");
+    inference.wait_for("hosting /echo");
+    // The probe asks the echo once a second: wait until it has been answered.
+    things.wait_for("probe: answers from inference-1");
+    Cluster { dir, addr, metrics, _nodes: vec![platform, things, inference] }
+}
+
+fn shell_args(cluster: &Cluster) -> Vec<String> {
+    let ca = cluster.dir.path().join("ca");
+    ["shell", "--connect", &cluster.addr, "--ca-dir", ca.to_str().unwrap(), "--admin", "ops"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// `GET` over plain HTTP/1.0; the body of a 200 answer.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
+    body.to_string()
+}
+
+fn field<'a>(rows: &'a Value, key: &str, value: &str) -> &'a Value {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[key] == value)
+        .unwrap_or_else(|| panic!("no {key}={value} in {rows}"))
+}
+
+#[test]
+fn the_shell_asks_every_node_in_a_script_and_answers_in_its_repl() {
+    let cluster = cluster();
+
+    // The scripted mode: one JSON line per command.
+    let mut args = shell_args(&cluster);
+    args.extend(["--json", "-c", "nodes; actors; place; stats; tags"].map(String::from));
+    let out = aiot().args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answers: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let [nodes, actors, place, stats, tags] = answers.as_slice() else { panic!("five answers: {answers:?}") };
+
+    let names: Vec<&str> = nodes.as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["inference-1", "platform-1", "things-1"]);
+    assert!(nodes.as_array().unwrap().iter().all(|n| n["status"] == "Up"), "{nodes}");
+    assert_eq!(field(nodes, "name", "platform-1")["answering"], true);
+    assert_eq!(field(nodes, "name", "inference-1")["hosts"], serde_json::json!(["/echo"]));
+
+    // Actors come from each node that hosts them, with their live counters.
+    for (path, node) in [("/tally", "platform-1"), ("/probe", "things-1"), ("/echo", "inference-1")] {
+        let row = field(actors, "path", path);
+        assert_eq!(row["node"], node, "{row}");
+        // The echo answered the probe (awaited above), whose timer ticks it.
+        if path != "/tally" {
+            assert!(row["handled"].as_u64().unwrap() >= 1, "{path} handled nothing: {row}");
+        }
+        // Placement, as the entry node's directory has it, agrees with the node that answered.
+        assert_eq!(field(place, "root", path)["node"], node);
+    }
+    assert_eq!(field(place, "root", "/echo")["fits"], serde_json::json!(["inference-1"]));
+    assert_eq!(field(place, "root", "/echo")["requires"], serde_json::json!(["/echo: tier=inference"]));
+
+    let reports = stats.as_array().unwrap();
+    assert_eq!(reports.len(), 3, "{stats}");
+    for report in reports {
+        assert_eq!(report["lease"], true, "{report}");
+        // A node's actor count is the rows it answered `actors` with.
+        let listed = actors.as_array().unwrap().iter().filter(|a| a["node"] == report["node"]).count();
+        assert_eq!(report["actors"], listed, "{report} against {actors}");
+    }
+    assert!(field(stats, "node", "inference-1")["remote"]["remote_received"].as_u64().unwrap() >= 1);
+    assert_eq!(field(tags, "node", "things-1")["tags"]["tier"], "things");
+
+    // inference-1's metrics endpoint, scraped after the shell's answer, counts at least what
+    // the shell saw the echo handle (a counter only grows), and its actors are the shell's.
+    let metrics = http_get(&cluster.metrics, "/metrics");
+    let handled_by_shell = field(actors, "path", "/echo")["handled"].as_u64().unwrap();
+    let scraped = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("aiot_messages_handled_total{node=\"inference-1\",actor=\"/echo\"} "))
+        .unwrap_or_else(|| panic!("no /echo counter in\n{metrics}"));
+    assert!(scraped.parse::<u64>().unwrap() >= handled_by_shell, "{scraped} < {handled_by_shell}");
+    for row in actors.as_array().unwrap().iter().filter(|a| a["node"] == "inference-1") {
+        let depth = format!(
+            "aiot_mailbox_depth{{node=\"inference-1\",actor=\"{}\"}} ",
+            row["path"].as_str().unwrap()
+        );
+        assert!(metrics.lines().any(|l| l.starts_with(&depth)), "no {depth:?} in\n{metrics}");
+    }
+    assert!(metrics.contains("aiot_lease_held{node=\"inference-1\"} 1"), "{metrics}");
+
+    // A command the shell does not know fails the script, saying why.
+    let mut args = shell_args(&cluster);
+    args.extend(["-c", "nodes; frobnicate"].map(String::from));
+    let out = aiot().args(&args).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown command \"frobnicate\""), "{stderr}");
+    // A node named in a filter that does not exist is refused by name.
+    let mut args = shell_args(&cluster);
+    args.extend(["-c", "actors --node nowhere"].map(String::from));
+    let out = aiot().args(&args).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no node nowhere"), "{out:?}");
+
+    // The REPL through a pseudo-terminal: tab completes "sta" to "stats", which answers.
+    let home = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_aiot"));
+    command.args(shell_args(&cluster)).env("HOME", home.path()).env("TERM", "xterm");
+    let mut repl = rexpect::session::spawn_command(command, Some(30_000)).unwrap();
+    repl.exp_string("connected to platform-1").unwrap();
+    repl.send("sta\t").unwrap();
+    repl.send_line("").unwrap();
+    repl.exp_string("REFUSED CONNECTIONS").unwrap();
+    repl.exp_string("inference-1").unwrap();
+    repl.send_line("help actors").unwrap();
+    repl.exp_string("actors [--node NODE] [--tier TIER] [PATH-PREFIX]").unwrap();
+    repl.send_line("quit").unwrap();
+    repl.exp_eof().unwrap();
+    let history = std::fs::read_to_string(home.path().join(".aiot_shell_history")).unwrap();
+    assert!(history.contains("stats") && history.contains("help actors"), "{history}");
+}
