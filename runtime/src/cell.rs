@@ -269,6 +269,60 @@ impl<M: Send + 'static> Cell<M> {
     }
 }
 
+impl<M: crate::message::Message> Cell<M> {
+    /// Closes the mailbox for a move and empties it in the same step: the user messages
+    /// waiting (encoded, in order) and how many envelopes of other kinds stay behind.
+    pub(crate) fn drain_for_migration(&self) -> (Vec<Vec<u8>>, u64) {
+        let mut q = self.queues.lock();
+        self.closed.store(true, Ordering::Release);
+        let mut moving = Vec::new();
+        let mut stay = 0;
+        for env in std::mem::take(&mut q.queue) {
+            match env {
+                Envelope::User { msg, .. } => moving.push(crate::message::encode(&msg)),
+                _ => stay += 1,
+            }
+        }
+        q.control = None;
+        q.bounded_len = 0;
+        // Senders parked on this mailbox retry, find it closed, and route the message anew.
+        let waiters = q.observers.as_mut().map(|o| std::mem::take(&mut o.waiters)).unwrap_or_default();
+        drop(q);
+        for w in waiters {
+            w.notify();
+        }
+        (moving, stay)
+    }
+
+    /// Puts moved-in messages ahead of whatever is queued, in order (they were sent earlier);
+    /// the capacity does not refuse them. Returns how many did not decode as `M`.
+    pub(crate) fn push_front_encoded(&self, pending: &[Vec<u8>]) -> u64 {
+        let mut decoded = Vec::with_capacity(pending.len());
+        let mut undecodable = 0;
+        for bytes in pending {
+            match crate::message::decode::<M>(bytes) {
+                Ok(msg) => decoded.push(Envelope::User { from: ActorId::EXTERNAL, msg }),
+                Err(_) => undecodable += 1,
+            }
+        }
+        if decoded.is_empty() {
+            return undecodable;
+        }
+        let mut q = self.queues.lock();
+        let was_empty = q.is_empty();
+        q.bounded_len += decoded.len();
+        q.counters.enqueued += decoded.len() as u64;
+        q.counters.depth_max = q.counters.depth_max.max(q.bounded_len as u64);
+        for env in decoded.into_iter().rev() {
+            q.queue.push_front(env);
+        }
+        if was_empty {
+            self.wake(&mut q);
+        }
+        undecodable
+    }
+}
+
 /// The untyped face of a cell: what the registry stores and what system signals need.
 pub trait AnyCell: Send + Sync + 'static {
     fn id(&self) -> ActorId;

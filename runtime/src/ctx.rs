@@ -204,7 +204,7 @@ impl<'a, M: Message> Ctx<'a, M> {
 
     /// Stops child `path` (exit reason shutdown); it is not restarted. False if no such child runs.
     pub fn stop_child(&mut self, path: &ActorPath) -> bool {
-        self.core.stop_child(path)
+        self.core.stop_child(path, crate::mailbox::Control::Terminate)
     }
 
     /// Paths of this actor's running children, in start order.

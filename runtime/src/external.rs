@@ -14,6 +14,7 @@ use crate::host::{Host, TimerFire};
 use crate::mailbox::Control;
 use crate::mailbox::{ActorId, Envelope, MailboxSpec};
 use crate::message::Message;
+use crate::migration::{Handoff, MigrateError, MigrationSink, PendingHandoff};
 use crate::path::ActorPath;
 use crate::spec::{new_cell, ActorSpec, MakeArgs, Spec};
 use crate::supervision::SupervisorSpec;
@@ -23,14 +24,15 @@ use crate::topology::{Supervisor, Topology};
 /// Sends from outside: the sender is `ActorId::EXTERNAL`, and a full mailbox refuses with
 /// `MailboxFull` whatever its policy (there is no outbox to park in).
 pub(crate) fn tell<M: Message>(core: &SystemCore, to: &ActorRef<M>, msg: M) -> Result<(), SendError> {
+    // `Err(msg)`: the mailbox closed as the message arrived: it is routed anew (see `Ctx::send`).
     let outcome = to.with_cell(core, msg, |cell, msg| match cell.push_user(ActorId::EXTERNAL, msg) {
-        Ok(()) => Ok(()),
-        Err(PushError::Full(_) | PushError::Rejected) => Err(SendError::MailboxFull(to.path().clone())),
-        Err(PushError::Closed(_)) => Err(SendError::Stopped(to.path().clone())),
+        Ok(()) => Ok(Ok(())),
+        Err(PushError::Full(_) | PushError::Rejected) => Ok(Err(SendError::MailboxFull(to.path().clone()))),
+        Err(PushError::Closed(msg)) => Err(msg),
     });
     let result = match outcome {
-        Ok(result) => result,
-        Err((SendError::NoActor(_), msg)) => core.send_remote(to.path(), &msg),
+        Ok(Ok(result)) => result,
+        Ok(Err(msg)) | Err((SendError::NoActor(_), msg)) => core.send_remote(to.path(), &msg),
         Err((error, _)) => Err(error),
     };
     if let Err(SendError::NoActor(_) | SendError::Stopped(_)) = &result {
@@ -150,6 +152,50 @@ pub(crate) fn start_subtrees(
 /// to it are routed elsewhere or dead letters).
 pub(crate) fn stop_subtree(root: &Arc<dyn AnyCell>, path: &ActorPath) -> bool {
     root.push_control(Control::StopChild(path.clone()))
+}
+
+/// Moves the top-level subtree at `path` out of the system (see `migration`): it stops with
+/// its state and waiting messages, which the returned future yields.
+pub(crate) fn migrate_subtree(
+    core: &SystemCore,
+    root: &Arc<dyn AnyCell>,
+    path: &ActorPath,
+) -> Result<PendingHandoff, MigrateError> {
+    if path.parent().is_none_or(|parent| !parent.is_root()) {
+        return Err(MigrateError::NotTopLevel(path.clone()));
+    }
+    if core.lookup(path).is_none() {
+        return Err(MigrateError::NotHosted(path.clone()));
+    }
+    let sink = MigrationSink::new(path.clone());
+    if !root.push_control(Control::MigrateChild(path.clone(), sink.clone())) {
+        return Err(MigrateError::NotHosted(path.clone()));
+    }
+    Ok(PendingHandoff { sink })
+}
+
+/// Starts the declared subtree `spec` from a handoff taken out of another system: each actor
+/// restores its snapshot before `started` and handles the messages it had waiting first.
+pub(crate) fn start_subtree_from(
+    host: &mut dyn Host,
+    root: &Arc<dyn AnyCell>,
+    spec: &Arc<Spec>,
+    handoff: Handoff,
+) -> Result<(), SpawnError> {
+    if handoff.root != *spec.path() {
+        return Err(SpawnError::BadName(format!(
+            "a handoff of {} cannot start {}",
+            handoff.root,
+            spec.path()
+        )));
+    }
+    let paths: Vec<ActorPath> = handoff.actors.iter().map(|a| a.path.clone()).collect();
+    host.core().stash_handoff(handoff);
+    start_subtrees(host, root, std::slice::from_ref(spec)).inspect_err(|_| {
+        for path in &paths {
+            host.core().take_restoring(path);
+        }
+    })
 }
 
 /// The path of a top-level actor named `name`.

@@ -20,6 +20,8 @@
 //! - `port`: how actors talk to host adapters (MQTT, event log, clock, disk).
 //! - `fault`: fault points a simulation may enable (inert in production).
 //! - `remote`: the seam a cluster routes sends to other nodes through.
+//! - `migration`: a subtree taken out with its state and waiting messages, and started
+//!   elsewhere from them (live migration's runtime half).
 //! - `host`: the executor seam; `exec::det` and `exec::tokio` implement it.
 //! - `system`, `external`, `metrics`, `time`, `path`, `message`, `error`: shared pieces.
 
@@ -35,6 +37,7 @@ pub mod host;
 pub mod mailbox;
 pub mod message;
 pub mod metrics;
+pub mod migration;
 pub mod path;
 pub mod placement;
 pub mod port;

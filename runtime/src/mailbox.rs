@@ -86,4 +86,9 @@ pub enum Control {
     Adopt(Arc<Spec>, Option<Arc<dyn crate::cell::AnyCell>>),
     /// Stop the child at this path for good (exit reason shutdown; not restarted).
     StopChild(crate::path::ActorPath),
+    /// Stop as for `Terminate`, giving this actor's snapshot and waiting messages to the
+    /// sink (live migration); its children are stopped the same way.
+    Migrate(Arc<crate::migration::MigrationSink>),
+    /// Move the child at this path out (`Migrate` to it; not restarted).
+    MigrateChild(crate::path::ActorPath, Arc<crate::migration::MigrationSink>),
 }

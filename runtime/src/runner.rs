@@ -23,6 +23,7 @@ use crate::error::{AskError, SendError};
 use crate::host::{Host, Runnable, Step, TimerFire, TimerToken};
 use crate::mailbox::{ActorId, Control, Envelope};
 use crate::message::{encode_into, Message};
+use crate::migration::{ActorHandoff, MigrateError, MigrationSink};
 use crate::path::ActorPath;
 use crate::remote::{Remote, RemoteSendError};
 use crate::spec::{BuildActor, Init, MakeArgs, Spec};
@@ -109,24 +110,42 @@ pub(crate) struct ParkedUser<N> {
     pub(crate) cell: Arc<Cell<N>>,
     pub(crate) from: ActorId,
     pub(crate) msg: Option<N>,
+    /// The cluster's router: a message whose mailbox closed while it waited (its actor moved
+    /// away) goes where the path lives now.
+    pub(crate) remote: Option<Arc<dyn Remote>>,
 }
 
 impl<N: Message> Parked for ParkedUser<N> {
     fn try_deliver(&mut self) -> ParkedResult {
         let msg = self.msg.take().expect("a parked message is delivered once");
+        let path = AnyCell::path(&*self.cell);
         match self.cell.push_user(self.from, msg) {
             Ok(()) => ParkedResult::Delivered,
             Err(PushError::Full(msg)) => {
                 self.msg = Some(msg);
                 ParkedResult::Full
             }
-            Err(PushError::Rejected | PushError::Closed(_)) => {
-                ParkedResult::Gone(AnyCell::path(&*self.cell).clone())
+            Err(PushError::Closed(msg)) => {
+                let Some(remote) = &self.remote else { return ParkedResult::Gone(path.clone()) };
+                match remote.send(path, crate::message::encode(&msg)) {
+                    Ok(()) => ParkedResult::Delivered,
+                    Err(RemoteSendError::Full(_)) => {
+                        self.msg = Some(msg);
+                        ParkedResult::Full
+                    }
+                    Err(RemoteSendError::NoRoute | RemoteSendError::TooLarge { .. }) => {
+                        ParkedResult::Gone(path.clone())
+                    }
+                }
             }
+            Err(PushError::Rejected) => ParkedResult::Gone(path.clone()),
         }
     }
     fn wait(&self, waiter: Arc<dyn AnyCell>) -> bool {
-        self.cell.add_waiter(waiter)
+        match &self.remote {
+            Some(remote) if self.cell.is_closed() => remote.wait_for_room(AnyCell::path(&*self.cell), waiter),
+            _ => self.cell.add_waiter(waiter),
+        }
     }
 }
 
@@ -231,6 +250,8 @@ pub(crate) struct RunnerCore<M> {
     /// The executor traces deliveries (the deterministic one): encode each for its hash.
     tracing: bool,
     extras: Option<Box<Extras<M>>>,
+    /// Set while it stops to move (live migration): where its parts go.
+    migrating: Option<Arc<MigrationSink>>,
 }
 
 /// One actor incarnation, ready to be stepped by an executor.
@@ -289,6 +310,7 @@ impl<A: Actor> Runner<A> {
                 born: host.now(),
                 tracing: host.tracing(),
                 extras: None,
+                migrating: None,
             },
         }
     }
@@ -327,6 +349,9 @@ impl<A: Actor> Runner<A> {
                 self.core.fail(host, reason);
             }
         }
+        if let Some(part) = host.core().take_restoring(&self.core.spec.path) {
+            self.restore(part, host);
+        }
         self.with_actor(host, ActorId::EXTERNAL, |a, ctx| a.started(ctx));
         if self.core.stop_request.is_none() {
             for spec in self.core.spec.clone().children() {
@@ -335,6 +360,16 @@ impl<A: Actor> Runner<A> {
             }
         }
         self.core.phase = Phase::Running;
+    }
+
+    /// Takes a moved actor's state and waiting messages (before `started`); messages that do
+    /// not decode as its type are dead letters.
+    fn restore(&mut self, part: ActorHandoff, host: &mut dyn Host) {
+        if let Some(snapshot) = &part.snapshot {
+            self.with_actor(host, ActorId::EXTERNAL, |a, _ctx| a.restore(snapshot));
+        }
+        let undecodable = self.core.cell.push_front_encoded(&part.pending);
+        host.core().dead_letter(&self.core.spec.path, undecodable);
     }
 
     fn deliver(&mut self, env: Envelope<A::Msg>, host: &mut dyn Host) {
@@ -404,7 +439,18 @@ impl<A: Actor> Runner<A> {
             }
             Control::ChildExited { id, key, reason } => self.core.child_exited(id, key, reason, host),
             Control::StopChild(path) => {
-                self.core.stop_child(&path);
+                self.core.stop_child(&path, Control::Terminate);
+            }
+            Control::Migrate(sink) => {
+                if self.core.phase != Phase::Stopping {
+                    self.core.stop_request = Some(ExitReason::Shutdown);
+                }
+                self.core.migrating = Some(sink);
+            }
+            Control::MigrateChild(path, sink) => {
+                if !self.core.stop_child(&path, Control::Migrate(sink.clone())) {
+                    sink.fail(MigrateError::NotHosted(path));
+                }
             }
         }
     }
@@ -442,12 +488,20 @@ impl<A: Actor> Runner<A> {
     }
 
     fn finish_exit(&mut self, reason: ExitReason, host: &mut dyn Host) {
+        let moving = self.core.migrating.take();
+        let snapshot = moving.as_ref().and_then(|_| self.actor.as_ref()?.snapshot());
         self.with_actor(host, ActorId::EXTERNAL, |a, ctx| {
             a.stopped(ctx);
             Ok(())
         });
         let core = &mut self.core;
         let path = &core.spec.path;
+        if let Some(sink) = moving {
+            // Closed and emptied in one step: whatever reached the mailbox moves with it.
+            let (pending, stay) = core.cell.drain_for_migration();
+            host.core().dead_letter(path, stay);
+            sink.add(ActorHandoff { path: path.clone(), snapshot, pending });
+        }
         // Messages parked in this incarnation's outbox die with it.
         host.core().dead_letter(path, core.outbox.len() as u64);
         core.outbox.clear();
@@ -541,16 +595,17 @@ impl<M: Message> RunnerCore<M> {
         self.stop_request = Some(ExitReason::Failed(reason));
     }
 
-    /// Records a new child; returns its start-order key.
-    /// Stops the running child at `path` for good; false if no such child runs.
-    pub(crate) fn stop_child(&mut self, path: &ActorPath) -> bool {
+    /// Stops the running child at `path` for good with `how` (`Terminate`, or `Migrate` to
+    /// move it out); false if no such child runs.
+    pub(crate) fn stop_child(&mut self, path: &ActorPath, how: Control) -> bool {
         let extras = self.extras();
         let running = extras.children.values().find(|c| &c.spec.path == path && c.running);
         let Some(cell) = running.and_then(|c| c.cell.clone()) else { return false };
         extras.stopped_on_request.insert(cell.id());
-        cell.push_control(Control::Terminate)
+        cell.push_control(how)
     }
 
+    /// Records a new child; returns its start-order key.
     pub(crate) fn add_child(&mut self, spec: Arc<Spec>, dynamic: bool) -> u64 {
         let extras = self.extras();
         let key = extras.next_child;
@@ -603,7 +658,11 @@ impl<M: Message> RunnerCore<M> {
         while let Some(key) = term.queue.pop_front() {
             let child = extras.children.get(&key).filter(|c| c.running);
             if let Some(cell) = child.and_then(|c| c.cell.as_ref()) {
-                cell.push_control(Control::Terminate);
+                // A moving actor's children move with it.
+                cell.push_control(match &self.migrating {
+                    Some(sink) => Control::Migrate(sink.clone()),
+                    None => Control::Terminate,
+                });
                 term.awaiting = Some(key);
                 return None;
             }
@@ -733,37 +792,35 @@ impl<M: Message> RunnerCore<M> {
         msg: N,
     ) -> Result<(), SendError> {
         let core = host.core();
+        // `Err(msg)`: the mailbox closed as the message arrived (the actor stopped, or moved
+        // away): the message is routed anew, like one to a path with no local actor.
         let outcome = to.with_cell(core, msg, |cell, msg| {
+            let parked = |msg| {
+                let remote = core.remote().cloned();
+                Box::new(ParkedUser { cell: cell.clone(), from: self.id, msg: Some(msg), remote })
+            };
             if !self.outbox.is_empty() {
                 // Keep per-pair order: once anything waits, later sends wait behind it.
-                self.outbox.push_back(Box::new(ParkedUser {
-                    cell: cell.clone(),
-                    from: self.id,
-                    msg: Some(msg),
-                }));
-                return Ok(());
+                self.outbox.push_back(parked(msg));
+                return Ok(Ok(()));
             }
             match cell.push_user(self.id, msg) {
-                Ok(()) => Ok(()),
-                Err(PushError::Rejected) => Err(SendError::MailboxFull(to.path().clone())),
-                Err(PushError::Closed(_)) => Err(SendError::Stopped(to.path().clone())),
+                Ok(()) => Ok(Ok(())),
+                Err(PushError::Rejected) => Ok(Err(SendError::MailboxFull(to.path().clone()))),
+                Err(PushError::Closed(msg)) => Err(msg),
                 // An actor cannot wait for its own mailbox to drain.
                 Err(PushError::Full(_)) if AnyCell::id(&**cell) == self.id => {
-                    Err(SendError::MailboxFull(to.path().clone()))
+                    Ok(Err(SendError::MailboxFull(to.path().clone())))
                 }
                 Err(PushError::Full(msg)) => {
-                    self.outbox.push_back(Box::new(ParkedUser {
-                        cell: cell.clone(),
-                        from: self.id,
-                        msg: Some(msg),
-                    }));
-                    Ok(())
+                    self.outbox.push_back(parked(msg));
+                    Ok(Ok(()))
                 }
             }
         });
         let result = match outcome {
-            Ok(result) => result,
-            Err((SendError::NoActor(_), msg)) => self.send_remote(core, to.path(), &msg),
+            Ok(Ok(result)) => result,
+            Ok(Err(msg)) | Err((SendError::NoActor(_), msg)) => self.send_remote(core, to.path(), &msg),
             Err((error, _)) => Err(error),
         };
         if let Err(SendError::NoActor(_) | SendError::Stopped(_)) = &result {
@@ -932,6 +989,11 @@ fn encode_control(control: &Control, out: &mut Vec<u8>) {
         }
         Control::StopChild(path) => {
             out.push(9);
+            out.extend_from_slice(path.as_str().as_bytes());
+        }
+        Control::Migrate(_) => out.push(10),
+        Control::MigrateChild(path, _) => {
+            out.push(11);
             out.extend_from_slice(path.as_str().as_bytes());
         }
     }

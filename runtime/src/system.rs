@@ -1,6 +1,7 @@
 //! State every executor shares: the registry (path -> cell), id and correlation counters, dead
 //! letters, the supervision event log and the system's exit reason.
 
+use crate::migration::{ActorHandoff, Handoff};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
@@ -87,6 +88,8 @@ pub struct SystemCore {
     exit: Mutex<Option<ExitReason>>,
     /// This node's name and the cluster's router, once the host joined a cluster.
     remote: OnceLock<(Arc<str>, Arc<dyn Remote>)>,
+    /// Parts of moved-in subtrees, by path, until each actor starts (`migration`).
+    restoring: Mutex<BTreeMap<ActorPath, ActorHandoff>>,
 }
 
 impl SystemCore {
@@ -103,7 +106,25 @@ impl SystemCore {
             listener: RwLock::new(None),
             exit: Mutex::new(None),
             remote: OnceLock::new(),
+            restoring: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Keeps a moved-in subtree's parts until each of its actors starts.
+    pub(crate) fn stash_handoff(&self, handoff: Handoff) {
+        let mut restoring = self.restoring.lock();
+        for part in handoff.actors {
+            restoring.insert(part.path.clone(), part);
+        }
+    }
+
+    /// The moved-in part of the actor starting at `path`, once.
+    pub(crate) fn take_restoring(&self, path: &ActorPath) -> Option<ActorHandoff> {
+        let mut restoring = self.restoring.lock();
+        if restoring.is_empty() {
+            return None;
+        }
+        restoring.remove(path)
     }
 
     pub(crate) fn id(&self) -> u64 {

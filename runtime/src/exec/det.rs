@@ -9,6 +9,7 @@
 //! Every delivery feeds the trace hash with its virtual time, sender, receiver and the
 //! bincode bytes of what was delivered: the same seed gives the same hash, in any process.
 
+use crate::migration::{Handoff, MigrateError, PendingHandoff};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,6 +177,18 @@ impl DetSystem {
     /// them to be up: a cluster node starts the subtrees placed on it so.
     pub fn start_subtrees(&mut self, subtrees: &[Arc<Spec>]) -> Result<(), SpawnError> {
         external::start_subtrees(&mut self.host, &self.root, subtrees)
+    }
+
+    /// Moves the top-level subtree at `path` out (live migration's runtime half): it stops with
+    /// each actor's snapshot and waiting messages, which the returned future yields.
+    pub fn migrate_subtree(&self, path: &ActorPath) -> Result<PendingHandoff, MigrateError> {
+        external::migrate_subtree(self.core(), &self.root, path)
+    }
+
+    /// Starts the declared subtree `spec` from a handoff another system gave (see
+    /// `migrate_subtree`).
+    pub fn start_subtree_from(&mut self, spec: &Arc<Spec>, handoff: Handoff) -> Result<(), SpawnError> {
+        external::start_subtree_from(&mut self.host, &self.root, spec, handoff)
     }
 
     /// Stops the top-level subtree at `path` for good; false if the system has stopped.

@@ -6,6 +6,7 @@
 // Spawning tasks is this module's job; actor code never does it (clippy bans it there).
 #![allow(clippy::disallowed_methods)]
 
+use crate::migration::{Handoff, MigrateError, PendingHandoff};
 use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -250,6 +251,18 @@ impl TokioSystem {
     /// them to be up: a cluster node starts the subtrees placed on it so.
     pub fn start_subtrees(&self, subtrees: &[Arc<Spec>]) -> Result<(), SpawnError> {
         external::start_subtrees(&mut self.host(), self.root(), subtrees)
+    }
+
+    /// Moves the top-level subtree at `path` out (live migration's runtime half): it stops with
+    /// each actor's snapshot and waiting messages, which the returned future yields.
+    pub fn migrate_subtree(&self, path: &ActorPath) -> Result<PendingHandoff, MigrateError> {
+        external::migrate_subtree(self.core(), self.root(), path)
+    }
+
+    /// Starts the declared subtree `spec` from a handoff another system gave (see
+    /// `migrate_subtree`).
+    pub fn start_subtree_from(&self, spec: &Arc<Spec>, handoff: Handoff) -> Result<(), SpawnError> {
+        external::start_subtree_from(&mut self.host(), self.root(), spec, handoff)
     }
 
     /// Stops the top-level subtree at `path` for good; false if the system has stopped.
