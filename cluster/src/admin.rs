@@ -23,6 +23,9 @@ pub enum AdminRequest {
     Stats,
     /// Every top-level subtree of the topology: where it runs, what it needs, which nodes fit.
     Placement,
+    /// Moves the subtree at `root`, running on the asked node, to node `to` with its state
+    /// (live migration); answered once it runs there, or the move failed.
+    Move { root: String, to: String },
 }
 
 /// A node's answer.
@@ -32,6 +35,7 @@ pub enum AdminResponse {
     Actors(Vec<ActorRow>),
     Stats(Box<NodeReport>),
     Placement(Vec<SubtreeRow>),
+    Moved(MoveReport),
     /// The request could not be answered, and why.
     Refused(String),
 }
@@ -83,6 +87,21 @@ pub struct NodeReport {
     pub admin_connections: u64,
     /// Connections refused, by reason.
     pub refused: BTreeMap<String, u64>,
+}
+
+/// A completed move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveReport {
+    pub root: String,
+    pub from: String,
+    pub to: String,
+    /// From the request until the target announced the subtree.
+    pub took_ms: u64,
+    pub actors: usize,
+    /// Messages that were waiting in the subtree's mailboxes and moved with it.
+    pub messages: usize,
+    /// Snapshot and message bytes moved.
+    pub bytes: usize,
 }
 
 /// A top-level subtree of the topology.

@@ -10,10 +10,12 @@ use crate::membership::MemberMsg;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControlMsg {
     Member(MemberMsg),
-    /// "At this incarnation I host these top-level subtrees" (the directory's replication).
+    /// "At this incarnation I host these top-level subtrees, and am moving these of them to
+    /// these nodes" (the directory's replication).
     Hosting {
         incarnation: u64,
         roots: Vec<ActorPath>,
+        moving: Vec<(ActorPath, String)>,
     },
     /// "I have every frame up to `seq` that your incarnation `incarnation` sent on `lane`."
     Ack {
@@ -32,5 +34,10 @@ pub enum ControlMsg {
     Grant {
         root: ActorPath,
         incarnation: u64,
+    },
+    /// "I will not host `root`, which you are moving to me, and why": the mover takes it back.
+    MoveRefused {
+        root: ActorPath,
+        why: String,
     },
 }

@@ -20,6 +20,15 @@
 //! claimant starts only if a majority granted it within `CLAIM_WINDOW`. Two majorities share a
 //! node, so two claimants never both start. A node grants nothing before it has settled (it may
 //! not know yet who hosts what), and never a subtree another live node hosts.
+//!
+//! **Moves** (live migration, `begin_move`): the holder keeps announcing the subtree, marked
+//! as moving to the target, so nobody else places it and only the target may be granted it;
+//! it takes the subtree out (`Output::MoveOut`; the host sends the handoff). The target, once
+//! the handoff arrived (`handoff_arrived`), claims the subtree like any other and starts it
+//! from the handoff when a majority granted it; its announcement completes the move at the
+//! holder (`Output::MoveDone`). A target that refuses, or is released (down past its lease,
+//! so it runs nothing), gives the subtree back to the holder (`Output::MoveAborted`: the host
+//! starts it again from the handoff it kept).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -41,6 +50,10 @@ pub const CLAIM_WINDOW: Duration = Duration::from_secs(1);
 /// How long a grant binds its giver when the claimant never announces hosting the subtree:
 /// longer than the claim window plus an announcement's way and the clock skew.
 pub const GRANT_TTL: Duration = Duration::from_secs(5);
+/// How long a node that moved a subtree away still announces it as moving to its new node:
+/// a member that hears the mover let go before it hears the target take over still has a
+/// way to send (through the mover, which forwards).
+pub const MOVED_ANNOUNCED: Duration = Duration::from_secs(10);
 
 /// What the host does for the coordinator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +71,13 @@ pub enum Output {
     DirectoryChanged,
     /// Something an operator wants to see.
     Note(Note),
+    /// Take the subtree at `root` out (it keeps running nowhere until the target starts it)
+    /// and send its handoff to `to`.
+    MoveOut { root: ActorPath, to: String },
+    /// `to` hosts the subtree now: the kept handoff may go.
+    MoveDone { root: ActorPath, to: String },
+    /// The move to `to` failed: start the subtree here again from the kept handoff.
+    MoveAborted { root: ActorPath, to: String, why: String },
 }
 
 /// Operator-facing news.
@@ -86,6 +106,12 @@ pub struct Coordinator {
     claims: BTreeMap<ActorPath, Pending>,
     /// Test-only breakage: start what the plan says without claims (see `break_claims`).
     claims_skipped: bool,
+    /// Subtrees hosted here that are moving away: root -> target.
+    moves_out: BTreeMap<ActorPath, String>,
+    /// Subtrees whose handoff arrived here: root -> the node moving them.
+    moves_in: BTreeMap<ActorPath, String>,
+    /// Subtrees moved away: root -> (where to, when), announced as moving for `MOVED_ANNOUNCED`.
+    moved: BTreeMap<ActorPath, (String, Instant)>,
     outputs: VecDeque<Output>,
 }
 
@@ -125,6 +151,9 @@ impl Coordinator {
             grants: BTreeMap::new(),
             claims: BTreeMap::new(),
             claims_skipped: false,
+            moves_out: BTreeMap::new(),
+            moves_in: BTreeMap::new(),
+            moved: BTreeMap::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -178,6 +207,11 @@ impl Coordinator {
             return;
         }
         self.membership.handle_timeout(now);
+        let announced = self.moved.len();
+        self.moved.retain(|_, (_, at)| now.saturating_since(*at) < MOVED_ANNOUNCED);
+        if self.moved.len() != announced {
+            self.announce();
+        }
         while let Some(event) = self.membership.poll_event() {
             self.outputs.push_back(Output::Note(Note::Member(event)));
         }
@@ -205,13 +239,32 @@ impl Coordinator {
     pub fn handle_control(&mut self, from: &str, msg: ControlMsg, now: Instant) {
         match msg {
             ControlMsg::Member(msg) => self.membership.handle_message(from, msg, now),
-            ControlMsg::Hosting { incarnation, roots } => {
+            ControlMsg::Hosting { incarnation, roots, moving } => {
                 // Only from the incarnation membership knows: an older life's claims are void.
                 let current = self.membership.incarnation_of(from);
-                if current.is_some_and(|c| incarnation >= c)
-                    && self.directory.announce(from, incarnation, roots)
-                {
-                    self.outputs.push_back(Output::DirectoryChanged);
+                if current.is_some_and(|c| incarnation >= c) {
+                    let arrived: Vec<ActorPath> = self
+                        .moves_out
+                        .iter()
+                        .filter(|(root, to)| *to == from && roots.contains(root))
+                        .map(|(root, _)| root.clone())
+                        .collect();
+                    if self.directory.announce_moving(from, incarnation, roots, moving.into_iter().collect())
+                    {
+                        self.outputs.push_back(Output::DirectoryChanged);
+                    }
+                    for root in arrived {
+                        self.moves_out.remove(&root);
+                        self.hosted.remove(&root);
+                        self.moved.insert(root.clone(), (from.to_string(), now));
+                        self.outputs.push_back(Output::MoveDone { root, to: from.to_string() });
+                    }
+                    self.announce();
+                }
+            }
+            ControlMsg::MoveRefused { root, why } => {
+                if self.moves_out.get(&root).is_some_and(|to| to == from) {
+                    self.abort_move(&root, &format!("{from} refused it: {why}"));
                 }
             }
             ControlMsg::Claim { root, incarnation } => {
@@ -233,24 +286,28 @@ impl Coordinator {
     }
 
     /// Whether this node may grant `root` to `node` (at `incarnation`): no other live node
-    /// hosts it, and no grant to another claimant still binds.
+    /// hosts it (unless it is moving it to `node`), and no grant to another claimant still
+    /// binds.
     fn may_grant(&self, root: &ActorPath, node: &str, incarnation: u64, now: Instant) -> bool {
         // Alive unless membership released it: a node not heard of yet (a one-way cut) counts
         // as alive, so a grant to it binds.
         let alive = |n: &str| n == self.name || self.membership.release_at(n).is_none_or(|at| now < at);
+        let moving_to_claimant = self.directory.moving_to(root) == Some(node);
         if let Some(holder) = self.directory.node_of(root) {
-            if holder != node && alive(holder) {
+            if holder != node && alive(holder) && !moving_to_claimant {
                 return false;
             }
         }
         match self.grants.get(root) {
             Some(g) if g.node == node && g.incarnation == incarnation => true,
             Some(g) => {
+                // A holder moving the subtree to the claimant no longer binds its grant.
                 let hosts_it = self.directory.node_of(root) == Some(g.node.as_str());
+                let handing_over = hosts_it && moving_to_claimant;
                 let restarted = self.membership.incarnation_of(&g.node).is_some_and(|i| i > g.incarnation);
                 let binding =
                     alive(&g.node) && !restarted && (hosts_it || now.saturating_since(g.at) < GRANT_TTL);
-                !binding
+                !binding || handing_over
             }
             None => true,
         }
@@ -264,6 +321,74 @@ impl Coordinator {
         }
     }
 
+    /// Starts moving the subtree at `root`, hosted here, to `to`: refused (with the reason) if
+    /// it does not run here, is already moving, or `to` is not up or lacks a tag a
+    /// requirement inside the subtree needs.
+    pub fn begin_move(&mut self, root: &ActorPath, to: &str) -> Result<(), String> {
+        if !self.hosted.contains(root) {
+            return Err(format!("{root} does not run on {}", self.name));
+        }
+        if let Some(target) = self.moves_out.get(root) {
+            return Err(format!("{root} is already moving to {target}"));
+        }
+        if !self.lease_held {
+            return Err(format!("{} does not hold its lease", self.name));
+        }
+        if to == self.name {
+            return Err(format!("{root} already runs on {to}"));
+        }
+        let target = self.membership.member(to).filter(|m| m.status == Status::Up);
+        let target = target.ok_or_else(|| format!("{to} is not a member that is up"))?;
+        let spec =
+            self.topology.get(root).ok_or_else(|| format!("{root} is not a subtree of the topology"))?;
+        let mut requires = Vec::new();
+        crate::placement::requirements(spec, &mut requires);
+        if let Some((path, requirement)) = requires.iter().find(|(_, r)| !r.matches(&target.tags)) {
+            return Err(format!("{to} cannot host {root}: {path} requires {requirement}"));
+        }
+        self.moves_out.insert(root.clone(), to.to_string());
+        self.outputs.push_back(Output::MoveOut { root: root.clone(), to: to.to_string() });
+        self.announce();
+        Ok(())
+    }
+
+    /// The host could not take the subtree out or hand it over (`why`): it runs here again.
+    pub fn abort_move(&mut self, root: &ActorPath, why: &str) {
+        if let Some(to) = self.moves_out.remove(root) {
+            self.outputs.push_back(Output::MoveAborted { root: root.clone(), to, why: why.to_string() });
+            self.announce();
+        }
+    }
+
+    /// Subtrees moving away from here, and to where.
+    pub fn moves_out(&self) -> &BTreeMap<ActorPath, String> {
+        &self.moves_out
+    }
+
+    /// The handoff of `root` arrived from `from`: this node claims it (and starts it from the
+    /// handoff once granted), or refuses it. True if accepted.
+    pub fn handoff_arrived(&mut self, root: &ActorPath, from: &str) -> bool {
+        let refusal = match self.topology.get(root) {
+            None => Some(format!("{root} is not a subtree of the topology")),
+            Some(_) if self.hosted.contains(root) => Some(format!("{root} already runs on {}", self.name)),
+            Some(spec) => {
+                let mut requires = Vec::new();
+                crate::placement::requirements(spec, &mut requires);
+                let tags = &self.membership.me().tags;
+                requires
+                    .iter()
+                    .find(|(_, r)| !r.matches(tags))
+                    .map(|(path, r)| format!("{} cannot host {root}: {path} requires {r}", self.name))
+            }
+        };
+        if let Some(why) = refusal {
+            self.send(from.to_string(), ControlMsg::MoveRefused { root: root.clone(), why });
+            return false;
+        }
+        self.moves_in.insert(root.clone(), from.to_string());
+        true
+    }
+
     /// Leaves for good: stops everything hosted here, says so, and tells every member.
     pub fn leave(&mut self) {
         self.stop_all("this node leaves the cluster");
@@ -272,14 +397,22 @@ impl Coordinator {
         self.left = true;
     }
 
-    /// Releases the subtrees of nodes down for longer than their lease.
+    /// Releases the subtrees of nodes down for longer than their lease; a move to such a node
+    /// is taken back (it runs nothing now).
     fn release_gone(&mut self, now: Instant) {
-        let gone: Vec<String> = self
-            .directory
-            .nodes()
-            .filter(|n| *n != self.name && self.membership.release_at(n).is_some_and(|at| now >= at))
-            .map(str::to_string)
+        let released =
+            |c: &Self, n: &str| n != c.name && c.membership.release_at(n).is_some_and(|at| now >= at);
+        let failed: Vec<(ActorPath, String)> = self
+            .moves_out
+            .iter()
+            .filter(|(_, to)| released(self, to))
+            .map(|(r, t)| (r.clone(), t.clone()))
             .collect();
+        for (root, to) in failed {
+            self.abort_move(&root, &format!("{to} went down before it took the subtree"));
+        }
+        let gone: Vec<String> =
+            self.directory.nodes().filter(|n| released(self, n)).map(str::to_string).collect();
         for node in gone {
             self.directory.forget(&node);
             self.outputs.push_back(Output::Released(node));
@@ -318,9 +451,17 @@ impl Coordinator {
             .filter(|(root, _)| !self.hosted.contains(*root) && !self.claims.contains_key(*root))
             .map(|(root, _)| root.clone())
             .collect();
-        for root in mine {
+        // Subtrees moving here are claimed like any other, whoever the plan would pick.
+        let arriving: Vec<ActorPath> = self
+            .moves_in
+            .keys()
+            .filter(|root| !self.hosted.contains(*root) && !self.claims.contains_key(*root))
+            .cloned()
+            .collect();
+        for root in mine.into_iter().chain(arriving) {
             self.claim(root, now);
         }
+        self.moves_in.retain(|root, _| !self.hosted.contains(root));
         let unplaced: Vec<String> = plan.unplaced.iter().map(ToString::to_string).collect();
         if unplaced != self.unplaced {
             if !unplaced.is_empty() {
@@ -356,6 +497,7 @@ impl Coordinator {
     }
 
     fn stop(&mut self, root: &ActorPath, why: &str) {
+        self.moves_out.remove(root);
         if self.hosted.remove(root) {
             self.outputs.push_back(Output::Stop { root: root.clone(), why: why.to_string() });
         }
@@ -371,12 +513,23 @@ impl Coordinator {
 
     /// What this node hosts, as the message that replicates it.
     pub fn hosting_msg(&self) -> ControlMsg {
-        ControlMsg::Hosting { incarnation: self.incarnation, roots: self.hosted.iter().cloned().collect() }
+        let (roots, moving) = self.announced();
+        ControlMsg::Hosting { incarnation: self.incarnation, roots, moving: moving.into_iter().collect() }
+    }
+
+    /// The roots this node announces: those hosted here, and those moving or lately moved
+    /// away (also listed, with their new node, as moving).
+    fn announced(&self) -> (Vec<ActorPath>, BTreeMap<ActorPath, String>) {
+        let mut moving = self.moves_out.clone();
+        moving.extend(self.moved.iter().map(|(root, (to, _))| (root.clone(), to.clone())));
+        let roots = self.hosted.iter().chain(moving.keys()).cloned().collect::<BTreeSet<_>>();
+        (roots.into_iter().collect(), moving)
     }
 
     /// Records what this node hosts in its own directory; tells every member when it changed.
     fn announce(&mut self) {
-        if !self.directory.announce(&self.name, self.incarnation, self.hosted.iter().cloned()) {
+        let (roots, moving) = self.announced();
+        if !self.directory.announce_moving(&self.name, self.incarnation, roots, moving) {
             return;
         }
         self.outputs.push_back(Output::DirectoryChanged);

@@ -9,6 +9,11 @@
 //! of its previous life); older ones are ignored. If two nodes claim one subtree (views that
 //! disagreed for a moment), lookups answer the lowest name, and `conflicts` tells the others
 //! to stop their copy.
+//!
+//! A node moving a subtree to another (live migration) announces it as hosted *and moving to*
+//! that node: it still holds it (nobody else places it, and only the target may be granted
+//! it), and once the target announces it, lookups answer the target and the mover's claim is
+//! no conflict.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +24,8 @@ use aiot_runtime::ActorPath;
 struct Hosted {
     incarnation: u64,
     roots: BTreeSet<ActorPath>,
+    /// Roots among `roots` it is moving away, and to which node.
+    moving: BTreeMap<ActorPath, String>,
 }
 
 /// Path -> node, for the subtrees every node says it hosts.
@@ -42,10 +49,21 @@ impl Directory {
         incarnation: u64,
         roots: impl IntoIterator<Item = ActorPath>,
     ) -> bool {
+        self.announce_moving(node, incarnation, roots, BTreeMap::new())
+    }
+
+    /// `announce`, with the roots among them that `node` is moving to another node.
+    pub fn announce_moving(
+        &mut self,
+        node: &str,
+        incarnation: u64,
+        roots: impl IntoIterator<Item = ActorPath>,
+        moving: BTreeMap<ActorPath, String>,
+    ) -> bool {
         if self.by_node.get(node).is_some_and(|h| h.incarnation > incarnation) {
             return false;
         }
-        let hosted = Hosted { incarnation, roots: roots.into_iter().collect() };
+        let hosted = Hosted { incarnation, roots: roots.into_iter().collect(), moving };
         if self.by_node.get(node) == Some(&hosted) {
             return false;
         }
@@ -71,29 +89,57 @@ impl Directory {
         subtree_entry(&self.index, path).map(String::as_str)
     }
 
-    /// Nodes claiming the subtree root `root`, by name.
+    /// Nodes claiming the subtree root `root` and not moving it away, by name.
     fn holders_of<'a>(&'a self, root: &ActorPath) -> impl Iterator<Item = &'a str> + 'a {
         let root = root.clone();
-        self.by_node.iter().filter(move |(_, h)| h.roots.contains(&root)).map(|(n, _)| n.as_str())
+        self.by_node
+            .iter()
+            .filter(move |(_, h)| h.roots.contains(&root) && !h.moving.contains_key(&root))
+            .map(|(n, _)| n.as_str())
     }
 
-    /// Subtree root -> the node that hosts it (the lowest name if two claim it), for the nodes
-    /// `keep` accepts.
+    /// Subtree root -> the node that hosts it (the lowest name if two claim it; a node moving
+    /// it away only while no other claims it), for the nodes `keep` accepts.
     pub fn held(&self, keep: impl Fn(&str) -> bool) -> BTreeMap<ActorPath, String> {
         let mut held = BTreeMap::new();
-        for (node, hosted) in self.by_node.iter().filter(|(n, _)| keep(n)) {
-            for root in &hosted.roots {
-                held.entry(root.clone()).or_insert_with(|| node.clone());
+        let kept: Vec<(&String, &Hosted)> = self.by_node.iter().filter(|(n, _)| keep(n)).collect();
+        for moving_too in [false, true] {
+            for (node, hosted) in &kept {
+                for root in hosted.roots.iter().filter(|r| hosted.moving.contains_key(*r) == moving_too) {
+                    held.entry(root.clone()).or_insert_with(|| (*node).clone());
+                }
             }
         }
         held
     }
 
-    /// Roots that `me` hosts but a node with a lower name also claims: `me` stops them.
+    /// Where the holder of `root` is moving it, if it is.
+    pub fn moving_to(&self, root: &ActorPath) -> Option<&str> {
+        let holder = self.index.get(root)?;
+        self.by_node.get(holder)?.moving.get(root).map(String::as_str)
+    }
+
+    /// The root of the subtree `path` belongs to, and the node its holder is moving it to, if
+    /// it is moving.
+    pub fn moving_target_of(&self, path: &ActorPath) -> Option<(ActorPath, &str)> {
+        let mut at = Some(path.clone());
+        while let Some(p) = at {
+            if self.index.contains_key(&p) {
+                let to = self.moving_to(&p)?;
+                return Some((p, to));
+            }
+            at = p.parent();
+        }
+        None
+    }
+
+    /// Roots that `me` hosts (and is not moving away) but a node with a lower name also
+    /// claims: `me` stops them.
     pub fn conflicts(&self, me: &str) -> Vec<ActorPath> {
         let Some(mine) = self.by_node.get(me) else { return Vec::new() };
         mine.roots
             .iter()
+            .filter(|root| !mine.moving.contains_key(*root))
             .filter(|root| self.holders_of(root).next().is_some_and(|first| first != me))
             .cloned()
             .collect()
@@ -108,6 +154,21 @@ impl Directory {
     pub fn entries(&self) -> BTreeMap<String, Vec<ActorPath>> {
         self.by_node.iter().map(|(n, h)| (n.clone(), h.roots.iter().cloned().collect())).collect()
     }
+}
+
+/// `subtree_entry`, mutable.
+pub(crate) fn subtree_entry_mut<'a, T>(
+    map: &'a mut BTreeMap<ActorPath, T>,
+    path: &ActorPath,
+) -> Option<&'a mut T> {
+    let mut at = Some(path.clone());
+    while let Some(p) = at {
+        if map.contains_key(&p) {
+            return map.get_mut(&p);
+        }
+        at = p.parent();
+    }
+    None
 }
 
 /// The entry of `map` (keyed by subtree root) for the subtree `path` belongs to: `path`
@@ -152,6 +213,24 @@ mod tests {
         assert_eq!(d.node_of(&p("/x")), Some("b"));
         assert!(d.announce("b", 3, []));
         assert_eq!(d.node_of(&p("/x")), None);
+    }
+
+    #[test]
+    fn a_moving_subtree_stays_its_holders_until_the_target_announces_it() {
+        let mut d = Directory::new();
+        let moving = BTreeMap::from([(p("/bank"), "b".to_string())]);
+        d.announce_moving("a", 1, [p("/bank"), p("/till")], moving.clone());
+        assert_eq!(d.node_of(&p("/bank/ledger")), Some("a"));
+        assert_eq!(d.moving_target_of(&p("/bank/ledger")), Some((p("/bank"), "b")));
+        assert_eq!(d.moving_target_of(&p("/till")), None);
+        // The target announces it: lookups answer the target, and neither side conflicts.
+        d.announce("b", 1, [p("/bank")]);
+        assert_eq!(d.node_of(&p("/bank")), Some("b"));
+        assert_eq!(d.moving_target_of(&p("/bank")), None);
+        assert!(d.conflicts("a").is_empty() && d.conflicts("b").is_empty());
+        // The mover lets go.
+        d.announce("a", 1, [p("/till")]);
+        assert_eq!(d.node_of(&p("/bank")), Some("b"));
     }
 
     #[test]

@@ -79,13 +79,23 @@ pub enum Body {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
+    /// A subtree moving to the receiver (bincode of `aiot_runtime::migration::Handoff`; the
+    /// frame's path is the subtree's root).
+    Handoff(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 impl Body {
     /// The message's bytes.
     pub fn bytes(&self) -> &[u8] {
         match self {
-            Body::Tell(bytes) | Body::Reply { bytes, .. } => bytes,
+            Body::Tell(bytes) | Body::Reply { bytes, .. } | Body::Handoff(bytes) => bytes,
+        }
+    }
+
+    /// The message's bytes, owned.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Body::Tell(bytes) | Body::Reply { bytes, .. } | Body::Handoff(bytes) => bytes,
         }
     }
 }

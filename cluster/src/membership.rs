@@ -164,6 +164,11 @@ impl Membership {
         &self.me.name
     }
 
+    /// This node, as it announces itself.
+    pub fn me(&self) -> &MemberInfo {
+        &self.me
+    }
+
     /// What this node knows about `name` (not itself).
     pub fn member(&self, name: &str) -> Option<&MemberInfo> {
         self.members.get(name).map(|m| &m.info)

@@ -279,7 +279,7 @@ async fn bad_frames_close_the_offending_connection_and_the_node_keeps_serving() 
         let (mut control, _) = open_control(&peer).await.unwrap();
         if on_lane {
             // A well-formed control frame first (as a node's would be), then the bad lane.
-            let hello = ControlMsg::Hosting { incarnation: 0, roots: Vec::new() };
+            let hello = ControlMsg::Hosting { incarnation: 0, roots: Vec::new(), moving: Vec::new() };
             send_frame(&mut control, &hello).await.unwrap();
             let mut lane = open_lane(&peer.connection).await.unwrap();
             write_frames(&mut lane, &bytes).await.unwrap();
@@ -379,4 +379,197 @@ async fn an_admin_asks_any_node_for_members_placement_actors_and_counters() {
         "{refused}"
     );
     assert_eq!(b.tls().stats.refused_role.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum LedgerMsg {
+    Add(u64),
+    Seen(ReplyTo<Vec<u64>>),
+}
+
+/// Records every number it is sent, in arrival order; the record is its state, and moves.
+#[derive(Default)]
+struct Ledger {
+    seen: Vec<u64>,
+}
+
+impl Actor for Ledger {
+    type Msg = LedgerMsg;
+    fn handle(&mut self, msg: LedgerMsg, ctx: &mut Ctx<'_, LedgerMsg>) -> Result<(), ActorError> {
+        match msg {
+            LedgerMsg::Add(n) => self.seen.push(n),
+            LedgerMsg::Seen(reply) => {
+                let _ = ctx.reply(&reply, self.seen.clone());
+            }
+        }
+        Ok(())
+    }
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        Some(aiot_runtime::message::encode(&self.seen))
+    }
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), ActorError> {
+        self.seen = aiot_runtime::message::decode(snapshot).map_err(ActorError::new)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum FeederMsg {
+    Tick,
+    Stop(ReplyTo<u64>),
+}
+
+/// Sends the ledger numbered additions, 20 every millisecond, until stopped.
+struct Feeder {
+    ledger: ActorRef<LedgerMsg>,
+    next: u64,
+    timer: Option<aiot_runtime::TimerId>,
+}
+
+impl Actor for Feeder {
+    type Msg = FeederMsg;
+    fn started(&mut self, ctx: &mut Ctx<'_, FeederMsg>) -> Result<(), ActorError> {
+        self.timer = Some(ctx.schedule_every(Duration::from_millis(1), FeederMsg::Tick));
+        Ok(())
+    }
+    fn handle(&mut self, msg: FeederMsg, ctx: &mut Ctx<'_, FeederMsg>) -> Result<(), ActorError> {
+        match msg {
+            FeederMsg::Tick if self.timer.is_some() => {
+                for _ in 0..20 {
+                    // Before the ledger is placed, a send is a dead letter: count only what went.
+                    if ctx.send(&self.ledger, LedgerMsg::Add(self.next)).is_ok() {
+                        self.next += 1;
+                    }
+                }
+            }
+            FeederMsg::Tick => {}
+            FeederMsg::Stop(reply) => {
+                if let Some(timer) = self.timer.take() {
+                    ctx.cancel_timer(timer);
+                }
+                let _ = ctx.reply(&reply, self.next);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn moving_topology() -> Topology {
+    let mut t = Topology::builder();
+    t.actor("/ledger", |_| Ledger::default()).requires("tier=inference | tier=things");
+    t.actor("/feeder", |_| Feeder { ledger: ActorRef::parse("/ledger").unwrap(), next: 0, timer: None })
+        .requires("tier=platform");
+    t.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateful_actor_moves_between_nodes_under_load_without_losing_or_repeating_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    let start = |name: &str, seeds: Vec<Seed>| {
+        let setup = NodeSetup {
+            tls: tls(dir.path(), name),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            seeds,
+            membership: MembershipConfig::default(),
+            topology: moving_topology(),
+            seed: 7,
+            incarnation: 1,
+            claimed_tags: Default::default(),
+            prepare: None,
+            clock: aiot_runtime::ClusterClock::default(),
+        };
+        let (node, rx) = Node::start(setup).unwrap();
+        (node, Events { rx, seen: Vec::new() })
+    };
+    let (a, _a_events) = start("a", Vec::new());
+    let seeds = vec![Seed { name: "a".into(), addr: a.addr() }];
+    let (b, mut b_events) = start("b", seeds.clone());
+    let (c, mut c_events) = start("c", seeds);
+    let nodes = [&a, &b, &c];
+    let ledger = path("/ledger");
+    for node in nodes {
+        eventually("placed", || node.node_of(&ledger).is_some() && node.node_of(&path("/feeder")).is_some())
+            .await;
+    }
+    let from = a.node_of(&ledger).unwrap();
+    let from = from.as_str();
+    let (to, to_node) = if from == "b" { ("c", &c) } else { ("b", &b) };
+    let from_node = if from == "b" { &b } else { &c };
+    // Let the stream flow, then move the ledger while it does.
+    eventually("the stream flows", || {
+        from_node.system().core().metrics().iter().any(|(p, m)| *p == ledger && m.handled > 2000)
+    })
+    .await;
+
+    let file = |f: &str| dir.path().join(f);
+    let admin = AdminClient::load(&file("ca.pem"), &file("ops.pem"), &file("ops.key")).unwrap();
+    let at_a = admin.connect(a.addr()).await.unwrap();
+    let refused = at_a.ask(&AdminRequest::Move { root: "/ledger".into(), to: to.into() }).await.unwrap();
+    assert!(
+        matches!(&refused, AdminResponse::Refused(why) if why.contains("does not run on a")),
+        "{refused:?}"
+    );
+    let at_source = admin.connect(from_node.addr()).await.unwrap();
+    let refused =
+        at_source.ask(&AdminRequest::Move { root: "/ledger".into(), to: "a".into() }).await.unwrap();
+    assert!(
+        matches!(&refused, AdminResponse::Refused(why) if why.contains("a cannot host /ledger: /ledger requires")),
+        "a target lacking a required tag is refused: {refused:?}"
+    );
+    let moved = at_source.ask(&AdminRequest::Move { root: "/ledger".into(), to: to.into() }).await.unwrap();
+    let AdminResponse::Moved(report) = moved else { panic!("{moved:?}") };
+    assert_eq!((report.root.as_str(), report.from.as_str(), report.to.as_str()), ("/ledger", from, to));
+    assert_eq!(report.actors, 1);
+    assert!(report.bytes > 0, "the state moved: {report:?}");
+    println!("moved /ledger {from} -> {to}: {report:?}");
+    for node in nodes {
+        eventually("every directory has the new place", || node.node_of(&ledger).as_deref() == Some(to))
+            .await;
+    }
+    assert!(from_node.hosted().is_empty() && to_node.hosted() == [ledger.clone()]);
+    // The stream goes on at its new place; then it stops, and every number arrived once.
+    let handled_there =
+        || to_node.system().core().metrics().iter().any(|(p, m)| *p == ledger && m.handled > 2000);
+    eventually("the stream flows at the new place", handled_there).await;
+    let feeder = ActorRef::<FeederMsg>::parse("/feeder").unwrap();
+    let sent: u64 = a.system().ask(&feeder, FeederMsg::Stop, Duration::from_secs(5)).await.unwrap();
+    let ask_seen = || async {
+        let ledger = ActorRef::<LedgerMsg>::parse("/ledger").unwrap();
+        let seen: Vec<u64> = a.system().ask(&ledger, LedgerMsg::Seen, Duration::from_secs(5)).await.unwrap();
+        seen
+    };
+    let deadline = tokio::time::Instant::now() + WAIT_MAX;
+    let mut seen = ask_seen().await;
+    while (seen.len() as u64) < sent && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen = ask_seen().await;
+    }
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "a number was handled twice");
+    assert_eq!(
+        sorted,
+        (0..sent).collect::<Vec<u64>>(),
+        "a number was lost ({} of {sent} arrived)",
+        seen.len()
+    );
+    let out_of_order = seen.windows(2).filter(|w| w[0] > w[1]).count();
+    println!("{sent} numbers, each handled once; {out_of_order} arrived after a later one");
+    assert_eq!(
+        a.system().core().dead_letters()
+            + b.system().core().dead_letters()
+            + c.system().core().dead_letters(),
+        0
+    );
+    // The source says so, and its metrics count it.
+    let source_events = if from == "b" { &mut b_events } else { &mut c_events };
+    source_events
+        .until(
+            "the move is announced",
+            |e| matches!(e, NodeEvent::Moved { root, .. } if root.as_str() == "/ledger"),
+        )
+        .await;
+    assert_eq!(from_node.stats().migrations, 1);
 }

@@ -63,9 +63,7 @@ impl Remote for SimRemote {
                 _ => return Err(RemoteSendError::NoRoute),
             }
         };
-        self.push(&node, to, Body::Tell(bytes)).map_err(|body| match body {
-            Body::Tell(bytes) | Body::Reply { bytes, .. } => RemoteSendError::Full(bytes),
-        })
+        self.push(&node, to, Body::Tell(bytes)).map_err(|body| RemoteSendError::Full(body.into_bytes()))
     }
 
     fn wait_for_room(&self, to: &ActorPath, waiter: Arc<dyn AnyCell>) -> bool {
@@ -196,6 +194,8 @@ impl NodeActors {
                 let result = match &frame.body {
                     Body::Tell(bytes) => core.deliver_remote(&frame.to, bytes),
                     Body::Reply { corr, bytes } => core.deliver_remote_reply(&frame.to, *corr, bytes),
+                    // Simulated nodes never send handoffs (they do not move subtrees yet).
+                    Body::Handoff(_) => Ok(core.dead_letter(&frame.to, 1)),
                 };
                 if let Err(DeliveryError::Full(_)) = result {
                     break;

@@ -349,6 +349,10 @@ impl World {
                 Output::DirectoryChanged => actors.set_directory(c.directory().clone()),
                 Output::Released(peer) => actors.release(&peer),
                 Output::Note(_) => {}
+                // The simulated nodes do not move subtrees (yet): a move is given back at once,
+                // before anything stopped.
+                Output::MoveOut { root, .. } => c.abort_move(&root, "simulated nodes do not move subtrees"),
+                Output::MoveDone { .. } | Output::MoveAborted { .. } => {}
             }
         }
         for (to, msg) in sends {

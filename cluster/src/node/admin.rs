@@ -4,11 +4,13 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aiot_runtime::ActorPath;
 
+use super::migrate::MoveOutcome;
 use super::{NodeEvent, Shared};
-use crate::admin::{ActorRow, AdminRequest, AdminResponse, NodeReport, NodeRow, SubtreeRow};
+use crate::admin::{ActorRow, AdminRequest, AdminResponse, MoveReport, NodeReport, NodeRow, SubtreeRow};
 use crate::membership::Status;
 use crate::placement::{requirements, subtree_len};
 use crate::transport::admin::{answer, next_request};
@@ -19,7 +21,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, admin: AdminPeer) {
     while let Some(next) = next_request(&admin.connection).await {
         match next {
             Ok((request, send)) => {
-                let response = respond(&shared, &request);
+                let response = match &request {
+                    AdminRequest::Move { root, to } => move_subtree(&shared, root, to).await,
+                    other => respond(&shared, other),
+                };
                 if let Err(e) = answer(send, &response).await {
                     shared.emit(NodeEvent::Refused(format!("admin {}: {e}", admin.identity.name)));
                     return;
@@ -40,7 +45,44 @@ fn respond(shared: &Shared, request: &AdminRequest) -> AdminResponse {
         AdminRequest::Actors { prefix } => AdminResponse::Actors(actors(shared, prefix)),
         AdminRequest::Stats => AdminResponse::Stats(Box::new(report(shared))),
         AdminRequest::Placement => AdminResponse::Placement(placement(shared)),
+        AdminRequest::Move { .. } => AdminResponse::Refused("a move is answered on its own".into()),
     }
+}
+
+/// How long an admin waits for a move to finish.
+const MOVE_WAIT_MAX: Duration = Duration::from_secs(60);
+
+/// Starts moving `root` to `to` and answers once it runs there (or the move failed).
+async fn move_subtree(shared: &Arc<Shared>, root: &str, to: &str) -> AdminResponse {
+    let root = match ActorPath::parse(root) {
+        Ok(root) => root,
+        Err(e) => return AdminResponse::Refused(format!("{root:?}: {e}")),
+    };
+    let begun = shared.coordinator.lock().begin_move(&root, to);
+    if let Err(why) = begun {
+        return AdminResponse::Refused(why);
+    }
+    super::drive::execute(shared);
+    let deadline = tokio::time::Instant::now() + MOVE_WAIT_MAX;
+    while tokio::time::Instant::now() < deadline {
+        let outcome = shared.moves.lock().outcomes.get(&root).cloned();
+        match outcome {
+            Some(MoveOutcome::Moved { to, took_ms, actors, messages, bytes }) => {
+                let (root, from) = (root.to_string(), shared.name.clone());
+                return AdminResponse::Moved(MoveReport { root, from, to, took_ms, actors, messages, bytes });
+            }
+            Some(MoveOutcome::Aborted { to, why }) => {
+                return AdminResponse::Refused(format!(
+                    "moving {root} to {to} failed, it runs on {} again: {why}",
+                    shared.name
+                ))
+            }
+            None => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+    AdminResponse::Refused(format!(
+        "{root} is still moving to {to} after {MOVE_WAIT_MAX:?} (place shows where it is)"
+    ))
 }
 
 fn nodes(shared: &Shared) -> Vec<NodeRow> {

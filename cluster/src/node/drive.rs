@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::links::dial;
+use super::migrate;
 use super::{NodeEvent, Shared};
 use crate::control::ControlMsg;
 use crate::coordinator::{Note, Output};
@@ -52,8 +53,10 @@ pub(crate) fn execute(shared: &Arc<Shared>) {
                 }
             }
             Output::Start(root) => {
-                let spec = shared.topology.get(&root).cloned();
-                let started = spec.is_some_and(|spec| shared.system.start_subtrees(&[spec]).is_ok());
+                let started = migrate::start_moved_in(shared, &root).unwrap_or_else(|| {
+                    let spec = shared.topology.get(&root).cloned();
+                    spec.is_some_and(|spec| shared.system.start_subtrees(&[spec]).is_ok())
+                });
                 if started {
                     shared.stats.placements.fetch_add(1, Relaxed);
                     shared.emit(NodeEvent::Hosting(root));
@@ -73,6 +76,9 @@ pub(crate) fn execute(shared: &Arc<Shared>) {
             Output::Note(Note::Member(event)) => shared.emit(NodeEvent::Member(event)),
             Output::Note(Note::Unplaced(why)) => shared.emit(NodeEvent::Unplaced(why)),
             Output::Note(Note::Lease(held)) => shared.emit(NodeEvent::Lease(held)),
+            Output::MoveOut { root, to } => migrate::move_out(shared, root, to),
+            Output::MoveDone { root, to } => migrate::done(shared, root, to),
+            Output::MoveAborted { root, to, why } => migrate::aborted(shared, root, to, why),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use aiot_runtime::{ActorPath, AnyCell, DeliveryError, SystemCore};
 use tokio::sync::mpsc::unbounded_channel;
 
+use super::migrate::{self, Forward};
 use super::{NodeEvent, PeerLink, PeerOut, Shared};
 use crate::control::ControlMsg;
 use crate::lanes::{encode_open, Body, DataFrame, LaneMsg, LANES};
@@ -223,7 +224,7 @@ async fn read_lane(shared: Arc<Shared>, peer: String, connection: Connection, mu
                     continue;
                 }
                 let seq = frame.seq;
-                deliver(&shared, &mut cache, frame).await;
+                deliver(&shared, &peer, &mut cache, frame).await;
                 if seq.is_multiple_of(ACK_EVERY) {
                     shared.control(&peer, ControlMsg::Ack { incarnation, lane, seq });
                 }
@@ -265,43 +266,70 @@ impl CellCache {
 }
 
 /// Delivers a frame into its actor's mailbox; a full mailbox under backpressure holds this
-/// lane (and, through QUIC flow control, its sender) until there is room.
-async fn deliver(shared: &Shared, cache: &mut CellCache, frame: DataFrame) {
+/// lane (and, through QUIC flow control, its sender) until there is room. A handoff goes to
+/// the node's moves; a frame for a subtree moving in waits until it is up; one for a subtree
+/// moving away follows it.
+async fn deliver(shared: &Arc<Shared>, peer: &str, cache: &mut CellCache, frame: DataFrame) {
     let core = shared.system.core();
+    let DataFrame { to, body, .. } = frame;
+    let body = match body {
+        Body::Handoff(bytes) => return migrate::arrived(shared, peer, &to, &bytes),
+        Body::Tell(bytes) if shared.holds.load(Relaxed) > 0 => match migrate::hold(shared, &to, bytes) {
+            Some(bytes) => Body::Tell(bytes),
+            None => return,
+        },
+        body => body,
+    };
     let mut waited = 0u32;
     loop {
-        let result = match &frame.body {
-            Body::Tell(bytes) => match cache.get(core, &frame.to) {
-                Some(cell) => cell.push_encoded(bytes).inspect_err(|e| {
-                    if let DeliveryError::NoActor(path) = e {
-                        core.dead_letter(path, 1); // it stopped since the lookup
-                    }
-                }),
-                None => core.deliver_remote(&frame.to, bytes),
+        let result = match &body {
+            Body::Tell(bytes) => match cache.get(core, &to) {
+                Some(cell) => cell.push_encoded(bytes),
+                None => Err(DeliveryError::NoActor(to.clone())),
             },
-            Body::Reply { corr, bytes } => core.deliver_remote_reply(&frame.to, *corr, bytes),
+            Body::Reply { corr, bytes } => core.deliver_remote_reply(&to, *corr, bytes),
+            Body::Handoff(_) => unreachable!("handed to the moves above"),
         };
-        match result {
-            Err(DeliveryError::Full(_)) => {
-                // Yield first (the receiving actor may run on this very worker), then back off.
-                if waited < 64 {
-                    tokio::task::yield_now().await;
-                } else {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+        let full = match result {
+            Err(DeliveryError::NoActor(_)) if matches!(body, Body::Tell(_)) => {
+                match migrate::forward(shared, &to, body.bytes()) {
+                    Forward::Sent => return,
+                    Forward::Full => true,
+                    Forward::NotMoving => {
+                        core.dead_letter(&to, 1);
+                        return;
+                    }
                 }
-                waited += 1;
             }
-            Err(DeliveryError::Decode { .. }) => {
-                shared.stats.decode_errors.fetch_add(1, Relaxed);
+            Err(DeliveryError::Full(_)) => true,
+            other => {
+                count_delivery(shared, other, body.bytes().len());
                 return;
             }
-            Ok(()) => {
-                shared.stats.remote_received.fetch_add(1, Relaxed);
-                shared.stats.remote_bytes_received.fetch_add(frame.body.bytes().len() as u64, Relaxed);
-                return;
+        };
+        if full {
+            // Yield first (the receiving actor may run on this very worker), then back off.
+            if waited < 64 {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            // A dead letter or a rejection: the system counted it.
-            Err(DeliveryError::NoActor(_) | DeliveryError::Rejected(_)) => return,
+            waited += 1;
         }
+    }
+}
+
+/// Counts a delivery's outcome (a full mailbox is waited on, not counted).
+fn count_delivery(shared: &Shared, result: Result<(), DeliveryError>, len: usize) {
+    match result {
+        Err(DeliveryError::Decode { .. }) => {
+            shared.stats.decode_errors.fetch_add(1, Relaxed);
+        }
+        Ok(()) => {
+            shared.stats.remote_received.fetch_add(1, Relaxed);
+            shared.stats.remote_bytes_received.fetch_add(len as u64, Relaxed);
+        }
+        // A full mailbox is waited on; a dead letter or a rejection the system counted.
+        Err(DeliveryError::Full(_) | DeliveryError::NoActor(_) | DeliveryError::Rejected(_)) => {}
     }
 }

@@ -109,7 +109,7 @@ impl Collector for NodeCollector {
 
         let at_node = |value: u64| [(vec![("node", node.clone())], value)];
         let stats = shared.stats_snapshot();
-        let counters: [(&str, &str, u64); 10] = [
+        let counters: [(&str, &str, u64); 11] = [
             ("dead_letters", "Messages that found no live receiver", shared.system.core().dead_letters()),
             ("remote_messages_sent", "Messages and replies put on a lane to another node", stats.remote_sent),
             (
@@ -136,6 +136,7 @@ impl Collector for NodeCollector {
             ),
             ("decode_errors", "Frames whose bytes were not their path's message type", stats.decode_errors),
             ("placements", "Subtrees started on this node", stats.placements),
+            ("migrations", "Subtrees moved from this node to another (live migration)", stats.migrations),
         ];
         for (name, help, value) in counters {
             family(&mut encoder, name, help, Counter, at_node(value))?;

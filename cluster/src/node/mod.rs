@@ -11,6 +11,7 @@
 //! - `router`: the runtime's `Remote`: a send to a path hosted elsewhere goes on its lane.
 //! - `admin`: answers the shell (an admin connection's requests).
 //! - `metrics`: the node's Prometheus metrics.
+//! - `migrate`: live migration: handoffs out and in, frames held and forwarded meanwhile.
 // Host code: it spawns the tasks that drive the endpoint (actor code never does).
 #![allow(clippy::disallowed_methods)]
 
@@ -18,6 +19,7 @@ mod admin;
 mod drive;
 mod links;
 pub mod metrics;
+mod migrate;
 mod router;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,6 +98,17 @@ pub enum NodeEvent {
         peer: String,
         why: String,
     },
+    /// A subtree moved from here to `to` (live migration).
+    Moved {
+        root: ActorPath,
+        to: String,
+    },
+    /// A move to `to` failed; the subtree runs here again.
+    MoveAborted {
+        root: ActorPath,
+        to: String,
+        why: String,
+    },
     /// A tag the configuration claims but the certificate does not attest (ignored).
     UnattestedTag {
         key: String,
@@ -121,6 +134,10 @@ impl fmt::Display for NodeEvent {
             NodeEvent::Lease(true) => write!(f, "lease held: a majority acknowledges this node"),
             NodeEvent::Lease(false) => write!(f, "lease lost: cut off from the majority, actors stopped"),
             NodeEvent::ConnectionClosed { peer, why } => write!(f, "closed the connection of {peer}: {why}"),
+            NodeEvent::Moved { root, to } => write!(f, "moved {root} to {to}"),
+            NodeEvent::MoveAborted { root, to, why } => {
+                write!(f, "moving {root} to {to} failed, it runs here again: {why}")
+            }
             NodeEvent::UnattestedTag { key, value } => {
                 write!(f, "ignored tag {key}={value}: claimed in the configuration but not attested by the certificate")
             }
@@ -145,6 +162,8 @@ pub struct NodeStats {
     pub remote_bytes_received: AtomicU64,
     /// Subtrees started here.
     pub placements: AtomicU64,
+    /// Subtrees moved from here to another node.
+    pub migrations: AtomicU64,
     /// Retried frames dropped as already delivered.
     pub duplicates_dropped: AtomicU64,
     /// Frames whose bytes were not the message type of their path (dead letters).
@@ -168,6 +187,7 @@ pub struct NodeStatsSnapshot {
     pub remote_bytes_sent: u64,
     pub remote_bytes_received: u64,
     pub placements: u64,
+    pub migrations: u64,
     pub duplicates_dropped: u64,
     pub decode_errors: u64,
     pub lane_full: u64,
@@ -250,6 +270,10 @@ pub(crate) struct Shared {
     events: UnboundedSender<NodeEvent>,
     /// Set once the node left: the tick stops.
     left: AtomicBool,
+    /// Moves in progress (`migrate`).
+    moves: Mutex<migrate::Moves>,
+    /// Subtrees moving in whose frames are held: lane readers check `moves` only when nonzero.
+    holds: std::sync::atomic::AtomicUsize,
 }
 
 /// The receiving side of every peer's lanes.
@@ -288,6 +312,7 @@ impl Shared {
             remote_bytes_sent: s.remote_bytes_sent.load(Relaxed),
             remote_bytes_received: s.remote_bytes_received.load(Relaxed),
             placements: s.placements.load(Relaxed),
+            migrations: s.migrations.load(Relaxed),
             duplicates_dropped: s.duplicates_dropped.load(Relaxed),
             decode_errors: s.decode_errors.load(Relaxed),
             lane_full: s.lane_full.load(Relaxed),
@@ -363,6 +388,8 @@ impl Node {
             stats: NodeStats::default(),
             events,
             left: AtomicBool::new(false),
+            moves: Mutex::new(migrate::Moves::default()),
+            holds: std::sync::atomic::AtomicUsize::new(0),
         });
         for (key, value) in tag_report(&setup.claimed_tags, &shared.tls.me.tags).unattested {
             shared.stats.unattested_tags.fetch_add(1, Relaxed);

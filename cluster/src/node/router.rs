@@ -24,21 +24,33 @@ impl Router {
 
     /// Puts a frame on `to`'s lane to `node`; the body comes back if the lane is full.
     fn push(&self, shared: &Shared, node: &str, to: &ActorPath, body: Body) -> Result<(), Body> {
-        let out = shared.peer_out(node);
-        let lane = &out.lanes[usize::from(lane_of(to))];
-        let len = body.bytes().len() as u64;
-        let pushed = lane.state.lock().push(to.clone(), body);
-        match pushed {
-            Ok(_) => {
-                lane.wake.notify_one();
-                shared.stats.remote_sent.fetch_add(1, Relaxed);
-                shared.stats.remote_bytes_sent.fetch_add(len, Relaxed);
-                Ok(())
-            }
-            Err(body) => {
-                shared.stats.lane_full.fetch_add(1, Relaxed);
-                Err(body)
-            }
+        push_on(shared, node, to, to, body)
+    }
+}
+
+/// Puts a frame for `to` on the lane of `lane_path` to `node` (a moving subtree's frames all
+/// take its root's lane, behind its handoff); the body comes back if the lane is full.
+pub(crate) fn push_on(
+    shared: &Shared,
+    node: &str,
+    lane_path: &ActorPath,
+    to: &ActorPath,
+    body: Body,
+) -> Result<(), Body> {
+    let out = shared.peer_out(node);
+    let lane = &out.lanes[usize::from(lane_of(lane_path))];
+    let len = body.bytes().len() as u64;
+    let pushed = lane.state.lock().push(to.clone(), body);
+    match pushed {
+        Ok(_) => {
+            lane.wake.notify_one();
+            shared.stats.remote_sent.fetch_add(1, Relaxed);
+            shared.stats.remote_bytes_sent.fetch_add(len, Relaxed);
+            Ok(())
+        }
+        Err(body) => {
+            shared.stats.lane_full.fetch_add(1, Relaxed);
+            Err(body)
         }
     }
 }
@@ -62,13 +74,17 @@ impl Remote for Router {
         fits(to, &bytes)?;
         let shared = self.shared.upgrade().ok_or(RemoteSendError::NoRoute)?;
         let directory = shared.directory.read();
+        let full = |body: Body| RemoteSendError::Full(body.into_bytes());
         match directory.node_of(to) {
-            // Not hosted anywhere, or hosted here but not running (starting or stopping).
+            // Not hosted anywhere.
             None => Err(RemoteSendError::NoRoute),
-            Some(node) if node == shared.name => Err(RemoteSendError::NoRoute),
-            Some(node) => self.push(&shared, node, to, Body::Tell(bytes)).map_err(|body| match body {
-                Body::Tell(bytes) | Body::Reply { bytes, .. } => RemoteSendError::Full(bytes),
-            }),
+            // Hosted here but not running: moving away (it follows its handoff), or starting
+            // or stopping.
+            Some(node) if node == shared.name => match directory.moving_target_of(to) {
+                Some((root, target)) => push_on(&shared, target, &root, to, Body::Tell(bytes)).map_err(full),
+                None => Err(RemoteSendError::NoRoute),
+            },
+            Some(node) => self.push(&shared, node, to, Body::Tell(bytes)).map_err(full),
         }
     }
 
