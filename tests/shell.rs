@@ -167,3 +167,97 @@ fn the_shell_asks_every_node_in_a_script_and_answers_in_its_repl() {
     let history = std::fs::read_to_string(home.path().join(".aiot_shell_history")).unwrap();
     assert!(history.contains("stats") && history.contains("help actors"), "{history}");
 }
+
+/// The numbers in a counter line: "counter: [restored] on NODE: K received, every number below
+/// M, D duplicates".
+fn counter_line(line: &str) -> (u64, u64, u64) {
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // The node's name ends in a digit too ("inference-2"): take the last three numbers.
+    let [.., received, below, duplicates] = numbers[..] else { panic!("{line}") };
+    (received, below, duplicates)
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // test harness code: a wall-clock deadline, a sleep
+fn the_shell_moves_a_stateful_counter_under_load_and_nothing_is_lost_or_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let ca = ca.to_str().unwrap();
+    run_ok(&["ca", "init", "--dir", ca]);
+    let nodes = [("platform-1", "platform"), ("inference-1", "inference"), ("inference-2", "inference")];
+    for (name, tier) in nodes {
+        run_ok(&["ca", "issue", "--dir", ca, "--node", name, "--tags", &format!("tier={tier}")]);
+    }
+    run_ok(&["ca", "issue", "--dir", ca, "--admin", "ops"]);
+    let config = |name: &str, seeds: &str, tier: &str| {
+        write_config_with(dir.path(), name, seeds, &format!("tier = \"{tier}\""), "topology = \"counter\"")
+    };
+    let platform = Node::start(&config("platform-1", "", "platform"));
+    let addr = platform.wait_for("listening on ").trim_start_matches("listening on ").to_string();
+    let seeds = format!("\"platform-1@{addr}\"");
+    let inference = [
+        Node::start(&config("inference-1", &seeds, "inference")),
+        Node::start(&config("inference-2", &seeds, "inference")),
+    ];
+    platform.wait_for("hosting /load");
+    let shell = |script: &str| {
+        let mut args = ["shell", "--connect", &addr, "--ca-dir", ca, "--admin", "ops", "--json", "-c"]
+            .map(String::from)
+            .to_vec();
+        args.push(script.to_string());
+        let out = aiot().args(&args).output().unwrap();
+        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    // Where the counter runs, once placed.
+    let deadline = std::time::Instant::now() + common::WAIT_MAX;
+    let host = loop {
+        assert!(std::time::Instant::now() < deadline, "the counter was never placed");
+        let nodes = shell("nodes");
+        let host = nodes.as_array().unwrap().iter().find(|n| n["hosts"] == serde_json::json!(["/counter"]));
+        if let Some(host) = host {
+            break host["name"].as_str().unwrap().to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let (from, to) = if host == "inference-1" { (0, 1) } else { (1, 0) };
+    let to_name = format!("inference-{}", to + 1);
+    inference[from].wait_for(&format!("counter: on {host}: 4000 received"));
+
+    // Under load, the counter moves with what it received.
+    let moved = shell(&format!("move /counter {to_name}"));
+    let report = &moved.as_array().unwrap()[0];
+    assert_eq!(
+        (report["from"].as_str(), report["to"].as_str()),
+        (Some(host.as_str()), Some(to_name.as_str()))
+    );
+    assert!(report["bytes"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(inference[from].wait_for("moved /counter"), format!("moved /counter to {to_name}"));
+    let restored = inference[to].wait_for("counter: restored on ");
+    let (received_before, below_before, duplicates) = counter_line(&restored);
+    assert!(received_before >= 4000, "the state moved: {restored}");
+    assert_eq!(duplicates, 0, "{restored}");
+    // It goes on counting at its new place: every number arrives, none twice.
+    let later = loop {
+        let line = inference[to].wait_for("counter: ");
+        let (received, ..) = counter_line(&line);
+        if received >= received_before + 6000 {
+            break line;
+        }
+    };
+    let (received, below, duplicates) = counter_line(&later);
+    assert_eq!(duplicates, 0, "a number arrived twice: {later}");
+    assert!(below > below_before + 4000, "a number is missing since the move: {restored} / {later}");
+    assert!(received - below < 1000, "numbers arrive, but some never did: {later}");
+    println!("moved {report}; then {later}");
+
+    // Draining its node takes it back; rebalance then finds nothing to even out.
+    let drained = shell(&format!("drain {to_name}"));
+    assert_eq!(drained.as_array().unwrap()[0]["to"], host.as_str(), "{drained}");
+    inference[from].wait_for("counter: restored on ");
+    assert_eq!(shell("rebalance"), serde_json::json!([]));
+}

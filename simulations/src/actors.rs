@@ -195,7 +195,10 @@ impl NodeActors {
                     Body::Tell(bytes) => core.deliver_remote(&frame.to, bytes),
                     Body::Reply { corr, bytes } => core.deliver_remote_reply(&frame.to, *corr, bytes),
                     // Simulated nodes never send handoffs (they do not move subtrees yet).
-                    Body::Handoff(_) => Ok(core.dead_letter(&frame.to, 1)),
+                    Body::Handoff(_) => {
+                        core.dead_letter(&frame.to, 1);
+                        Ok(())
+                    }
                 };
                 if let Err(DeliveryError::Full(_)) = result {
                     break;

@@ -9,6 +9,9 @@ pub enum Command {
     Actors(ActorFilter),
     Place,
     Stats { nodes: Vec<String> },
+    Move { root: String, to: String },
+    Drain { node: String },
+    Rebalance,
     Help(Option<String>),
     Quit,
 }
@@ -51,6 +54,21 @@ pub const COMMANDS: &[Spec] = &[
         usage: "stats [NODE...]",
         help: "each node's counters (every node that is up unless named): lease, uptime, actors, dead letters, remote traffic, refused connections",
     },
+    Spec {
+        name: "move",
+        usage: "move SUBTREE NODE",
+        help: "moves a running top-level subtree to NODE with its state and waiting messages (live migration); refused if NODE lacks a tag it requires",
+    },
+    Spec {
+        name: "drain",
+        usage: "drain NODE",
+        help: "moves every subtree off NODE, each to the least loaded other node that fits",
+    },
+    Spec {
+        name: "rebalance",
+        usage: "rebalance",
+        help: "moves subtrees from more to less loaded nodes (by actors) while a move evens the load",
+    },
     Spec { name: "help", usage: "help [COMMAND]", help: "this list, or one command's usage" },
     Spec { name: "quit", usage: "quit", help: "leaves the shell (also exit, Ctrl-D)" },
 ];
@@ -79,6 +97,17 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "nodes" => no_arguments(Command::Nodes),
         "tags" => no_arguments(Command::Tags),
         "place" => no_arguments(Command::Place),
+        "rebalance" => no_arguments(Command::Rebalance),
+        "move" => match rest.as_slice() {
+            [root, to] if root.starts_with('/') => {
+                Ok(Command::Move { root: root.to_string(), to: to.to_string() })
+            }
+            _ => Err("usage: move SUBTREE NODE (a subtree's path starts with /)".into()),
+        },
+        "drain" => match rest.as_slice() {
+            [node] => Ok(Command::Drain { node: node.to_string() }),
+            _ => Err("usage: drain NODE".into()),
+        },
         "quit" | "exit" => no_arguments(Command::Quit),
         "actors" => parse_actors(&rest).map(Command::Actors),
         "stats" => Ok(Command::Stats { nodes: rest.iter().map(|s| s.to_string()).collect() }),
@@ -143,13 +172,30 @@ mod tests {
         assert!(parse("actors counter").unwrap_err().contains("a path prefix starts with /"));
         assert!(parse("frobnicate").unwrap_err().contains("unknown command \"frobnicate\""));
         assert_eq!(split_script(" nodes ;; actors /a\nstats "), ["nodes", "actors /a", "stats"]);
+        assert_eq!(parse("move /counter b"), Ok(Command::Move { root: "/counter".into(), to: "b".into() }));
+        assert!(parse("move counter b").unwrap_err().contains("usage: move SUBTREE NODE"));
+        assert_eq!(parse("drain b"), Ok(Command::Drain { node: "b".into() }));
+        assert!(parse("drain").unwrap_err().contains("usage: drain NODE"));
     }
 
     #[test]
-    fn every_command_the_parser_knows_has_help() {
+    fn every_command_in_the_help_parses() {
+        let examples = [
+            "nodes",
+            "tags",
+            "actors",
+            "place",
+            "stats",
+            "move /x n",
+            "drain n",
+            "rebalance",
+            "help",
+            "quit",
+        ];
         for spec in COMMANDS {
-            let parsed = parse(spec.name);
-            assert!(parsed.is_ok(), "{}: {parsed:?}", spec.name);
+            let example = examples.iter().find(|e| e.split(' ').next() == Some(spec.name));
+            let example = example.unwrap_or_else(|| panic!("no example of {}", spec.name));
+            assert!(parse(example).is_ok(), "{example}: {:?}", parse(example));
         }
     }
 }

@@ -1,17 +1,20 @@
 //! `aiot shell --connect ADDR --ca-dir DIR --admin NAME`: the cluster shell (BLUEPRINT
 //! section 4). It connects to any node with an admin certificate (`aiot ca issue --admin NAME`
 //! writes one into the CA directory) and asks the cluster what it is doing: `nodes`, `tags`,
-//! `actors`, `place`, `stats`, `help`. Tables for people; `--json` prints each answer as one
+//! `actors`, `place`, `stats`, `help`; and rebalances it: `move` (live migration), `drain`,
+//! `rebalance`. Tables for people; `--json` prints each answer as one
 //! line of JSON for scripts. `-c "cmd; cmd"` runs a script and exits (non-zero if a command
 //! failed); without it, an interactive REPL with history and completion.
 //!
 //! - `commands`: the command table and the parser.
 //! - `session`: the connections and the fan-out to the nodes that are up.
+//! - `plan`: which moves `drain` and `rebalance` make.
 //! - `views`: each answer as a table and as JSON.
 //! - `render`: aligned tables.
 //! - `repl`: line editing, history and completion (rustyline).
 
 mod commands;
+mod plan;
 mod render;
 mod repl;
 mod session;

@@ -45,7 +45,11 @@ fn candidates(known: &Known, previous: &[&str]) -> Vec<String> {
     };
     let nodes = || known.nodes.iter().cloned().collect::<Vec<_>>();
     match (*command, previous.last()) {
-        (_, Some(&"--node")) | ("stats", _) => nodes(),
+        (_, Some(&"--node")) | ("stats" | "drain", _) => nodes(),
+        ("move", _) if previous.len() == 1 => {
+            known.paths.iter().filter(|p| p.matches('/').count() == 1).cloned().collect()
+        }
+        ("move", _) => nodes(),
         ("help", _) => COMMANDS.iter().map(|s| s.name.to_string()).collect(),
         ("actors", _) => {
             let mut all: Vec<String> = flags(command).iter().map(|f| f.to_string()).collect();

@@ -7,12 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use aiot_cluster::admin::{ActorRow, AdminRequest, AdminResponse, NodeReport, NodeRow};
+use aiot_cluster::admin::{
+    ActorRow, AdminRequest, AdminResponse, MoveReport, NodeReport, NodeRow, SubtreeRow,
+};
 use aiot_cluster::membership::Status;
 use aiot_cluster::transport::admin::{AdminClient, AdminConnection};
 use parking_lot::Mutex;
 
 use super::commands::{ActorFilter, Command, COMMANDS};
+use super::plan::{self, Planned};
 use super::views::{self, Output};
 
 /// Node names and actor paths the session has seen (the REPL completes them).
@@ -61,10 +64,28 @@ impl Session {
         match command {
             Command::Nodes => Ok(views::nodes(&self.nodes().await?)),
             Command::Tags => Ok(views::tags(&self.nodes().await?)),
-            Command::Place => match self.ask_entry(&AdminRequest::Placement).await? {
-                AdminResponse::Placement(rows) => Ok(views::placement(&rows)),
-                other => Err(unexpected(&other)),
-            },
+            Command::Place => Ok(views::placement(&self.placement().await?)),
+            Command::Move { root, to } => {
+                let nodes = self.nodes().await?;
+                let from = nodes.iter().find(|n| n.hosts.contains(root)).map(|n| n.name.clone());
+                let from = from.ok_or_else(|| format!("no node runs {root} (place lists the subtrees)"))?;
+                let report = self.move_subtree(&Planned { root: root.clone(), from, to: to.clone() }).await?;
+                Ok(views::moves(&[report]))
+            }
+            Command::Drain { node } => {
+                let (nodes, place) = (self.nodes().await?, self.placement().await?);
+                if !nodes.iter().any(|n| &n.name == node) {
+                    return Err(format!("no node {node} (nodes lists them)"));
+                }
+                let (planned, stuck) = plan::drain(&place, &nodes, node);
+                let (reports, failed) = self.move_all(&planned).await;
+                Ok(views::moves(&reports).with_warnings(stuck.into_iter().chain(failed).collect()))
+            }
+            Command::Rebalance => {
+                let (nodes, place) = (self.nodes().await?, self.placement().await?);
+                let (reports, failed) = self.move_all(&plan::rebalance(&place, &nodes)).await;
+                Ok(views::moves(&reports).with_warnings(failed))
+            }
             Command::Actors(filter) => {
                 let (rows, warnings) = self.actors(filter).await?;
                 Ok(views::actors(&rows).with_warnings(warnings))
@@ -76,6 +97,41 @@ impl Session {
             Command::Help(command) => views::help(COMMANDS, command.as_deref()),
             Command::Quit => Ok(Output::empty()),
         }
+    }
+
+    /// Every subtree, as the entry node sees it.
+    async fn placement(&mut self) -> Result<Vec<SubtreeRow>, String> {
+        match self.ask_entry(&AdminRequest::Placement).await? {
+            AdminResponse::Placement(rows) => {
+                self.known.lock().paths.extend(rows.iter().map(|r| r.root.clone()));
+                Ok(rows)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Asks the node running the subtree to move it; answers once it runs at its new place.
+    async fn move_subtree(&mut self, planned: &Planned) -> Result<MoveReport, String> {
+        let nodes = self.nodes().await?;
+        let from =
+            nodes.iter().find(|n| n.name == planned.from).ok_or(format!("no node {}", planned.from))?;
+        let request = AdminRequest::Move { root: planned.root.clone(), to: planned.to.clone() };
+        match self.ask(from, &request).await? {
+            AdminResponse::Moved(report) => Ok(report),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Makes the moves one after the other; a failed one is reported and the rest go on.
+    async fn move_all(&mut self, planned: &[Planned]) -> (Vec<MoveReport>, Vec<String>) {
+        let (mut reports, mut failed) = (Vec::new(), Vec::new());
+        for one in planned {
+            match self.move_subtree(one).await {
+                Ok(report) => reports.push(report),
+                Err(e) => failed.push(format!("{} from {} to {}: {e}", one.root, one.from, one.to)),
+            }
+        }
+        (reports, failed)
     }
 
     /// The members as the entry node sees them.

@@ -1,7 +1,7 @@
 //! What each command shows: a table for people and the same rows as JSON for scripts
 //! (`--json`), built from the nodes' answers.
 
-use aiot_cluster::admin::{ActorRow, NodeReport, NodeRow, SubtreeRow};
+use aiot_cluster::admin::{ActorRow, MoveReport, NodeReport, NodeRow, SubtreeRow};
 use aiot_cluster::membership::Status;
 use aiot_cluster::node::tag_list;
 use serde::Serialize;
@@ -109,6 +109,29 @@ pub fn placement(rows: &[SubtreeRow]) -> Output {
         })
         .collect();
     Output::new(&rows, table(&["SUBTREE", "NODE", "ACTORS", "REQUIRES", "PREFERS", "FITS"], &cells))
+}
+
+pub fn moves(rows: &[MoveReport]) -> Output {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|m| {
+            vec![
+                m.root.clone(),
+                m.from.clone(),
+                m.to.clone(),
+                format!("{} ms", m.took_ms),
+                m.actors.to_string(),
+                m.messages.to_string(),
+                m.bytes.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["MOVED", "FROM", "TO", "TOOK", "ACTORS", "MESSAGES CARRIED", "BYTES"];
+    let mut text = table(&header, &cells);
+    if rows.is_empty() {
+        text = "nothing to move".into();
+    }
+    Output::new(&rows, text)
 }
 
 pub fn stats(rows: &[NodeReport]) -> Output {

@@ -6,6 +6,8 @@
 //! which node served it, so failover shows in the probe's lines. These example actors print
 //! their lines to stdout themselves; application actors report through ports instead.
 //!
+//! `counter` (`counter.rs`): a stateful counter under load, for moving it between nodes.
+//!
 //! `things`: the things tier of BLUEPRINT section 5: the MQTT gateway on a things-tier node,
 //! a proxy per mote, the protocol bridge into the event streams, two DSP filter replicas
 //! from `telemetry` to `features`, two stage-2 replicas from `features` to `alerts` and the
@@ -37,8 +39,10 @@ use aiot_actors::training::{self, TrainingStats};
 use aiot_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
+mod counter;
+
 /// The names `by_name` knows.
-pub const NAMES: &[&str] = &["ping", "things"];
+pub const NAMES: &[&str] = &["ping", "counter", "things"];
 
 /// A one-line summary of what this node's actors did, for the node's periodic status line.
 pub type Status = Box<dyn Fn() -> String + Send>;
@@ -52,6 +56,7 @@ pub fn by_name(
 ) -> Result<(Topology, Option<Status>), String> {
     match name {
         "ping" => Ok((ping(node), None)),
+        "counter" => Ok((counter::topology(node), None)),
         "things" => {
             let fleet =
                 fleet.ok_or("the things topology needs the [mqtt] section with the fleet's credentials")?;
