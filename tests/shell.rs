@@ -258,6 +258,17 @@ fn the_shell_moves_a_stateful_counter_under_load_and_nothing_is_lost_or_repeated
     // Draining its node takes it back; rebalance then finds nothing to even out.
     let drained = shell(&format!("drain {to_name}"));
     assert_eq!(drained.as_array().unwrap()[0]["to"], host.as_str(), "{drained}");
-    inference[from].wait_for("counter: restored on ");
+    let back = inference[from].wait_for("counter: restored on ");
+    let (received_back, below_back, duplicates) = counter_line(&back);
+    assert!(received_back >= received && below_back >= below && duplicates == 0, "{later} / {back}");
+    let after = loop {
+        let line = inference[from].wait_for("counter: ");
+        if counter_line(&line).0 >= received_back + 4000 {
+            break line;
+        }
+    };
+    let (received, below, duplicates) = counter_line(&after);
+    assert_eq!(duplicates, 0, "{after}");
+    assert!(below > below_back + 2000 && received - below < 1000, "{back} / {after}");
     assert_eq!(shell("rebalance"), serde_json::json!([]));
 }

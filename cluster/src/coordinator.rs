@@ -26,9 +26,12 @@
 //! it takes the subtree out (`Output::MoveOut`; the host sends the handoff). The target, once
 //! the handoff arrived (`handoff_arrived`), claims the subtree like any other and starts it
 //! from the handoff when a majority granted it; its announcement completes the move at the
-//! holder (`Output::MoveDone`). A target that refuses, or is released (down past its lease,
-//! so it runs nothing), gives the subtree back to the holder (`Output::MoveAborted`: the host
-//! starts it again from the handoff it kept).
+//! holder (`Output::MoveDone`). A target that refuses gives the subtree back to the holder
+//! (`Output::MoveAborted`: the host starts it again from the handoff it kept). A target that
+//! is released, or a move not done within `MOVE_TIMEOUT`, may have started the subtree all
+//! the same (a one-way cut): the holder then lets go of it and claims it again like any
+//! other, starting it from the kept handoff only if a majority grants it
+//! (`MoveAborted { reclaim: true }`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -54,6 +57,11 @@ pub const GRANT_TTL: Duration = Duration::from_secs(5);
 /// a member that hears the mover let go before it hears the target take over still has a
 /// way to send (through the mover, which forwards).
 pub const MOVED_ANNOUNCED: Duration = Duration::from_secs(10);
+/// How long a move may take before the holder takes it back (by claim, as after a release).
+pub const MOVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a target keeps an arrived handoff while no announcement says it is moving there
+/// (the announcement and the handoff travel different streams).
+pub const HANDOFF_UNCONFIRMED_MAX: Duration = Duration::from_secs(5);
 
 /// What the host does for the coordinator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +84,12 @@ pub enum Output {
     MoveOut { root: ActorPath, to: String },
     /// `to` hosts the subtree now: the kept handoff may go.
     MoveDone { root: ActorPath, to: String },
-    /// The move to `to` failed: start the subtree here again from the kept handoff.
-    MoveAborted { root: ActorPath, to: String, why: String },
+    /// The move to `to` failed: start the subtree here again from the kept handoff, or, with
+    /// `reclaim`, keep the handoff for the `Start` of a claim this node makes for it again.
+    MoveAborted { root: ActorPath, to: String, why: String, reclaim: bool },
+    /// A handoff that arrived here will not be started (its move is over): drop it, and
+    /// deliver what was held for the subtree.
+    MoveInDropped { root: ActorPath },
 }
 
 /// Operator-facing news.
@@ -106,10 +118,11 @@ pub struct Coordinator {
     claims: BTreeMap<ActorPath, Pending>,
     /// Test-only breakage: start what the plan says without claims (see `break_claims`).
     claims_skipped: bool,
-    /// Subtrees hosted here that are moving away: root -> target.
-    moves_out: BTreeMap<ActorPath, String>,
-    /// Subtrees whose handoff arrived here: root -> the node moving them.
-    moves_in: BTreeMap<ActorPath, String>,
+    /// Subtrees hosted here that are moving away: root -> (target, since).
+    moves_out: BTreeMap<ActorPath, (String, Instant)>,
+    /// Subtrees whose handoff is here (arrived, or kept by a mover taking it back): root ->
+    /// (the node moving them, since), until started here.
+    moves_in: BTreeMap<ActorPath, (String, Instant)>,
     /// Subtrees moved away: root -> (where to, when), announced as moving for `MOVED_ANNOUNCED`.
     moved: BTreeMap<ActorPath, (String, Instant)>,
     outputs: VecDeque<Output>,
@@ -243,10 +256,12 @@ impl Coordinator {
                 // Only from the incarnation membership knows: an older life's claims are void.
                 let current = self.membership.incarnation_of(from);
                 if current.is_some_and(|c| incarnation >= c) {
+                    // Done once the target hosts it (not merely announces it as moved away).
                     let arrived: Vec<ActorPath> = self
                         .moves_out
                         .iter()
-                        .filter(|(root, to)| *to == from && roots.contains(root))
+                        .filter(|(root, (to, _))| *to == from && roots.contains(root))
+                        .filter(|(root, _)| !moving.iter().any(|(r, _)| r == *root))
                         .map(|(root, _)| root.clone())
                         .collect();
                     if self.directory.announce_moving(from, incarnation, roots, moving.into_iter().collect())
@@ -263,7 +278,7 @@ impl Coordinator {
                 }
             }
             ControlMsg::MoveRefused { root, why } => {
-                if self.moves_out.get(&root).is_some_and(|to| to == from) {
+                if self.moves_out.get(&root).is_some_and(|(to, _)| to == from) {
                     self.abort_move(&root, &format!("{from} refused it: {why}"));
                 }
             }
@@ -324,12 +339,12 @@ impl Coordinator {
     /// Starts moving the subtree at `root`, hosted here, to `to`: refused (with the reason) if
     /// it does not run here, is already moving, or `to` is not up or lacks a tag a
     /// requirement inside the subtree needs.
-    pub fn begin_move(&mut self, root: &ActorPath, to: &str) -> Result<(), String> {
+    pub fn begin_move(&mut self, root: &ActorPath, to: &str, now: Instant) -> Result<(), String> {
+        if let Some((target, _)) = self.moves_out.get(root) {
+            return Err(format!("{root} is already moving to {target}"));
+        }
         if !self.hosted.contains(root) {
             return Err(format!("{root} does not run on {}", self.name));
-        }
-        if let Some(target) = self.moves_out.get(root) {
-            return Err(format!("{root} is already moving to {target}"));
         }
         if !self.lease_held {
             return Err(format!("{} does not hold its lease", self.name));
@@ -346,31 +361,45 @@ impl Coordinator {
         if let Some((path, requirement)) = requires.iter().find(|(_, r)| !r.matches(&target.tags)) {
             return Err(format!("{to} cannot host {root}: {path} requires {requirement}"));
         }
-        self.moves_out.insert(root.clone(), to.to_string());
-        self.outputs.push_back(Output::MoveOut { root: root.clone(), to: to.to_string() });
+        self.moves_out.insert(root.clone(), (to.to_string(), now));
+        self.moved.remove(root);
+        // Announced first: the host's directory says "moving" before any mailbox closes.
         self.announce();
+        self.outputs.push_back(Output::MoveOut { root: root.clone(), to: to.to_string() });
         Ok(())
     }
 
-    /// The host could not take the subtree out or hand it over (`why`): it runs here again.
+    /// The host could not take the subtree out or hand it over, or the target refused it
+    /// (`why`): it runs here again.
     pub fn abort_move(&mut self, root: &ActorPath, why: &str) {
-        if let Some(to) = self.moves_out.remove(root) {
-            self.outputs.push_back(Output::MoveAborted { root: root.clone(), to, why: why.to_string() });
+        if let Some((to, _)) = self.moves_out.remove(root) {
+            let why = why.to_string();
+            self.outputs.push_back(Output::MoveAborted { root: root.clone(), to, why, reclaim: false });
             self.announce();
         }
     }
 
-    /// Subtrees moving away from here, and to where.
-    pub fn moves_out(&self) -> &BTreeMap<ActorPath, String> {
-        &self.moves_out
+    /// The target may have started the subtree all the same (released, or too slow): this
+    /// node lets go of it and claims it again, with the kept handoff, like any other.
+    fn reclaim_move(&mut self, root: &ActorPath, why: String, now: Instant) {
+        if let Some((to, _)) = self.moves_out.remove(root) {
+            self.hosted.remove(root);
+            self.moves_in.insert(root.clone(), (self.name.clone(), now));
+            self.outputs.push_back(Output::MoveAborted { root: root.clone(), to, why, reclaim: true });
+            self.announce();
+        }
     }
 
     /// The handoff of `root` arrived from `from`: this node claims it (and starts it from the
     /// handoff once granted), or refuses it. True if accepted.
-    pub fn handoff_arrived(&mut self, root: &ActorPath, from: &str) -> bool {
-        let refusal = match self.topology.get(root) {
-            None => Some(format!("{root} is not a subtree of the topology")),
+    pub fn handoff_arrived(&mut self, root: &ActorPath, from: &str, now: Instant) -> bool {
+        let top_level = self.topology.roots().iter().find(|s| s.path() == root);
+        let refusal = match top_level {
+            None => Some(format!("{root} is not a top-level subtree of the topology")),
             Some(_) if self.hosted.contains(root) => Some(format!("{root} already runs on {}", self.name)),
+            Some(_) if self.moves_in.contains_key(root) => {
+                Some(format!("{root} is already moving to {}", self.name))
+            }
             Some(spec) => {
                 let mut requires = Vec::new();
                 crate::placement::requirements(spec, &mut requires);
@@ -385,8 +414,19 @@ impl Coordinator {
             self.send(from.to_string(), ControlMsg::MoveRefused { root: root.clone(), why });
             return false;
         }
-        self.moves_in.insert(root.clone(), from.to_string());
+        self.moved.remove(root);
+        self.moves_in.insert(root.clone(), (from.to_string(), now));
         true
+    }
+
+    /// Subtrees this node is moving away (stopped here, not yet running there).
+    pub fn moving_out(&self) -> impl Iterator<Item = &ActorPath> {
+        self.moves_out.keys()
+    }
+
+    /// The host started a subtree from its handoff.
+    pub fn moved_in(&mut self, root: &ActorPath) {
+        self.moves_in.remove(root);
     }
 
     /// Leaves for good: stops everything hosted here, says so, and tells every member.
@@ -405,11 +445,16 @@ impl Coordinator {
         let failed: Vec<(ActorPath, String)> = self
             .moves_out
             .iter()
-            .filter(|(_, to)| released(self, to))
-            .map(|(r, t)| (r.clone(), t.clone()))
+            .filter(|(_, (to, since))| released(self, to) || now.saturating_since(*since) >= MOVE_TIMEOUT)
+            .map(|(r, (t, _))| (r.clone(), t.clone()))
             .collect();
         for (root, to) in failed {
-            self.abort_move(&root, &format!("{to} went down before it took the subtree"));
+            let why = if released(self, &to) {
+                format!("{to} went down before it was seen to host it")
+            } else {
+                format!("{to} did not host it within {MOVE_TIMEOUT:?}")
+            };
+            self.reclaim_move(&root, why, now);
         }
         let gone: Vec<String> =
             self.directory.nodes().filter(|n| released(self, n)).map(str::to_string).collect();
@@ -451,17 +496,28 @@ impl Coordinator {
             .filter(|(root, _)| !self.hosted.contains(*root) && !self.claims.contains_key(*root))
             .map(|(root, _)| root.clone())
             .collect();
-        // Subtrees moving here are claimed like any other, whoever the plan would pick.
-        let arriving: Vec<ActorPath> = self
-            .moves_in
-            .keys()
-            .filter(|root| !self.hosted.contains(*root) && !self.claims.contains_key(*root))
-            .cloned()
-            .collect();
+        // Subtrees moving here are claimed like any other, whoever the plan would pick, once an
+        // announcement confirms their holder is moving them here (or this node takes its own
+        // back). A handoff unconfirmed for long, or whose move is over, is dropped.
+        let mut arriving = Vec::new();
+        let mut dropped = Vec::new();
+        for (root, (from, since)) in &self.moves_in {
+            let confirmed = *from == self.name
+                || (self.directory.node_of(root) == Some(from.as_str())
+                    && self.directory.moving_to(root) == Some(self.name.as_str()));
+            if confirmed && !self.hosted.contains(root) && !self.claims.contains_key(root) {
+                arriving.push(root.clone());
+            } else if !confirmed && now.saturating_since(*since) >= HANDOFF_UNCONFIRMED_MAX {
+                dropped.push(root.clone());
+            }
+        }
+        for root in dropped {
+            self.moves_in.remove(&root);
+            self.outputs.push_back(Output::MoveInDropped { root });
+        }
         for root in mine.into_iter().chain(arriving) {
             self.claim(root, now);
         }
-        self.moves_in.retain(|root, _| !self.hosted.contains(root));
         let unplaced: Vec<String> = plan.unplaced.iter().map(ToString::to_string).collect();
         if unplaced != self.unplaced {
             if !unplaced.is_empty() {
@@ -520,8 +576,9 @@ impl Coordinator {
     /// The roots this node announces: those hosted here, and those moving or lately moved
     /// away (also listed, with their new node, as moving).
     fn announced(&self) -> (Vec<ActorPath>, BTreeMap<ActorPath, String>) {
-        let mut moving = self.moves_out.clone();
-        moving.extend(self.moved.iter().map(|(root, (to, _))| (root.clone(), to.clone())));
+        let mut moving: BTreeMap<ActorPath, String> =
+            self.moved.iter().map(|(root, (to, _))| (root.clone(), to.clone())).collect();
+        moving.extend(self.moves_out.iter().map(|(root, (to, _))| (root.clone(), to.clone())));
         let roots = self.hosted.iter().chain(moving.keys()).cloned().collect::<BTreeSet<_>>();
         (roots.into_iter().collect(), moving)
     }

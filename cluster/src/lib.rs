@@ -5,7 +5,8 @@
 //! replicated directory (path -> node), placement by tags with majority-granted claims, and
 //! data lanes for remote messages. Everything but `transport::quic` and `node` is sans-IO (no
 //! clock read, no IO), so the simulator runs the same code over its simulated network.
-//! Migration comes with issue 8.
+//! Live migration moves a subtree between nodes with its state (`coordinator` decides,
+//! `node::migrate` executes, the runtime's `migration` takes it out and starts it).
 //!
 //! # Layout
 //! - `identity`: the cluster CA, node and admin certificates with their capability tags, and

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// The wire version this build speaks. A peer with another version is refused, not guessed at.
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 
 /// Largest frame (version + body), in bytes. A raw window (4 channels x 2048 samples x 4 B =
 /// 32 KiB) or an OTA chunk fits many times over; the bound caps what one connection can make a

@@ -419,9 +419,11 @@ enum FeederMsg {
     Stop(ReplyTo<u64>),
 }
 
-/// Sends the ledger numbered additions, 20 every millisecond, until stopped.
+/// Sends the ledger and its copy (the ledger's child) numbered additions, 20 every
+/// millisecond, until stopped.
 struct Feeder {
     ledger: ActorRef<LedgerMsg>,
+    copy: ActorRef<LedgerMsg>,
     next: u64,
     timer: Option<aiot_runtime::TimerId>,
 }
@@ -437,9 +439,12 @@ impl Actor for Feeder {
             FeederMsg::Tick if self.timer.is_some() => {
                 for _ in 0..20 {
                     // Before the ledger is placed, a send is a dead letter: count only what went.
-                    if ctx.send(&self.ledger, LedgerMsg::Add(self.next)).is_ok() {
-                        self.next += 1;
+                    if ctx.send(&self.ledger, LedgerMsg::Add(self.next)).is_err() {
+                        break;
                     }
+                    let copied = ctx.send(&self.copy, LedgerMsg::Add(self.next));
+                    copied.map_err(|e| ActorError::new(e.to_string()))?;
+                    self.next += 1;
                 }
             }
             FeederMsg::Tick => {}
@@ -457,7 +462,9 @@ impl Actor for Feeder {
 fn moving_topology() -> Topology {
     let mut t = Topology::builder();
     t.actor("/ledger", |_| Ledger::default()).requires("tier=inference | tier=things");
-    t.actor("/feeder", |_| Feeder { ledger: ActorRef::parse("/ledger").unwrap(), next: 0, timer: None })
+    t.actor("/ledger/copy", |_| Ledger::default());
+    let (ledger, copy) = (ActorRef::parse("/ledger").unwrap(), ActorRef::parse("/ledger/copy").unwrap());
+    t.actor("/feeder", move |_| Feeder { ledger: ledger.clone(), copy: copy.clone(), next: 0, timer: None })
         .requires("tier=platform");
     t.build().unwrap()
 }
@@ -502,6 +509,8 @@ async fn a_stateful_actor_moves_between_nodes_under_load_without_losing_or_repea
     })
     .await;
 
+    // Sends before the ledger was placed everywhere were dead letters; none may be from here on.
+    let dead_before: Vec<u64> = nodes.iter().map(|n| n.system().core().dead_letters()).collect();
     let file = |f: &str| dir.path().join(f);
     let admin = AdminClient::load(&file("ca.pem"), &file("ops.pem"), &file("ops.key")).unwrap();
     let at_a = admin.connect(a.addr()).await.unwrap();
@@ -520,7 +529,7 @@ async fn a_stateful_actor_moves_between_nodes_under_load_without_losing_or_repea
     let moved = at_source.ask(&AdminRequest::Move { root: "/ledger".into(), to: to.into() }).await.unwrap();
     let AdminResponse::Moved(report) = moved else { panic!("{moved:?}") };
     assert_eq!((report.root.as_str(), report.from.as_str(), report.to.as_str()), ("/ledger", from, to));
-    assert_eq!(report.actors, 1);
+    assert_eq!(report.actors, 2, "the ledger and its child");
     assert!(report.bytes > 0, "the state moved: {report:?}");
     println!("moved /ledger {from} -> {to}: {report:?}");
     for node in nodes {
@@ -534,35 +543,34 @@ async fn a_stateful_actor_moves_between_nodes_under_load_without_losing_or_repea
     eventually("the stream flows at the new place", handled_there).await;
     let feeder = ActorRef::<FeederMsg>::parse("/feeder").unwrap();
     let sent: u64 = a.system().ask(&feeder, FeederMsg::Stop, Duration::from_secs(5)).await.unwrap();
-    let ask_seen = || async {
-        let ledger = ActorRef::<LedgerMsg>::parse("/ledger").unwrap();
-        let seen: Vec<u64> = a.system().ask(&ledger, LedgerMsg::Seen, Duration::from_secs(5)).await.unwrap();
+    let system = a.system();
+    let ask_seen = |path: &'static str| async move {
+        let ledger = ActorRef::<LedgerMsg>::parse(path).unwrap();
+        let seen: Vec<u64> = system.ask(&ledger, LedgerMsg::Seen, Duration::from_secs(5)).await.unwrap();
         seen
     };
-    let deadline = tokio::time::Instant::now() + WAIT_MAX;
-    let mut seen = ask_seen().await;
-    while (seen.len() as u64) < sent && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        seen = ask_seen().await;
+    // The ledger and its child moved together; each got every number once.
+    for path in ["/ledger", "/ledger/copy"] {
+        let deadline = tokio::time::Instant::now() + WAIT_MAX;
+        let mut seen = ask_seen(path).await;
+        while (seen.len() as u64) < sent && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            seen = ask_seen(path).await;
+        }
+        let mut sorted = seen.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), seen.len(), "{path}: a number was handled twice");
+        let all: Vec<u64> = (0..sent).collect();
+        assert_eq!(sorted, all, "{path}: a number was lost ({} of {sent} arrived)", seen.len());
+        let out_of_order = seen.windows(2).filter(|w| w[0] > w[1]).count();
+        println!("{path}: {sent} numbers, each handled once; {out_of_order} arrived after a later one");
     }
-    let mut sorted = seen.clone();
-    sorted.sort_unstable();
-    sorted.dedup();
-    assert_eq!(sorted.len(), seen.len(), "a number was handled twice");
-    assert_eq!(
-        sorted,
-        (0..sent).collect::<Vec<u64>>(),
-        "a number was lost ({} of {sent} arrived)",
-        seen.len()
-    );
-    let out_of_order = seen.windows(2).filter(|w| w[0] > w[1]).count();
-    println!("{sent} numbers, each handled once; {out_of_order} arrived after a later one");
-    assert_eq!(
-        a.system().core().dead_letters()
-            + b.system().core().dead_letters()
-            + c.system().core().dead_letters(),
-        0
-    );
+    for (node, before) in nodes.iter().zip(dead_before) {
+        let core = node.system().core();
+        let during = core.dead_letters() - before;
+        assert_eq!(during, 0, "{}: dead letters to {:?}", node.name(), core.recent_dead_letters());
+    }
     // The source says so, and its metrics count it.
     let source_events = if from == "b" { &mut b_events } else { &mut c_events };
     source_events

@@ -189,13 +189,30 @@ pub(crate) fn start_subtree_from(
             spec.path()
         )));
     }
-    let paths: Vec<ActorPath> = handoff.actors.iter().map(|a| a.path.clone()).collect();
-    host.core().stash_handoff(handoff);
+    // Only the actors declared in this subtree take parts; the rest (dynamic children no one
+    // starts again) are dead letters.
+    let mut declared = Vec::new();
+    declared_in(spec, &mut declared);
+    let (kept, stray): (Vec<_>, Vec<_>) =
+        handoff.actors.into_iter().partition(|a| declared.contains(&a.path));
+    for part in stray {
+        host.core().dead_letter(&part.path, part.pending.len() as u64);
+    }
+    let paths: Vec<ActorPath> = kept.iter().map(|a| a.path.clone()).collect();
+    host.core().stash_handoff(Handoff { root: handoff.root, actors: kept });
     start_subtrees(host, root, std::slice::from_ref(spec)).inspect_err(|_| {
         for path in &paths {
             host.core().take_restoring(path);
         }
     })
+}
+
+/// Every path declared in the subtree under `spec`.
+fn declared_in(spec: &Arc<Spec>, out: &mut Vec<ActorPath>) {
+    out.push(spec.path().clone());
+    for child in spec.children() {
+        declared_in(child, out);
+    }
 }
 
 /// The path of a top-level actor named `name`.

@@ -489,7 +489,14 @@ impl<A: Actor> Runner<A> {
 
     fn finish_exit(&mut self, reason: ExitReason, host: &mut dyn Host) {
         let moving = self.core.migrating.take();
-        let snapshot = moving.as_ref().and_then(|_| self.actor.as_ref()?.snapshot());
+        // A snapshot that panics moves nothing: the actor starts fresh where it goes.
+        let snapshot = moving.as_ref().and_then(|_| {
+            let actor = self.actor.as_ref()?;
+            catch_unwind(AssertUnwindSafe(|| actor.snapshot())).unwrap_or_else(|_| {
+                self.core.cell.count_failure();
+                None
+            })
+        });
         self.with_actor(host, ActorId::EXTERNAL, |a, ctx| {
             a.stopped(ctx);
             Ok(())

@@ -352,7 +352,7 @@ impl World {
                 // The simulated nodes do not move subtrees (yet): a move is given back at once,
                 // before anything stopped.
                 Output::MoveOut { root, .. } => c.abort_move(&root, "simulated nodes do not move subtrees"),
-                Output::MoveDone { .. } | Output::MoveAborted { .. } => {}
+                Output::MoveDone { .. } | Output::MoveAborted { .. } | Output::MoveInDropped { .. } => {}
             }
         }
         for (to, msg) in sends {

@@ -66,8 +66,8 @@ impl Session {
             Command::Tags => Ok(views::tags(&self.nodes().await?)),
             Command::Place => Ok(views::placement(&self.placement().await?)),
             Command::Move { root, to } => {
-                let nodes = self.nodes().await?;
-                let from = nodes.iter().find(|n| n.hosts.contains(root)).map(|n| n.name.clone());
+                let place = self.placement().await?;
+                let from = place.iter().find(|s| &s.root == root).and_then(|s| s.node.clone());
                 let from = from.ok_or_else(|| format!("no node runs {root} (place lists the subtrees)"))?;
                 let report = self.move_subtree(&Planned { root: root.clone(), from, to: to.clone() }).await?;
                 Ok(views::moves(&[report]))
@@ -208,7 +208,8 @@ impl Session {
         self.ask_at(&node.name, addr, request).await
     }
 
-    /// Asks `name` at `addr`; a broken connection is dialled again once.
+    /// Asks `name` at `addr`; a broken connection is dialled again once (but a move, which
+    /// may have begun, is not asked twice).
     async fn ask_at(
         &mut self,
         name: &str,
@@ -216,10 +217,18 @@ impl Session {
         request: &AdminRequest,
     ) -> Result<AdminResponse, String> {
         if let Some(connection) = self.connections.get(name) {
-            if let Ok(response) = connection.ask(request).await {
-                return Ok(response);
+            match connection.ask(request).await {
+                Ok(response) => return Ok(response),
+                Err(e) if matches!(request, AdminRequest::Move { .. }) => {
+                    self.connections.remove(name);
+                    return Err(format!(
+                        "{name}: {e} (the move may have happened: place shows where it runs)"
+                    ));
+                }
+                Err(_) => {
+                    self.connections.remove(name);
+                }
             }
-            self.connections.remove(name);
         }
         let connection = self.client.connect(addr).await.map_err(|e| format!("{addr}: {e}"))?;
         if connection.node != name {

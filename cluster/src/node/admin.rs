@@ -58,7 +58,8 @@ async fn move_subtree(shared: &Arc<Shared>, root: &str, to: &str) -> AdminRespon
         Ok(root) => root,
         Err(e) => return AdminResponse::Refused(format!("{root:?}: {e}")),
     };
-    let begun = shared.coordinator.lock().begin_move(&root, to);
+    shared.moves.lock().outcomes.remove(&root);
+    let begun = shared.coordinator.lock().begin_move(&root, to, shared.now());
     if let Err(why) = begun {
         return AdminResponse::Refused(why);
     }

@@ -70,15 +70,20 @@ pub(crate) fn execute(shared: &Arc<Shared>) {
             }
             Output::Released(node) => release(shared, &node),
             Output::DirectoryChanged => {
-                let copy = shared.coordinator.lock().directory().clone();
-                *shared.directory.write() = copy;
+                // Copied under the coordinator's lock: two executions at once cannot leave the
+                // older copy behind.
+                let coordinator = shared.coordinator.lock();
+                *shared.directory.write() = coordinator.directory().clone();
             }
             Output::Note(Note::Member(event)) => shared.emit(NodeEvent::Member(event)),
             Output::Note(Note::Unplaced(why)) => shared.emit(NodeEvent::Unplaced(why)),
             Output::Note(Note::Lease(held)) => shared.emit(NodeEvent::Lease(held)),
             Output::MoveOut { root, to } => migrate::move_out(shared, root, to),
             Output::MoveDone { root, to } => migrate::done(shared, root, to),
-            Output::MoveAborted { root, to, why } => migrate::aborted(shared, root, to, why),
+            Output::MoveAborted { root, to, why, reclaim } => {
+                migrate::aborted(shared, root, to, why, reclaim)
+            }
+            Output::MoveInDropped { root } => migrate::dropped(shared, root),
         }
     }
 }

@@ -2,15 +2,17 @@
 //! runtime's `migration` takes a subtree out and starts it from a handoff).
 //!
 //! Out: the subtree stops with its state and waiting messages (the handoff), which goes to
-//! the target as one lane frame on the root's lane; the node keeps a copy until the target
-//! announces the subtree, and starts it again from the copy if the move is aborted. Messages
-//! that reach this node for the subtree meanwhile follow it on the same lane (`forward`).
+//! the target as one lane frame on the root's lane. Messages that reach this node for the
+//! subtree once its mailboxes closed follow it on the same lane (`forward_moving`); those
+//! that come before the handoff is on the lane wait here, so they reach the target behind
+//! it. The node keeps the handoff until the target announces the subtree, and starts the
+//! subtree again from it if the move is aborted (or keeps it for a claim of its own).
 //!
 //! In: a handoff that arrived is kept until the coordinator starts the subtree from it; the
-//! subtree's frames are held meanwhile, and delivered in arrival order once every actor of
-//! the subtree is up (`hold`, `release_held`).
+//! subtree's frames are held meanwhile, and delivered in arrival order once every declared
+//! actor of it is up (`hold`, `release_held`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,9 +36,9 @@ const RETRY_EVERY: Duration = Duration::from_millis(2);
 /// What the node keeps for the moves in progress.
 #[derive(Default)]
 pub(crate) struct Moves {
-    /// Subtrees moving away: the target, and the handoff once taken out.
+    /// Subtrees moving away.
     outgoing: BTreeMap<ActorPath, Outgoing>,
-    /// Handoffs that arrived, until the subtree starts here.
+    /// Handoffs to start here: arrived, or kept by this node to claim its subtree back.
     incoming: BTreeMap<ActorPath, Handoff>,
     /// Frames for subtrees moving in (root -> (path, bytes) in arrival order).
     held: BTreeMap<ActorPath, Vec<(ActorPath, Vec<u8>)>>,
@@ -47,10 +49,23 @@ pub(crate) struct Moves {
 }
 
 struct Outgoing {
+    to: String,
     handoff: Option<Handoff>,
-    /// Aborted while the subtree was still stopping: start it here once taken out.
-    aborted: bool,
+    /// The handoff is on the lane: forwarded frames may follow it directly.
+    sent: bool,
+    /// Frames for the subtree that came before the handoff was on the lane.
+    waiting: VecDeque<(ActorPath, Vec<u8>)>,
+    /// Aborted while the subtree was still stopping: what to do once it is out.
+    aborted: Option<Abort>,
     began: tokio::time::Instant,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Abort {
+    /// Start it here again.
+    Restart,
+    /// Keep the handoff for this node's claim.
+    Reclaim,
 }
 
 /// How a move from this node ended.
@@ -66,9 +81,15 @@ pub(crate) fn move_out(shared: &Arc<Shared>, root: ActorPath, to: String) {
         Ok(pending) => pending,
         Err(e) => return abort(shared, &root, &e.to_string()),
     };
-    let outgoing = Outgoing { handoff: None, aborted: false, began: tokio::time::Instant::now() };
+    let outgoing = Outgoing {
+        to: to.clone(),
+        handoff: None,
+        sent: false,
+        waiting: VecDeque::new(),
+        aborted: None,
+        began: tokio::time::Instant::now(),
+    };
     shared.moves.lock().outgoing.insert(root.clone(), outgoing);
-    shared.moves.lock().outcomes.remove(&root);
     let shared = shared.clone();
     tokio::spawn(async move {
         let handoff = match pending.await {
@@ -82,19 +103,47 @@ pub(crate) fn move_out(shared: &Arc<Shared>, root: ActorPath, to: String) {
             outgoing.handoff = Some(handoff);
             outgoing.aborted
         };
-        if aborted {
-            return restart_kept(&shared, &root);
+        match aborted {
+            Some(Abort::Restart) => return restart_kept(&shared, &root),
+            Some(Abort::Reclaim) => return keep_for_claim(&shared, &root),
+            None => {}
         }
         if bytes.len() + root.as_str().len() + 64 > FRAME_LEN_MAX {
             let why = format!("its state and messages take {} bytes, more than a frame carries", bytes.len());
             return abort(&shared, &root, &why);
         }
         let mut body = Body::Handoff(bytes);
-        while let Err(back) = push_on(&shared, &to, &root, &root, body) {
-            body = back;
+        loop {
+            let still_moving = shared.moves.lock().outgoing.get(&root).is_some_and(|o| o.aborted.is_none());
+            if !still_moving {
+                return;
+            }
+            match push_on(&shared, &to, &root, &root, body) {
+                Ok(()) => break,
+                Err(back) => body = back,
+            }
+            tokio::time::sleep(RETRY_EVERY).await;
+        }
+        // What came meanwhile follows the handoff, in order; then frames go straight on.
+        while !flush_waiting(&shared, &root) {
             tokio::time::sleep(RETRY_EVERY).await;
         }
     });
+}
+
+/// Puts the frames that waited for the handoff on the lane; true once none waits (from then
+/// on frames follow directly).
+fn flush_waiting(shared: &Shared, root: &ActorPath) -> bool {
+    let mut moves = shared.moves.lock();
+    let Some(outgoing) = moves.outgoing.get_mut(root) else { return true };
+    outgoing.sent = true;
+    while let Some((to, bytes)) = outgoing.waiting.pop_front() {
+        if let Err(body) = push_on(shared, &outgoing.to, root, &to, Body::Tell(bytes)) {
+            outgoing.waiting.push_front((to, body.into_bytes()));
+            return false;
+        }
+    }
+    true
 }
 
 /// Tells the coordinator the move failed; it answers `MoveAborted`.
@@ -103,33 +152,61 @@ fn abort(shared: &Arc<Shared>, root: &ActorPath, why: &str) {
     super::drive::execute(shared);
 }
 
-/// `Output::MoveAborted`: the subtree runs here again from the kept handoff (or will, once
-/// it has been taken out).
-pub(crate) fn aborted(shared: &Arc<Shared>, root: ActorPath, to: String, why: String) {
-    {
+/// `Output::MoveAborted`: the subtree runs here again from the kept handoff, or the handoff
+/// waits for this node's claim (`reclaim`); if the subtree is still stopping, once it is out.
+pub(crate) fn aborted(shared: &Arc<Shared>, root: ActorPath, to: String, why: String, reclaim: bool) {
+    let how = if reclaim { Abort::Reclaim } else { Abort::Restart };
+    let ready = {
         let mut moves = shared.moves.lock();
-        let Some(outgoing) = moves.outgoing.get_mut(&root) else { return };
-        if outgoing.handoff.is_none() {
-            outgoing.aborted = true;
-            return;
-        }
         moves.outcomes.insert(root.clone(), MoveOutcome::Aborted { to: to.clone(), why: why.clone() });
-    }
+        match moves.outgoing.get_mut(&root) {
+            Some(outgoing) if outgoing.handoff.is_none() => {
+                outgoing.aborted = Some(how);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
+    };
     shared.emit(NodeEvent::MoveAborted { root: root.clone(), to, why });
-    restart_kept(shared, &root);
+    if ready {
+        match how {
+            Abort::Restart => restart_kept(shared, &root),
+            Abort::Reclaim => keep_for_claim(shared, &root),
+        }
+    }
 }
 
+/// Starts the subtree here again from the kept handoff; frames that waited for it go to it.
 fn restart_kept(shared: &Arc<Shared>, root: &ActorPath) {
     let Some(outgoing) = shared.moves.lock().outgoing.remove(root) else { return };
     let (Some(handoff), Some(spec)) = (outgoing.handoff, shared.topology.get(root)) else { return };
-    if let Err(e) = shared.system.start_subtree_from(spec, handoff) {
-        shared.emit(NodeEvent::Stopped { root: root.clone(), why: format!("could not start again: {e}") });
+    match shared.system.start_subtree_from(spec, handoff) {
+        Ok(()) => redeliver(shared, root, outgoing.waiting.into()),
+        Err(e) => {
+            shared.emit(NodeEvent::Stopped { root: root.clone(), why: format!("could not start again: {e}") })
+        }
     }
+}
+
+/// Keeps the handoff for the `Start` of this node's claim; frames that waited are held for it.
+fn keep_for_claim(shared: &Shared, root: &ActorPath) {
+    let mut moves = shared.moves.lock();
+    let Some(outgoing) = moves.outgoing.remove(root) else { return };
+    if let Some(handoff) = outgoing.handoff {
+        moves.incoming.insert(root.clone(), handoff);
+    }
+    let held = moves.held.entry(root.clone()).or_insert_with(|| {
+        shared.holds.fetch_add(1, Relaxed);
+        Vec::new()
+    });
+    held.extend(outgoing.waiting);
 }
 
 /// `Output::MoveDone`: the target hosts the subtree; the kept handoff goes.
 pub(crate) fn done(shared: &Shared, root: ActorPath, to: String) {
-    let Some(outgoing) = shared.moves.lock().outgoing.remove(&root) else { return };
+    let mut moves = shared.moves.lock();
+    let Some(outgoing) = moves.outgoing.remove(&root) else { return };
     let handoff = outgoing.handoff.unwrap_or_else(|| Handoff { root: root.clone(), actors: Vec::new() });
     let outcome = MoveOutcome::Moved {
         to: to.clone(),
@@ -138,18 +215,17 @@ pub(crate) fn done(shared: &Shared, root: ActorPath, to: String) {
         messages: handoff.pending_len(),
         bytes: handoff.byte_len(),
     };
-    shared.stats.migrations.fetch_add(1, Relaxed);
-    let mut moves = shared.moves.lock();
     moves.outcomes.insert(root.clone(), outcome);
-    let until = tokio::time::Instant::now() + FORWARD_AFTER;
-    moves.moved_away.retain(|_, (_, until)| *until > tokio::time::Instant::now());
-    moves.moved_away.insert(root.clone(), (to.clone(), until));
+    let now = tokio::time::Instant::now();
+    moves.moved_away.retain(|_, (_, until)| *until > now);
+    moves.moved_away.insert(root.clone(), (to.clone(), now + FORWARD_AFTER));
     drop(moves);
+    shared.stats.migrations.fetch_add(1, Relaxed);
     shared.emit(NodeEvent::Moved { root, to });
 }
 
-/// A handoff frame from `from`: the coordinator accepts (the subtree is claimed, its frames
-/// held until it is up) or refuses it.
+/// A handoff frame from `from`: the coordinator accepts (the subtree is claimed once its
+/// move is confirmed, its frames held until it is up) or refuses it.
 pub(crate) fn arrived(shared: &Arc<Shared>, from: &str, root: &ActorPath, bytes: &[u8]) {
     let handoff = match aiot_runtime::message::decode::<Handoff>(bytes) {
         Ok(handoff) if handoff.root == *root => handoff,
@@ -158,26 +234,42 @@ pub(crate) fn arrived(shared: &Arc<Shared>, from: &str, root: &ActorPath, bytes:
             return;
         }
     };
-    if shared.coordinator.lock().handoff_arrived(root, from) {
+    let now = shared.now();
+    if shared.coordinator.lock().handoff_arrived(root, from, now) {
         let mut moves = shared.moves.lock();
         moves.incoming.insert(root.clone(), handoff);
-        if moves.held.insert(root.clone(), Vec::new()).is_none() {
+        moves.held.entry(root.clone()).or_insert_with(|| {
             shared.holds.fetch_add(1, Relaxed);
-        }
+            Vec::new()
+        });
     }
     super::drive::execute(shared);
 }
 
-/// `Output::Start` of a subtree whose handoff arrived: starts it from the handoff, and
-/// delivers its held frames once every actor of it is up. False if no handoff is here.
+/// `Output::Start` of a subtree whose handoff is here: starts it from the handoff and
+/// delivers its held frames once every actor of it is up. `None` if no handoff is here.
 pub(crate) fn start_moved_in(shared: &Arc<Shared>, root: &ActorPath) -> Option<bool> {
     let handoff = shared.moves.lock().incoming.remove(root)?;
     let spec = shared.topology.get(root)?;
-    let started = shared.system.start_subtree_from(spec, handoff).is_ok();
-    if started {
-        tokio::spawn(release_held(shared.clone(), root.clone()));
+    match shared.system.start_subtree_from(spec, handoff.clone()) {
+        Ok(()) => {
+            shared.coordinator.lock().moved_in(root);
+            tokio::spawn(release_held(shared.clone(), root.clone()));
+            Some(true)
+        }
+        Err(_) => {
+            // Kept for the next claim's start.
+            shared.moves.lock().incoming.insert(root.clone(), handoff);
+            Some(false)
+        }
     }
-    Some(started)
+}
+
+/// `Output::MoveInDropped`: the handoff will not start here; what was held is delivered (or
+/// forwarded, or counted as dead letters) as if never held.
+pub(crate) fn dropped(shared: &Arc<Shared>, root: ActorPath) {
+    shared.moves.lock().incoming.remove(&root);
+    tokio::spawn(release_held(shared.clone(), root));
 }
 
 /// Holds a frame for a subtree moving in; gives it back if none is held for its path.
@@ -214,20 +306,41 @@ async fn release_held(shared: Arc<Shared>, root: ActorPath) {
             std::mem::take(held)
         };
         for (to, bytes) in batch {
-            loop {
-                match core.deliver_remote(&to, &bytes) {
-                    Err(DeliveryError::Full(_)) => tokio::time::sleep(RETRY_EVERY).await,
-                    Err(DeliveryError::Decode { .. }) => {
-                        shared.stats.decode_errors.fetch_add(1, Relaxed);
-                        break;
-                    }
-                    Ok(()) => {
-                        shared.stats.remote_received.fetch_add(1, Relaxed);
-                        break;
-                    }
-                    Err(DeliveryError::NoActor(_) | DeliveryError::Rejected(_)) => break,
-                }
+            deliver_held(&shared, &to, &bytes).await;
+        }
+    }
+}
+
+/// Starts delivering frames that waited here for a subtree that runs here again.
+fn redeliver(shared: &Arc<Shared>, root: &ActorPath, frames: Vec<(ActorPath, Vec<u8>)>) {
+    if frames.is_empty() {
+        return;
+    }
+    {
+        let mut moves = shared.moves.lock();
+        let held = moves.held.entry(root.clone()).or_insert_with(|| {
+            shared.holds.fetch_add(1, Relaxed);
+            Vec::new()
+        });
+        held.splice(0..0, frames);
+    }
+    tokio::spawn(release_held(shared.clone(), root.clone()));
+}
+
+/// Delivers one held frame, waiting while its mailbox is full.
+async fn deliver_held(shared: &Shared, to: &ActorPath, bytes: &[u8]) {
+    loop {
+        match shared.system.core().deliver_remote(to, bytes) {
+            Err(DeliveryError::Full(_)) => tokio::time::sleep(RETRY_EVERY).await,
+            Err(DeliveryError::Decode { .. }) => {
+                shared.stats.decode_errors.fetch_add(1, Relaxed);
+                return;
             }
+            Ok(()) => {
+                shared.stats.remote_received.fetch_add(1, Relaxed);
+                return;
+            }
+            Err(DeliveryError::NoActor(_) | DeliveryError::Rejected(_)) => return,
         }
     }
 }
@@ -244,6 +357,25 @@ fn under(path: &ActorPath, root: &ActorPath) -> bool {
     false
 }
 
+/// A frame for a subtree this node is moving to `target`: it waits here until the handoff is
+/// on the lane, then follows it on the root's lane. The body comes back if the lane is full.
+pub(crate) fn forward_moving(
+    shared: &Shared,
+    root: &ActorPath,
+    target: &str,
+    to: &ActorPath,
+    bytes: Vec<u8>,
+) -> Result<(), Body> {
+    let mut moves = shared.moves.lock();
+    if let Some(outgoing) = moves.outgoing.get_mut(root) {
+        if !outgoing.sent || !outgoing.waiting.is_empty() {
+            outgoing.waiting.push_back((to.clone(), bytes));
+            return Ok(());
+        }
+    }
+    push_on(shared, target, root, to, Body::Tell(bytes))
+}
+
 /// What `forward` did with a frame.
 pub(crate) enum Forward {
     /// Its subtree is not moving away from here.
@@ -254,18 +386,28 @@ pub(crate) enum Forward {
 }
 
 /// A frame for a path with no actor here: if this node is moving its subtree away (or moved
-/// it in the last `FORWARD_AFTER`), it follows the subtree on the root's lane.
+/// it in the last `FORWARD_AFTER`), it follows the subtree.
 pub(crate) fn forward(shared: &Shared, to: &ActorPath, bytes: &[u8]) -> Forward {
     let moving = shared.directory.read().moving_target_of(to).map(|(root, t)| (root, t.to_string()));
-    let target = moving.or_else(|| {
-        let moves = shared.moves.lock();
-        let now = tokio::time::Instant::now();
-        let root = moves.moved_away.keys().find(|root| under(to, root))?;
-        let (target, until) = &moves.moved_away[root];
-        (*until > now).then(|| (root.clone(), target.clone()))
-    });
-    let Some((root, target)) = target.filter(|(_, t)| *t != shared.name) else { return Forward::NotMoving };
-    match push_on(shared, &target, &root, to, Body::Tell(bytes.to_vec())) {
+    let sent = match moving.filter(|(_, t)| *t != shared.name) {
+        Some((root, target)) => forward_moving(shared, &root, &target, to, bytes.to_vec()),
+        None => {
+            let moved = {
+                let moves = shared.moves.lock();
+                let now = tokio::time::Instant::now();
+                moves
+                    .moved_away
+                    .iter()
+                    .find(|(root, (_, until))| under(to, root) && *until > now)
+                    .map(|(root, (target, _))| (root.clone(), target.clone()))
+            };
+            let Some((root, target)) = moved.filter(|(_, t)| *t != shared.name) else {
+                return Forward::NotMoving;
+            };
+            push_on(shared, &target, &root, to, Body::Tell(bytes.to_vec()))
+        }
+    };
+    match sent {
         Ok(()) => Forward::Sent,
         Err(_) => Forward::Full,
     }

@@ -29,7 +29,8 @@ impl Router {
 }
 
 /// Puts a frame for `to` on the lane of `lane_path` to `node` (a moving subtree's frames all
-/// take its root's lane, behind its handoff); the body comes back if the lane is full.
+/// take its root's lane: `migrate` puts them behind its handoff); the body comes back if the
+/// lane is full.
 pub(crate) fn push_on(
     shared: &Shared,
     node: &str,
@@ -81,7 +82,9 @@ impl Remote for Router {
             // Hosted here but not running: moving away (it follows its handoff), or starting
             // or stopping.
             Some(node) if node == shared.name => match directory.moving_target_of(to) {
-                Some((root, target)) => push_on(&shared, target, &root, to, Body::Tell(bytes)).map_err(full),
+                Some((root, target)) => {
+                    super::migrate::forward_moving(&shared, &root, target, to, bytes).map_err(full)
+                }
                 None => Err(RemoteSendError::NoRoute),
             },
             Some(node) => self.push(&shared, node, to, Body::Tell(bytes)).map_err(full),
@@ -90,10 +93,20 @@ impl Remote for Router {
 
     fn wait_for_room(&self, to: &ActorPath, waiter: Arc<dyn AnyCell>) -> bool {
         let Some(shared) = self.shared.upgrade() else { return false };
-        let node = shared.directory.read().node_of(to).map(str::to_string);
-        let Some(node) = node.filter(|n| *n != shared.name) else { return false };
+        // A path moving away from here waits on the lane to its target (its root's lane).
+        let (node, lane_path) = {
+            let directory = shared.directory.read();
+            match (directory.node_of(to), directory.moving_target_of(to)) {
+                (Some(node), Some((root, target))) if node == shared.name => (target.to_string(), root),
+                (Some(node), _) => (node.to_string(), to.clone()),
+                (None, _) => return false,
+            }
+        };
+        if node == shared.name {
+            return false;
+        }
         let out = shared.peer_out(&node);
-        let lane = &out.lanes[usize::from(lane_of(to))];
+        let lane = &out.lanes[usize::from(lane_of(&lane_path))];
         let state = lane.state.lock();
         if state.has_room() {
             return false;

@@ -17,8 +17,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::quic::{
-    closed_why, read_handshake, roots, write_handshake, FrameReader, Handshake, Material, TransportError,
-    ALPN,
+    closed_why, peer_identity, read_handshake, roots, write_handshake, FrameReader, Handshake, Material,
+    TransportError, ALPN,
 };
 use crate::admin::{AdminRequest, AdminResponse};
 use crate::identity::{read_identity, Identity, Role};
@@ -26,6 +26,8 @@ use crate::wire;
 
 /// The name the shell dials by (certificates are checked against their own name instead).
 const ANY_NODE: &str = "aiot-node";
+/// How often an admin connection says it is alive while it waits for an answer.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Accepts a server certificate the cluster CA issued to a node, whatever its name.
 #[derive(Debug)]
@@ -111,8 +113,12 @@ impl AdminClient {
             .with_client_auth_cert(vec![cert_der], key_der)
             .map_err(|e| err(&e))?;
         client.alpn_protocols = vec![ALPN.to_vec()];
-        let client =
+        let mut client =
             quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(client).map_err(|e| err(&e))?));
+        // Keep-alives: a move may take longer than the idle timeout to answer.
+        let mut transport = quinn::TransportConfig::default();
+        transport.keep_alive_interval(Some(KEEP_ALIVE));
+        client.transport_config(Arc::new(transport));
         let bind: SocketAddr = "0.0.0.0:0".parse().expect("a valid address");
         let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| TransportError::Io(e.to_string()))?;
         endpoint.set_default_client_config(client);
@@ -124,12 +130,13 @@ impl AdminClient {
         let connecting =
             self.endpoint.connect(addr, ANY_NODE).map_err(|e| TransportError::Io(e.to_string()))?;
         let connection = connecting.await.map_err(|e| TransportError::Handshake(e.to_string()))?;
+        let node = peer_identity(&connection)?.name;
         let (mut send, mut recv) = connection.open_bi().await.map_err(|e| closed_why(&connection, e))?;
         let hello = Handshake::Admin { name: self.me.name.clone() };
         write_handshake(&mut send, &hello).await.map_err(|e| closed_why(&connection, e))?;
         match read_handshake(&mut recv).await.map_err(|e| closed_why(&connection, e))? {
-            Handshake::Welcome { node } => Ok(AdminConnection { connection, node }),
-            other => Err(TransportError::Handshake(format!("unexpected answer {other:?}"))),
+            Handshake::Welcome { node: said } if said == node => Ok(AdminConnection { connection, node }),
+            other => Err(TransportError::Handshake(format!("{node} answered {other:?}"))),
         }
     }
 }
@@ -137,7 +144,7 @@ impl AdminClient {
 /// An admin's connection to one node.
 pub struct AdminConnection {
     connection: quinn::Connection,
-    /// The node's name, from its certificate.
+    /// The node's name, from its certificate (its `Welcome` must say the same).
     pub node: String,
 }
 
