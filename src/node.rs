@@ -26,7 +26,7 @@ use aiot_cluster::transport::quic::NodeTls;
 use aiot_runtime::{ClusterClock, Topology};
 use ed25519_dalek::SigningKey;
 
-use crate::topologies::Status;
+use crate::topologies::Built;
 
 /// How often a topology's status line is printed.
 const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -50,10 +50,14 @@ pub fn run(options: Options) -> Result<(), String> {
         (Some(models), "platform") => Some(registry_keys(&models.signing_key, &config.data_dir)?),
         _ => None,
     };
-    let (topology, status) = match &config.topology {
+    let Built { topology, status, metrics } = match &config.topology {
         Some(topology) => crate::topologies::by_name(topology, &name, fleet.as_ref(), models)
             .map_err(|e| format!("{}: topology: {e}", options.config.display()))?,
-        None => (Topology::builder().build().map_err(|e| e.to_string())?, None),
+        None => Built {
+            topology: Topology::builder().build().map_err(|e| e.to_string())?,
+            status: None,
+            metrics: None,
+        },
     };
     println!("node {name} with attested tags [{}]", tag_list(&tls.me.tags));
     if options.check {
@@ -83,7 +87,7 @@ pub fn run(options: Options) -> Result<(), String> {
             None => log_status,
         });
     }
-    runtime.block_on(serve(config, tls, topology, prepare, status))
+    runtime.block_on(serve(config, tls, Built { topology, status, metrics }, prepare))
 }
 
 /// The registry's keys: the model-signing key from its PEM file, the storage key from the
@@ -150,10 +154,10 @@ fn incarnation() -> u64 {
 async fn serve(
     config: NodeConfig,
     tls: NodeTls,
-    topology: Topology,
+    built: Built,
     prepare: Option<Prepare>,
-    status: Option<Status>,
 ) -> Result<(), String> {
+    let Built { topology, status, metrics } = built;
     let incarnation = incarnation();
     let setup = NodeSetup {
         tls,
@@ -170,6 +174,9 @@ async fn serve(
     let (node, mut events) = Node::start(setup)?;
     println!("listening on {}", node.addr());
     let node = Arc::new(node);
+    if let Some(collector) = metrics {
+        node.register_metrics(collector);
+    }
     if let Some(addr) = config.metrics {
         let bound = crate::metrics::serve(addr, Arc::clone(&node)).await?;
         println!("metrics on http://{bound}/metrics");

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{aiot, run_ok, wait_for_all, write_config, write_config_with, Node, WAIT_MAX};
+use common::{aiot, http_get, run_ok, wait_for_all, write_config, write_config_with, Node, WAIT_MAX};
 
 #[test]
 fn node_processes_join_through_a_seed_see_each_other_and_detect_a_kill() {
@@ -190,7 +190,7 @@ fn four_nodes_spread_the_ping_topology_by_tags_and_fail_over_within_the_lease_bo
 /// broker (`stream` is added to the platform's configuration), and 3 motes for 4 s at warp 600
 /// (`during` runs while they do). Returns the nodes and the frames the motes sent and resent
 /// (for want of an acknowledgement), after checking that every one was acknowledged end to end.
-fn motes_through_a_things_cluster(dir: &Path, stream: &str, during: impl FnOnce()) -> (Node, Node, u64, u64) {
+fn motes_through_a_things_cluster(dir: &Path, stream: &str, during: impl FnOnce()) -> ThingsRun {
     let path = |p: &str| dir.join(p).to_str().unwrap().to_string();
     run_ok(&["ca", "init", "--dir", &path("ca")]);
     run_ok(&["ca", "issue", "--dir", &path("ca"), "--node", "platform-1", "--tags", "tier=platform"]);
@@ -204,7 +204,11 @@ fn motes_through_a_things_cluster(dir: &Path, stream: &str, during: impl FnOnce(
     assert!(platform.wait_for("embedded MQTT broker on ").contains(&port.to_string()));
     let addr = platform.wait_for("listening on ").trim_start_matches("listening on ").to_string();
     let seeds = format!("\"platform-1@{addr}\"");
-    let things = Node::start(&write_config_with(dir, "things-1", &seeds, "tier = \"things\"", &mqtt));
+    let things_extra = format!("metrics = \"127.0.0.1:0\"\n{mqtt}");
+    let things = Node::start(&write_config_with(dir, "things-1", &seeds, "tier = \"things\"", &things_extra));
+    let line = things.wait_for("metrics on http://");
+    let things_metrics =
+        line.trim_start_matches("metrics on http://").trim_end_matches("/metrics").to_string();
     things.wait_for("hosting /gateway");
 
     let broker = format!("mqtt://127.0.0.1:{port}");
@@ -234,7 +238,18 @@ fn motes_through_a_things_cluster(dir: &Path, stream: &str, during: impl FnOnce(
     let status = out.lines().rev().nth(1).unwrap_or_default();
     let resent =
         status.split("resent ").nth(1).and_then(|r| r.split(',').next()).and_then(|n| n.parse().ok());
-    (platform, things, sent, resent.unwrap_or_else(|| panic!("no resent count in {status:?}")))
+    let resent = resent.unwrap_or_else(|| panic!("no resent count in {status:?}"));
+    ThingsRun { platform, _things: things, things_metrics, sent, resent }
+}
+
+/// What `motes_through_a_things_cluster` leaves running and counted.
+struct ThingsRun {
+    platform: Node,
+    _things: Node,
+    /// The things node's metrics endpoint.
+    things_metrics: String,
+    sent: u64,
+    resent: u64,
 }
 
 /// The first "things: " status line (every 10 s) whose number after `label` is at least `n`.
@@ -264,7 +279,19 @@ fn bridge_status_with(platform: &Node, frames: u64) -> String {
 fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker_into_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let models = "[models]\nsigning_key = \"ca/model-signing.key\"";
-    let (platform, _things, sent, _) = motes_through_a_things_cluster(dir.path(), models, || {});
+    let ThingsRun { platform, _things, things_metrics, sent, .. } =
+        motes_through_a_things_cluster(dir.path(), models, || {});
+    // The things node's metrics count what its gateway verified and routed.
+    let metrics = http_get(&things_metrics, "/metrics");
+    let counter = |name: &str| -> u64 {
+        let prefix = format!("{name}{{node=\"things-1\"}} ");
+        let line = metrics.lines().find_map(|l| l.strip_prefix(&prefix).map(str::to_string));
+        line.unwrap_or_else(|| panic!("no {prefix} in\n{metrics}")).parse().unwrap()
+    };
+    assert!(counter("aiot_mqtt_frames_forwarded_total") >= sent, "{metrics}");
+    assert!(counter("aiot_mqtt_acks_sent_total") > 0, "{metrics}");
+    let bad_mac = "aiot_mqtt_frames_refused_total{node=\"things-1\",reason=\"BadMac\"} 0";
+    assert!(metrics.lines().any(|l| l == bad_mac), "{metrics}");
     // The bridge runs on the platform node and appends to the embedded log there. Every frame
     // was acknowledged end to end, which the bridge allows only once its record is durable; its
     // status counts each frame once (copies of a waiting frame join it).
@@ -325,7 +352,8 @@ fn motes_through_the_bridge_into_kafka_survive_a_frozen_broker_and_read_back_in_
         std::thread::sleep(Duration::from_millis(2500));
         tansu.resume().unwrap();
     };
-    let (platform, _things, sent, resent) = motes_through_a_things_cluster(dir.path(), &stream, freeze);
+    let ThingsRun { platform, _things, sent, resent, .. } =
+        motes_through_a_things_cluster(dir.path(), &stream, freeze);
     assert!(resent > 0, "the motes resent frames while Kafka was frozen (no acknowledgement came)");
     let status = bridge_status_with(&platform, sent);
     assert!(status.contains(&format!("({sent} frames), 0 waiting")), "{status}");

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{aiot, run_ok, write_config_with, Node};
+use common::{aiot, http_get, run_ok, write_config_with, Node};
 use serde_json::Value;
 
 struct Cluster {
@@ -52,19 +52,6 @@ fn shell_args(cluster: &Cluster) -> Vec<String> {
     ["shell", "--connect", &cluster.addr, "--ca-dir", ca.to_str().unwrap(), "--admin", "ops"]
         .map(String::from)
         .to_vec()
-}
-
-/// `GET` over plain HTTP/1.0; the body of a 200 answer.
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
-    body.to_string()
 }
 
 fn field<'a>(rows: &'a Value, key: &str, value: &str) -> &'a Value {

@@ -5,17 +5,18 @@
 use aiot_runtime::ActorPath;
 use serde::{Deserialize, Serialize};
 
+use crate::directory::Away;
 use crate::membership::MemberMsg;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControlMsg {
     Member(MemberMsg),
-    /// "At this incarnation I host these top-level subtrees, and am moving these of them to
-    /// these nodes" (the directory's replication).
+    /// "At this incarnation I host these top-level subtrees, and am moving (or have moved)
+    /// these of them to these nodes" (the directory's replication).
     Hosting {
         incarnation: u64,
         roots: Vec<ActorPath>,
-        moving: Vec<(ActorPath, String)>,
+        moving: Vec<(ActorPath, Away)>,
     },
     /// "I have every frame up to `seq` that your incarnation `incarnation` sent on `lane`."
     Ack {

@@ -39,7 +39,7 @@ use std::time::Duration;
 use aiot_runtime::{ActorPath, Instant, Topology};
 
 use crate::control::ControlMsg;
-use crate::directory::Directory;
+use crate::directory::{Away, Directory};
 use crate::membership::{MemberEvent, MemberInfo, MemberMsg, Membership, MembershipConfig, Status};
 use crate::placement::{plan, NodeView};
 
@@ -575,10 +575,11 @@ impl Coordinator {
 
     /// The roots this node announces: those hosted here, and those moving or lately moved
     /// away (also listed, with their new node, as moving).
-    fn announced(&self) -> (Vec<ActorPath>, BTreeMap<ActorPath, String>) {
-        let mut moving: BTreeMap<ActorPath, String> =
-            self.moved.iter().map(|(root, (to, _))| (root.clone(), to.clone())).collect();
-        moving.extend(self.moves_out.iter().map(|(root, (to, _))| (root.clone(), to.clone())));
+    fn announced(&self) -> (Vec<ActorPath>, BTreeMap<ActorPath, Away>) {
+        let away = |to: &String, done| Away { to: to.clone(), done };
+        let mut moving: BTreeMap<ActorPath, Away> =
+            self.moved.iter().map(|(root, (to, _))| (root.clone(), away(to, true))).collect();
+        moving.extend(self.moves_out.iter().map(|(root, (to, _))| (root.clone(), away(to, false))));
         let roots = self.hosted.iter().chain(moving.keys()).cloned().collect::<BTreeSet<_>>();
         (roots.into_iter().collect(), moving)
     }

@@ -10,22 +10,44 @@
 //! disagreed for a moment), lookups answer the lowest name, and `conflicts` tells the others
 //! to stop their copy.
 //!
-//! A node moving a subtree to another (live migration) announces it as hosted *and moving to*
-//! that node: it still holds it (nobody else places it, and only the target may be granted
-//! it), and once the target announces it, lookups answer the target and the mover's claim is
-//! no conflict.
+//! A node moving a subtree to another (live migration) announces it as hosted *and away to*
+//! that node: while the move is in progress it still holds it (nobody else places it, and
+//! only the target may be granted it); once the target announces it, lookups answer the
+//! target and the mover's claim is no conflict; a move done is still announced for a while,
+//! the weakest claim of all (after one in progress), so a member that has not yet heard the
+//! target still has a way to send.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use aiot_runtime::ActorPath;
+use serde::{Deserialize, Serialize};
+
+/// A root a node announces but is moving away, or has moved away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Away {
+    pub to: String,
+    /// The target took it over (announced for a while after, for the way there).
+    pub done: bool,
+}
 
 /// One node's announcement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Hosted {
     incarnation: u64,
     roots: BTreeSet<ActorPath>,
-    /// Roots among `roots` it is moving away, and to which node.
-    moving: BTreeMap<ActorPath, String>,
+    /// Roots among `roots` it is moving or has moved away.
+    away: BTreeMap<ActorPath, Away>,
+}
+
+impl Hosted {
+    /// How strongly it claims `root`: 0 hosting, 1 moving away, 2 moved away.
+    fn claim_rank(&self, root: &ActorPath) -> u8 {
+        match self.away.get(root) {
+            None => 0,
+            Some(Away { done: false, .. }) => 1,
+            Some(Away { done: true, .. }) => 2,
+        }
+    }
 }
 
 /// Path -> node, for the subtrees every node says it hosts.
@@ -52,18 +74,18 @@ impl Directory {
         self.announce_moving(node, incarnation, roots, BTreeMap::new())
     }
 
-    /// `announce`, with the roots among them that `node` is moving to another node.
+    /// `announce`, with the roots among them that `node` is moving or has moved away.
     pub fn announce_moving(
         &mut self,
         node: &str,
         incarnation: u64,
         roots: impl IntoIterator<Item = ActorPath>,
-        moving: BTreeMap<ActorPath, String>,
+        away: BTreeMap<ActorPath, Away>,
     ) -> bool {
         if self.by_node.get(node).is_some_and(|h| h.incarnation > incarnation) {
             return false;
         }
-        let hosted = Hosted { incarnation, roots: roots.into_iter().collect(), moving };
+        let hosted = Hosted { incarnation, roots: roots.into_iter().collect(), away };
         if self.by_node.get(node) == Some(&hosted) {
             return false;
         }
@@ -94,18 +116,19 @@ impl Directory {
         let root = root.clone();
         self.by_node
             .iter()
-            .filter(move |(_, h)| h.roots.contains(&root) && !h.moving.contains_key(&root))
+            .filter(move |(_, h)| h.roots.contains(&root) && !h.away.contains_key(&root))
             .map(|(n, _)| n.as_str())
     }
 
     /// Subtree root -> the node that hosts it (the lowest name if two claim it; a node moving
-    /// it away only while no other claims it), for the nodes `keep` accepts.
+    /// it away only while no node hosts it, and one that moved it away only while no other
+    /// claims it), for the nodes `keep` accepts.
     pub fn held(&self, keep: impl Fn(&str) -> bool) -> BTreeMap<ActorPath, String> {
         let mut held = BTreeMap::new();
         let kept: Vec<(&String, &Hosted)> = self.by_node.iter().filter(|(n, _)| keep(n)).collect();
-        for moving_too in [false, true] {
+        for rank in 0..=2 {
             for (node, hosted) in &kept {
-                for root in hosted.roots.iter().filter(|r| hosted.moving.contains_key(*r) == moving_too) {
+                for root in hosted.roots.iter().filter(|r| hosted.claim_rank(r) == rank) {
                     held.entry(root.clone()).or_insert_with(|| (*node).clone());
                 }
             }
@@ -113,10 +136,13 @@ impl Directory {
         held
     }
 
-    /// Where the holder of `root` is moving it, if it is.
+    /// Where the holder of `root` is moving it, if a move is in progress.
     pub fn moving_to(&self, root: &ActorPath) -> Option<&str> {
         let holder = self.index.get(root)?;
-        self.by_node.get(holder)?.moving.get(root).map(String::as_str)
+        match self.by_node.get(holder)?.away.get(root)? {
+            Away { to, done: false } => Some(to),
+            Away { done: true, .. } => None,
+        }
     }
 
     /// The root of the subtree `path` belongs to, and the node its holder is moving it to, if
@@ -139,7 +165,7 @@ impl Directory {
         let Some(mine) = self.by_node.get(me) else { return Vec::new() };
         mine.roots
             .iter()
-            .filter(|root| !mine.moving.contains_key(*root))
+            .filter(|root| !mine.away.contains_key(*root))
             .filter(|root| self.holders_of(root).next().is_some_and(|first| first != me))
             .cloned()
             .collect()
@@ -218,8 +244,8 @@ mod tests {
     #[test]
     fn a_moving_subtree_stays_its_holders_until_the_target_announces_it() {
         let mut d = Directory::new();
-        let moving = BTreeMap::from([(p("/bank"), "b".to_string())]);
-        d.announce_moving("a", 1, [p("/bank"), p("/till")], moving.clone());
+        let moving = BTreeMap::from([(p("/bank"), Away { to: "b".into(), done: false })]);
+        d.announce_moving("a", 1, [p("/bank"), p("/till")], moving);
         assert_eq!(d.node_of(&p("/bank/ledger")), Some("a"));
         assert_eq!(d.moving_target_of(&p("/bank/ledger")), Some((p("/bank"), "b")));
         assert_eq!(d.moving_target_of(&p("/till")), None);
@@ -231,6 +257,30 @@ mod tests {
         // The mover lets go.
         d.announce("a", 1, [p("/till")]);
         assert_eq!(d.node_of(&p("/bank")), Some("b"));
+    }
+
+    #[test]
+    fn a_move_in_progress_outranks_a_move_done() {
+        // a moved /bank to b a moment ago; b is moving it back to a.
+        let mut d = Directory::new();
+        d.announce_moving(
+            "a",
+            1,
+            [p("/bank")],
+            BTreeMap::from([(p("/bank"), Away { to: "b".into(), done: true })]),
+        );
+        d.announce_moving(
+            "b",
+            1,
+            [p("/bank")],
+            BTreeMap::from([(p("/bank"), Away { to: "a".into(), done: false })]),
+        );
+        assert_eq!(
+            d.node_of(&p("/bank")),
+            Some("b"),
+            "the lower name does not win over the move in progress"
+        );
+        assert_eq!(d.moving_to(&p("/bank")), Some("a"));
     }
 
     #[test]

@@ -40,6 +40,7 @@ use aiot_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
 mod counter;
+mod things_metrics;
 
 /// The names `by_name` knows.
 pub const NAMES: &[&str] = &["ping", "counter", "things"];
@@ -47,27 +48,41 @@ pub const NAMES: &[&str] = &["ping", "counter", "things"];
 /// A one-line summary of what this node's actors did, for the node's periodic status line.
 pub type Status = Box<dyn Fn() -> String + Send>;
 
-/// The topology `name`, as node `node` builds it, and its status line if it has one.
+/// A topology as a node builds it, with what the node reports of it.
+pub struct Built {
+    pub topology: Topology,
+    /// Its status line, if it has one.
+    pub status: Option<Status>,
+    /// Its metrics, added to the node's.
+    pub metrics: Option<Box<dyn prometheus_client::collector::Collector>>,
+}
+
+impl Built {
+    fn bare(topology: Topology) -> Built {
+        Built { topology, status: None, metrics: None }
+    }
+}
+
+/// The topology `name`, as node `node` builds it.
 pub fn by_name(
     name: &str,
     node: &str,
     fleet: Option<&Fleet>,
     models: Option<RegistryKeys>,
-) -> Result<(Topology, Option<Status>), String> {
+) -> Result<Built, String> {
     match name {
-        "ping" => Ok((ping(node), None)),
-        "counter" => Ok((counter::topology(node), None)),
+        "ping" => Ok(Built::bare(ping(node))),
+        "counter" => Ok(Built::bare(counter::topology(node))),
         "things" => {
             let fleet =
                 fleet.ok_or("the things topology needs the [mqtt] section with the fleet's credentials")?;
-            let (topology, status) = things_tier(fleet, models);
-            Ok((topology, Some(status)))
+            Ok(things_tier(node, fleet, models))
         }
         other => Err(format!("unknown topology {other:?}; known: {}", NAMES.join(", "))),
     }
 }
 
-fn things_tier(fleet: &Fleet, models: Option<RegistryKeys>) -> (Topology, Status) {
+fn things_tier(node: &str, fleet: &Fleet, models: Option<RegistryKeys>) -> Built {
     let gateway_stats = Arc::new(GatewayStats::default());
     let bridge = Arc::new(BridgeStats::default());
     let relay = Arc::new(RelayStats::default());
@@ -108,6 +123,12 @@ fn things_tier(fleet: &Fleet, models: Option<RegistryKeys>) -> (Topology, Status
             },
         },
     );
+    let metrics = things_metrics::ThingsMetrics {
+        node: node.to_string(),
+        gateway: Arc::clone(&gateway_stats),
+        bridge: Arc::clone(&bridge),
+        relay: Arc::clone(&relay),
+    };
     let status: Status = Box::new(move || {
         let s = &gateway_stats;
         let line = format!(
@@ -129,7 +150,11 @@ fn things_tier(fleet: &Fleet, models: Option<RegistryKeys>) -> (Topology, Status
             None => line,
         }
     });
-    (t.build().expect("the things topology is valid"), status)
+    Built {
+        topology: t.build().expect("the things topology is valid"),
+        status: Some(status),
+        metrics: Some(Box::new(metrics)),
+    }
 }
 
 const PROBE_EVERY: Duration = Duration::from_millis(250);

@@ -1,0 +1,81 @@
+//! The things topology's Prometheus metrics (registered with the node's): the MQTT gateway's
+//! frames in, forwarded and refused by reason, and acknowledgements; the bridge's records
+//! appended and waiting for the log (the uplink's lag into the stream), and frames refused
+//! while too many waited; the command relay's commands read, delivered, given up and pending.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use aiot_actors::streams::bridge::BridgeStats;
+use aiot_actors::streams::command_relay::RelayStats;
+use aiot_actors::things::gateway::{GatewayStats, Refusal};
+use aiot_cluster::node::metrics::{family, Labels};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType::{Counter, Gauge};
+
+#[derive(Debug)]
+pub struct ThingsMetrics {
+    pub node: String,
+    pub gateway: Arc<GatewayStats>,
+    pub bridge: Arc<BridgeStats>,
+    pub relay: Arc<RelayStats>,
+}
+
+impl Collector for ThingsMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let at_node = |value: u64| -> [(Labels, u64); 1] { [(vec![("node", self.node.clone())], value)] };
+        let (g, b, r) = (&self.gateway, &self.bridge, &self.relay);
+        let counters = [
+            ("mqtt_frames_in", "Messages the gateway took from the broker", g.frames_in.load(Relaxed)),
+            (
+                "mqtt_frames_forwarded",
+                "Verified frames the gateway routed to their proxy",
+                g.forwarded.load(Relaxed),
+            ),
+            ("mqtt_acks_sent", "Acknowledgements published to the motes", g.acks_sent.load(Relaxed)),
+            (
+                "stream_records_appended",
+                "Records the bridge got durable in the log",
+                b.appends.appended.load(Relaxed),
+            ),
+            (
+                "stream_refused_full",
+                "Frames refused while too many records waited",
+                b.refused_full.load(Relaxed),
+            ),
+            ("commands_read", "Commands the relay read from the commands stream", r.read.load(Relaxed)),
+            ("commands_delivered", "Commands a mote applied", r.delivered.load(Relaxed)),
+            ("commands_given_up", "Commands the relay gave up on", r.given_up.load(Relaxed)),
+        ];
+        for (name, help, value) in counters {
+            family(&mut encoder, name, help, Counter, at_node(value))?;
+        }
+        let refused = Refusal::ALL
+            .map(|why| (vec![("node", self.node.clone()), ("reason", format!("{why:?}"))], g.refused(why)));
+        family(
+            &mut encoder,
+            "mqtt_frames_refused",
+            "Messages the gateway refused, by reason",
+            Counter,
+            refused,
+        )?;
+        let waiting = b.appends.waiting.load(Relaxed);
+        family(
+            &mut encoder,
+            "stream_records_waiting",
+            "Records waiting to be durable in the log (uplink lag)",
+            Gauge,
+            at_node(waiting),
+        )?;
+        let pending = r.in_flight.load(Relaxed);
+        family(
+            &mut encoder,
+            "commands_pending",
+            "Commands asked of the gateway, not yet settled",
+            Gauge,
+            at_node(pending),
+        )?;
+        Ok(())
+    }
+}
