@@ -148,15 +148,9 @@ impl Directory {
     /// The root of the subtree `path` belongs to, and the node its holder is moving it to, if
     /// it is moving.
     pub fn moving_target_of(&self, path: &ActorPath) -> Option<(ActorPath, &str)> {
-        let mut at = Some(path.clone());
-        while let Some(p) = at {
-            if self.index.contains_key(&p) {
-                let to = self.moving_to(&p)?;
-                return Some((p, to));
-            }
-            at = p.parent();
-        }
-        None
+        let root = subtree_root(&self.index, path)?;
+        let to = self.moving_to(&root)?;
+        Some((root, to))
     }
 
     /// Roots that `me` hosts (and is not moving away) but a node with a lower name also
@@ -182,32 +176,31 @@ impl Directory {
     }
 }
 
-/// `subtree_entry`, mutable.
-pub(crate) fn subtree_entry_mut<'a, T>(
-    map: &'a mut BTreeMap<ActorPath, T>,
-    path: &ActorPath,
-) -> Option<&'a mut T> {
+/// The key of `map` (keyed by subtree root) for the subtree `path` belongs to: `path`
+/// itself, or its nearest ancestor in `map`.
+fn subtree_root<T>(map: &BTreeMap<ActorPath, T>, path: &ActorPath) -> Option<ActorPath> {
     let mut at = Some(path.clone());
     while let Some(p) = at {
         if map.contains_key(&p) {
-            return map.get_mut(&p);
+            return Some(p);
         }
         at = p.parent();
     }
     None
 }
 
-/// The entry of `map` (keyed by subtree root) for the subtree `path` belongs to: `path`
-/// itself, or its nearest ancestor in `map`.
+/// The entry of `map` for the subtree `path` belongs to (see `subtree_root`).
 pub(crate) fn subtree_entry<'a, T>(map: &'a BTreeMap<ActorPath, T>, path: &ActorPath) -> Option<&'a T> {
-    let mut at = Some(path.clone());
-    while let Some(p) = at {
-        if let Some(entry) = map.get(&p) {
-            return Some(entry);
-        }
-        at = p.parent();
-    }
-    None
+    map.get(&subtree_root(map, path)?)
+}
+
+/// `subtree_entry`, mutable.
+pub(crate) fn subtree_entry_mut<'a, T>(
+    map: &'a mut BTreeMap<ActorPath, T>,
+    path: &ActorPath,
+) -> Option<&'a mut T> {
+    let root = subtree_root(map, path)?;
+    map.get_mut(&root)
 }
 
 #[cfg(test)]

@@ -191,8 +191,7 @@ pub(crate) fn start_subtree_from(
     }
     // Only the actors declared in this subtree take parts; the rest (dynamic children no one
     // starts again) are dead letters.
-    let mut declared = Vec::new();
-    declared_in(spec, &mut declared);
+    let declared = spec.subtree_paths();
     let (kept, stray): (Vec<_>, Vec<_>) =
         handoff.actors.into_iter().partition(|a| declared.contains(&a.path));
     for part in stray {
@@ -205,14 +204,6 @@ pub(crate) fn start_subtree_from(
             host.core().take_restoring(path);
         }
     })
-}
-
-/// Every path declared in the subtree under `spec`.
-fn declared_in(spec: &Arc<Spec>, out: &mut Vec<ActorPath>) {
-    out.push(spec.path().clone());
-    for child in spec.children() {
-        declared_in(child, out);
-    }
 }
 
 /// The path of a top-level actor named `name`.

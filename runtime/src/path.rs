@@ -83,6 +83,12 @@ impl ActorPath {
         &self.0[self.0.rfind('/').map_or(0, |i| i + 1)..]
     }
 
+    /// Whether this path is `root` or lies under it.
+    pub fn is_within(&self, root: &ActorPath) -> bool {
+        root.is_root()
+            || self.0.strip_prefix(&*root.0).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
     pub fn is_root(&self) -> bool {
         &*self.0 == "/"
     }
@@ -129,6 +135,18 @@ mod tests {
         assert_eq!(ActorPath::parse("/a").unwrap().parent().unwrap(), ActorPath::root());
         assert_eq!(ActorPath::root().parent(), None);
         assert_eq!(ActorPath::root().child("x").unwrap().as_str(), "/x");
+    }
+
+    #[test]
+    fn a_path_is_within_itself_its_ancestors_and_the_root_only() {
+        let p = |s: &str| ActorPath::parse(s).unwrap();
+        let ledger = p("/bank/ledger");
+        for root in ["/", "/bank", "/bank/ledger"] {
+            assert!(ledger.is_within(&p(root)), "{root}");
+        }
+        for other in ["/ban", "/bank/ledger/x", "/till"] {
+            assert!(!ledger.is_within(&p(other)), "{other}");
+        }
     }
 
     #[test]

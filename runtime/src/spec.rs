@@ -104,6 +104,15 @@ impl Spec {
     pub fn msg_type(&self) -> MsgType {
         self.make.msg_type()
     }
+    /// Every path declared in the subtree under this spec, itself first.
+    pub fn subtree_paths(&self) -> Vec<ActorPath> {
+        let mut paths = vec![self.path().clone()];
+        for child in self.children() {
+            paths.extend(child.subtree_paths());
+        }
+        paths
+    }
+
     pub fn children(&self) -> &[Arc<Spec>] {
         self.declared.as_ref().map_or(&[], |d| &d.children)
     }

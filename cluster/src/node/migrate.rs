@@ -287,8 +287,7 @@ pub(crate) fn hold(shared: &Shared, to: &ActorPath, bytes: Vec<u8>) -> Option<Ve
 /// Waits until every declared actor of the moved-in subtree is up (at most `HOLD_MAX`), then
 /// delivers the frames held for it in arrival order, and stops holding.
 async fn release_held(shared: Arc<Shared>, root: ActorPath) {
-    let paths: Vec<ActorPath> =
-        shared.topology.specs().map(|s| s.path().clone()).filter(|p| under(p, &root)).collect();
+    let paths = shared.topology.get(&root).map(|spec| spec.subtree_paths()).unwrap_or_default();
     let deadline = tokio::time::Instant::now() + HOLD_MAX;
     let core = shared.system.core().clone();
     while !paths.iter().all(|p| core.lookup(p).is_some()) && tokio::time::Instant::now() < deadline {
@@ -345,18 +344,6 @@ async fn deliver_held(shared: &Shared, to: &ActorPath, bytes: &[u8]) {
     }
 }
 
-/// Whether `path` is `root` or inside its subtree.
-fn under(path: &ActorPath, root: &ActorPath) -> bool {
-    let mut at = Some(path.clone());
-    while let Some(p) = at {
-        if p == *root {
-            return true;
-        }
-        at = p.parent();
-    }
-    false
-}
-
 /// A frame for a subtree this node is moving to `target`: it waits here until the handoff is
 /// on the lane, then follows it on the root's lane. The body comes back if the lane is full.
 pub(crate) fn forward_moving(
@@ -398,7 +385,7 @@ pub(crate) fn forward(shared: &Shared, to: &ActorPath, bytes: &[u8]) -> Forward 
                 moves
                     .moved_away
                     .iter()
-                    .find(|(root, (_, until))| under(to, root) && *until > now)
+                    .find(|(root, (_, until))| to.is_within(root) && *until > now)
                     .map(|(root, (target, _))| (root.clone(), target.clone()))
             };
             let Some((root, target)) = moved.filter(|(_, t)| *t != shared.name) else {
