@@ -26,15 +26,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs the demo: a small plant whose actors fail, restart and escalate under supervision.
+    /// Runs the demo: three nodes, two dozen motes, the ML loop and a live migration on
+    /// loopback, on embedded defaults, under one time warp (`--supervision`: the small
+    /// supervision demo instead).
     Demo {
-        /// How long to run (in the executor's time), e.g. 6s, 1500ms, 2m.
-        #[arg(long, default_value = "6s", value_parser = parse_duration)]
-        duration: Duration,
-        /// Run under the deterministic executor (virtual time) instead of tokio.
+        /// How long to run in wall time, e.g. 90s, 5m (default: 5m; with --supervision, 6s
+        /// of the executor's time).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Plant and cluster time per wall time (1440: a day per minute).
+        #[arg(long, default_value_t = 1440)]
+        warp: u32,
+        #[arg(long, default_value_t = 24)]
+        motes: u32,
+        /// Keep the run's files (CA, credentials, node configurations, data) in DIR.
         #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// The supervision demo: a small plant whose actors fail, restart and escalate.
+        #[arg(long)]
+        supervision: bool,
+        /// With --supervision: the deterministic executor (virtual time) instead of tokio.
+        #[arg(long, requires = "supervision")]
         deterministic: bool,
-        /// Seed for every actor's rng (and, deterministic, for every scheduling choice).
+        /// Seed of the motor physics (with --supervision: of every actor's rng and scheduling).
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
@@ -126,8 +140,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Demo { duration, deterministic, seed } => {
-            demo::run(demo::Options { duration, deterministic, seed })
+        Command::Demo { duration, supervision: true, deterministic, seed, .. } => {
+            let duration = duration.unwrap_or(Duration::from_secs(6));
+            demo::supervision::run(demo::supervision::Options { duration, deterministic, seed })
+        }
+        Command::Demo { duration, warp, motes, dir, supervision: false, seed, .. } => {
+            let duration = duration.unwrap_or(Duration::from_secs(300));
+            demo::run(demo::Options { duration, warp, motes, dir, seed })
         }
         Command::Ca { command } => ca::run(command),
         Command::Model { command } => model::run(command),

@@ -13,6 +13,8 @@ use std::time::Duration;
 use aiot_actors::adapters::rumqttc::RumqttcConnection;
 use aiot_actors::ports::mqtt::{BrokerAddr, ConnectOptions, MqttConnection};
 use aiot_actors::provision::{to_hex, Fleet, Login, MoteCredentials};
+use aiot_firmware::duty::{DEFAULT_RAW_EVERY, DEFAULT_REPORT_INTERVAL_MS};
+use aiot_firmware::mote::Persistent;
 use aiot_firmware::protocol::MoteId;
 use aiot_simulations::motes::{inbox, Crew, MoteHost};
 use aiot_simulations::motor::{Fleet as Motors, MotorParams, TimeWarp, Variation};
@@ -128,8 +130,41 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(run_plant(&fleet, &broker, &args))
+    let plant = Plant {
+        count: args.count,
+        warp: args.warp,
+        seed: args.seed,
+        params: MotorParams::default(),
+        start: Duration::ZERO,
+        duration: args.duration,
+        cadence: (Duration::from_millis(DEFAULT_REPORT_INTERVAL_MS), DEFAULT_RAW_EVERY),
+        origin_ms: None,
+    };
+    runtime.block_on(run_plant(&fleet, &broker, &plant))
 }
+
+/// What the motes run on: the motors' physics and where in their life they are.
+pub struct Plant {
+    pub count: u32,
+    /// Motor time per wall time.
+    pub warp: f64,
+    pub seed: u64,
+    pub params: MotorParams,
+    /// The motors' age when the run starts (motor time): defects already growing on some.
+    pub start: Duration,
+    /// Stop after this much wall time (none: run until interrupted).
+    pub duration: Option<Duration>,
+    /// The plant's clock at the start, Unix ms (none: the wall clock; a demo gives the one its
+    /// cluster runs on, so that records and windows share one timeline).
+    pub origin_ms: Option<u64>,
+    /// The motes' factory report settings: a report this often (motor time), a raw window
+    /// every so many reports.
+    pub cadence: (Duration, u32),
+}
+
+/// Under a time warp a mote's resend timer would fire after 30/warp wall seconds, sooner
+/// than an acknowledgement can come back: it waits at least this much wall time.
+const RESEND_WALL_MIN: Duration = Duration::from_secs(3);
 
 /// Reads the wall clock: this is the host's loop, not actor or simulated code.
 #[allow(clippy::disallowed_methods)]
@@ -140,21 +175,26 @@ fn wall() -> (std::time::Instant, u64) {
     (std::time::Instant::now(), unix_ms)
 }
 
-async fn run_plant(fleet: &Fleet, broker: &BrokerAddr, args: &RunArgs) -> Result<(), String> {
+/// Runs `plant`'s motes and crew over `broker` until its duration is up.
+pub async fn run_plant(fleet: &Fleet, broker: &BrokerAddr, args: &Plant) -> Result<(), String> {
     let handle = tokio::runtime::Handle::current();
-    let motors = Motors::with_variation(
-        args.seed,
-        args.count as usize,
-        &MotorParams::default(),
-        &Variation::typical(),
-    );
+    let motors = Motors::with_variation(args.seed, args.count as usize, &args.params, &Variation::typical());
     let mut hosts = Vec::new();
     for (i, credentials) in fleet.motes.iter().take(args.count as usize).enumerate() {
         let (inbox, sink) = inbox();
         let options = ConnectOptions::new(credentials.mqtt_user.clone())
             .with_credentials(&credentials.mqtt_user, &credentials.mqtt_password);
         let connection: Arc<dyn MqttConnection> = RumqttcConnection::connect(&handle, broker, options, sink);
-        hosts.push(MoteHost::new(credentials, motors.motor(i).clone(), connection, inbox)?);
+        let mut config = aiot_simulations::motes::config(credentials)?;
+        // Network delays do not warp: a resend waits at least RESEND_WALL_MIN of wall time.
+        let resend_wall_min = RESEND_WALL_MIN.mul_f64(args.warp).as_millis() as u64;
+        config.resend_after_ms = config.resend_after_ms.max(resend_wall_min);
+        let flash = Persistent::new().with_cadence(args.cadence.0.as_millis() as u64, args.cadence.1);
+        hosts.push(MoteHost::boot(config, flash, motors.motor(i).clone(), connection, inbox));
+    }
+    // The motors' history before the run is not the crew's to report now.
+    for host in &mut hosts {
+        host.motor().advance(args.start);
     }
     let (crew_inbox, crew_sink) = inbox();
     let crew_options =
@@ -162,14 +202,16 @@ async fn run_plant(fleet: &Fleet, broker: &BrokerAddr, args: &RunArgs) -> Result
     let mut crew =
         Crew::new(RumqttcConnection::connect(&handle, broker, crew_options, crew_sink), crew_inbox);
 
-    let (start, start_unix_ms) = wall();
-    let warp = TimeWarp::new(args.warp);
-    let plant_ms = |motor: Duration| start_unix_ms + motor.as_millis() as u64;
+    let (start, wall_unix_ms) = wall();
+    let start_unix_ms = args.origin_ms.unwrap_or(wall_unix_ms);
+    let warp = TimeWarp { motor_origin: args.start, ..TimeWarp::new(args.warp) };
+    // The plant's clock reads the Unix time at start when the motors are `args.start` old.
+    let plant_ms = |motor: Duration| start_unix_ms + motor.saturating_sub(args.start).as_millis() as u64;
     println!(
-        "{} motes on {broker}, warp {}x: a report every {:.1} s of wall time",
+        "{} motes on {broker}, warp {}x: a report every {:.2} s of wall time",
         args.count,
         args.warp,
-        60.0 / args.warp
+        args.cadence.0.as_secs_f64() / args.warp
     );
     let mut next_status = Duration::ZERO;
     loop {

@@ -10,6 +10,7 @@
 //! `[models]` section runs the model registry and the deployer: it reads the model-signing key
 //! (PKCS#8 PEM, `aiot ca init`) and seals models under `{data_dir}/models.key`.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,12 +22,13 @@ use aiot_actors::provision::Fleet;
 use aiot_actors::registry::service::RegistryKeys;
 use aiot_cluster::config::{tag_report, MqttConfig, NodeConfig};
 use aiot_cluster::membership::MembershipConfig;
-use aiot_cluster::node::{tag_list, Node, NodeSetup, Prepare};
+use aiot_cluster::node::{tag_list, Node, NodeEvent, NodeSetup, Prepare};
 use aiot_cluster::transport::quic::NodeTls;
 use aiot_runtime::{ClusterClock, Topology};
 use ed25519_dalek::SigningKey;
+use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::topologies::Built;
+use crate::topologies::{Built, Status};
 
 /// How often a topology's status line is printed.
 const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -40,27 +42,12 @@ pub struct Options {
 pub fn run(options: Options) -> Result<(), String> {
     let config = NodeConfig::load(&options.config).map_err(|e| e.to_string())?;
     let tls = NodeTls::load(&config.tls.ca, &config.tls.cert, &config.tls.key).map_err(|e| e.to_string())?;
-    let name = tls.me.name.clone();
-    let fleet = match &config.mqtt {
-        Some(mqtt) => Some(load_fleet(mqtt)?),
-        None => None,
-    };
-    let tier = tls.me.tags.get("tier").cloned().unwrap_or_default();
-    let models = match (&config.models, tier.as_str()) {
-        (Some(models), "platform") => Some(registry_keys(&models.signing_key, &config.data_dir)?),
-        _ => None,
-    };
-    let Built { topology, status, metrics } = match &config.topology {
-        Some(topology) => crate::topologies::by_name(topology, &name, fleet.as_ref(), models)
-            .map_err(|e| format!("{}: topology: {e}", options.config.display()))?,
-        None => Built {
-            topology: Topology::builder().build().map_err(|e| e.to_string())?,
-            status: None,
-            metrics: None,
-        },
-    };
-    println!("node {name} with attested tags [{}]", tag_list(&tls.me.tags));
+    println!("node {} with attested tags [{}]", tls.me.name, tag_list(&tls.me.tags));
     if options.check {
+        if let Some(topology) = &config.topology {
+            build_topology(&config, topology, &tls)
+                .map_err(|e| format!("{}: topology: {e}", options.config.display()))?;
+        }
         for (key, value) in tag_report(&config.tags, &tls.me.tags).unattested {
             println!(
                 "ignored tag {key}={value}: claimed in the configuration but not attested by the certificate"
@@ -73,21 +60,118 @@ pub fn run(options: Options) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
-    let (_embedded_broker, mut prepare) = match (&config.mqtt, fleet) {
-        (Some(settings), Some(fleet)) => mqtt_for(&name, &tier, settings, fleet, runtime.handle())?,
-        _ => (None, None),
+    let config_path = options.config.display().to_string();
+    runtime.block_on(async {
+        let mut running = start(config, tls, None).await.map_err(|e| format!("{config_path}: {e}"))?;
+        let mut status_every = tokio::time::interval(STATUS_EVERY);
+        loop {
+            tokio::select! {
+                _ = status_every.tick(), if running.status.is_some() => {
+                    if let Some(status) = &running.status {
+                        println!("{}", status());
+                    }
+                }
+                event = running.events.recv() => match event {
+                    Some(event) => println!("{event}"),
+                    None => return Ok(()),
+                },
+                _ = tokio::signal::ctrl_c() => {
+                    running.node.leave().await;
+                    println!("left the cluster");
+                    return Ok(());
+                }
+            }
+        }
+    })
+}
+
+/// A node started by [`start`]: its events, its status line, and what serves beside it (the
+/// embedded broker, while this value lives).
+pub struct Running {
+    pub node: Arc<Node>,
+    pub events: UnboundedReceiver<NodeEvent>,
+    pub status: Option<Status>,
+    pub metrics: Option<SocketAddr>,
+    _broker: Option<EmbeddedBroker>,
+}
+
+/// The topology `name` as this node builds it (a platform node with `[models]` gets the
+/// registry's keys).
+fn build_topology(config: &NodeConfig, name: &str, tls: &NodeTls) -> Result<Built, String> {
+    let fleet = config.mqtt.as_ref().map(load_fleet).transpose()?;
+    let models = match &config.models {
+        Some(models) if tier_of(tls) == "platform" => {
+            Some(registry_keys(&models.signing_key, &config.data_dir)?)
+        }
+        _ => None,
     };
-    let mut status = status;
+    let inputs = crate::topologies::Inputs {
+        node: &tls.me.name,
+        fleet: fleet.as_ref(),
+        models,
+        training: &config.training,
+    };
+    crate::topologies::by_name(name, inputs).map_err(|e| format!("topology: {e}"))
+}
+
+fn tier_of(tls: &NodeTls) -> String {
+    tls.me.tags.get("tier").cloned().unwrap_or_default()
+}
+
+/// Starts a node from its configuration on the current tokio runtime: the embedded broker
+/// (a platform node with `[mqtt]` and no `url`), the MQTT port (a things node), the event log
+/// (a platform node with the `things` topology), the metrics endpoint, then the node itself.
+/// Its cluster time starts at `origin_ms` (Unix ms; none: the wall clock now, which nodes
+/// started apart agree on only without a time warp).
+pub async fn start(config: NodeConfig, tls: NodeTls, origin_ms: Option<u64>) -> Result<Running, String> {
+    let (name, tier) = (tls.me.name.clone(), tier_of(&tls));
+    let Built { topology, mut status, metrics, queries } = match &config.topology {
+        Some(topology) => build_topology(&config, topology, &tls)?,
+        None => Built::bare(Topology::builder().build().map_err(|e| e.to_string())?),
+    };
+    let (broker, mut prepare) = match &config.mqtt {
+        Some(settings) => mqtt_for(&name, &tier, settings, load_fleet(settings)?).await?,
+        None => (None, None),
+    };
     if tier == "platform" && config.topology.as_deref() == Some("things") {
-        // Opened inside the runtime: the Kafka client may need it; the port goes in at start.
-        let (log_prepare, log_status) = runtime.block_on(async { crate::streams::prepare(&config) })?;
+        let (log_prepare, log_status) = crate::streams::prepare(&config)?;
         prepare = Some(log_prepare);
         status = Some(match status {
             Some(topology) => Box::new(move || format!("{}\n{}", topology(), log_status())),
             None => log_status,
         });
     }
-    runtime.block_on(serve(config, tls, Built { topology, status, metrics }, prepare))
+    let incarnation = incarnation();
+    let setup = NodeSetup {
+        tls,
+        listen: config.listen,
+        seeds: config.seeds.clone(),
+        membership: MembershipConfig::default(),
+        topology,
+        seed: incarnation,
+        incarnation,
+        claimed_tags: config.tags.clone(),
+        prepare,
+        clock: ClusterClock { origin_ms: origin_ms.unwrap_or(incarnation), warp: f64::from(config.warp) },
+    };
+    let (node, events) = Node::start(setup)?;
+    println!("{name} listening on {}", node.addr());
+    let node = Arc::new(node);
+    if let Some(collector) = metrics {
+        node.register_metrics(collector);
+    }
+    if let Some(queries) = queries {
+        node.set_app(queries);
+    }
+    let metrics = match config.metrics {
+        Some(addr) => {
+            let bound = crate::metrics::serve(addr, Arc::clone(&node)).await?;
+            println!("metrics on http://{bound}/metrics");
+            Some(bound)
+        }
+        None => None,
+    };
+    Ok(Running { node, events, status, metrics, _broker: broker })
 }
 
 /// The registry's keys: the model-signing key from its PEM file, the storage key from the
@@ -109,12 +193,11 @@ fn load_fleet(mqtt: &MqttConfig) -> Result<Fleet, String> {
 
 /// Starts the embedded broker on a platform node (it serves while the returned value lives);
 /// on a things node, returns the preparation that connects and installs the MQTT port.
-fn mqtt_for(
+async fn mqtt_for(
     node: &str,
     tier: &str,
     settings: &MqttConfig,
     fleet: Fleet,
-    runtime: &tokio::runtime::Handle,
 ) -> Result<(Option<EmbeddedBroker>, Option<Prepare>), String> {
     let broker = match &settings.url {
         Some(url) => BrokerAddr::parse(url)?,
@@ -122,15 +205,19 @@ fn mqtt_for(
     };
     let mut embedded = None;
     if tier == "platform" && settings.url.is_none() {
-        let broker =
-            EmbeddedBroker::start(settings.embedded_port, Some(fleet.logins())).map_err(|e| e.to_string())?;
+        // Its start proves the broker is ours with a blocking client: off the runtime's workers.
+        let (port, logins) = (settings.embedded_port, fleet.logins());
+        let broker = tokio::task::spawn_blocking(move || EmbeddedBroker::start(port, Some(logins)))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         println!("embedded MQTT broker on {} ({} logins)", broker.addr(), fleet.logins().len());
         embedded = Some(broker);
     }
     if tier != "things" {
         return Ok((embedded, None));
     }
-    let (runtime, node) = (runtime.clone(), node.to_string());
+    let (runtime, node) = (tokio::runtime::Handle::current(), node.to_string());
     let prepare: Prepare = Box::new(move |system| {
         let link = MqttLink::new();
         let options = ConnectOptions::new(format!("{}-{node}", fleet.gateway.user))
@@ -149,55 +236,4 @@ fn incarnation() -> u64 {
     #[allow(clippy::disallowed_methods)]
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-}
-
-async fn serve(
-    config: NodeConfig,
-    tls: NodeTls,
-    built: Built,
-    prepare: Option<Prepare>,
-) -> Result<(), String> {
-    let Built { topology, status, metrics } = built;
-    let incarnation = incarnation();
-    let setup = NodeSetup {
-        tls,
-        listen: config.listen,
-        seeds: config.seeds.clone(),
-        membership: MembershipConfig::default(),
-        topology,
-        seed: incarnation,
-        incarnation,
-        claimed_tags: config.tags.clone(),
-        prepare,
-        clock: ClusterClock { origin_ms: incarnation, warp: 1.0 },
-    };
-    let (node, mut events) = Node::start(setup)?;
-    println!("listening on {}", node.addr());
-    let node = Arc::new(node);
-    if let Some(collector) = metrics {
-        node.register_metrics(collector);
-    }
-    if let Some(addr) = config.metrics {
-        let bound = crate::metrics::serve(addr, Arc::clone(&node)).await?;
-        println!("metrics on http://{bound}/metrics");
-    }
-    let mut status_every = tokio::time::interval(STATUS_EVERY);
-    loop {
-        tokio::select! {
-            _ = status_every.tick(), if status.is_some() => {
-                if let Some(status) = &status {
-                    println!("{}", status());
-                }
-            }
-            event = events.recv() => match event {
-                Some(event) => println!("{event}"),
-                None => return Ok(()),
-            },
-            _ = tokio::signal::ctrl_c() => {
-                node.leave().await;
-                println!("left the cluster");
-                return Ok(());
-            }
-        }
-    }
 }

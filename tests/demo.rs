@@ -1,10 +1,22 @@
-//! End to end: the `aiot demo` binary shows supervision at work, and its deterministic mode gives
-//! the same trace hash in two separate processes.
+//! End to end: `aiot demo` runs the whole system and reaches every milestone it sets out to
+//! show, as the shell's `--json` reports it while the demo runs; `aiot demo --supervision`
+//! shows supervision at work, and its deterministic mode gives the same trace hash in two
+//! separate processes.
 
 use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod common;
+use common::{aiot, Node};
 
 fn demo(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_aiot")).arg("demo").args(args).output().expect("aiot runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_aiot"))
+        .args(["demo", "--supervision"])
+        .args(args)
+        .output()
+        .expect("aiot runs");
     assert!(out.status.success(), "aiot demo failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
@@ -48,4 +60,85 @@ fn a_bad_duration_is_refused_with_a_clear_message() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("expected a number then ms, s, m or h"), "{stderr}");
+}
+
+/// What the shell reports of a running demo.
+#[derive(Debug, Default)]
+struct Seen {
+    alerts: u64,
+    drifts: u64,
+    models: usize,
+    /// The registered model each mote runs (installed over the air; 0: none).
+    running: Vec<u64>,
+    migrations: u64,
+}
+
+/// Asks the demo's cluster through `aiot shell --json`, or says why the shell could not answer.
+fn ask_shell(connect: &[String]) -> Result<Seen, String> {
+    let out = aiot().args(connect).args(["--json", "-c", "loop; models; stats"]).output().unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8(out.stdout).unwrap();
+    let answers: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let [ml_loop, models, stats] = answers.as_slice() else { panic!("three answers: {text}") };
+    let sum = |section: &str, key: &str| -> u64 {
+        ml_loop.as_object().unwrap().values().map(|node| node[section][key].as_u64().unwrap()).sum()
+    };
+    let motes = models["rollout"]["motes"].as_object();
+    let running = motes.into_iter().flatten().map(|(_, m)| m["running"].as_u64().unwrap()).collect();
+    Ok(Seen {
+        alerts: sum("stage2", "alerts"),
+        drifts: sum("drift", "drifts"),
+        models: models["models"].as_array().unwrap().len(),
+        running,
+        migrations: stats
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["remote"]["migrations"].as_u64().unwrap())
+            .sum(),
+    })
+}
+
+#[test]
+fn the_full_demo_reaches_every_milestone_as_the_shell_reports_it() {
+    const MOTES: usize = 24;
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let motes = MOTES.to_string();
+    let demo = Node::spawn(&["demo", "--duration", "4m", "--motes", &motes, "--dir", dir_arg]);
+    let shell_line = demo.wait_for("shell:");
+    let connect: Vec<String> = shell_line.split_whitespace().skip(2).map(String::from).collect();
+    assert_eq!(connect[..2], ["shell", "--connect"], "{shell_line}");
+
+    // Asked every 10 s while the demo runs (4 minutes), until everything showed.
+    let (mut seen, mut shell_error) = (Seen::default(), None);
+    for _ in 0..24 {
+        std::thread::sleep(Duration::from_secs(10));
+        match ask_shell(&connect) {
+            Ok(now) => seen = now,
+            Err(e) => {
+                shell_error = Some(e);
+                continue;
+            }
+        }
+        let every_mote = seen.running.len() == MOTES && seen.running.iter().all(|v| *v > 0);
+        if seen.alerts > 0 && seen.drifts > 0 && seen.models > 0 && every_mote && seen.migrations > 0 {
+            break;
+        }
+    }
+    // What the demo printed so far, for the messages.
+    let timeline: Vec<String> = demo.lines.try_iter().filter(|l| !l.contains(" hosting ")).collect();
+    let report = format!("{seen:?}\nlast shell error: {shell_error:?}\n{}", timeline.join("\n"));
+    assert!(seen.alerts > 0, "no alert raised: {report}");
+    assert!(seen.drifts > 0, "no drift detected: {report}");
+    assert!(seen.models > 0, "no model in the registry: {report}");
+    assert_eq!(seen.running.len(), MOTES, "not every mote in the rollout: {report}");
+    assert!(seen.running.iter().all(|v| *v > 0), "a mote runs no registered model: {report}");
+    assert!(seen.migrations > 0, "no actor migrated: {report}");
+
+    // The demo ends by itself, saying so (its timeline was read above: wait for the rest).
+    let summary = demo.wait_for("summary");
+    assert_eq!(summary, "summary");
 }

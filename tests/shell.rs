@@ -136,6 +136,15 @@ fn the_shell_asks_every_node_in_a_script_and_answers_in_its_repl() {
     args.extend(["-c", "actors --node nowhere"].map(String::from));
     let out = aiot().args(&args).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no node nowhere"), "{out:?}");
+    // The ping topology answers no application questions: `models` says so; `loop` has nothing
+    // to show from any node.
+    let mut args = shell_args(&cluster);
+    args.extend(["--json", "-c", "loop; models"].map(String::from));
+    let out = aiot().args(&args).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "{}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("models: this node's topology answers no questions"), "{stderr}");
 
     // The REPL through a pseudo-terminal: tab completes "sta" to "stats", which answers.
     let home = tempfile::tempdir().unwrap();

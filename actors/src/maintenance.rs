@@ -43,14 +43,46 @@ pub enum MaintenanceEvent {
     Inspection { findings: Vec<Finding>, requested: bool },
 }
 
-/// A record as published on `aiot/maintenance/{mote}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A record as published on `aiot/maintenance/{mote}`: JSON with the event's fields beside
+/// the mote and the time. In actor messages (bincode, which has no self-describing maps for
+/// the flattened, tagged event) it travels as those JSON bytes.
+#[derive(Debug, Clone, PartialEq)]
 pub struct MaintenanceRecord {
     pub mote: u32,
     /// When it happened, in ms of the plant's clock (the motor model's time).
     pub time_ms: u64,
-    #[serde(flatten)]
     pub event: MaintenanceEvent,
+}
+
+/// The JSON shape of a record.
+#[derive(Serialize, Deserialize)]
+struct Json<E> {
+    mote: u32,
+    time_ms: u64,
+    #[serde(flatten)]
+    event: E,
+}
+
+impl Serialize for MaintenanceRecord {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            Json { mote: self.mote, time_ms: self.time_ms, event: &self.event }.serialize(serializer)
+        } else {
+            serializer.serialize_bytes(&self.to_json())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MaintenanceRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let Json { mote, time_ms, event } = Json::<MaintenanceEvent>::deserialize(deserializer)?;
+            Ok(MaintenanceRecord { mote, time_ms, event })
+        } else {
+            let bytes = serde_bytes::ByteBuf::deserialize(deserializer)?;
+            MaintenanceRecord::from_json(&bytes).map_err(serde::de::Error::custom)
+        }
+    }
 }
 
 /// A request for an inspection, as published on `aiot/maintenance/{mote}/request`.
@@ -80,11 +112,14 @@ pub fn mote_of_topic(topic: &str) -> Option<MoteId> {
 
 impl MaintenanceRecord {
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("records serialize")
+        let json = Json { mote: self.mote, time_ms: self.time_ms, event: &self.event };
+        serde_json::to_vec(&json).expect("records serialize")
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(bytes).map_err(|e| format!("bad maintenance record: {e}"))
+        let Json { mote, time_ms, event } =
+            serde_json::from_slice(bytes).map_err(|e| format!("bad maintenance record: {e}"))?;
+        Ok(MaintenanceRecord { mote, time_ms, event })
     }
 }
 
@@ -127,6 +162,21 @@ mod tests {
         assert!(MaintenanceRecord::from_json(b"{\"mote\":1}")
             .unwrap_err()
             .contains("bad maintenance record"));
+    }
+
+    #[test]
+    fn records_cross_nodes_in_actor_messages() {
+        // bincode (the network's encoding) cannot write the JSON shape's flattened, tagged
+        // event: a record goes as its JSON bytes, and comes back whole.
+        let record = MaintenanceRecord {
+            mote: 4,
+            time_ms: 9,
+            event: MaintenanceEvent::Inspection { findings: Vec::new(), requested: false },
+        };
+        let bytes = aiot_runtime::message::encode(&vec![record.clone(), record.clone()]);
+        let back: Vec<MaintenanceRecord> = aiot_runtime::message::decode(&bytes).unwrap();
+        assert_eq!(back, [record.clone(), record.clone()]);
+        assert_eq!(serde_json::to_vec(&record).unwrap(), record.to_json());
     }
 
     #[test]

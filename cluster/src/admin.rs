@@ -26,6 +26,9 @@ pub enum AdminRequest {
     /// Moves the subtree at `root`, running on the asked node, to node `to` with its state
     /// (live migration); answered once it runs there, or the move failed.
     Move { root: String, to: String },
+    /// A question for the application the cluster runs (the shell's `models`, `loop`,
+    /// `deploy`...), answered by what the node's topology registered (`Node::set_app`).
+    App { command: String, args: Vec<String> },
 }
 
 /// A node's answer.
@@ -36,6 +39,8 @@ pub enum AdminResponse {
     Stats(Box<NodeReport>),
     Placement(Vec<SubtreeRow>),
     Moved(MoveReport),
+    /// The application's answer, JSON text.
+    App(String),
     /// The request could not be answered, and why.
     Refused(String),
 }

@@ -7,6 +7,7 @@
 //! tags = { tier = "inference" }      # claims: only tags the certificate attests count
 //! topology = "ping"                  # the topology every node runs (built into `aiot`)
 //! metrics = "127.0.0.1:9100"         # the Prometheus endpoint, GET /metrics (optional)
+//! warp = 1                           # cluster time per wall time (a demo's time warp)
 //!
 //! [mqtt]                             # the motes' broker (topologies with motes need it)
 //! fleet = "motes/fleet.toml"         # credentials from `aiot motes provision`
@@ -19,6 +20,11 @@
 //!
 //! [models]                           # the platform node's model registry and deployer
 //! signing_key = "ca/model-signing.key"  # from `aiot ca init`; its public half is on the motes
+//!
+//! [training]                         # the training pipeline's periods (cluster time)
+//! first_after_hours = 24             # the first scheduled training after the start
+//! every_hours = 24                   # then one this often
+//! label_horizon_hours = 168          # a failure this soon after a window makes it positive
 //!
 //! [tls]
 //! ca = "ca/ca.pem"
@@ -60,6 +66,29 @@ pub struct NodeConfig {
     pub stream: StreamConfig,
     #[serde(default)]
     pub models: Option<ModelsConfig>,
+    /// Cluster time per wall time: under a warp of 1440 a cluster day passes in a wall minute
+    /// (the pipeline's periods with it). For demos; every node of a cluster needs the same.
+    #[serde(default = "default_warp")]
+    pub warp: u32,
+    #[serde(default)]
+    pub training: TrainingPace,
+}
+
+fn default_warp() -> u32 {
+    1
+}
+
+/// The training pipeline's periods (`[training]`), in hours of cluster time; each left out
+/// keeps the pipeline's default (a day, a day, 7 days).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingPace {
+    #[serde(default)]
+    pub first_after_hours: Option<u64>,
+    #[serde(default)]
+    pub every_hours: Option<u64>,
+    #[serde(default)]
+    pub label_horizon_hours: Option<u64>,
 }
 
 /// The model registry's keys (`[models]`): the model-signing key; the key that seals models at
@@ -179,6 +208,9 @@ impl NodeConfig {
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
         let mut config: NodeConfig =
             toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim().to_string()))?;
+        if config.warp == 0 {
+            return Err(ConfigError("warp: 0 stops time; it must be at least 1".into()));
+        }
         let fleet = config.mqtt.as_mut().map(|m| &mut m.fleet);
         let signing = config.models.as_mut().map(|m| &mut m.signing_key);
         for path in [&mut config.data_dir, &mut config.tls.ca, &mut config.tls.cert, &mut config.tls.key]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use aiot_cluster::config::{tag_report, NodeConfig};
+use aiot_cluster::config::{tag_report, NodeConfig, TrainingPace};
 
 const GOOD: &str = r#"
 listen = "127.0.0.1:7001"
@@ -93,4 +93,21 @@ fn models_names_the_signing_key_relative_to_the_file() {
     let text = format!("{GOOD}\n[models]\nsigning = \"k\"\n");
     let err = NodeConfig::parse(&text, Path::new("/")).unwrap_err().to_string();
     assert!(err.contains("signing"), "{err}");
+}
+
+#[test]
+fn warp_and_training_pace_default_to_real_time_and_a_zero_warp_is_refused() {
+    let plain = NodeConfig::parse(GOOD, Path::new("/")).unwrap();
+    assert_eq!((plain.warp, plain.training), (1, TrainingPace::default()));
+    let text = GOOD.replace("listen =", "warp = 1440\nlisten =")
+        + "\n[training]\nfirst_after_hours = 36\nlabel_horizon_hours = 24\n";
+    let paced = NodeConfig::parse(&text, Path::new("/")).unwrap();
+    assert_eq!(paced.warp, 1440);
+    let expected =
+        TrainingPace { first_after_hours: Some(36), every_hours: None, label_horizon_hours: Some(24) };
+    assert_eq!(paced.training, expected);
+    let zero = GOOD.replace("listen =", "warp = 0\nlisten =");
+    assert!(NodeConfig::parse(&zero, Path::new("/")).unwrap_err().0.contains("warp"));
+    let unknown = format!("{GOOD}\n[training]\nevery_day = 1\n");
+    assert!(NodeConfig::parse(&unknown, Path::new("/")).unwrap_err().0.contains("every_day"));
 }

@@ -105,6 +105,15 @@ impl<const FRAMES: usize, const ARENA: usize> Persistent<FRAMES, ARENA> {
         }
     }
 
+    /// Freshly provisioned flash with other report settings: a report every
+    /// `report_interval_ms`, a raw window every `raw_every`-th (what `SetReportInterval` and
+    /// `SetRawEvery` would set later).
+    pub fn with_cadence(mut self, report_interval_ms: u64, raw_every: u32) -> Self {
+        self.report_interval_ms = report_interval_ms;
+        self.raw_every = raw_every;
+        self
+    }
+
     /// Factory flashing of the first model (see [`OtaStore::flash`]: signature and all checked).
     pub fn flash_model(
         &mut self,

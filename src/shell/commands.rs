@@ -8,12 +8,30 @@ pub enum Command {
     Tags,
     Actors(ActorFilter),
     Place,
-    Stats { nodes: Vec<String> },
-    Move { root: String, to: String },
-    Drain { node: String },
+    Stats {
+        nodes: Vec<String>,
+    },
+    Move {
+        root: String,
+        to: String,
+    },
+    Drain {
+        node: String,
+    },
     Rebalance,
+    /// A question for the application (`models`, `deploy`, `rollback`, `loop`).
+    App(AppCommand),
     Help(Option<String>),
     Quit,
+}
+
+/// An application command: asked of the entry node, or of every node that is up when what it
+/// reports is each node's own (`loop`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCommand {
+    pub name: &'static str,
+    pub args: Vec<String>,
+    pub every_node: bool,
 }
 
 /// Which actors `actors` lists.
@@ -69,6 +87,26 @@ pub const COMMANDS: &[Spec] = &[
         usage: "rebalance",
         help: "moves subtrees from more to less loaded nodes (by actors) while a move evens the load",
     },
+    Spec {
+        name: "models",
+        usage: "models",
+        help: "the registry's models (lineage, validation metrics) and the current rollout with each mote's receipts",
+    },
+    Spec {
+        name: "deploy",
+        usage: "deploy VERSION",
+        help: "rolls a registered model out to the motes over the air, canary cohort first",
+    },
+    Spec {
+        name: "rollback",
+        usage: "rollback",
+        help: "rolls out again the model the fleet ran before the current rollout",
+    },
+    Spec {
+        name: "loop",
+        usage: "loop",
+        help: "the ML loop on each node: stage 2's scoring and alerts, the drift monitor, the trainer, the pipeline",
+    },
     Spec { name: "help", usage: "help [COMMAND]", help: "this list, or one command's usage" },
     Spec { name: "quit", usage: "quit", help: "leaves the shell (also exit, Ctrl-D)" },
 ];
@@ -109,6 +147,15 @@ pub fn parse(line: &str) -> Result<Command, String> {
             _ => Err("usage: drain NODE".into()),
         },
         "quit" | "exit" => no_arguments(Command::Quit),
+        "models" => no_arguments(app("models", Vec::new(), false)),
+        "rollback" => no_arguments(app("rollback", Vec::new(), false)),
+        "loop" => no_arguments(app("loop", Vec::new(), true)),
+        "deploy" => match rest.as_slice() {
+            [version] if version.parse::<u32>().is_ok() => {
+                Ok(app("deploy", vec![version.to_string()], false))
+            }
+            _ => Err("usage: deploy VERSION (a model version, models lists them)".into()),
+        },
         "actors" => parse_actors(&rest).map(Command::Actors),
         "stats" => Ok(Command::Stats { nodes: rest.iter().map(|s| s.to_string()).collect() }),
         "help" => match rest.as_slice() {
@@ -118,6 +165,10 @@ pub fn parse(line: &str) -> Result<Command, String> {
         },
         other => Err(format!("unknown command {other:?} (help lists the commands)")),
     }
+}
+
+fn app(name: &'static str, args: Vec<String>, every_node: bool) -> Command {
+    Command::App(AppCommand { name, args, every_node })
 }
 
 fn parse_actors(words: &[&str]) -> Result<ActorFilter, String> {
@@ -176,6 +227,10 @@ mod tests {
         assert!(parse("move counter b").unwrap_err().contains("usage: move SUBTREE NODE"));
         assert_eq!(parse("drain b"), Ok(Command::Drain { node: "b".into() }));
         assert!(parse("drain").unwrap_err().contains("usage: drain NODE"));
+        assert_eq!(parse("deploy 3"), Ok(app("deploy", vec!["3".into()], false)));
+        assert!(parse("deploy three").unwrap_err().contains("usage: deploy VERSION"));
+        assert_eq!(parse("loop"), Ok(app("loop", Vec::new(), true)));
+        assert!(parse("models 2").unwrap_err().contains("takes no arguments"));
     }
 
     #[test]
@@ -189,6 +244,10 @@ mod tests {
             "move /x n",
             "drain n",
             "rebalance",
+            "models",
+            "deploy 2",
+            "rollback",
+            "loop",
             "help",
             "quit",
         ];

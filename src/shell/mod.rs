@@ -13,6 +13,7 @@
 //! - `render`: aligned tables.
 //! - `repl`: line editing, history and completion (rustyline).
 
+mod app_views;
 mod commands;
 mod plan;
 mod render;

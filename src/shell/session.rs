@@ -14,6 +14,7 @@ use aiot_cluster::membership::Status;
 use aiot_cluster::transport::admin::{AdminClient, AdminConnection};
 use parking_lot::Mutex;
 
+use super::app_views;
 use super::commands::{ActorFilter, Command, COMMANDS};
 use super::plan::{self, Planned};
 use super::views::{self, Output};
@@ -94,6 +95,27 @@ impl Session {
                 let (reports, warnings) = self.stats(nodes).await?;
                 Ok(views::stats(&reports).with_warnings(warnings))
             }
+            Command::App(app) => {
+                let request = AdminRequest::App { command: app.name.to_string(), args: app.args.clone() };
+                if app.every_node {
+                    let nodes = self.nodes().await?;
+                    let (answers, warnings) = self.ask_each(nodes.iter(), &request).await;
+                    let answers = answers
+                        .into_iter()
+                        .filter_map(|(node, answer)| match answer {
+                            AdminResponse::App(json) => Some(Ok((node, json))),
+                            AdminResponse::Refused(why) if why.contains("answers no questions") => None,
+                            other => Some(Err(format!("{node}: {}", unexpected(&other)))),
+                        })
+                        .collect::<Result<Vec<_>, String>>()?;
+                    app_views::app_per_node(app.name, &answers).map(|o| o.with_warnings(warnings))
+                } else {
+                    match self.ask_entry(&request).await? {
+                        AdminResponse::App(json) => app_views::app(app.name, &json),
+                        other => Err(unexpected(&other)),
+                    }
+                }
+            }
             Command::Help(command) => views::help(COMMANDS, command.as_deref()),
             Command::Quit => Ok(Output::empty()),
         }
@@ -157,16 +179,12 @@ impl Session {
                 && filter.tier.as_ref().is_none_or(|tier| n.tags.get("tier") == Some(tier))
         });
         let request = AdminRequest::Actors { prefix: filter.path.clone() };
-        let (mut rows, mut warnings) = (Vec::new(), Vec::new());
-        for node in chosen {
-            if node.status != Status::Up {
-                warnings.push(format!("{}: {:?}, not asked", node.name, node.status));
-                continue;
-            }
-            match self.ask(node, &request).await {
-                Ok(AdminResponse::Actors(found)) => rows.extend(found),
-                Ok(other) => warnings.push(format!("{}: {}", node.name, unexpected(&other))),
-                Err(e) => warnings.push(format!("{}: {e}", node.name)),
+        let (answers, mut warnings) = self.ask_each(chosen, &request).await;
+        let mut rows = Vec::new();
+        for (node, answer) in answers {
+            match answer {
+                AdminResponse::Actors(found) => rows.extend(found),
+                other => warnings.push(format!("{node}: {}", unexpected(&other))),
             }
         }
         self.known.lock().paths.extend(rows.iter().map(|r| r.path.clone()));
@@ -178,22 +196,36 @@ impl Session {
         if let Some(unknown) = names.iter().find(|name| !nodes.iter().any(|n| &&n.name == name)) {
             return Err(format!("no node {unknown} (nodes lists them)"));
         }
-        let chosen = nodes.iter().filter(|n| {
-            if names.is_empty() {
-                n.status == Status::Up
-            } else {
-                names.contains(&n.name)
-            }
-        });
-        let (mut reports, mut warnings) = (Vec::new(), Vec::new());
-        for node in chosen {
-            match self.ask(node, &AdminRequest::Stats).await {
-                Ok(AdminResponse::Stats(report)) => reports.push(*report),
-                Ok(other) => warnings.push(format!("{}: {}", node.name, unexpected(&other))),
-                Err(e) => warnings.push(format!("{}: {e}", node.name)),
+        let chosen = nodes.iter().filter(|n| names.is_empty() || names.contains(&n.name));
+        let (answers, mut warnings) = self.ask_each(chosen, &AdminRequest::Stats).await;
+        let mut reports = Vec::new();
+        for (node, answer) in answers {
+            match answer {
+                AdminResponse::Stats(report) => reports.push(*report),
+                other => warnings.push(format!("{node}: {}", unexpected(&other))),
             }
         }
         Ok((reports, warnings))
+    }
+
+    /// Asks each of `nodes` that is up; those down or unreachable are warnings.
+    async fn ask_each<'a>(
+        &mut self,
+        nodes: impl Iterator<Item = &'a NodeRow>,
+        request: &AdminRequest,
+    ) -> (Vec<(String, AdminResponse)>, Vec<String>) {
+        let (mut answers, mut warnings) = (Vec::new(), Vec::new());
+        for node in nodes {
+            if node.status != Status::Up {
+                warnings.push(format!("{}: {:?}, not asked", node.name, node.status));
+                continue;
+            }
+            match self.ask(node, request).await {
+                Ok(answer) => answers.push((node.name.clone(), answer)),
+                Err(e) => warnings.push(format!("{}: {e}", node.name)),
+            }
+        }
+        (answers, warnings)
     }
 
     async fn ask_entry(&mut self, request: &AdminRequest) -> Result<AdminResponse, String> {

@@ -24,6 +24,11 @@ impl Output {
         Output { json, text, warnings: Vec::new() }
     }
 
+    /// An answer already in JSON.
+    pub fn from_json(json: serde_json::Value, text: String) -> Output {
+        Output { json, text, warnings: Vec::new() }
+    }
+
     pub fn empty() -> Output {
         Output { json: serde_json::Value::Null, text: String::new(), warnings: Vec::new() }
     }

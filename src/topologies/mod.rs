@@ -36,11 +36,14 @@ use aiot_actors::things::{self, Downstream, ThingsConfig};
 use aiot_actors::training::monitor::MonitorConfig;
 use aiot_actors::training::TrainerConfig;
 use aiot_actors::training::{self, TrainingStats};
+use aiot_cluster::config::TrainingPace;
+use aiot_cluster::node::AppQueries;
 use aiot_runtime::prelude::*;
 use serde::{Deserialize, Serialize};
 
 mod counter;
 mod things_metrics;
+mod things_queries;
 
 /// The names `by_name` knows.
 pub const NAMES: &[&str] = &["ping", "counter", "things"];
@@ -55,34 +58,47 @@ pub struct Built {
     pub status: Option<Status>,
     /// Its metrics, added to the node's.
     pub metrics: Option<Box<dyn prometheus_client::collector::Collector>>,
+    /// Its answers to the shell's application questions.
+    pub queries: Option<AppQueries>,
 }
 
 impl Built {
-    fn bare(topology: Topology) -> Built {
-        Built { topology, status: None, metrics: None }
+    pub fn bare(topology: Topology) -> Built {
+        Built { topology, status: None, metrics: None, queries: None }
     }
 }
 
-/// The topology `name`, as node `node` builds it.
-pub fn by_name(
-    name: &str,
-    node: &str,
-    fleet: Option<&Fleet>,
-    models: Option<RegistryKeys>,
-) -> Result<Built, String> {
+/// What a node builds its topology from.
+pub struct Inputs<'a> {
+    /// The node's name.
+    pub node: &'a str,
+    /// The motes' credentials (`[mqtt]`).
+    pub fleet: Option<&'a Fleet>,
+    /// The registry's keys (a platform node's `[models]`).
+    pub models: Option<RegistryKeys>,
+    pub training: &'a TrainingPace,
+}
+
+/// The topology `name`, as node `inputs.node` builds it.
+pub fn by_name(name: &str, inputs: Inputs<'_>) -> Result<Built, String> {
     match name {
-        "ping" => Ok(Built::bare(ping(node))),
-        "counter" => Ok(Built::bare(counter::topology(node))),
+        "ping" => Ok(Built::bare(ping(inputs.node))),
+        "counter" => Ok(Built::bare(counter::topology(inputs.node))),
         "things" => {
-            let fleet =
-                fleet.ok_or("the things topology needs the [mqtt] section with the fleet's credentials")?;
-            Ok(things_tier(node, fleet, models))
+            if inputs.fleet.is_none() {
+                return Err(
+                    "the things topology needs the [mqtt] section with the fleet's credentials".into()
+                );
+            }
+            Ok(things_tier(inputs))
         }
         other => Err(format!("unknown topology {other:?}; known: {}", NAMES.join(", "))),
     }
 }
 
-fn things_tier(node: &str, fleet: &Fleet, models: Option<RegistryKeys>) -> Built {
+fn things_tier(inputs: Inputs<'_>) -> Built {
+    let Inputs { node, fleet, models, training: pace } = inputs;
+    let fleet = fleet.expect("checked by by_name");
     let gateway_stats = Arc::new(GatewayStats::default());
     let bridge = Arc::new(BridgeStats::default());
     let relay = Arc::new(RelayStats::default());
@@ -98,7 +114,7 @@ fn things_tier(node: &str, fleet: &Fleet, models: Option<RegistryKeys>) -> Built
     let replicas = (1..=config.stage2_replicas).map(|r| format!("/stage2-{r}")).collect();
     inference::declare(&mut t, config);
     let training_stats = TrainingStats::default();
-    let mut trainer = TrainerConfig { replicas, ..TrainerConfig::default() };
+    let mut trainer = paced(TrainerConfig { replicas, ..TrainerConfig::default() }, pace);
     let release = models.map(|keys| {
         let (registry, deploy) = (Arc::new(RegistryStats::default()), Arc::new(DeployStats::default()));
         let stats = Arc::clone(&registry);
@@ -129,6 +145,7 @@ fn things_tier(node: &str, fleet: &Fleet, models: Option<RegistryKeys>) -> Built
         bridge: Arc::clone(&bridge),
         relay: Arc::clone(&relay),
     };
+    let queries = things_queries::queries(inference_stats.clone(), training_stats.clone());
     let status: Status = Box::new(move || {
         let s = &gateway_stats;
         let line = format!(
@@ -154,7 +171,23 @@ fn things_tier(node: &str, fleet: &Fleet, models: Option<RegistryKeys>) -> Built
         topology: t.build().expect("the things topology is valid"),
         status: Some(status),
         metrics: Some(Box::new(metrics)),
+        queries: Some(queries),
     }
+}
+
+/// The trainer's periods as `[training]` sets them.
+fn paced(mut trainer: TrainerConfig, pace: &TrainingPace) -> TrainerConfig {
+    let hours = |h: u64| Duration::from_secs(h * 3600);
+    if let Some(h) = pace.first_after_hours {
+        trainer.first_after = hours(h);
+    }
+    if let Some(h) = pace.every_hours {
+        trainer.every = hours(h);
+    }
+    if let Some(h) = pace.label_horizon_hours {
+        trainer.labels.horizon = hours(h);
+    }
+    trainer
 }
 
 const PROBE_EVERY: Duration = Duration::from_millis(250);

@@ -42,10 +42,15 @@ pub struct Node {
 }
 
 impl Node {
-    // A test harness thread reading a child process's output: not actor code.
-    #[allow(clippy::disallowed_methods)]
     pub fn start(config: &str) -> Node {
-        let mut child = aiot().args(["node", "--config", config]).stdout(Stdio::piped()).spawn().unwrap();
+        Node::spawn(&["node", "--config", config])
+    }
+
+    /// Any `aiot` command, its stdout lines on the channel (read by a test harness thread:
+    /// not actor code).
+    #[allow(clippy::disallowed_methods)]
+    pub fn spawn(args: &[&str]) -> Node {
+        let mut child = aiot().args(args).stdout(Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = channel();
         std::thread::spawn(move || {

@@ -105,6 +105,10 @@ pub enum DeployerMsg {
         version: u32,
         reply: ReplyTo<DeployState>,
     },
+    /// The current (or last) rollout, each mote's receipts with it (for the shell).
+    Rollout {
+        reply: ReplyTo<Option<Rollout>>,
+    },
     /// The registry's answer about a model.
     Fetched {
         version: u32,
@@ -460,6 +464,9 @@ impl Actor for Deployer {
             DeployerMsg::Deploy { version, reply } => {
                 self.on_deploy(version);
                 let _ = ctx.reply(&reply, self.state(version));
+            }
+            DeployerMsg::Rollout { reply } => {
+                let _ = ctx.reply(&reply, self.rollout.clone());
             }
             DeployerMsg::Fetched { version, model } => self.on_fetched(version, model),
         }

@@ -9,15 +9,21 @@
 
 use std::collections::BTreeSet;
 
+use serde::{Deserialize, Serialize};
+
 use super::Downlink;
 
 /// Acks waiting for the next flush.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct AckBatch {
     pending: BTreeSet<(u32, u32)>,
 }
 
 impl AckBatch {
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// Adds an ack; true if it starts a batch (the caller then queues a flush).
     pub fn add(&mut self, boot_epoch: u32, seq: u32) -> bool {
         let first = self.pending.is_empty();

@@ -92,6 +92,23 @@ impl ProxyHost {
 impl Actor for ProxyHost {
     type Msg = ProxiesMsg;
 
+    /// The motes with a proxy: on a move, every one is made again where the host lands (each
+    /// child restores its own state).
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        let motes: Vec<u32> = self.provisioned.iter().chain(self.proxies.keys()).copied().collect();
+        Some(aiot_runtime::message::encode(&motes))
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), ActorError> {
+        let motes: BTreeSet<u32> = aiot_runtime::message::decode::<Vec<u32>>(snapshot)
+            .map_err(ActorError::new)?
+            .into_iter()
+            .chain(self.provisioned.iter().copied())
+            .collect();
+        self.provisioned = motes.into_iter().collect();
+        Ok(())
+    }
+
     fn started(&mut self, ctx: &mut Ctx<'_, ProxiesMsg>) -> Result<(), ActorError> {
         for mote in std::mem::take(&mut self.provisioned) {
             self.proxy(mote, ctx)?;
@@ -122,23 +139,28 @@ impl Actor for ProxyHost {
 pub struct SensorProxy {
     gateway: ActorRef<GatewayMsg>,
     downstream: ActorRef<Onward>,
+    state: ProxyState,
+}
+
+/// What a proxy knows of its mote: all of it moves with the proxy (live migration).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProxyState {
     dedup: FrameDedup,
     health: MoteHealth,
-    /// Frames sent downstream whose receipt has not come yet.
+    /// Frames sent downstream whose receipt has not come yet (receipts follow the proxy).
     awaiting_receipt: BTreeSet<(u32, u32)>,
     acks: AckBatch,
 }
 
 impl SensorProxy {
     pub fn new(mote: u32, gateway: ActorRef<GatewayMsg>, downstream: ActorRef<Onward>) -> Self {
-        SensorProxy {
-            gateway,
-            downstream,
+        let state = ProxyState {
             dedup: FrameDedup::default(),
             health: MoteHealth::new(mote),
             awaiting_receipt: BTreeSet::new(),
             acks: AckBatch::default(),
-        }
+        };
+        SensorProxy { gateway, downstream, state }
     }
 
     /// A frame is recorded as seen, and acknowledged, only once downstream sent its receipt:
@@ -146,20 +168,22 @@ impl SensorProxy {
     /// frame in flight) is resent by the mote. Copies of a frame already stored are
     /// acknowledged again; copies of one awaiting its receipt wait for it.
     fn on_frame(&mut self, frame: UpFrame, ctx: &mut Ctx<'_, ProxyMsg>) -> Result<(), ActorError> {
-        self.health.heard(frame.boot_epoch, frame.received_ms);
+        self.state.health.heard(frame.boot_epoch, frame.received_ms);
         let (boot_epoch, seq) = (frame.boot_epoch, frame.seq);
-        match self.dedup.check(boot_epoch, seq) {
+        match self.state.dedup.check(boot_epoch, seq) {
             Seen::Duplicate => {
-                self.health.duplicates += 1;
+                self.state.health.duplicates += 1;
                 self.acknowledge(boot_epoch, seq, ctx);
             }
             Seen::Stale => {
-                self.health.stale += 1;
+                self.state.health.stale += 1;
                 self.acknowledge(boot_epoch, seq, ctx);
             }
-            Seen::New if self.awaiting_receipt.contains(&(boot_epoch, seq)) => self.health.duplicates += 1,
+            Seen::New if self.state.awaiting_receipt.contains(&(boot_epoch, seq)) => {
+                self.state.health.duplicates += 1
+            }
             Seen::New => {
-                let before = self.health.clone();
+                let before = self.state.health.clone();
                 let faults = self.inspect(&frame);
                 let sent = ctx.ask(
                     &self.downstream,
@@ -168,40 +192,43 @@ impl SensorProxy {
                     move |receipt| ProxyMsg::Stored { boot_epoch, seq, stored: receipt.is_ok() },
                 );
                 if sent.is_err() {
-                    self.health = before;
-                    self.health.downstream_refused += 1;
+                    self.state.health = before;
+                    self.state.health.downstream_refused += 1;
                     return Ok(());
                 }
-                self.awaiting_receipt.insert((boot_epoch, seq));
+                self.state.awaiting_receipt.insert((boot_epoch, seq));
             }
         }
         Ok(())
     }
 
     fn on_receipt(&mut self, boot_epoch: u32, seq: u32, stored: bool, ctx: &mut Ctx<'_, ProxyMsg>) {
-        self.awaiting_receipt.remove(&(boot_epoch, seq));
+        self.state.awaiting_receipt.remove(&(boot_epoch, seq));
         if !stored {
-            self.health.receipts_missing += 1;
+            self.state.health.receipts_missing += 1;
             return;
         }
-        self.dedup.observe(boot_epoch, seq);
-        self.health.open_gaps = self.dedup.open_gaps();
-        self.health.lost = self.dedup.lost();
+        self.state.dedup.observe(boot_epoch, seq);
+        self.state.health.open_gaps = self.state.dedup.open_gaps();
+        self.state.health.lost = self.state.dedup.lost();
         self.acknowledge(boot_epoch, seq, ctx);
     }
 
     /// Gathers the ack; the first ack of a batch schedules the flush `ACK_DELAY` later, so a
     /// busy mote's consecutive frames go down as one range.
     fn acknowledge(&mut self, boot_epoch: u32, seq: u32, ctx: &mut Ctx<'_, ProxyMsg>) {
-        if self.acks.add(boot_epoch, seq) {
+        if self.state.acks.add(boot_epoch, seq) {
             ctx.schedule_once(ACK_DELAY, ProxyMsg::FlushAcks);
         }
     }
 
     fn flush_acks(&mut self, ctx: &mut Ctx<'_, ProxyMsg>) {
-        for ack in self.acks.drain() {
-            if ctx.send(&self.gateway, GatewayMsg::Down { mote: self.health.mote, downlink: ack }).is_err() {
-                self.health.acks_refused += 1;
+        for ack in self.state.acks.drain() {
+            if ctx
+                .send(&self.gateway, GatewayMsg::Down { mote: self.state.health.mote, downlink: ack })
+                .is_err()
+            {
+                self.state.health.acks_refused += 1;
             }
         }
     }
@@ -212,27 +239,44 @@ impl SensorProxy {
         let faults = match Payload::decode(kind, &frame.payload) {
             Ok(Payload::RawWindow(window)) => sensor_faults::check_raw(&window),
             Ok(Payload::Features(report)) => {
-                self.health.report(&report);
+                self.state.health.report(&report);
                 sensor_faults::check_features(&report)
             }
             Ok(Payload::Stage1Event(event)) => {
-                self.health.stage1(&event);
+                self.state.health.stage1(&event);
                 SensorFaults::default()
             }
             Ok(Payload::OtaReceipt(receipt)) => {
-                self.health.ota(&receipt);
+                self.state.health.ota(&receipt);
                 SensorFaults::default()
             }
             // The gateway decoded it before; nothing else reaches a proxy.
             _ => SensorFaults::default(),
         };
-        self.health.new_frame(kind, frame.capture_ms, faults.any());
+        self.state.health.new_frame(kind, frame.capture_ms, faults.any());
         faults
     }
 }
 
 impl Actor for SensorProxy {
     type Msg = ProxyMsg;
+
+    /// Acks restored from a move are flushed (the timer that would have did not move).
+    fn started(&mut self, ctx: &mut Ctx<'_, ProxyMsg>) -> Result<(), ActorError> {
+        if !self.state.acks.is_empty() {
+            ctx.schedule_once(ACK_DELAY, ProxyMsg::FlushAcks);
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        Some(aiot_runtime::message::encode(&self.state))
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), ActorError> {
+        self.state = aiot_runtime::message::decode(snapshot).map_err(ActorError::new)?;
+        Ok(())
+    }
 
     fn handle(&mut self, msg: ProxyMsg, ctx: &mut Ctx<'_, ProxyMsg>) -> Result<(), ActorError> {
         match msg {
@@ -242,7 +286,7 @@ impl Actor for SensorProxy {
                 Ok(())
             }
             ProxyMsg::Health(reply) => {
-                ctx.reply(&reply, Some(self.health.clone()))?;
+                ctx.reply(&reply, Some(self.state.health.clone()))?;
                 Ok(())
             }
             ProxyMsg::Stored { boot_epoch, seq, stored } => {
@@ -254,5 +298,46 @@ impl Actor for SensorProxy {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs() -> (ActorRef<GatewayMsg>, ActorRef<Onward>) {
+        (ActorRef::parse("/gateway").unwrap(), ActorRef::parse("/bridge").unwrap())
+    }
+
+    #[test]
+    fn a_proxy_moves_with_everything_it_knows_of_its_mote() {
+        let (gateway, downstream) = refs();
+        let mut proxy = SensorProxy::new(7, gateway.clone(), downstream.clone());
+        proxy.state.health.heard(2, 1_000);
+        proxy.state.awaiting_receipt.insert((2, 41));
+        proxy.state.acks.add(2, 40);
+        let snapshot = proxy.snapshot().expect("a proxy is stateful");
+        let mut moved = SensorProxy::new(7, gateway, downstream);
+        moved.restore(&snapshot).unwrap();
+        assert_eq!(moved.state.health, proxy.state.health);
+        assert_eq!(moved.state.awaiting_receipt, proxy.state.awaiting_receipt);
+        assert!(!moved.state.acks.is_empty(), "the acks not yet sent moved too");
+        assert_eq!(moved.snapshot(), Some(snapshot));
+        assert!(moved.restore(b"not a proxy").is_err());
+    }
+
+    #[test]
+    fn the_proxy_host_makes_again_every_proxy_it_had() {
+        let (gateway, downstream) = refs();
+        let mut host = ProxyHost::new(gateway.clone(), downstream.clone(), vec![1, 2]);
+        // Proxies made at start and on a first frame (3) are all in the snapshot.
+        host.provisioned.clear();
+        for mote in [1, 2, 3] {
+            host.proxies.insert(mote, ActorRef::parse(&format!("/proxies/mote-{mote}")).unwrap());
+        }
+        let snapshot = host.snapshot().unwrap();
+        let mut moved = ProxyHost::new(gateway, downstream, vec![1, 2, 4]);
+        moved.restore(&snapshot).unwrap();
+        assert_eq!(moved.provisioned, [1, 2, 3, 4]);
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aiot_runtime::exec::tokio::TokioSystem;
 use aiot_runtime::ActorPath;
 
 use super::migrate::MoveOutcome;
@@ -23,6 +24,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, admin: AdminPeer) {
             Ok((request, send)) => {
                 let response = match &request {
                     AdminRequest::Move { root, to } => move_subtree(&shared, root, to).await,
+                    AdminRequest::App { command, args } => app(&shared, command, args).await,
                     other => respond(&shared, other),
                 };
                 if let Err(e) = answer(send, &response).await {
@@ -45,7 +47,36 @@ fn respond(shared: &Shared, request: &AdminRequest) -> AdminResponse {
         AdminRequest::Actors { prefix } => AdminResponse::Actors(actors(shared, prefix)),
         AdminRequest::Stats => AdminResponse::Stats(Box::new(report(shared))),
         AdminRequest::Placement => AdminResponse::Placement(placement(shared)),
-        AdminRequest::Move { .. } => AdminResponse::Refused("a move is answered on its own".into()),
+        AdminRequest::Move { .. } | AdminRequest::App { .. } => {
+            AdminResponse::Refused("answered on its own".into())
+        }
+    }
+}
+
+/// An application's answers to the shell's questions (`AdminRequest::App`): given the
+/// command, its arguments and the node's actor system (to ask actors wherever they run), JSON
+/// text, or why not.
+pub type AppQueries = Arc<dyn Fn(AppQuery, TokioSystem) -> AppAnswer + Send + Sync>;
+
+/// A question for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppQuery {
+    pub command: String,
+    pub args: Vec<String>,
+}
+
+/// The application's answer to come.
+pub type AppAnswer = std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>;
+
+async fn app(shared: &Shared, command: &str, args: &[String]) -> AdminResponse {
+    let queries = shared.app.read().clone();
+    let Some(queries) = queries else {
+        return AdminResponse::Refused(format!("{command}: this node's topology answers no questions"));
+    };
+    let query = AppQuery { command: command.to_string(), args: args.to_vec() };
+    match queries(query, shared.system.clone()).await {
+        Ok(json) => AdminResponse::App(json),
+        Err(why) => AdminResponse::Refused(format!("{command}: {why}")),
     }
 }
 

@@ -16,6 +16,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod admin;
+pub use admin::{AppAnswer, AppQueries, AppQuery};
 mod drive;
 mod links;
 pub mod metrics;
@@ -274,6 +275,8 @@ pub(crate) struct Shared {
     moves: Mutex<migrate::Moves>,
     /// Subtrees moving in whose frames are held: lane readers check `moves` only when nonzero.
     holds: std::sync::atomic::AtomicUsize,
+    /// The application's answers to the shell (`set_app`).
+    app: RwLock<Option<admin::AppQueries>>,
 }
 
 /// The receiving side of every peer's lanes.
@@ -390,6 +393,7 @@ impl Node {
             left: AtomicBool::new(false),
             moves: Mutex::new(migrate::Moves::default()),
             holds: std::sync::atomic::AtomicUsize::new(0),
+            app: RwLock::new(None),
         });
         for (key, value) in tag_report(&setup.claimed_tags, &shared.tls.me.tags).unattested {
             shared.stats.unattested_tags.fetch_add(1, Relaxed);
@@ -458,6 +462,17 @@ impl Node {
     /// the `aiot_` prefix.
     pub fn register_metrics(&self, collector: Box<dyn prometheus_client::collector::Collector>) {
         self.metrics.lock().register_collector(collector);
+    }
+
+    /// Sets what answers the shell's application questions (`AdminRequest::App`).
+    pub fn set_app(&self, queries: admin::AppQueries) {
+        *self.shared.app.write() = Some(queries);
+    }
+
+    /// Asks this node's application `query`, as an admin would.
+    pub async fn ask_app(&self, query: admin::AppQuery) -> Result<String, String> {
+        let queries = self.shared.app.read().clone().ok_or("this node's topology answers no questions")?;
+        queries(query, self.shared.system.clone()).await
     }
 
     /// Every metric, in the Prometheus text format (version 0.0.4).
