@@ -1,6 +1,7 @@
 //! `aiot`: the command line. It parses flags and calls into the crates; nothing else lives here.
 
 mod ca;
+mod dashboard;
 mod demo;
 mod fleet_pm;
 mod metrics;
@@ -42,6 +43,9 @@ enum Command {
         /// Keep the run's files (CA, credentials, node configurations, data) in DIR.
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
+        /// The dashboard's port on loopback (if it is taken, a free one; the URL is printed).
+        #[arg(long, default_value_t = 8080)]
+        dashboard_port: u16,
         /// The supervision demo: a small plant whose actors fail, restart and escalate.
         #[arg(long)]
         supervision: bool,
@@ -144,9 +148,9 @@ fn main() -> ExitCode {
             let duration = duration.unwrap_or(Duration::from_secs(6));
             demo::supervision::run(demo::supervision::Options { duration, deterministic, seed })
         }
-        Command::Demo { duration, warp, motes, dir, supervision: false, seed, .. } => {
+        Command::Demo { duration, warp, motes, dir, dashboard_port, supervision: false, seed, .. } => {
             let duration = duration.unwrap_or(Duration::from_secs(300));
-            demo::run(demo::Options { duration, warp, motes, dir, seed })
+            demo::run(demo::Options { duration, warp, motes, dir, dashboard_port, seed })
         }
         Command::Ca { command } => ca::run(command),
         Command::Model { command } => model::run(command),

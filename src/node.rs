@@ -92,6 +92,7 @@ pub struct Running {
     pub events: UnboundedReceiver<NodeEvent>,
     pub status: Option<Status>,
     pub metrics: Option<SocketAddr>,
+    pub dashboard: Option<SocketAddr>,
     _broker: Option<EmbeddedBroker>,
 }
 
@@ -120,7 +121,8 @@ fn tier_of(tls: &NodeTls) -> String {
 
 /// Starts a node from its configuration on the current tokio runtime: the embedded broker
 /// (a platform node with `[mqtt]` and no `url`), the MQTT port (a things node), the event log
-/// (a platform node with the `things` topology), the metrics endpoint, then the node itself.
+/// (a platform node with the `things` topology), the node itself, then its metrics endpoint and
+/// dashboard.
 /// Its cluster time starts at `origin_ms` (Unix ms; none: the wall clock now, which nodes
 /// started apart agree on only without a time warp).
 pub async fn start(config: NodeConfig, tls: NodeTls, origin_ms: Option<u64>) -> Result<Running, String> {
@@ -155,7 +157,7 @@ pub async fn start(config: NodeConfig, tls: NodeTls, origin_ms: Option<u64>) -> 
         clock: ClusterClock { origin_ms: origin_ms.unwrap_or(incarnation), warp: f64::from(config.warp) },
     };
     let (node, events) = Node::start(setup)?;
-    println!("{name} listening on {}", node.addr());
+    println!("listening on {}", node.addr());
     let node = Arc::new(node);
     if let Some(collector) = metrics {
         node.register_metrics(collector);
@@ -171,7 +173,15 @@ pub async fn start(config: NodeConfig, tls: NodeTls, origin_ms: Option<u64>) -> 
         }
         None => None,
     };
-    Ok(Running { node, events, status, metrics, _broker: broker })
+    let dashboard = match config.dashboard {
+        Some(addr) => {
+            let bound = crate::dashboard::serve(addr, Arc::clone(&node)).await?;
+            println!("dashboard on http://{bound}/");
+            Some(bound)
+        }
+        None => None,
+    };
+    Ok(Running { node, events, status, metrics, dashboard, _broker: broker })
 }
 
 /// The registry's keys: the model-signing key from its PEM file, the storage key from the

@@ -1,5 +1,6 @@
 //! End to end: `aiot demo` runs the whole system and reaches every milestone it sets out to
-//! show, as the shell's `--json` reports it while the demo runs; `aiot demo --supervision`
+//! show, as the shell's `--json` reports it while the demo runs, and its dashboard (in
+//! headless Chromium) shows what the shell and the metrics endpoint report; `aiot demo --supervision`
 //! shows supervision at work, and its deterministic mode gives the same trace hash in two
 //! separate processes.
 
@@ -10,6 +11,8 @@ use serde_json::Value;
 
 mod common;
 use common::{aiot, Node};
+#[path = "demo/dashboard.rs"]
+mod dashboard;
 
 fn demo(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_aiot"))
@@ -62,6 +65,22 @@ fn a_bad_duration_is_refused_with_a_clear_message() {
     assert!(stderr.contains("expected a number then ms, s, m or h"), "{stderr}");
 }
 
+/// Whether the dashboard shows what the shell and the metrics report, tried a few times as
+/// live values may change between the reads; saves a screenshot (target/tmp/dashboard.png).
+fn dashboard_agrees(url: &str, metrics: &str, connect: &[String]) -> Result<String, String> {
+    let mut outcome = Err("not tried".to_string());
+    for _ in 0..5 {
+        outcome = dashboard::agrees(url, metrics, connect);
+        if outcome.is_ok() {
+            break;
+        }
+    }
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    dashboard::screenshot(url, &path);
+    println!("dashboard screenshot: {}", path.display());
+    outcome
+}
+
 /// What the shell reports of a running demo.
 #[derive(Debug, Default)]
 struct Seen {
@@ -111,6 +130,11 @@ fn the_full_demo_reaches_every_milestone_as_the_shell_reports_it() {
     let shell_line = demo.wait_for("shell:");
     let connect: Vec<String> = shell_line.split_whitespace().skip(2).map(String::from).collect();
     assert_eq!(connect[..2], ["shell", "--connect"], "{shell_line}");
+    let metrics = demo.wait_for("metrics:");
+    assert!(metrics.ends_with("(platform-1)"), "the platform node's metrics come first: {metrics}");
+    let metrics = metrics.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
+    let url = demo.wait_for("dashboard:").split_whitespace().nth(1).unwrap().to_string();
+    let mut dashboard: Option<Result<String, String>> = None;
 
     // Asked every 10 s while the demo runs (4 minutes), until everything showed.
     let (mut seen, mut shell_error) = (Seen::default(), None);
@@ -124,6 +148,9 @@ fn the_full_demo_reaches_every_milestone_as_the_shell_reports_it() {
             }
         }
         let every_mote = seen.running.len() == MOTES && seen.running.iter().all(|v| *v > 0);
+        if dashboard.is_none() && seen.models > 0 && every_mote {
+            dashboard = Some(dashboard_agrees(&url, &metrics, &connect));
+        }
         if seen.alerts > 0 && seen.drifts > 0 && seen.models > 0 && every_mote && seen.migrations > 0 {
             break;
         }
@@ -137,6 +164,11 @@ fn the_full_demo_reaches_every_milestone_as_the_shell_reports_it() {
     assert_eq!(seen.running.len(), MOTES, "not every mote in the rollout: {report}");
     assert!(seen.running.iter().all(|v| *v > 0), "a mote runs no registered model: {report}");
     assert!(seen.migrations > 0, "no actor migrated: {report}");
+    match dashboard {
+        Some(Ok(agreed)) => println!("the dashboard agrees with the shell and the metrics: {agreed}"),
+        Some(Err(differed)) => panic!("the dashboard differs: {differed}"),
+        None => panic!("the dashboard was never checked (no model on every mote): {report}"),
+    }
 
     // The demo ends by itself, saying so (its timeline was read above: wait for the rest).
     let summary = demo.wait_for("summary");

@@ -267,4 +267,21 @@ fn the_shell_moves_a_stateful_counter_under_load_and_nothing_is_lost_or_repeated
     assert_eq!(duplicates, 0, "{after}");
     assert!(below > below_back + 2000 && received - below < 1000, "{back} / {after}");
     assert_eq!(shell("rebalance"), serde_json::json!([]));
+
+    // `trace` shows the counter's messages as they come, on the node it runs on now.
+    let traced = shell("trace /counter --count 50");
+    let events = traced.as_array().unwrap();
+    assert_eq!(events.len(), 50, "{traced}");
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["node"], host.as_str(), "{e}");
+        assert_eq!((e["kind"].as_str(), e["message"].as_str()), (Some("tell"), Some("Number")), "{e}");
+        assert!(i == 0 || e["seq"].as_u64() > events[i - 1]["seq"].as_u64(), "in order: {traced}");
+        assert!(i == 0 || e["at_us"].as_u64() >= events[i - 1]["at_us"].as_u64(), "{traced}");
+    }
+    let refused = aiot()
+        .args(["shell", "--connect", &addr, "--ca-dir", ca, "--admin", "ops", "-c", "trace /nowhere"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no node runs /nowhere"), "{refused:?}");
 }

@@ -134,11 +134,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             other => Err(format!("unknown frame kind {other:?} (features, raw)")),
         })
         .collect::<Result<_, _>>()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = crate::node_runtime()?;
     let motes = args.motes.unwrap_or(if args.quick { 10 } else { 100 });
     let fleet = fleet(motes);
     for broker in &args.brokers {

@@ -5,10 +5,12 @@
 //! `savina` (aiot vs actix vs ractor), `remote` (aiot nodes vs raw quinn), `ingest` (motes
 //! through a broker into the proxies vs the broker's raw pub/sub), `sim` (simulated vs real
 //! time), `stream` (the embedded event log vs plain append + fsync to a file), `train` (the
-//! Newton logistic regression vs scikit-learn's newton-cg). To come: migrate.
+//! Newton logistic regression vs scikit-learn's newton-cg), `migrate` (live migration vs a
+//! stop-and-restart move).
 
 mod alloc;
 mod ingest;
+mod migrate;
 mod remote;
 mod savina;
 mod sim;
@@ -45,6 +47,17 @@ enum Bench {
     Stream(stream::Args),
     /// Logistic regression fits: our Newton solver vs scikit-learn's newton-cg, same objective.
     Train(train::Args),
+    /// Live migration of a stateful actor under load vs a stop-and-restart move.
+    Migrate(migrate::Args),
+}
+
+/// The tokio runtime the cluster benchmarks run their nodes on: two workers, one per core.
+fn node_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -56,6 +69,7 @@ fn main() -> ExitCode {
         Bench::Sim(args) => sim::run(args),
         Bench::Stream(args) => stream::run(args),
         Bench::Train(args) => train::run(args),
+        Bench::Migrate(args) => migrate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -145,11 +145,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     };
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     pki(dir.path())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = crate::node_runtime()?;
     runtime.block_on(async {
         let ours = Ours::start(dir.path()).await?;
         let raw = Raw::start(dir.path()).await?;

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use aiot_runtime::trace::TraceEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::membership::Status;
@@ -29,6 +30,10 @@ pub enum AdminRequest {
     /// A question for the application the cluster runs (the shell's `models`, `loop`,
     /// `deploy`...), answered by what the node's topology registered (`Node::set_app`).
     App { command: String, args: Vec<String> },
+    /// The messages the actor at `path` (running on the asked node) handled after event
+    /// `after` (0: from now on); the first ask starts tracing it, and a trace nobody reads
+    /// stops after `aiot_runtime::trace::UNREAD_MAX` events.
+    Trace { path: String, after: u64 },
 }
 
 /// A node's answer.
@@ -39,10 +44,12 @@ pub enum AdminResponse {
     Stats(Box<NodeReport>),
     Placement(Vec<SubtreeRow>),
     Moved(MoveReport),
-    /// The application's answer, JSON text.
-    App(String),
     /// The request could not be answered, and why.
     Refused(String),
+    /// The application's answer, JSON text.
+    App(String),
+    /// What a traced actor handled since the reader's last event.
+    Trace(Vec<TraceEvent>),
 }
 
 /// A member, as the answering node sees it.

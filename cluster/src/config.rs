@@ -7,6 +7,7 @@
 //! tags = { tier = "inference" }      # claims: only tags the certificate attests count
 //! topology = "ping"                  # the topology every node runs (built into `aiot`)
 //! metrics = "127.0.0.1:9100"         # the Prometheus endpoint, GET /metrics (optional)
+//! dashboard = "127.0.0.1:8080"       # the web dashboard (optional; a platform node's)
 //! warp = 1                           # cluster time per wall time (a demo's time warp)
 //!
 //! [mqtt]                             # the motes' broker (topologies with motes need it)
@@ -59,6 +60,9 @@ pub struct NodeConfig {
     /// Where to serve the node's Prometheus metrics (`GET /metrics`); none: not served.
     #[serde(default)]
     pub metrics: Option<SocketAddr>,
+    /// Where to serve the web dashboard (`GET /`); none: not served.
+    #[serde(default)]
+    pub dashboard: Option<SocketAddr>,
     pub tls: TlsPaths,
     #[serde(default)]
     pub mqtt: Option<MqttConfig>,
@@ -78,8 +82,11 @@ fn default_warp() -> u32 {
     1
 }
 
-/// The training pipeline's periods (`[training]`), in hours of cluster time; each left out
-/// keeps the pipeline's default (a day, a day, 7 days).
+/// The longest `[training]` period accepted: ten years.
+pub const TRAINING_HOURS_MAX: u64 = 24 * 365 * 10;
+
+/// The training pipeline's periods (`[training]`), in hours of cluster time (1 to
+/// [`TRAINING_HOURS_MAX`]); each left out keeps the pipeline's default (a day, a day, 7 days).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingPace {
@@ -210,6 +217,18 @@ impl NodeConfig {
             toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim().to_string()))?;
         if config.warp == 0 {
             return Err(ConfigError("warp: 0 stops time; it must be at least 1".into()));
+        }
+        let pace = &config.training;
+        for (name, hours) in [
+            ("first_after_hours", pace.first_after_hours),
+            ("every_hours", pace.every_hours),
+            ("label_horizon_hours", pace.label_horizon_hours),
+        ] {
+            if let Some(h) = hours.filter(|h| !(1..=TRAINING_HOURS_MAX).contains(h)) {
+                return Err(ConfigError(format!(
+                    "[training] {name} = {h}: expected 1 to {TRAINING_HOURS_MAX} hours"
+                )));
+            }
         }
         let fleet = config.mqtt.as_mut().map(|m| &mut m.fleet);
         let signing = config.models.as_mut().map(|m| &mut m.signing_key);

@@ -298,6 +298,7 @@ impl Coordinator {
             }
             ControlMsg::Ack { .. } => {}
         }
+        self.hurry_moves_in(now);
     }
 
     /// Whether this node may grant `root` to `node` (at `incarnation`): no other live node
@@ -416,6 +417,7 @@ impl Coordinator {
         }
         self.moved.remove(root);
         self.moves_in.insert(root.clone(), (from.to_string(), now));
+        self.hurry_moves_in(now);
         true
     }
 
@@ -502,9 +504,7 @@ impl Coordinator {
         let mut arriving = Vec::new();
         let mut dropped = Vec::new();
         for (root, (from, since)) in &self.moves_in {
-            let confirmed = *from == self.name
-                || (self.directory.node_of(root) == Some(from.as_str())
-                    && self.directory.moving_to(root) == Some(self.name.as_str()));
+            let confirmed = self.move_confirmed(root, from);
             if confirmed && !self.hosted.contains(root) && !self.claims.contains_key(root) {
                 arriving.push(root.clone());
             } else if !confirmed && now.saturating_since(*since) >= HANDOFF_UNCONFIRMED_MAX {
@@ -526,6 +526,54 @@ impl Coordinator {
             self.unplaced = unplaced;
         }
         self.announce();
+    }
+
+    /// Whether `root`'s handoff from `from` may be claimed: an announcement confirms its holder
+    /// is moving it here (or this node takes its own back).
+    fn move_confirmed(&self, root: &ActorPath, from: &str) -> bool {
+        from == self.name
+            || (self.directory.node_of(root) == Some(from)
+                && self.directory.moving_to(root) == Some(self.name.as_str()))
+    }
+
+    /// Whether this node may place now, as its tick checks: it holds its lease, its view
+    /// settled and it sees a majority.
+    fn may_place(&self, now: Instant) -> bool {
+        !self.left
+            && self.membership.holds_lease(now)
+            && self.membership.settled(now)
+            && self.membership.has_majority()
+    }
+
+    /// Claims at once (not at the next tick) the arrived handoffs an announcement confirmed,
+    /// and starts those a majority granted: a move's pause is this node's message handling,
+    /// not its tick. The tick does the same for every claim.
+    fn hurry_moves_in(&mut self, now: Instant) {
+        if self.moves_in.is_empty() || !self.may_place(now) {
+            return;
+        }
+        let majority = self.membership.majority();
+        let moving_in: Vec<(ActorPath, String)> =
+            self.moves_in.iter().map(|(root, (from, _))| (root.clone(), from.clone())).collect();
+        let hosted = self.hosted.len();
+        for (root, from) in moving_in {
+            if self.hosted.contains(&root) {
+                continue;
+            }
+            match self.claims.get(&root) {
+                Some(claim) if claim.granted.len() >= majority => {
+                    self.claims.remove(&root);
+                    self.hosted.insert(root.clone());
+                    self.outputs.push_back(Output::Start(root));
+                }
+                Some(_) => {}
+                None if self.move_confirmed(&root, &from) => self.claim(root, now),
+                None => {}
+            }
+        }
+        if self.hosted.len() != hosted {
+            self.announce();
+        }
     }
 
     /// Grants `root` to this node if it may, and asks every member that is up for theirs.

@@ -108,6 +108,11 @@ fn warp_and_training_pace_default_to_real_time_and_a_zero_warp_is_refused() {
     assert_eq!(paced.training, expected);
     let zero = GOOD.replace("listen =", "warp = 0\nlisten =");
     assert!(NodeConfig::parse(&zero, Path::new("/")).unwrap_err().0.contains("warp"));
+    for bad in ["every_hours = 0", "first_after_hours = 18446744073709551615"] {
+        let text = format!("{GOOD}\n[training]\n{bad}\n");
+        let refused = NodeConfig::parse(&text, Path::new("/")).unwrap_err().0;
+        assert!(refused.contains("expected 1 to 87600 hours"), "{bad}: {refused}");
+    }
     let unknown = format!("{GOOD}\n[training]\nevery_day = 1\n");
     assert!(NodeConfig::parse(&unknown, Path::new("/")).unwrap_err().0.contains("every_day"));
 }

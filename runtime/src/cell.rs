@@ -102,6 +102,8 @@ pub struct Cell<M> {
     /// a woken task checks it without locking).
     pending: AtomicBool,
     closed: AtomicBool,
+    /// Its handled messages are recorded (`trace`).
+    traced: AtomicBool,
     failures: AtomicU64,
     restarts: AtomicU64,
 }
@@ -131,6 +133,7 @@ impl<M: Send + 'static> Cell<M> {
             notifier,
             pending: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            traced: AtomicBool::new(false),
             failures: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
         }
@@ -331,6 +334,9 @@ pub trait AnyCell: Send + Sync + 'static {
     fn msg_type(&self) -> &'static str;
     fn into_any_arc(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     fn is_closed(&self) -> bool;
+    /// Whether the messages it handles are recorded (`trace`).
+    fn is_traced(&self) -> bool;
+    fn set_traced(&self, traced: bool);
     /// Messages waiting (every kind).
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -413,6 +419,12 @@ impl<M: crate::message::Message> AnyCell for Cell<M> {
     }
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+    fn is_traced(&self) -> bool {
+        self.traced.load(Ordering::Relaxed)
+    }
+    fn set_traced(&self, traced: bool) {
+        self.traced.store(traced, Ordering::Relaxed);
     }
     fn len(&self) -> usize {
         let q = self.queues.lock();

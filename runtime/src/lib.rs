@@ -48,6 +48,7 @@ pub mod supervision;
 pub mod system;
 pub mod time;
 pub mod topology;
+pub mod trace;
 
 pub use actor::{Actor, ActorError, Down, ExitReason};
 pub use actor_ref::{ActorRef, ReplyTo};

@@ -90,6 +90,8 @@ pub struct SystemCore {
     remote: OnceLock<(Arc<str>, Arc<dyn Remote>)>,
     /// Parts of moved-in subtrees, by path, until each actor starts (`migration`).
     restoring: Mutex<BTreeMap<ActorPath, ActorHandoff>>,
+    /// Traced paths and their unread events (`trace`).
+    traces: Mutex<crate::trace::Traces>,
 }
 
 impl SystemCore {
@@ -107,7 +109,37 @@ impl SystemCore {
             exit: Mutex::new(None),
             remote: OnceLock::new(),
             restoring: Mutex::new(BTreeMap::new()),
+            traces: Mutex::new(crate::trace::Traces::default()),
         })
+    }
+
+    /// The messages the actor at `path` handled since `after_seq` (`TraceEvent::seq`); the
+    /// first read starts tracing it. Refused when no actor runs at `path` here.
+    pub fn trace_read(
+        &self,
+        path: &ActorPath,
+        after_seq: u64,
+    ) -> Result<Vec<crate::trace::TraceEvent>, String> {
+        let cell = self
+            .lookup(path)
+            .filter(|c| !c.is_closed())
+            .ok_or_else(|| format!("no actor runs at {path} here"))?;
+        let events = self.traces.lock().read(path, after_seq);
+        cell.set_traced(true);
+        Ok(events)
+    }
+
+    /// Stops tracing `path`.
+    pub fn trace_stop(&self, path: &ActorPath) {
+        self.traces.lock().stop(path);
+        if let Some(cell) = self.lookup(path) {
+            cell.set_traced(false);
+        }
+    }
+
+    /// Records a message the traced actor at `path` handled; false once its trace stopped.
+    pub(crate) fn trace_record(&self, path: &ActorPath, at_us: u64, kind: &str, message: &str) -> bool {
+        self.traces.lock().record(path, at_us, kind, message)
     }
 
     /// Keeps a moved-in subtree's parts until each of its actors starts.

@@ -10,7 +10,8 @@
 //! pipeline retrains, registers a signed model and rolls it out to the motes canary first;
 //! stage 2 raises alerts. Midway the sensor proxies move live, with their state, to another
 //! node. The timeline says what happens; the summary at the end checks it. While it runs,
-//! `aiot shell` connects with the printed command (`models`, `loop`, `actors`, `move`...).
+//! `aiot shell` connects with the printed command (`models`, `loop`, `actors`, `move`...) and
+//! the platform node's dashboard is at the printed URL.
 //!
 //! `aiot demo --supervision` runs the older, smaller demo instead: supervision at work in one
 //! actor system ([`supervision`]), optionally on the deterministic executor.
@@ -33,6 +34,8 @@ pub struct Options {
     pub motes: u32,
     /// Where the run's files go (kept); none: a temporary directory, removed at the end.
     pub dir: Option<PathBuf>,
+    /// The platform node's dashboard port (taken: a free one).
+    pub dashboard_port: u16,
     pub seed: u64,
 }
 
@@ -45,7 +48,7 @@ pub fn run(options: Options) -> Result<(), String> {
         None => (std::env::temp_dir().join(format!("aiot-demo-{}", std::process::id())), true),
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let result = setup::write(&dir, options.motes, options.warp).and_then(|files| run::run(&options, &files));
+    let result = setup::write(&dir, &options).and_then(|files| run::run(&options, &files));
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -94,6 +94,11 @@ async fn demo(options: &Options, files: &Files) -> Result<(), String> {
             println!("metrics: http://{addr}/metrics ({name})");
         }
     }
+    for (name, running) in &nodes {
+        if let Some(addr) = running.dashboard {
+            println!("dashboard: http://{addr}/ ({name})");
+        }
+    }
     println!();
 
     let fleet = load_fleet(files)?;

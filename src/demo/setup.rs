@@ -39,7 +39,8 @@ impl Files {
 }
 
 /// Writes everything into `dir` (created; it must not hold a previous demo's CA).
-pub fn write(dir: &Path, motes: u32, warp: u32) -> Result<Files, String> {
+pub fn write(dir: &Path, options: &super::Options) -> Result<Files, String> {
+    let (motes, warp) = (options.motes, options.warp);
     let ca = dir.join("ca");
     if ca.join("ca.pem").exists() {
         return Err(format!("{} already holds a CA: give the demo an empty directory", ca.display()));
@@ -64,9 +65,16 @@ pub fn write(dir: &Path, motes: u32, warp: u32) -> Result<Files, String> {
     for (name, tier) in NODES {
         let metrics = SocketAddr::from((Ipv4Addr::LOCALHOST, free_tcp_port()?));
         let seeds = if name == "platform-1" { String::new() } else { seed.clone() };
+        let dashboard = match tier {
+            "platform" => {
+                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port_or_free(options.dashboard_port)?));
+                format!("dashboard = \"{addr}\"\n")
+            }
+            _ => String::new(),
+        };
         let mut text = format!(
             "listen = \"{}\"\nseeds = [{seeds}]\ndata_dir = \"data/{name}\"\ntags = {{ tier = \"{tier}\" }}\n\
-             topology = \"things\"\nmetrics = \"{metrics}\"\nwarp = {warp}\n\n\
+             topology = \"things\"\nmetrics = \"{metrics}\"\n{dashboard}warp = {warp}\n\n\
              [mqtt]\nfleet = \"motes/fleet.toml\"\nembedded_port = {}\n\n",
             listen[name],
             mqtt.port()
@@ -86,6 +94,14 @@ pub fn write(dir: &Path, motes: u32, warp: u32) -> Result<Files, String> {
         configs.push(path);
     }
     Ok(Files { dir: dir.to_path_buf(), configs, listen, mqtt })
+}
+
+/// `port` if it is free now, else a free one.
+fn port_or_free(port: u16) -> Result<u16, String> {
+    match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+        Ok(listener) => listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string()),
+        Err(_) => free_tcp_port(),
+    }
 }
 
 /// A loopback port free now (the OS picks it; it is released for the node to bind).

@@ -1,7 +1,7 @@
-//! `aiot demo`, as far as the runtime goes today: a small plant whose actors fail, restart and
-//! escalate under OTP supervision, with timers, a port and a readable timeline. The same actor
-//! code runs under tokio (default, real time) or the deterministic executor (`--deterministic`,
-//! virtual time, with the run's trace hash). Later issues grow this into the full AIoT demo.
+//! `aiot demo --supervision`: a small plant whose actors fail, restart and escalate under OTP
+//! supervision, with timers, a port and a readable timeline. The same actor code runs under
+//! tokio (default, real time) or the deterministic executor (`--deterministic`, virtual time,
+//! with the run's trace hash).
 //!
 //! ```text
 //! /plant     one-for-one, 3 restarts in 10 s

@@ -31,6 +31,8 @@ pub struct Timeline {
     loop_seen: Value,
     phase_seen: Option<(u64, String)>,
     alerts_printed: Option<Duration>,
+    /// The alert count the last such line gave.
+    alerts_said: u64,
     pub milestones: Milestones,
 }
 
@@ -45,6 +47,7 @@ impl Timeline {
             loop_seen: Value::Null,
             phase_seen: None,
             alerts_printed: None,
+            alerts_said: 0,
             milestones: Milestones::default(),
         }
     }
@@ -102,12 +105,13 @@ impl Timeline {
         }
         let alerts = count(&now, "stage2", "alerts");
         let due = self.alerts_printed.is_none_or(|at| elapsed >= at + ALERTS_EVERY);
-        if alerts > self.milestones.alerts && due {
+        if alerts > self.alerts_said && due {
             let scored = count(&now, "stage2", "scored");
             self.say(elapsed, "stage 2", &format!("{alerts} alerts so far ({scored} windows scored)"));
             self.alerts_printed = Some(elapsed);
-            self.milestones.alerts = alerts;
+            self.alerts_said = alerts;
         }
+        self.milestones.alerts = alerts;
         self.milestones.drifts = count(&now, "drift", "drifts");
         self.milestones.trainings = count(&now, "trainer", "trainings");
         self.loop_seen = now;

@@ -1,5 +1,6 @@
-//! What the application commands show (`models`, `deploy`, `rollback`, `loop`): the JSON the
-//! topology answered, as is for scripts, and for people a table or a few lines.
+//! What the application commands show (`models`, `deploy`, `rollback`, `loop`, `motors`,
+//! `alerts`): the JSON the topology answered, as is for scripts (per node where every node is
+//! asked), and for people a table or a few lines.
 
 use serde_json::Value;
 
@@ -16,17 +17,23 @@ pub fn app(command: &str, json: &str) -> Result<Output, String> {
     Ok(Output::from_json(value, text))
 }
 
-/// Answers from each node (`loop`).
+/// Answers from each node (`loop`, `motors`, `alerts`).
 pub fn app_per_node(command: &str, answers: &[(String, String)]) -> Result<Output, String> {
     let mut all = serde_json::Map::new();
     let mut lines = Vec::new();
     for (node, json) in answers {
         let value = parse(json)?;
-        lines.push(match command {
-            "loop" => ml_loop(node, &value),
-            _ => format!("{node}: {value}"),
-        });
+        let line = match command {
+            "loop" => Some(ml_loop(node, &value)),
+            "motors" => motors(node, &value),
+            "alerts" => alerts(node, &value),
+            _ => Some(format!("{node}: {value}")),
+        };
+        lines.extend(line);
         all.insert(node.clone(), value);
+    }
+    if lines.is_empty() {
+        lines.push(format!("no node has {command} to show yet"));
     }
     Ok(Output::from_json(Value::Object(all), lines.join("\n")))
 }
@@ -106,6 +113,57 @@ fn ml_loop(node: &str, v: &Value) -> String {
     )
 }
 
+/// A node's motors as a table (none if its stage 2 saw none).
+fn motors(node: &str, v: &Value) -> Option<String> {
+    let motors = v["motors"].as_object().filter(|m| !m.is_empty())?;
+    let names: Vec<&str> = v["charted"].as_array()?.iter().filter_map(Value::as_str).collect();
+    let features: Vec<&str> = v["features"].as_array()?.iter().filter_map(Value::as_str).collect();
+    let cells: Vec<Vec<String>> = motors
+        .iter()
+        .map(|(mote, m)| {
+            let mut row = vec![mote.clone(), text_of(&m["time_ms"])];
+            row.push(m["probability"].as_f64().map_or("-".into(), |p| format!("{p:.3}")));
+            let alert = &m["alert"];
+            row.push(match alert.is_null() {
+                true => "-".into(),
+                false => format!("{} {}", text_of(&alert["kind"]), text_of(&alert["level"])),
+            });
+            for name in &names {
+                let value = features.iter().position(|f| f == name).and_then(|i| m["features"][i].as_f64());
+                row.push(value.map_or("-".into(), |x| format!("{x:.4}")));
+            }
+            row
+        })
+        .collect();
+    let mut headers = vec!["MOTE", "WINDOW (CLUSTER MS)", "P(FAULT)", "ALERT"];
+    headers.extend(names.iter().copied());
+    Some(format!("{node}:\n{}", table(&headers, &cells)))
+}
+
+/// A node's latest alerts as a table (none if it made none).
+fn alerts(node: &str, v: &Value) -> Option<String> {
+    let alerts = v["alerts"].as_array().filter(|a| !a.is_empty())?;
+    let cells: Vec<Vec<String>> = alerts
+        .iter()
+        .map(|a| {
+            let evidence = a["evidence"].as_array().map_or_else(String::new, |e| {
+                e.iter().filter_map(|pair| pair[0].as_str()).collect::<Vec<_>>().join(", ")
+            });
+            vec![
+                text_of(&a["time_ms"]),
+                text_of(&a["mote"]),
+                text_of(&a["kind"]),
+                text_of(&a["level"]),
+                a["probability"].as_f64().map_or("-".into(), |p| format!("{p:.3}")),
+                text_of(&a["model_version"]),
+                evidence,
+            ]
+        })
+        .collect();
+    let headers = ["TIME (CLUSTER MS)", "MOTE", "KIND", "LEVEL", "P(FAULT)", "MODEL", "EVIDENCE"];
+    Some(format!("{node}:\n{}", table(&headers, &cells)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,7 +177,11 @@ mod tests {
         assert_eq!(output.json["models"][0]["version"], 2);
         assert!(output.text.contains("2        1       5                     auc=0.912"), "{}", output.text);
         assert!(output.text.contains("rollout: model 2 Canary: ..."), "{}", output.text);
-        assert!(output.text.contains("3     2     yes     yes        1         confirmed"), "{}", output.text);
+        assert!(
+            output.text.contains("3     2     yes     yes        1         confirmed"),
+            "{}",
+            output.text
+        );
         let none = app("models", r#"{"models":[],"rollout":null}"#).unwrap();
         assert_eq!(none.text, "no models registered\nno rollout");
         assert!(app("models", "not json").unwrap_err().contains("not JSON"));
@@ -127,10 +189,42 @@ mod tests {
 
     #[test]
     fn loop_answers_are_kept_per_node() {
-        let answers = [("p".to_string(), r#"{"stage2":{"alerts":3},"drift":{},"trainer":{},"pipeline":"idle"}"#.to_string())];
+        let answers = [(
+            "p".to_string(),
+            r#"{"stage2":{"alerts":3},"drift":{},"trainer":{},"pipeline":"idle"}"#.to_string(),
+        )];
         let output = app_per_node("loop", &answers).unwrap();
         assert_eq!(output.json["p"]["stage2"]["alerts"], 3);
         assert!(output.text.starts_with("p:\n  stage 2: model null"), "{}", output.text);
         assert!(output.text.contains("3 alerts"), "{}", output.text);
+    }
+
+    #[test]
+    fn motors_and_alerts_show_only_the_nodes_that_have_them() {
+        let motors = r#"{"features":["vib_rms","temp_mean"],"charted":["temp_mean"],
+            "motors":{"4":{"time_ms":9,"features":[0.5,41.25],"probability":0.125,"alert":{"kind":"Machine","level":"Raised"},"history":[]}}}"#;
+        let empty = r#"{"features":["vib_rms","temp_mean"],"charted":["temp_mean"],"motors":{}}"#;
+        let answers = [("p".to_string(), motors.to_string()), ("t".to_string(), empty.to_string())];
+        let output = app_per_node("motors", &answers).unwrap();
+        assert_eq!(output.json["p"]["motors"]["4"]["probability"], 0.125);
+        assert!(output.text.starts_with("p:\nMOTE"), "{}", output.text);
+        assert!(
+            output.text.contains("4     9                    0.125     Machine Raised  41.2500"),
+            "{}",
+            output.text
+        );
+        assert!(!output.text.contains("t:"), "{}", output.text);
+        let alerts = r#"{"alerts":[{"time_ms":7,"mote":4,"kind":"Machine","level":"Escalated","probability":0.75,
+            "model_version":2,"evidence":[["env_bpfo",1.5],["vib_rms",0.25]]}]}"#;
+        let output = app_per_node("alerts", &[("p".to_string(), alerts.to_string())]).unwrap();
+        assert!(
+            output
+                .text
+                .contains("7                  4     Machine  Escalated  0.750     2      env_bpfo, vib_rms"),
+            "{}",
+            output.text
+        );
+        let none = app_per_node("alerts", &[("t".to_string(), r#"{"alerts":[]}"#.to_string())]).unwrap();
+        assert_eq!(none.text, "no node has alerts to show yet");
     }
 }

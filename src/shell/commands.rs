@@ -15,18 +15,23 @@ pub enum Command {
         root: String,
         to: String,
     },
+    /// Watches the messages the actor at `path` handles, until `count` came.
+    Trace {
+        path: String,
+        count: u32,
+    },
     Drain {
         node: String,
     },
     Rebalance,
-    /// A question for the application (`models`, `deploy`, `rollback`, `loop`).
+    /// A question for the application (`models`, `deploy`, `rollback`, `loop`, `motors`, `alerts`).
     App(AppCommand),
     Help(Option<String>),
     Quit,
 }
 
 /// An application command: asked of the entry node, or of every node that is up when what it
-/// reports is each node's own (`loop`).
+/// reports is each node's own (`loop`, `motors`, `alerts`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppCommand {
     pub name: &'static str,
@@ -49,6 +54,9 @@ pub struct Spec {
     pub usage: &'static str,
     pub help: &'static str,
 }
+
+/// Messages `trace` waits for unless `--count` says otherwise.
+pub const TRACE_COUNT: u32 = 20;
 
 pub const COMMANDS: &[Spec] = &[
     Spec {
@@ -107,6 +115,17 @@ pub const COMMANDS: &[Spec] = &[
         usage: "loop",
         help: "the ML loop on each node: stage 2's scoring and alerts, the drift monitor, the trainer, the pipeline",
     },
+    Spec {
+        name: "motors",
+        usage: "motors",
+        help: "each motor as stage 2 last saw it: latest features, fault probability, alert level",
+    },
+    Spec { name: "alerts", usage: "alerts", help: "the latest alerts stage 2 raised, escalated or cleared" },
+    Spec {
+        name: "trace",
+        usage: "trace ACTOR [--count N]",
+        help: "the messages an actor handles, live, as they come (the next N, default 20; Ctrl-C stops)",
+    },
     Spec { name: "help", usage: "help [COMMAND]", help: "this list, or one command's usage" },
     Spec { name: "quit", usage: "quit", help: "leaves the shell (also exit, Ctrl-D)" },
 ];
@@ -115,6 +134,7 @@ pub const COMMANDS: &[Spec] = &[
 pub fn flags(command: &str) -> &'static [&'static str] {
     match command {
         "actors" => &["--node", "--tier"],
+        "trace" => &["--count"],
         _ => &[],
     }
 }
@@ -150,6 +170,18 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "models" => no_arguments(app("models", Vec::new(), false)),
         "rollback" => no_arguments(app("rollback", Vec::new(), false)),
         "loop" => no_arguments(app("loop", Vec::new(), true)),
+        "trace" => match rest.as_slice() {
+            [path] if path.starts_with('/') => {
+                Ok(Command::Trace { path: path.to_string(), count: TRACE_COUNT })
+            }
+            [path, "--count", n] if path.starts_with('/') => match n.parse() {
+                Ok(count) if count > 0 => Ok(Command::Trace { path: path.to_string(), count }),
+                _ => Err(format!("--count {n:?}: expected a positive number")),
+            },
+            _ => Err("usage: trace ACTOR [--count N] (an actor's path starts with /)".into()),
+        },
+        "motors" => no_arguments(app("motors", Vec::new(), true)),
+        "alerts" => no_arguments(app("alerts", Vec::new(), true)),
         "deploy" => match rest.as_slice() {
             [version] if version.parse::<u32>().is_ok() => {
                 Ok(app("deploy", vec![version.to_string()], false))
@@ -230,6 +262,13 @@ mod tests {
         assert_eq!(parse("deploy 3"), Ok(app("deploy", vec!["3".into()], false)));
         assert!(parse("deploy three").unwrap_err().contains("usage: deploy VERSION"));
         assert_eq!(parse("loop"), Ok(app("loop", Vec::new(), true)));
+        assert_eq!(
+            parse("trace /counter"),
+            Ok(Command::Trace { path: "/counter".into(), count: TRACE_COUNT })
+        );
+        assert_eq!(parse("trace /a/b --count 5"), Ok(Command::Trace { path: "/a/b".into(), count: 5 }));
+        assert!(parse("trace counter").unwrap_err().contains("usage: trace ACTOR"));
+        assert!(parse("trace /a --count 0").unwrap_err().contains("expected a positive number"));
         assert!(parse("models 2").unwrap_err().contains("takes no arguments"));
     }
 
@@ -248,6 +287,9 @@ mod tests {
             "deploy 2",
             "rollback",
             "loop",
+            "trace /counter --count 3",
+            "motors",
+            "alerts",
             "help",
             "quit",
         ];

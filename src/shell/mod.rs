@@ -57,6 +57,7 @@ pub fn run(options: Options) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
         Session::connect(client, entry).await
     })?;
+    session.live = !options.json;
     let outcome = match &options.command {
         Some(script) => run_script(&runtime, &mut session, script, options.json),
         None => repl::run(&runtime, &mut session, options.json),

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aiot_cluster::admin::{
     ActorRow, AdminRequest, AdminResponse, MoveReport, NodeReport, NodeRow, SubtreeRow,
@@ -26,7 +27,13 @@ pub struct Known {
     pub paths: BTreeSet<String>,
 }
 
+/// How often `trace` asks, and how long it waits for a message before it gives up.
+const TRACE_POLL: Duration = Duration::from_millis(200);
+const TRACE_QUIET: Duration = Duration::from_secs(10);
+
 pub struct Session {
+    /// Print what a long command (`trace`) finds as it comes: people at a table, not scripts.
+    pub live: bool,
     client: AdminClient,
     /// The address the shell was pointed at, and the node there.
     entry: SocketAddr,
@@ -41,6 +48,7 @@ impl Session {
         let entry_node = connection.node.clone();
         let known = Known { nodes: BTreeSet::from([entry_node.clone()]), ..Known::default() };
         Ok(Session {
+            live: false,
             client,
             entry,
             connections: BTreeMap::from([(entry_node.clone(), connection)]),
@@ -116,9 +124,56 @@ impl Session {
                     }
                 }
             }
+            Command::Trace { path, count } => self.trace(path, *count).await,
             Command::Help(command) => views::help(COMMANDS, command.as_deref()),
             Command::Quit => Ok(Output::empty()),
         }
+    }
+
+    /// Polls the node running `path` for the messages its actor handles until `count` came,
+    /// printing each as it comes when `live` (people; scripts get them all at the end). A
+    /// trace that hears nothing for [`TRACE_QUIET`] ends early; one whose actor moved follows it.
+    async fn trace(&mut self, path: &str, count: u32) -> Result<Output, String> {
+        let (mut events, mut after, mut quiet) = (Vec::new(), 0, Duration::ZERO);
+        let mut node = self.node_running(path).await?;
+        while events.len() < count as usize && quiet < TRACE_QUIET {
+            let request = AdminRequest::Trace { path: path.to_string(), after };
+            let new = match self.ask(&node, &request).await? {
+                AdminResponse::Trace(new) => new,
+                AdminResponse::Refused(why) if why.starts_with("no actor runs at") => {
+                    // It moved (or restarts): ask where it runs now, and start over there.
+                    tokio::time::sleep(TRACE_POLL).await;
+                    quiet += TRACE_POLL;
+                    node = self.node_running(path).await?;
+                    after = 0;
+                    continue;
+                }
+                other => return Err(unexpected(&other)),
+            };
+            quiet = if new.is_empty() { quiet + TRACE_POLL } else { Duration::ZERO };
+            for event in new.into_iter().take(count as usize - events.len()) {
+                after = event.seq;
+                if self.live {
+                    println!("{}", views::trace_line(&node.name, &event));
+                }
+                events.push((node.name.clone(), event));
+            }
+            if events.len() < count as usize {
+                tokio::time::sleep(TRACE_POLL).await;
+            }
+        }
+        Ok(views::trace(path, &events, self.live))
+    }
+
+    /// The member running the actor at `path` (in the subtree whose root is a prefix of it).
+    async fn node_running(&mut self, path: &str) -> Result<NodeRow, String> {
+        let place = self.placement().await?;
+        let within =
+            |root: &str| path == root || path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'));
+        let name = place.iter().find(|s| within(&s.root)).and_then(|s| s.node.clone());
+        let name = name.ok_or_else(|| format!("no node runs {path} (place lists the subtrees)"))?;
+        let nodes = self.nodes().await?;
+        nodes.into_iter().find(|n| n.name == name).ok_or(format!("no node {name}"))
     }
 
     /// Every subtree, as the entry node sees it.

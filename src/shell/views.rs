@@ -4,6 +4,7 @@
 use aiot_cluster::admin::{ActorRow, MoveReport, NodeReport, NodeRow, SubtreeRow};
 use aiot_cluster::membership::Status;
 use aiot_cluster::node::tag_list;
+use aiot_runtime::trace::TraceEvent;
 use serde::Serialize;
 
 use super::commands::Spec;
@@ -194,4 +195,30 @@ pub fn help(commands: &[Spec], command: Option<&str>) -> Result<Output, String> 
         text.push_str("\n\nSeparate commands with ';'. --json prints each answer as one JSON line.");
     }
     Ok(Output::new(&json, text))
+}
+
+/// One traced message, for people.
+pub fn trace_line(node: &str, event: &TraceEvent) -> String {
+    format!(
+        "{:>6}  {:>12.3} ms  {node:<12} {:<11} {}",
+        event.seq,
+        event.at_us as f64 / 1000.0,
+        event.kind,
+        event.message
+    )
+}
+
+/// The messages `trace` saw (each with the node that ran the actor then): already printed
+/// when `printed`, else as lines; JSON rows for scripts.
+pub fn trace(path: &str, events: &[(String, TraceEvent)], printed: bool) -> Output {
+    let rows: Vec<serde_json::Value> = events
+        .iter()
+        .map(|(node, e)| serde_json::json!({ "node": node, "seq": e.seq, "at_us": e.at_us, "kind": e.kind, "message": e.message }))
+        .collect();
+    let mut text: Vec<String> = match printed {
+        true => Vec::new(),
+        false => events.iter().map(|(node, e)| trace_line(node, e)).collect(),
+    };
+    text.push(format!("{} messages handled by {path}", events.len()));
+    Output::from_json(serde_json::Value::Array(rows), text.join("\n"))
 }

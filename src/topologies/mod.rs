@@ -144,6 +144,7 @@ fn things_tier(inputs: Inputs<'_>) -> Built {
         gateway: Arc::clone(&gateway_stats),
         bridge: Arc::clone(&bridge),
         relay: Arc::clone(&relay),
+        deploy: release.as_ref().map(|(_, deploy)| Arc::clone(deploy)),
     };
     let queries = things_queries::queries(inference_stats.clone(), training_stats.clone());
     let status: Status = Box::new(move || {

@@ -1,11 +1,13 @@
 //! The things topology's Prometheus metrics (registered with the node's): the MQTT gateway's
 //! frames in, forwarded and refused by reason, and acknowledgements; the bridge's records
 //! appended and waiting for the log (the uplink's lag into the stream), and frames refused
-//! while too many waited; the command relay's commands read, delivered, given up and pending.
+//! while too many waited; the command relay's commands read, delivered, given up and pending;
+//! where the deployer runs, the model each mote says it runs.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use aiot_actors::deploy::deployer::DeployStats;
 use aiot_actors::streams::bridge::BridgeStats;
 use aiot_actors::streams::command_relay::RelayStats;
 use aiot_actors::things::gateway::{GatewayStats, Refusal};
@@ -20,6 +22,8 @@ pub struct ThingsMetrics {
     pub gateway: Arc<GatewayStats>,
     pub bridge: Arc<BridgeStats>,
     pub relay: Arc<RelayStats>,
+    /// The deployer's view (a node with the registry's keys).
+    pub deploy: Option<Arc<DeployStats>>,
 }
 
 impl Collector for ThingsMetrics {
@@ -76,6 +80,23 @@ impl Collector for ThingsMetrics {
             Gauge,
             at_node(pending),
         )?;
+        if let Some(deploy) = &self.deploy {
+            let running: Vec<(Labels, u64)> = deploy
+                .running
+                .lock()
+                .iter()
+                .map(|(mote, version)| {
+                    (vec![("node", self.node.clone()), ("mote", mote.to_string())], u64::from(*version))
+                })
+                .collect();
+            family(
+                &mut encoder,
+                "mote_model_version",
+                "The model each mote last said it runs (0: none), as the deployer read it on this node",
+                Gauge,
+                running,
+            )?;
+        }
         Ok(())
     }
 }

@@ -6,7 +6,13 @@
 //! - `deploy VERSION`: rolls a registered model out (canary first), answers its state;
 //! - `rollback`: rolls out again the model the fleet ran before the current rollout;
 //! - `loop`: what the ML loop's actors hosted on the asked node did (stage 2's alerts, the
-//!   drift monitor, the trainer, the pipeline), from their counters: the shell asks every node.
+//!   drift monitor with its recent checks, the trainer, the pipeline), from their counters;
+//! - `motors`: each motor as the stage-2 replicas on the asked node last saw it (latest DSP
+//!   features, probability, alert level, recent history of a few features);
+//! - `alerts`: the latest alert records those replicas made.
+//!
+//! `loop`, `motors` and `alerts` answer from the asked node's own actors: the shell asks every
+//! node.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,6 +20,8 @@ use std::time::Duration;
 
 use aiot_actors::deploy::deployer::{DeployState, DeployerMsg};
 use aiot_actors::deploy::rollout::Rollout;
+use aiot_actors::dsp::DspFeatures;
+use aiot_actors::inference::stage2::CHARTED;
 use aiot_actors::inference::InferenceStats;
 use aiot_actors::provision::to_hex;
 use aiot_actors::registry::artifact::ModelCard;
@@ -29,7 +37,7 @@ use serde_json::{json, Value};
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The commands the topology answers.
-pub const COMMANDS: &[&str] = &["models", "deploy", "rollback", "loop"];
+pub const COMMANDS: &[&str] = &["models", "deploy", "rollback", "loop", "motors", "alerts"];
 
 /// The answers, over the counters of the actors this node hosts.
 pub fn queries(inference: InferenceStats, training: TrainingStats) -> AppQueries {
@@ -45,6 +53,8 @@ pub fn queries(inference: InferenceStats, training: TrainingStats) -> AppQueries
                 }
                 ("rollback", []) => rollback(&system).await?,
                 ("loop", []) => ml_loop(&inference, &training),
+                ("motors", []) => motors(&inference),
+                ("alerts", []) => alerts(&inference),
                 (command, args) if COMMANDS.contains(&command) => {
                     return Err(format!("unexpected arguments {args:?}"));
                 }
@@ -139,6 +149,7 @@ async fn rollback(system: &TokioSystem) -> Result<Value, String> {
 fn ml_loop(inference: &InferenceStats, training: &TrainingStats) -> Value {
     let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let (scoring, monitor, trainer) = (&inference.scoring, &training.monitor, &training.trainer);
+    let pipeline = training.pipeline.lock();
     json!({
         "stage2": {
             "model_version": n(&scoring.model_version),
@@ -154,6 +165,7 @@ fn ml_loop(inference: &InferenceStats, training: &TrainingStats) -> Value {
             "retrains_requested": n(&monitor.retrains_requested),
             "error_alarms": n(&monitor.error_alarms),
             "last": monitor.last.lock().clone(),
+            "history": *monitor.history.lock(),
         },
         "trainer": {
             "windows": n(&trainer.windows),
@@ -163,6 +175,20 @@ fn ml_loop(inference: &InferenceStats, training: &TrainingStats) -> Value {
             "refused": n(&trainer.refused),
             "last": trainer.last.lock().clone(),
         },
-        "pipeline": training.pipeline.lock().line(),
+        "pipeline": pipeline.line(),
+        "dag": *pipeline,
     })
+}
+
+fn motors(inference: &InferenceStats) -> Value {
+    let motors = inference.scoring.motors.lock();
+    json!({
+        "features": DspFeatures::NAMES,
+        "charted": CHARTED,
+        "motors": motors.iter().map(|(mote, view)| (mote.to_string(), json!(view))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+fn alerts(inference: &InferenceStats) -> Value {
+    json!({ "alerts": *inference.scoring.recent_alerts.lock() })
 }

@@ -105,14 +105,15 @@ pub enum DeployerMsg {
         version: u32,
         reply: ReplyTo<DeployState>,
     },
-    /// The current (or last) rollout, each mote's receipts with it (for the shell).
-    Rollout {
-        reply: ReplyTo<Option<Rollout>>,
-    },
     /// The registry's answer about a model.
     Fetched {
         version: u32,
         model: Result<Option<Box<SignedModel>>, String>,
+    },
+    /// The current (or last) rollout, each mote's receipts with it (for the shell). Last, so
+    /// the variants before it keep their encoding.
+    Rollout {
+        reply: ReplyTo<Option<Rollout>>,
     },
 }
 
@@ -125,6 +126,9 @@ pub struct DeployStats {
     pub undecodable: AtomicU64,
     /// The current (or last) rollout.
     pub rollout: Mutex<Option<Rollout>>,
+    /// Each mote heard and the model it last said it runs (0: none): the metrics' model
+    /// version per mote.
+    pub running: Mutex<BTreeMap<u32, u32>>,
     /// Every canary verdict this incarnation gave: version, and the verdict with its evidence.
     pub verdicts: Mutex<Vec<(u32, String)>>,
     /// Why the deployer cannot go on (a model missing from the registry), for people.
@@ -359,7 +363,7 @@ impl Deployer {
         let running = known.map_or(0, |(v, _)| v);
         match payload {
             Payload::Features(report) => {
-                self.motes.insert(record.mote, (report.model_version, frame));
+                self.remember(record.mote, report.model_version, frame);
                 let (candidate, current) = match &self.rollout {
                     Some(r) if r.is_canary_window(record.mote, report.model_version) => {
                         (self.decoded(r.version), r.previous.and_then(|v| self.decoded(v)))
@@ -387,16 +391,22 @@ impl Deployer {
                 }
             }
             Payload::OtaReceipt(receipt) => {
-                self.motes.insert(record.mote, (receipt.active_version, frame));
+                self.remember(record.mote, receipt.active_version, frame);
                 self.stats.receipts.fetch_add(1, Ordering::Relaxed);
                 if let Some(rollout) = self.rollout.as_mut() {
                     rollout.on_receipt(record.mote, &receipt, now_ms);
                 }
             }
             _ => {
-                self.motes.insert(record.mote, (running, frame));
+                self.remember(record.mote, running, frame);
             }
         }
+    }
+
+    /// Keeps what `mote` runs as of `frame`, in the shared view too.
+    fn remember(&mut self, mote: u32, running: u32, frame: (u32, u32)) {
+        self.motes.insert(mote, (running, frame));
+        self.stats.running.lock().insert(mote, running);
     }
 
     fn on_tick(&mut self, ctx: &mut Ctx<'_, DeployerMsg>) -> Result<(), ActorError> {

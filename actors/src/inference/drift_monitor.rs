@@ -85,6 +85,8 @@ pub struct DriftMonitor {
     /// One feature's quantiles, contiguous, for a check.
     scratch: Vec<f64>,
     batches: u64,
+    /// The largest feature PSI of the last check (0 before the first).
+    last_max_psi: f64,
 }
 
 impl DriftMonitor {
@@ -121,12 +123,19 @@ impl DriftMonitor {
             since_check: 0,
             scratch: Vec::with_capacity(config.batch),
             batches: 0,
+            last_max_psi: 0.0,
         })
     }
 
     /// Checks made so far.
     pub fn batches(&self) -> u64 {
         self.batches
+    }
+
+    /// The largest PSI any feature had at the last check (0 before the first): how far the
+    /// latest batch is from the reference, for a chart.
+    pub fn last_max_psi(&self) -> f64 {
+        self.last_max_psi
     }
 
     /// Takes one window (its features as wide as the reference's); returns the evidence when
@@ -155,10 +164,12 @@ impl DriftMonitor {
         self.since_check = 0;
         self.batches += 1;
         let mut features = Vec::new();
+        self.last_max_psi = 0.0;
         for (feature, latest) in self.batch.iter().enumerate() {
             self.scratch.clear();
             self.scratch.extend(latest.iter());
             let psi = self.uniform.compare(&self.scratch).map(|r| r.psi).unwrap_or(0.0);
+            self.last_max_psi = self.last_max_psi.max(psi);
             let ks_p = ks_two_sample(&self.scratch, &self.grid).map(|r| r.p_value).unwrap_or(1.0);
             if psi > self.config.psi.threshold && ks_p < self.config.ks_alpha {
                 features.push(FeatureDrift { feature, psi, ks_p });

@@ -18,14 +18,14 @@
 //! The alert episodes live in the replica: after a rebalance the new owner of a motor's
 //! partition starts its episode over, so an open alert may be raised once more.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use super::alerts::{AlertEvent, AlertKind, AlertRecord, AlertRule, Alerter, ALERTS};
+use super::alerts::{AlertEvent, AlertKind, AlertLevel, AlertRecord, AlertRule, Alerter, ALERTS};
 use super::context::Context;
 use super::features::{FeatureRecord, FeatureSource};
 use crate::dsp::DspFeatures;
@@ -43,6 +43,15 @@ pub const EVIDENCE: usize = 3;
 
 /// Scored windows whose capture-to-decision latency is kept.
 pub const LATENCY_WINDOWS: usize = 1024;
+
+/// The features a motor's recent history keeps (for charts), by name.
+pub const CHARTED: [&str; 4] = ["vib_rms", "env_bpfo", "env_bpfi", "temp_mean"];
+
+/// Windows of each motor's recent history kept.
+pub const MOTOR_HISTORY: usize = 60;
+
+/// Latest alert records kept for people.
+pub const RECENT_ALERTS: usize = 50;
 
 /// What stage 2's owners tell it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +76,41 @@ pub struct Stage2Stats {
     pub alerts: AtomicU64,
     /// Capture-to-decision latencies of the last scored windows, cluster ms.
     latencies: Mutex<VecDeque<u64>>,
+    /// Each motor whose DSP windows this stage read: its latest window without sensor faults
+    /// and its recent history.
+    pub motors: Mutex<BTreeMap<u32, MotorView>>,
+    /// The latest alert records, oldest first.
+    pub recent_alerts: Mutex<VecDeque<AlertRecord>>,
+}
+
+/// A motor as stage 2 last saw it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MotorView {
+    /// When its latest DSP window was received (cluster ms).
+    pub time_ms: u64,
+    /// Its latest DSP features, in [`DspFeatures::NAMES`] order.
+    pub features: Vec<f64>,
+    /// The model's probability of a fault for that window (none: not scored).
+    pub probability: Option<f64>,
+    /// Its latest alert (machine or sensor), if it had one.
+    pub alert: Option<LatestAlert>,
+    /// Its last [`MOTOR_HISTORY`] windows: time, probability and the [`CHARTED`] features.
+    pub history: VecDeque<MotorPoint>,
+}
+
+/// The kind and level of a motor's latest alert.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatestAlert {
+    pub kind: AlertKind,
+    pub level: AlertLevel,
+}
+
+/// One window of a motor's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MotorPoint {
+    pub time_ms: u64,
+    pub probability: Option<f64>,
+    pub charted: [f64; CHARTED.len()],
 }
 
 impl Stage2Stats {
@@ -85,6 +129,39 @@ impl Stage2Stats {
         sorted.sort_unstable();
         let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
         sorted.get(rank - 1).copied()
+    }
+
+    /// Keeps `features`' window (scored with `probability`) as its motor's latest.
+    fn record_window(&self, features: &FeatureRecord, probability: Option<f64>) {
+        let charted = CHARTED.map(|name| {
+            DspFeatures::NAMES.iter().position(|n| *n == name).map_or(f64::NAN, |i| features.values[i])
+        });
+        let mut motors = self.motors.lock();
+        let motor = motors.entry(features.mote).or_default();
+        motor.time_ms = features.received_ms;
+        motor.features.clone_from(&features.values);
+        motor.probability = probability;
+        if motor.history.len() == MOTOR_HISTORY {
+            motor.history.pop_front();
+        }
+        motor.history.push_back(MotorPoint { time_ms: features.received_ms, probability, charted });
+    }
+
+    /// Keeps `alert` among the recent ones and as its motor's latest (a sensor alert does not
+    /// hide an open machine alert).
+    fn record_alert(&self, alert: &AlertRecord) {
+        if let Some(motor) = self.motors.lock().get_mut(&alert.mote) {
+            let machine_open =
+                motor.alert.is_some_and(|a| a.kind == AlertKind::Machine && a.level != AlertLevel::Cleared);
+            if alert.kind == AlertKind::Machine || !machine_open {
+                motor.alert = Some(LatestAlert { kind: alert.kind, level: alert.level });
+            }
+        }
+        let mut recent = self.recent_alerts.lock();
+        if recent.len() == RECENT_ALERTS {
+            recent.pop_front();
+        }
+        recent.push_back(alert.clone());
     }
 
     /// One line for a node's status.
@@ -185,9 +262,13 @@ impl Stage2 {
             (None, false) => {
                 self.stats.unscored.fetch_add(1, Ordering::Relaxed);
                 self.context.observe_features(features.mote, &features.values);
+                self.stats.record_window(features, None);
                 return Ok(());
             }
         };
+        if !features.faults.any() {
+            self.stats.record_window(features, score);
+        }
         self.alerter.observe(features.mote, features.received_ms, score, &mut self.events);
         let version = self.model_version().unwrap_or(0);
         self.stats.alerts.fetch_add(self.events.len() as u64, Ordering::Relaxed);
@@ -200,7 +281,7 @@ impl Stage2 {
                 }
                 _ => (sensor_evidence(features), None),
             };
-            out.push(AlertRecord {
+            let alert = AlertRecord {
                 mote: features.mote,
                 boot_epoch: features.boot_epoch,
                 seq: features.seq,
@@ -212,7 +293,9 @@ impl Stage2 {
                 model_version: version,
                 evidence,
                 context,
-            });
+            };
+            self.stats.record_alert(&alert);
+            out.push(alert);
         }
         Ok(())
     }

@@ -142,12 +142,16 @@ pub struct SensorProxy {
     state: ProxyState,
 }
 
-/// What a proxy knows of its mote: all of it moves with the proxy (live migration).
+/// What a proxy knows of its mote: all of it but the receipts it waits for moves with the
+/// proxy (live migration).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ProxyState {
     dedup: FrameDedup,
     health: MoteHealth,
-    /// Frames sent downstream whose receipt has not come yet (receipts follow the proxy).
+    /// Frames sent downstream whose receipt has not come yet. Not moved: a receipt is the
+    /// reply to this incarnation's ask, which ends with it; the mote sends an unacknowledged
+    /// frame again and the moved proxy forwards it (at least once, never lost).
+    #[serde(skip)]
     awaiting_receipt: BTreeSet<(u32, u32)>,
     acks: AckBatch,
 }
@@ -320,9 +324,10 @@ mod tests {
         let mut moved = SensorProxy::new(7, gateway, downstream);
         moved.restore(&snapshot).unwrap();
         assert_eq!(moved.state.health, proxy.state.health);
-        assert_eq!(moved.state.awaiting_receipt, proxy.state.awaiting_receipt);
+        assert!(moved.state.awaiting_receipt.is_empty(), "receipts end with the incarnation that asked");
         assert!(!moved.state.acks.is_empty(), "the acks not yet sent moved too");
-        assert_eq!(moved.snapshot(), Some(snapshot));
+        proxy.state.awaiting_receipt.clear();
+        assert_eq!(moved.snapshot(), proxy.snapshot());
         assert!(moved.restore(b"not a proxy").is_err());
     }
 

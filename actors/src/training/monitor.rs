@@ -25,7 +25,7 @@
 //!
 //! Durations are in cluster time; the checks run as windows arrive, the timers on ticks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,9 +127,33 @@ pub struct MonitorStats {
     pub error_alarms: AtomicU64,
     /// The last drift's evidence, or why there is no reference, for people.
     pub last: Mutex<Option<String>>,
+    /// The last [`DRIFT_HISTORY`] checks, oldest first.
+    pub history: Mutex<VecDeque<DriftPoint>>,
+}
+
+/// Checks kept in [`MonitorStats::history`].
+pub const DRIFT_HISTORY: usize = 240;
+
+/// One check of the latest windows against the reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftPoint {
+    /// The time of the batch's last window (cluster ms).
+    pub time_ms: u64,
+    /// The largest feature PSI.
+    pub max_psi: f64,
+    /// Whether the check found a drift.
+    pub drift: bool,
 }
 
 impl MonitorStats {
+    fn record_check(&self, point: DriftPoint) {
+        let mut history = self.history.lock();
+        if history.len() == DRIFT_HISTORY {
+            history.pop_front();
+        }
+        history.push_back(point);
+    }
+
     /// One line for a node's status.
     pub fn status(&self) -> String {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -239,7 +263,13 @@ impl Monitor {
         let evidence = match &mut self.phase {
             Phase::Watching(monitor) => {
                 self.stats.checked.fetch_add(1, Ordering::Relaxed);
-                monitor.observe(window.time_ms, &window.values)
+                let checks = monitor.batches();
+                let evidence = monitor.observe(window.time_ms, &window.values);
+                if monitor.batches() > checks {
+                    let (time_ms, max_psi) = (window.time_ms, monitor.last_max_psi());
+                    self.stats.record_check(DriftPoint { time_ms, max_psi, drift: evidence.is_some() });
+                }
+                evidence
             }
             _ => None,
         };

@@ -41,15 +41,27 @@ pub(crate) async fn serve(shared: Arc<Shared>, admin: AdminPeer) {
     }
 }
 
-fn respond(shared: &Shared, request: &AdminRequest) -> AdminResponse {
+pub(crate) fn respond(shared: &Shared, request: &AdminRequest) -> AdminResponse {
     match request {
         AdminRequest::Nodes => AdminResponse::Nodes(nodes(shared)),
         AdminRequest::Actors { prefix } => AdminResponse::Actors(actors(shared, prefix)),
         AdminRequest::Stats => AdminResponse::Stats(Box::new(report(shared))),
         AdminRequest::Placement => AdminResponse::Placement(placement(shared)),
+        AdminRequest::Trace { path, after } => trace(shared, path, *after),
         AdminRequest::Move { .. } | AdminRequest::App { .. } => {
             AdminResponse::Refused("answered on its own".into())
         }
+    }
+}
+
+fn trace(shared: &Shared, path: &str, after: u64) -> AdminResponse {
+    let path = match ActorPath::parse(path) {
+        Ok(path) => path,
+        Err(e) => return AdminResponse::Refused(format!("{path:?}: {e}")),
+    };
+    match shared.system.core().trace_read(&path, after) {
+        Ok(events) => AdminResponse::Trace(events),
+        Err(why) => AdminResponse::Refused(format!("{why} ({})", shared.name)),
     }
 }
 
@@ -84,7 +96,7 @@ async fn app(shared: &Shared, command: &str, args: &[String]) -> AdminResponse {
 const MOVE_WAIT_MAX: Duration = Duration::from_secs(60);
 
 /// Starts moving `root` to `to` and answers once it runs there (or the move failed).
-async fn move_subtree(shared: &Arc<Shared>, root: &str, to: &str) -> AdminResponse {
+pub(crate) async fn move_subtree(shared: &Arc<Shared>, root: &str, to: &str) -> AdminResponse {
     let root = match ActorPath::parse(root) {
         Ok(root) => root,
         Err(e) => return AdminResponse::Refused(format!("{root:?}: {e}")),

@@ -469,6 +469,22 @@ impl Node {
         *self.shared.app.write() = Some(queries);
     }
 
+    /// Answers `Nodes`, `Actors`, `Stats` or `Placement` from this node's view, as the shell
+    /// gets them (the host's own views, such as a dashboard, show the same).
+    pub fn answer(&self, request: &crate::admin::AdminRequest) -> crate::admin::AdminResponse {
+        admin::respond(&self.shared, request)
+    }
+
+    /// Moves the subtree at `root`, running here, to node `to` with its state (live
+    /// migration), as the shell's `move` does; answers once it runs there, or why not.
+    pub async fn move_subtree(&self, root: &str, to: &str) -> Result<crate::admin::MoveReport, String> {
+        match admin::move_subtree(&self.shared, root, to).await {
+            crate::admin::AdminResponse::Moved(report) => Ok(report),
+            crate::admin::AdminResponse::Refused(why) => Err(why),
+            other => Err(format!("unexpected answer {other:?}")),
+        }
+    }
+
     /// Asks this node's application `query`, as an admin would.
     pub async fn ask_app(&self, query: admin::AppQuery) -> Result<String, String> {
         let queries = self.shared.app.read().clone().ok_or("this node's topology answers no questions")?;
