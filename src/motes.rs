@@ -138,7 +138,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         start: Duration::ZERO,
         duration: args.duration,
         cadence: (Duration::from_millis(DEFAULT_REPORT_INTERVAL_MS), DEFAULT_RAW_EVERY),
-        origin_ms: None,
+        clock: None,
     };
     runtime.block_on(run_plant(&fleet, &broker, &plant))
 }
@@ -154,9 +154,10 @@ pub struct Plant {
     pub start: Duration,
     /// Stop after this much wall time (none: run until interrupted).
     pub duration: Option<Duration>,
-    /// The plant's clock at the start, Unix ms (none: the wall clock; a demo gives the one its
-    /// cluster runs on, so that records and windows share one timeline).
-    pub origin_ms: Option<u64>,
+    /// The plant's clock as read at an instant, Unix ms (none: the wall clock); the run
+    /// carries it forward under the warp to its own start. A demo gives the clock its cluster
+    /// runs on, so that records and windows share one timeline.
+    pub clock: Option<(std::time::Instant, u64)>,
     /// The motes' factory report settings: a report this often (motor time), a raw window
     /// every so many reports.
     pub cadence: (Duration, u32),
@@ -203,7 +204,12 @@ pub async fn run_plant(fleet: &Fleet, broker: &BrokerAddr, args: &Plant) -> Resu
         Crew::new(RumqttcConnection::connect(&handle, broker, crew_options, crew_sink), crew_inbox);
 
     let (start, wall_unix_ms) = wall();
-    let start_unix_ms = args.origin_ms.unwrap_or(wall_unix_ms);
+    let start_unix_ms = match args.clock {
+        Some((at, ms)) => {
+            ms + (start.saturating_duration_since(at).as_secs_f64() * 1000.0 * args.warp) as u64
+        }
+        None => wall_unix_ms,
+    };
     let warp = TimeWarp { motor_origin: args.start, ..TimeWarp::new(args.warp) };
     // The plant's clock reads the Unix time at start when the motors are `args.start` old.
     let plant_ms = |motor: Duration| start_unix_ms + motor.saturating_sub(args.start).as_millis() as u64;

@@ -111,7 +111,7 @@ async fn demo(options: &Options, files: &Files) -> Result<(), String> {
         start: motor_start,
         duration: Some(options.duration.saturating_sub(start.elapsed())),
         cadence: CADENCE,
-        origin_ms: Some(clock.now_ms()),
+        clock: Some((Instant::now(), clock.now_ms())),
     };
     let broker = BrokerAddr { host: files.mqtt.ip().to_string(), port: files.mqtt.port() };
     let motes = tokio::spawn(async move { crate::motes::run_plant(&fleet, &broker, &plant).await });
@@ -137,14 +137,16 @@ async fn demo(options: &Options, files: &Files) -> Result<(), String> {
                     ));
             }
             Migration::Moving(task) if task.is_finished() => {
-                let outcome = task.await.map_err(|e| e.to_string())?;
-                timeline.say(start.elapsed(), "migration", outcome.as_ref().unwrap_or_else(|why| why));
-                timeline.milestones.migrated = Some(outcome);
+                finished(task, start.elapsed(), &mut timeline).await?;
                 migration = Migration::Done;
             }
             _ => {}
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // A move still going when the motes stopped is waited for.
+    if let Migration::Moving(task) = &mut migration {
+        finished(task, start.elapsed(), &mut timeline).await?;
     }
     motes.await.map_err(|e| e.to_string())??;
     ask(&nodes[0].1, start.elapsed(), &mut timeline).await;
@@ -173,6 +175,18 @@ impl PlantClock {
     fn now_ms(&self) -> u64 {
         self.origin_ms + (self.started.elapsed().as_secs_f64() * 1000.0 * self.warp) as u64
     }
+}
+
+/// Puts a finished move in the timeline and the milestones.
+async fn finished(
+    task: &mut tokio::task::JoinHandle<Result<String, String>>,
+    elapsed: Duration,
+    timeline: &mut Timeline,
+) -> Result<(), String> {
+    let outcome = task.await.map_err(|e| e.to_string())?;
+    timeline.say(elapsed, "migration", outcome.as_ref().unwrap_or_else(|why| why));
+    timeline.milestones.migrated = Some(outcome);
+    Ok(())
 }
 
 /// The move midway.
