@@ -44,8 +44,9 @@ pub fn run(options: Options) -> Result<(), String> {
     let tls = NodeTls::load(&config.tls.ca, &config.tls.cert, &config.tls.key).map_err(|e| e.to_string())?;
     println!("node {} with attested tags [{}]", tls.me.name, tag_list(&tls.me.tags));
     if options.check {
+        let (fleet, models) = topology_inputs(&config, &tls)?;
         if let Some(topology) = &config.topology {
-            build_topology(&config, topology, &tls)
+            build_topology(&config, topology, &tls, fleet.as_ref(), models)
                 .map_err(|e| format!("{}: topology: {e}", options.config.display()))?;
         }
         for (key, value) in tag_report(&config.tags, &tls.me.tags).unattested {
@@ -96,9 +97,12 @@ pub struct Running {
     _broker: Option<EmbeddedBroker>,
 }
 
-/// The topology `name` as this node builds it (a platform node with `[models]` gets the
-/// registry's keys).
-fn build_topology(config: &NodeConfig, name: &str, tls: &NodeTls) -> Result<Built, String> {
+/// What a topology is built from, loaded whatever the topology: the motes' credentials
+/// (`[mqtt]`) and, on a platform node, the registry's keys (`[models]`).
+fn topology_inputs(
+    config: &NodeConfig,
+    tls: &NodeTls,
+) -> Result<(Option<Fleet>, Option<RegistryKeys>), String> {
     let fleet = config.mqtt.as_ref().map(load_fleet).transpose()?;
     let models = match &config.models {
         Some(models) if tier_of(tls) == "platform" => {
@@ -106,12 +110,18 @@ fn build_topology(config: &NodeConfig, name: &str, tls: &NodeTls) -> Result<Buil
         }
         _ => None,
     };
-    let inputs = crate::topologies::Inputs {
-        node: &tls.me.name,
-        fleet: fleet.as_ref(),
-        models,
-        training: &config.training,
-    };
+    Ok((fleet, models))
+}
+
+/// The topology `name` as this node builds it.
+fn build_topology(
+    config: &NodeConfig,
+    name: &str,
+    tls: &NodeTls,
+    fleet: Option<&Fleet>,
+    models: Option<RegistryKeys>,
+) -> Result<Built, String> {
+    let inputs = crate::topologies::Inputs { node: &tls.me.name, fleet, models, training: &config.training };
     crate::topologies::by_name(name, inputs).map_err(|e| format!("topology: {e}"))
 }
 
@@ -127,8 +137,9 @@ fn tier_of(tls: &NodeTls) -> String {
 /// started apart agree on only without a time warp).
 pub async fn start(config: NodeConfig, tls: NodeTls, origin_ms: Option<u64>) -> Result<Running, String> {
     let (name, tier) = (tls.me.name.clone(), tier_of(&tls));
+    let (fleet, models) = topology_inputs(&config, &tls)?;
     let Built { topology, mut status, metrics, queries } = match &config.topology {
-        Some(topology) => build_topology(&config, topology, &tls)?,
+        Some(topology) => build_topology(&config, topology, &tls, fleet.as_ref(), models)?,
         None => Built::bare(Topology::builder().build().map_err(|e| e.to_string())?),
     };
     let (broker, mut prepare) = match &config.mqtt {
