@@ -142,9 +142,9 @@ pub async fn start(config: NodeConfig, tls: NodeTls, origin_ms: Option<u64>) -> 
         Some(topology) => build_topology(&config, topology, &tls, fleet.as_ref(), models)?,
         None => Built::bare(Topology::builder().build().map_err(|e| e.to_string())?),
     };
-    let (broker, mut prepare) = match &config.mqtt {
-        Some(settings) => mqtt_for(&name, &tier, settings, load_fleet(settings)?).await?,
-        None => (None, None),
+    let (broker, mut prepare) = match (&config.mqtt, fleet) {
+        (Some(settings), Some(fleet)) => mqtt_for(&name, &tier, settings, fleet).await?,
+        _ => (None, None),
     };
     if tier == "platform" && config.topology.as_deref() == Some("things") {
         let (log_prepare, log_status) = crate::streams::prepare(&config)?;

@@ -379,14 +379,14 @@ impl<A: Actor> Runner<A> {
             let from = encode_envelope(&env, &mut bytes);
             host.trace(from, core.id, &bytes);
         }
-        let kind = match &env {
+        let traced = core.cell.is_traced().then_some(match &env {
             Envelope::User { .. } => "tell",
             Envelope::PortEvent { .. } => "port",
             Envelope::Reply { .. } => "reply",
             Envelope::AskTimeout { .. } => "ask-timeout",
             Envelope::Timer { .. } => "timer",
             Envelope::Down { .. } => "down",
-        };
+        });
         let (from, msg) = match env {
             Envelope::User { from, msg } => (from, msg),
             Envelope::PortEvent { from, event } => {
@@ -421,11 +421,11 @@ impl<A: Actor> Runner<A> {
                 }
             }
         };
-        if core.any_cell.is_traced() {
+        if let Some(kind) = traced {
             let at_us = host.now().as_nanos() / 1_000;
             let name = crate::trace::message_name(&msg);
             if !host.core().trace_record(&core.spec.path, at_us, kind, &name) {
-                core.any_cell.set_traced(false);
+                core.cell.set_traced(false);
             }
         }
         self.with_actor(host, from, |a, ctx| a.handle(msg, ctx));
