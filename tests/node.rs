@@ -396,28 +396,15 @@ fn motes_through_the_bridge_into_kafka_survive_a_frozen_broker_and_read_back_in_
         }
     }
     assert_eq!(first_seen.len(), 3, "every mote's frames: {first_seen:?}");
-    // Order per mote is the order frames reach the bridge. At start-up a frame can be refused
-    // while the things node is still learning where the bridge is; its mote resends it after
-    // later frames. So frames may come late only if captured in the first second (600 s of mote
-    // time at warp 600), before the freeze: the freeze itself must not reorder anything.
+    // Order per mote is the order frames reach the bridge: the proxies hold a mote's frames in
+    // order while their node learns where the bridge runs, and the bridge holds them in order
+    // while Kafka is frozen, so no frame comes after a later one.
     for (mote, frames) in &first_seen {
-        let mut seqs: Vec<u32> = frames.iter().map(|&(seq, _)| seq).collect();
-        let start = frames.iter().map(|&(_, capture)| capture).min().unwrap_or(0);
-        let mut highest = None;
-        for &(seq, capture) in frames {
-            if highest.is_some_and(|highest| seq < highest) {
-                assert!(
-                    capture - start < 600_000,
-                    "mote-{mote}: frame {seq} came after later ones: {frames:?}"
-                );
-            }
-            highest = highest.max(Some(seq));
-        }
-        seqs.sort_unstable();
+        let seqs: Vec<u32> = frames.iter().map(|&(seq, _)| seq).collect();
         let expected: Vec<u32> = (0..seqs.len() as u32).collect();
-        assert_eq!(seqs, expected, "mote-{mote}: every frame, after de-duplication");
+        assert_eq!(seqs, expected, "mote-{mote}: every frame once, in order, after de-duplication");
     }
-    println!("{sent} frames ({resent} resends) read back, in order since the freeze, {copies} copies de-duplicated");
+    println!("{sent} frames ({resent} resends) read back in order, {copies} copies de-duplicated");
 
     // The DSP filters, consuming `telemetry` through the same Kafka, wrote a feature record of
     // every window to `features`.

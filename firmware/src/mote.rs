@@ -22,7 +22,8 @@
 //! refusal). Each refusal is counted by cause.
 //!
 //! [`Mote::resend`]: kept frames not sent for `resend_after_ms`, oldest first, a batch at a
-//! time. The host calls it whenever it is awake and connected.
+//! time. The host calls it whenever it is awake and connected, and tells the core when it
+//! connects ([`Mote::on_connected`]): every kept frame is then due at once.
 
 use crate::actuation::{ActuationConfig, ActuationState, Actuator, Transition};
 use crate::duty::{DutyCycle, DEFAULT_RAW_EVERY, DEFAULT_REPORT_INTERVAL_MS};
@@ -282,7 +283,7 @@ impl<const FRAMES: usize, const ARENA: usize> Mote<FRAMES, ARENA> {
         self.p.boot_epoch = self.p.boot_epoch.wrapping_add(1);
         self.seq = 0;
         self.counters = Counters::default();
-        self.p.ring.on_boot();
+        self.p.ring.make_all_due();
         self.pending_receipt = self.p.ota.boot().map(|from| OtaReceipt {
             status: OtaStatus::RolledBack,
             model_version: from,
@@ -562,6 +563,12 @@ impl<const FRAMES: usize, const ARENA: usize> Mote<FRAMES, ARENA> {
     ) -> DownApplied {
         self.emit_receipt(now_ms, OtaStatus::Refused(e), version, out);
         DownApplied::Ota(OtaStatus::Refused(e))
+    }
+
+    /// The host connected (again): every kept frame is due for resending at once, since what
+    /// went out while disconnected, or on the connection that ended, may never have arrived.
+    pub fn on_connected(&mut self) {
+        self.p.ring.make_all_due();
     }
 
     /// Hands out kept frames that are due for resending (see the module doc); returns how many.

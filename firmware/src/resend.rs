@@ -193,8 +193,9 @@ impl<const FRAMES: usize, const ARENA: usize> ResendRing<FRAMES, ARENA> {
         n
     }
 
-    /// After a reboot the clock may have restarted: every kept frame becomes due at once.
-    pub fn on_boot(&mut self) {
+    /// Every kept frame becomes due at once: after a reboot (the clock may have restarted) and
+    /// on a new connection (what went out before it may never have arrived).
+    pub fn make_all_due(&mut self) {
         for e in self.entries[..self.len].iter_mut() {
             e.sent_ms = None;
         }

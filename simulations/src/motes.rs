@@ -149,6 +149,7 @@ impl MoteHost {
             match event {
                 MqttEvent::Connected => {
                     let _ = connection.subscribe(&self.down_topic, QoS::AtLeastOnce);
+                    self.mote.on_connected();
                 }
                 MqttEvent::Message(message) if message.topic == self.down_topic => {
                     counters.down_frames += 1;

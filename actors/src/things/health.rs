@@ -40,7 +40,10 @@ pub struct MoteHealth {
     pub ota: Option<(String, u32, u32)>,
     /// Windows with a sensor fault flagged.
     pub sensor_fault_windows: u64,
-    /// New frames downstream could not take (not acknowledged: the mote resends them).
+    /// Times downstream could not take the oldest held frame yet (held and retried).
+    pub downstream_held: u64,
+    /// New frames refused because the proxy already held as many as it may (not
+    /// acknowledged: the mote resends them).
     pub downstream_refused: u64,
     /// Acknowledgements the gateway could not be asked for.
     pub acks_refused: u64,

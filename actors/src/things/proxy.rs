@@ -8,9 +8,11 @@
 //!   mote), and again for every later copy (the first ack may have been lost); acks go out in
 //!   ranges (`acks`);
 //! - flags sensor faults, tracks health, and forwards new frames and maintenance records
-//!   downstream.
+//!   downstream; while downstream cannot be reached (not placed yet, or the node has not yet
+//!   heard where it runs) it holds new frames in the mote's order and retries, so a start-up
+//!   does not reorder a mote's frames in the stream.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use aiot_firmware::protocol::{Kind, MoteId, Payload};
@@ -51,6 +53,8 @@ pub enum ProxyMsg {
     },
     /// Send the acks gathered so far (the proxy's own timer, `ACK_DELAY` after the first).
     FlushAcks,
+    /// Try the held frames again (the proxy's own timer, `HOLD_RETRY` after a refusal).
+    ForwardHeld,
 }
 
 /// How long a proxy gathers acks before sending them down: at a high frame rate a mote's
@@ -62,6 +66,13 @@ pub const ACK_DELAY: Duration = Duration::from_millis(100);
 
 /// How long a proxy waits for downstream's receipt before letting the mote's resend try again.
 pub const RECEIPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a proxy waits before offering held frames to downstream again.
+pub const HOLD_RETRY: Duration = Duration::from_millis(100);
+
+/// How many frames a proxy holds while downstream cannot be reached: as many as a mote's
+/// resend ring keeps by default; a newer frame beyond it is refused (the mote resends it).
+pub const HELD_MAX: usize = 256;
 
 /// The parent of every proxy on its node.
 pub struct ProxyHost {
@@ -148,11 +159,17 @@ pub struct SensorProxy {
 struct ProxyState {
     dedup: FrameDedup,
     health: MoteHealth,
-    /// Frames sent downstream whose receipt has not come yet. Not moved: a receipt is the
-    /// reply to this incarnation's ask, which ends with it; the mote sends an unacknowledged
-    /// frame again and the moved proxy forwards it (at least once, never lost).
+    /// Frames held or sent downstream whose receipt has not come yet. Not moved: a receipt
+    /// is the reply to this incarnation's ask, which ends with it; the mote sends an
+    /// unacknowledged frame again and the moved proxy forwards it (at least once, never lost).
     #[serde(skip)]
     awaiting_receipt: BTreeSet<(u32, u32)>,
+    /// New frames downstream could not take yet, oldest first (not moved, as above).
+    #[serde(skip)]
+    held: VecDeque<UpFrame>,
+    /// A `ForwardHeld` is scheduled.
+    #[serde(skip)]
+    retry_scheduled: bool,
     acks: AckBatch,
 }
 
@@ -162,15 +179,17 @@ impl SensorProxy {
             dedup: FrameDedup::default(),
             health: MoteHealth::new(mote),
             awaiting_receipt: BTreeSet::new(),
+            held: VecDeque::new(),
+            retry_scheduled: false,
             acks: AckBatch::default(),
         };
         SensorProxy { gateway, downstream, state }
     }
 
     /// A frame is recorded as seen, and acknowledged, only once downstream sent its receipt:
-    /// a frame that never got there (downstream not placed yet, or its node crashed with the
-    /// frame in flight) is resent by the mote. Copies of a frame already stored are
-    /// acknowledged again; copies of one awaiting its receipt wait for it.
+    /// a frame that never got there (its node crashed with the frame in flight) is resent by
+    /// the mote. Copies of a frame already stored are acknowledged again; copies of one held
+    /// or awaiting its receipt wait for it.
     fn on_frame(&mut self, frame: UpFrame, ctx: &mut Ctx<'_, ProxyMsg>) -> Result<(), ActorError> {
         self.state.health.heard(frame.boot_epoch, frame.received_ms);
         let (boot_epoch, seq) = (frame.boot_epoch, frame.seq);
@@ -186,24 +205,42 @@ impl SensorProxy {
             Seen::New if self.state.awaiting_receipt.contains(&(boot_epoch, seq)) => {
                 self.state.health.duplicates += 1
             }
+            Seen::New if self.state.held.len() >= HELD_MAX => self.state.health.downstream_refused += 1,
             Seen::New => {
-                let before = self.state.health.clone();
-                let faults = self.inspect(&frame);
-                let sent = ctx.ask(
-                    &self.downstream,
-                    |stored| Onward::Telemetry { frame, faults, stored },
-                    RECEIPT_TIMEOUT,
-                    move |receipt| ProxyMsg::Stored { boot_epoch, seq, stored: receipt.is_ok() },
-                );
-                if sent.is_err() {
-                    self.state.health = before;
-                    self.state.health.downstream_refused += 1;
-                    return Ok(());
-                }
                 self.state.awaiting_receipt.insert((boot_epoch, seq));
+                self.state.held.push_back(frame);
+                self.forward_held(ctx);
             }
         }
         Ok(())
+    }
+
+    /// Offers the held frames downstream in order; stops at the first it cannot take and
+    /// tries again `HOLD_RETRY` later.
+    fn forward_held(&mut self, ctx: &mut Ctx<'_, ProxyMsg>) {
+        while let Some(frame) = self.state.held.pop_front() {
+            let before = self.state.health.clone();
+            let faults = self.inspect(&frame);
+            let (boot_epoch, seq) = (frame.boot_epoch, frame.seq);
+            // Kept until downstream takes it: a refused ask drops its message.
+            let kept = frame.clone();
+            let sent = ctx.ask(
+                &self.downstream,
+                |stored| Onward::Telemetry { frame, faults, stored },
+                RECEIPT_TIMEOUT,
+                move |receipt| ProxyMsg::Stored { boot_epoch, seq, stored: receipt.is_ok() },
+            );
+            if sent.is_err() {
+                self.state.held.push_front(kept);
+                self.state.health = before;
+                self.state.health.downstream_held += 1;
+                if !self.state.retry_scheduled {
+                    self.state.retry_scheduled = true;
+                    ctx.schedule_once(HOLD_RETRY, ProxyMsg::ForwardHeld);
+                }
+                return;
+            }
+        }
     }
 
     fn on_receipt(&mut self, boot_epoch: u32, seq: u32, stored: bool, ctx: &mut Ctx<'_, ProxyMsg>) {
@@ -301,6 +338,11 @@ impl Actor for SensorProxy {
                 self.flush_acks(ctx);
                 Ok(())
             }
+            ProxyMsg::ForwardHeld => {
+                self.state.retry_scheduled = false;
+                self.forward_held(ctx);
+                Ok(())
+            }
         }
     }
 }
@@ -308,6 +350,10 @@ impl Actor for SensorProxy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::things::Downlink;
+    use aiot_runtime::prelude::DetSystem;
+    use parking_lot::Mutex;
+    use std::sync::Arc;
 
     fn refs() -> (ActorRef<GatewayMsg>, ActorRef<Onward>) {
         (ActorRef::parse("/gateway").unwrap(), ActorRef::parse("/bridge").unwrap())
@@ -329,6 +375,80 @@ mod tests {
         proxy.state.awaiting_receipt.clear();
         assert_eq!(moved.snapshot(), proxy.snapshot());
         assert!(moved.restore(b"not a proxy").is_err());
+    }
+
+    /// Stores each frame's sequence number and sends its receipt.
+    struct Downstream(Arc<Mutex<Vec<u32>>>);
+
+    impl Actor for Downstream {
+        type Msg = Onward;
+        fn handle(&mut self, msg: Onward, ctx: &mut Ctx<'_, Onward>) -> Result<(), ActorError> {
+            if let Onward::Telemetry { frame, stored, .. } = msg {
+                self.0.lock().push(frame.seq);
+                ctx.reply(&stored, ())?;
+            }
+            Ok(())
+        }
+    }
+
+    /// Keeps the acks a proxy asks it to send.
+    struct Gateway(Arc<Mutex<Vec<Downlink>>>);
+
+    impl Actor for Gateway {
+        type Msg = GatewayMsg;
+        fn handle(&mut self, msg: GatewayMsg, _: &mut Ctx<'_, GatewayMsg>) -> Result<(), ActorError> {
+            if let GatewayMsg::Down { downlink, .. } = msg {
+                self.0.lock().push(downlink);
+            }
+            Ok(())
+        }
+    }
+
+    fn up(seq: u32) -> ProxyMsg {
+        let frame = UpFrame {
+            mote: 7,
+            boot_epoch: 1,
+            seq,
+            capture_ms: seq as u64,
+            received_ms: 0,
+            kind: 0,
+            payload: vec![],
+        };
+        ProxyMsg::Up(frame)
+    }
+
+    /// Downstream is not there yet (as on a node that has not yet heard where it runs): the
+    /// proxy holds the frames, acknowledges none, takes a resend as a copy, and forwards them
+    /// all in the mote's order once downstream appears.
+    #[test]
+    fn frames_wait_in_order_until_downstream_can_be_reached() {
+        let (stored, acks) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+        let mut system = DetSystem::with_seed(3);
+        let acks_kept = Arc::clone(&acks);
+        system.spawn("gateway", ActorSpec::new(move |_| Gateway(Arc::clone(&acks_kept)))).unwrap();
+        let (gateway, downstream) = refs();
+        let proxy = system.spawn(
+            "proxy",
+            ActorSpec::new(move |_| SensorProxy::new(7, gateway.clone(), downstream.clone())),
+        );
+        let proxy = proxy.unwrap();
+        for seq in [0, 1, 2, 1] {
+            system.tell(&proxy, up(seq)).unwrap();
+        }
+        system.run_for(Duration::from_millis(350));
+        assert!(acks.lock().is_empty(), "nothing stored, nothing acknowledged");
+
+        let stored_kept = Arc::clone(&stored);
+        system.spawn("bridge", ActorSpec::new(move |_| Downstream(Arc::clone(&stored_kept)))).unwrap();
+        system.tell(&proxy, up(3)).unwrap();
+        system.run_for(Duration::from_millis(500));
+        assert_eq!(*stored.lock(), [0, 1, 2, 3], "each frame once, in the mote's order");
+        assert_eq!(*acks.lock(), [Downlink::Ack { boot_epoch: 1, first_seq: 0, last_seq: 3 }]);
+        let mut health = system.ask(&proxy, ProxyMsg::Health, Duration::from_secs(1)).unwrap();
+        system.run_for(Duration::from_millis(10));
+        let health = health.try_take().expect("answered").unwrap().unwrap();
+        assert!(health.downstream_held >= 3, "held and retried: {health:?}");
+        assert_eq!((health.duplicates, health.downstream_refused), (1, 0));
     }
 
     #[test]

@@ -90,6 +90,20 @@ fn acks_remove_frames_and_unacked_frames_are_resent() {
 }
 
 #[test]
+fn on_connecting_every_kept_frame_is_resent_at_once_oldest_first() {
+    let mut m = boot();
+    let mut sink = Sink::default();
+    m.on_window(1_000, &window(0.05), &mut sink.out()); // published while disconnected
+    let sent = sink.take();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(m.resend(1_001, &mut sink.out()), 0, "not due before 30 s");
+    m.on_connected();
+    assert_eq!(m.resend(1_001, &mut sink.out()), 2);
+    assert_eq!(sink.take(), sent, "in the order first sent");
+    assert_eq!(m.resend(1_002, &mut sink.out()), 0, "just resent");
+}
+
+#[test]
 fn commands_apply() {
     let mut m = boot();
     let mut c = Cluster::default();

@@ -80,7 +80,7 @@ fn resends_what_is_due_oldest_first_in_batches() {
     assert_eq!(r.resend_due(40_000, 30_000, 2, &mut |f: &[u8]| out.push(f.to_vec())), 2);
     assert_eq!(out, [frame(1, 8), frame(2, 8)]);
     // After a reboot the clock may start from 0: everything is due at once.
-    r.on_boot();
+    r.make_all_due();
     out.clear();
     assert_eq!(r.resend_due(0, 30_000, 16, &mut |f: &[u8]| out.push(f.to_vec())), 5);
     assert_eq!(r.resend_due(1, 30_000, 16, &mut |_| {}), 0);
