@@ -119,9 +119,9 @@ fn summary(o: &Outcome, wall: Duration) {
         if points.is_empty() { "none".to_string() } else { points.join(", ") }
     );
     println!("  invariants checked: {}", o.stats.invariants_checked);
-    if !o.plant.is_empty() {
-        let plant: Vec<String> = o.plant.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        println!("  plant: {}", plant.join(", "));
+    if !o.totals.is_empty() {
+        let totals: Vec<String> = o.totals.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!("  totals: {}", totals.join(", "));
     }
     println!("  result: {}", o.failure.as_deref().unwrap_or("ok"));
     println!("trace hash {:016x}", o.trace_hash);

@@ -20,7 +20,9 @@ fn hash_line(out: &str) -> String {
 fn a_seed_gives_the_same_hash_in_two_processes() {
     let list = aiot(&["sim", "--list"]);
     assert!(list.contains("membership") && list.contains("failover") && list.contains("fleet-pm"), "{list}");
-    for (scenario, seed) in [("failover", "3"), ("failover", "17"), ("motes", "5"), ("motes", "23")] {
+    for (scenario, seed) in
+        [("failover", "3"), ("failover", "17"), ("motes", "5"), ("motes", "23"), ("migration", "3")]
+    {
         let args = ["sim", "--scenario", scenario, "--seed", seed, "--duration", "60s"];
         let (first, second) = (aiot(&args), aiot(&args));
         assert!(first.contains("result: ok"), "{first}");

@@ -86,7 +86,7 @@ fn fleet(sizes: &[u32]) -> Result<(), String> {
             return Err(format!("the {count}-mote plant failed: {why}"));
         }
         let simulated = outcome.simulated.as_secs_f64();
-        let frames = outcome.plant.get("frames originated").copied().unwrap_or(0);
+        let frames = outcome.totals.get("frames originated").copied().unwrap_or(0);
         println!(
             "{count:>7} {simulated:>14.0} {wall:>10.2} {:>12.0} {frames:>10} {:>12.1} (lower is better; flat = linear)",
             simulated / wall,

@@ -1,7 +1,8 @@
 //! Actors inside the world: each simulated node runs its subtrees in a deterministic actor
 //! system (`aiot_runtime::exec::det`), and remote sends go through the cluster's data lanes
 //! (`aiot_cluster::lanes`: numbered frames, the retry buffer, de-duplication, the wire codec)
-//! over the simulated network, as on a QUIC node.
+//! over the simulated network, as on a QUIC node. Subtrees move between nodes with their
+//! state (`moves`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,7 +12,14 @@ use aiot_cluster::directory::Directory;
 use aiot_cluster::lanes::{lane_of, Body, DataFrame, Dedup, LaneMsg, OutLane, LANES};
 use aiot_cluster::wire::FrameDecoder;
 use aiot_runtime::exec::det::DetSystem;
-use aiot_runtime::{ActorPath, AnyCell, DeliveryError, Remote, RemoteSendError, SendError, SystemConfig};
+use aiot_runtime::migration::Handoff;
+use aiot_runtime::spec::Spec;
+use aiot_runtime::Topology;
+use aiot_runtime::{
+    ActorPath, AnyCell, DeliveryError, Instant, Remote, RemoteSendError, SendError, SystemConfig,
+};
+
+use crate::moves::{Abort, BrokenMoves, Moves, Outgoing, FORWARD_AFTER};
 
 /// Bytes of frames sent per lane per tick (a batch): 1 MiB per 100 ms, about 80 Mbit/s per
 /// lane, a modest LAN. (It was 64 KiB, 5 Mbit/s: the 10 000-mote plant's raw windows then
@@ -37,6 +45,53 @@ struct Lanes {
     me: String,
     directory: Directory,
     out: BTreeMap<String, PeerLanes>,
+    moves: Moves,
+}
+
+impl Lanes {
+    /// Puts a frame for `to` on the lane of `lane_path` to `node` (a moving subtree's frames
+    /// all take its root's lane, behind its handoff); the body comes back if the lane is full.
+    fn push_on(&mut self, node: &str, lane_path: &ActorPath, to: &ActorPath, body: Body) -> Result<(), Body> {
+        let peer = self.out.entry(node.to_string()).or_insert_with(PeerLanes::new);
+        peer.lanes[usize::from(lane_of(lane_path))].push(to.clone(), body).map(|_| ())
+    }
+
+    /// A frame for a subtree this node is moving to `target`: it waits until the handoff is
+    /// on the lane, then follows it.
+    fn forward_moving(
+        &mut self,
+        root: &ActorPath,
+        target: &str,
+        to: &ActorPath,
+        bytes: Vec<u8>,
+    ) -> Result<(), Body> {
+        if self.moves.drops_followers {
+            return Ok(());
+        }
+        if let Some(outgoing) = self.moves.outgoing.get_mut(root) {
+            if !outgoing.sent || !outgoing.waiting.is_empty() {
+                outgoing.waiting.push_back((to.clone(), bytes));
+                return Ok(());
+            }
+        }
+        self.push_on(target, root, to, Body::Tell(bytes))
+    }
+
+    /// Where a frame for `to`, which has no actor here, follows its subtree: moving away from
+    /// here, or moved away lately. `None`: it does not.
+    fn follow(&mut self, to: &ActorPath, bytes: Vec<u8>, now: Instant) -> Option<Result<(), Body>> {
+        let moving = self.directory.moving_target_of(to).map(|(root, t)| (root, t.to_string()));
+        match moving.filter(|(_, t)| *t != self.me) {
+            Some((root, target)) => Some(self.forward_moving(&root, &target, to, bytes)),
+            None => {
+                let (root, target) = self.moves.moved_to(to, now).filter(|(_, t)| *t != self.me)?;
+                if self.moves.drops_followers {
+                    return Some(Ok(()));
+                }
+                Some(self.push_on(&target, &root, to, Body::Tell(bytes)))
+            }
+        }
+    }
 }
 
 /// The runtime's `Remote` for a simulated node.
@@ -46,31 +101,34 @@ fn locked(lanes: &Mutex<Lanes>) -> MutexGuard<'_, Lanes> {
     lanes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl SimRemote {
-    fn push(&self, node: &str, to: &ActorPath, body: Body) -> Result<(), Body> {
-        let mut lanes = locked(&self.0);
-        let peer = lanes.out.entry(node.to_string()).or_insert_with(PeerLanes::new);
-        peer.lanes[usize::from(lane_of(to))].push(to.clone(), body).map(|_| ())
-    }
-}
-
 impl Remote for SimRemote {
     fn send(&self, to: &ActorPath, bytes: Vec<u8>) -> Result<(), RemoteSendError> {
-        let node = {
-            let lanes = locked(&self.0);
-            match lanes.directory.node_of(to) {
-                Some(node) if node != lanes.me => node.to_string(),
-                _ => return Err(RemoteSendError::NoRoute),
-            }
-        };
-        self.push(&node, to, Body::Tell(bytes)).map_err(|body| RemoteSendError::Full(body.into_bytes()))
+        let mut lanes = locked(&self.0);
+        let full = |body: Body| RemoteSendError::Full(body.into_bytes());
+        match lanes.directory.node_of(to).map(str::to_string) {
+            None => Err(RemoteSendError::NoRoute),
+            // Hosted here but not running: moving away (it follows its handoff), or starting.
+            Some(node) if node == lanes.me => match lanes.directory.moving_target_of(to) {
+                Some((root, target)) if target != lanes.me => {
+                    let target = target.to_string();
+                    lanes.forward_moving(&root, &target, to, bytes).map_err(full)
+                }
+                _ => Err(RemoteSendError::NoRoute),
+            },
+            Some(node) => lanes.push_on(&node, to, to, Body::Tell(bytes)).map_err(full),
+        }
     }
 
     fn wait_for_room(&self, to: &ActorPath, waiter: Arc<dyn AnyCell>) -> bool {
         let mut lanes = locked(&self.0);
-        let Some(node) = lanes.directory.node_of(to).map(str::to_string) else { return false };
+        // A path moving away from here waits on the lane to its target (its root's lane).
+        let (node, lane_path) = match (lanes.directory.node_of(to), lanes.directory.moving_target_of(to)) {
+            (Some(node), Some((root, target))) if node == lanes.me => (target.to_string(), root),
+            (Some(node), _) => (node.to_string(), to.clone()),
+            (None, _) => return false,
+        };
         let Some(peer) = lanes.out.get_mut(&node) else { return false };
-        if peer.lanes[usize::from(lane_of(to))].has_room() {
+        if peer.lanes[usize::from(lane_of(&lane_path))].has_room() {
             return false;
         }
         peer.waiters.push(waiter);
@@ -78,7 +136,9 @@ impl Remote for SimRemote {
     }
 
     fn reply(&self, origin: &str, to: &ActorPath, corr: u64, bytes: Vec<u8>) -> Result<(), SendError> {
-        self.push(origin, to, Body::Reply { corr, bytes }).map_err(|_| SendError::MailboxFull(to.clone()))
+        locked(&self.0)
+            .push_on(origin, to, to, Body::Reply { corr, bytes })
+            .map_err(|_| SendError::MailboxFull(to.clone()))
     }
 }
 
@@ -91,6 +151,9 @@ pub struct NodeActors {
     /// the next tick.
     backlog: BTreeMap<(String, u64, u16), VecDeque<DataFrame>>,
     acked: BTreeMap<(String, u64, u16), u64>,
+    /// Handoffs that arrived, for the world to offer the coordinator: (from, handoff).
+    arrived: Vec<(String, Handoff)>,
+    broken_moves: Option<BrokenMoves>,
 }
 
 impl NodeActors {
@@ -104,6 +167,8 @@ impl NodeActors {
             dedup: Dedup::default(),
             backlog: BTreeMap::new(),
             acked: BTreeMap::new(),
+            arrived: Vec::new(),
+            broken_moves: None,
         }
     }
 
@@ -186,27 +251,282 @@ impl NodeActors {
         Ok(())
     }
 
-    /// Delivers what waits, lane by lane, stopping a lane at a full mailbox.
+    /// Delivers what waits, lane by lane, stopping a lane at a full mailbox (or a full lane
+    /// for a frame that follows its subtree elsewhere). A frame for a subtree moving in is
+    /// held; a handoff stops its lane until the world offered it to the coordinator
+    /// (`take_arrived`, `accept_handoff`), so the frames behind it are held for it.
     pub fn deliver_backlog(&mut self) {
+        if !self.arrived.is_empty() {
+            return;
+        }
         let core = self.system.core().clone();
-        for queue in self.backlog.values_mut() {
-            while let Some(frame) = queue.front() {
-                let result = match &frame.body {
-                    Body::Tell(bytes) => core.deliver_remote(&frame.to, bytes),
-                    Body::Reply { corr, bytes } => core.deliver_remote_reply(&frame.to, *corr, bytes),
-                    // Simulated nodes never send handoffs (they do not move subtrees yet).
-                    Body::Handoff(_) => {
-                        core.dead_letter(&frame.to, 1);
-                        Ok(())
+        let now = self.system.now();
+        let mut lanes = locked(&self.lanes);
+        for ((peer, _, _), queue) in self.backlog.iter_mut() {
+            while let Some(frame) = queue.pop_front() {
+                let DataFrame { to, body, seq } = frame;
+                let kept = |body| DataFrame { to: to.clone(), body, seq };
+                let result = match body {
+                    Body::Handoff(bytes) => {
+                        match aiot_runtime::message::decode::<Handoff>(&bytes) {
+                            Ok(handoff) if handoff.root == to => self.arrived.push((peer.clone(), handoff)),
+                            _ => core.dead_letter(&to, 1),
+                        }
+                        break;
                     }
+                    Body::Tell(bytes) => match lanes.moves.held_for(&to) {
+                        Some(held) => {
+                            held.frames.push_back((to, bytes));
+                            Ok(())
+                        }
+                        None if core.lookup(&to).is_none() => match lanes.follow(&to, bytes, now) {
+                            Some(Ok(())) => Ok(()),
+                            Some(Err(body)) => Err(kept(body)),
+                            None => {
+                                core.dead_letter(&to, 1);
+                                Ok(())
+                            }
+                        },
+                        None => match core.deliver_remote(&to, &bytes) {
+                            Err(DeliveryError::Full(_)) => Err(kept(Body::Tell(bytes))),
+                            _ => Ok(()),
+                        },
+                    },
+                    Body::Reply { corr, bytes } => match core.deliver_remote_reply(&to, corr, &bytes) {
+                        Err(DeliveryError::Full(_)) => Err(kept(Body::Reply { corr, bytes })),
+                        _ => Ok(()),
+                    },
                 };
-                if let Err(DeliveryError::Full(_)) = result {
+                if let Err(frame) = result {
+                    queue.push_front(frame);
                     break;
                 }
-                queue.pop_front();
             }
         }
         self.backlog.retain(|_, q| !q.is_empty());
+    }
+
+    /// Handoffs that arrived since the last call: (from, handoff). Lanes stay stopped behind
+    /// them until this is called.
+    pub fn take_arrived(&mut self) -> Vec<(String, Handoff)> {
+        std::mem::take(&mut self.arrived)
+    }
+
+    /// The coordinator accepted a handoff: kept until it starts the subtree; the subtree's
+    /// frames are held meanwhile.
+    pub fn accept_handoff(&mut self, handoff: Handoff) {
+        let mut lanes = locked(&self.lanes);
+        lanes.moves.held.entry(handoff.root.clone()).or_default();
+        lanes.moves.incoming.insert(handoff.root.clone(), handoff);
+    }
+
+    /// `Output::MoveOut`: the subtree starts stopping with its state; its handoff goes out
+    /// once complete (`progress_moves`). An error says why the move cannot start.
+    pub fn move_out(&mut self, root: &ActorPath, to: &str) -> Result<(), String> {
+        let pending = self.system.migrate_subtree(root).map_err(|e| e.to_string())?;
+        let outgoing = Outgoing {
+            to: to.to_string(),
+            pending: Some(pending),
+            handoff: None,
+            sent: false,
+            waiting: VecDeque::new(),
+            aborted: None,
+        };
+        locked(&self.lanes).moves.outgoing.insert(root.clone(), outgoing);
+        Ok(())
+    }
+
+    /// Moves out in progress: handoffs complete are sent (or, if the move was aborted
+    /// meanwhile, the subtree starts here again or waits for a claim), then the frames that
+    /// waited for them. Returns the moves that failed, with why, for the coordinator.
+    pub fn progress_moves(&mut self, topology: &Topology) -> Vec<(ActorPath, String)> {
+        let mut failed = Vec::new();
+        let roots: Vec<ActorPath> = locked(&self.lanes).moves.outgoing.keys().cloned().collect();
+        for root in roots {
+            let mut lanes = locked(&self.lanes);
+            let Some(outgoing) = lanes.moves.outgoing.get_mut(&root) else { continue };
+            if let Some(pending) = outgoing.pending.as_mut() {
+                match pending.try_take() {
+                    None => continue,
+                    Some(Err(e)) => {
+                        lanes.moves.outgoing.remove(&root);
+                        failed.push((root, e.to_string()));
+                        continue;
+                    }
+                    Some(Ok(handoff)) => {
+                        outgoing.pending = None;
+                        outgoing.handoff = Some(handoff);
+                    }
+                }
+            }
+            match outgoing.aborted {
+                Some(Abort::Restart) => {
+                    drop(lanes);
+                    self.restart_kept(&root, topology);
+                    continue;
+                }
+                Some(Abort::Reclaim) => {
+                    let outgoing = lanes.moves.outgoing.remove(&root).expect("looked up above");
+                    lanes.moves.keep_for_claim(&root, outgoing);
+                    continue;
+                }
+                None => {}
+            }
+            if !outgoing.sent {
+                let bytes = aiot_runtime::message::encode(outgoing.handoff.as_ref().expect("taken above"));
+                if bytes.len() + root.as_str().len() + 64 > aiot_cluster::wire::FRAME_LEN_MAX {
+                    let why = format!(
+                        "its state and messages take {} bytes, more than a frame carries",
+                        bytes.len()
+                    );
+                    failed.push((root, why));
+                    continue;
+                }
+                let to = outgoing.to.clone();
+                if lanes.push_on(&to, &root, &root, Body::Handoff(bytes)).is_err() {
+                    continue; // the lane is full: next tick
+                }
+                let outgoing = lanes.moves.outgoing.get_mut(&root).expect("looked up above");
+                outgoing.sent = true;
+                if let (Some(BrokenMoves::KeepsRunning), Some(spec), Some(handoff)) =
+                    (self.broken_moves, topology.get(&root), outgoing.handoff.clone())
+                {
+                    let _ = self.system.start_subtree_from(spec, handoff);
+                }
+            }
+            // What came meanwhile follows the handoff, in order.
+            let outgoing = lanes.moves.outgoing.get_mut(&root).expect("looked up above");
+            let (to, mut waiting) = (outgoing.to.clone(), std::mem::take(&mut outgoing.waiting));
+            while let Some((path, bytes)) = waiting.pop_front() {
+                if let Err(body) = lanes.push_on(&to, &root, &path, Body::Tell(bytes)) {
+                    waiting.push_front((path, body.into_bytes()));
+                    break;
+                }
+            }
+            lanes.moves.outgoing.get_mut(&root).expect("looked up above").waiting = waiting;
+        }
+        failed
+    }
+
+    /// `Output::MoveAborted`: the subtree runs here again from the kept handoff, or the
+    /// handoff waits for this node's claim; if the subtree is still stopping, once it is out.
+    pub fn move_aborted(&mut self, root: &ActorPath, reclaim: bool, topology: &Topology) {
+        let how = if reclaim { Abort::Reclaim } else { Abort::Restart };
+        let mut lanes = locked(&self.lanes);
+        let Some(outgoing) = lanes.moves.outgoing.get_mut(root) else { return };
+        if outgoing.handoff.is_none() {
+            outgoing.aborted = Some(how);
+            return;
+        }
+        match how {
+            Abort::Restart => {
+                drop(lanes);
+                self.restart_kept(root, topology);
+            }
+            Abort::Reclaim => {
+                let outgoing = lanes.moves.outgoing.remove(root).expect("looked up above");
+                lanes.moves.keep_for_claim(root, outgoing);
+            }
+        }
+    }
+
+    /// Starts the subtree here again from its kept handoff; frames that waited go to it once
+    /// it is up.
+    fn restart_kept(&mut self, root: &ActorPath, topology: &Topology) {
+        let Some(outgoing) = locked(&self.lanes).moves.outgoing.remove(root) else { return };
+        let (Some(handoff), Some(spec)) = (outgoing.handoff, topology.get(root)) else { return };
+        if self.system.start_subtree_from(spec, handoff).is_ok() {
+            let mut lanes = locked(&self.lanes);
+            let held = lanes.moves.held.entry(root.clone()).or_default();
+            for frame in outgoing.waiting.into_iter().rev() {
+                held.frames.push_front(frame);
+            }
+            held.release_when_up = Some(spec.subtree_paths());
+        }
+    }
+
+    /// `Output::MoveDone`: the target hosts the subtree; the kept handoff goes, and frames for
+    /// it are forwarded there for a while.
+    pub fn move_done(&mut self, root: &ActorPath, to: &str) {
+        let now = self.system.now();
+        let until = now + FORWARD_AFTER;
+        let mut lanes = locked(&self.lanes);
+        lanes.moves.outgoing.remove(root);
+        lanes.moves.moved_away.retain(|_, (_, u)| *u > now);
+        lanes.moves.moved_away.insert(root.clone(), (to.to_string(), until));
+    }
+
+    /// `Output::Start` of a subtree whose handoff is here: starts it from the handoff, its
+    /// held frames delivered once it is up. `None` if no handoff is here; `Some(false)` if it
+    /// could not start (the handoff is kept for the next claim).
+    pub fn start_moved_in(&mut self, spec: &Arc<Spec>) -> Option<bool> {
+        let root = spec.path().clone();
+        let handoff = locked(&self.lanes).moves.incoming.remove(&root)?;
+        if self.system.start_subtree_from(spec, handoff.clone()).is_err() {
+            locked(&self.lanes).moves.incoming.insert(root, handoff);
+            return Some(false);
+        }
+        locked(&self.lanes).moves.held.entry(root).or_default().release_when_up = Some(spec.subtree_paths());
+        Some(true)
+    }
+
+    /// `Output::MoveInDropped`: the handoff will not start here; what was held is delivered
+    /// (or forwarded, or counted as dead letters) as if never held.
+    pub fn move_in_dropped(&mut self, root: &ActorPath) {
+        let mut lanes = locked(&self.lanes);
+        lanes.moves.incoming.remove(root);
+        if let Some(held) = lanes.moves.held.get_mut(root) {
+            held.release_when_up = Some(Vec::new());
+        }
+    }
+
+    /// Delivers the frames held for subtrees that started here (once all their actors are up),
+    /// in arrival order, stopping at a full mailbox or lane.
+    fn release_held(&mut self) {
+        let core = self.system.core().clone();
+        let now = self.system.now();
+        let mut lanes = locked(&self.lanes);
+        let ready: Vec<ActorPath> = lanes
+            .moves
+            .held
+            .iter()
+            .filter(|(_, held)| {
+                held.release_when_up
+                    .as_ref()
+                    .is_some_and(|paths| paths.iter().all(|p| core.lookup(p).is_some()))
+            })
+            .map(|(root, _)| root.clone())
+            .collect();
+        for root in ready {
+            let mut frames =
+                std::mem::take(&mut lanes.moves.held.get_mut(&root).expect("listed above").frames);
+            while let Some((to, bytes)) = frames.pop_front() {
+                let stuck = if core.lookup(&to).is_some() {
+                    match core.deliver_remote(&to, &bytes) {
+                        Err(DeliveryError::Full(_)) => Some(bytes),
+                        _ => None,
+                    }
+                } else {
+                    match lanes.follow(&to, bytes, now) {
+                        Some(Err(body)) => Some(body.into_bytes()),
+                        Some(Ok(())) => None,
+                        None => {
+                            core.dead_letter(&to, 1);
+                            None
+                        }
+                    }
+                };
+                if let Some(bytes) = stuck {
+                    frames.push_front((to, bytes));
+                    break;
+                }
+            }
+            if frames.is_empty() {
+                lanes.moves.held.remove(&root);
+            } else {
+                lanes.moves.held.get_mut(&root).expect("listed above").frames = frames;
+            }
+        }
     }
 
     /// Acknowledgements due: (peer, its incarnation, lane, seq) for lanes that advanced.
@@ -227,10 +547,23 @@ impl NodeActors {
         due
     }
 
+    /// Breaks this node's moves on purpose (tests of the invariants).
+    #[doc(hidden)]
+    pub fn break_moves(&mut self, how: Option<BrokenMoves>) {
+        self.broken_moves = how;
+        locked(&self.lanes).moves.drops_followers = how == Some(BrokenMoves::DropsFollowers);
+    }
+
     /// Runs the actors for one tick of virtual time.
     pub fn run(&mut self, tick: Duration) {
+        self.release_held();
         self.deliver_backlog();
         self.system.run_for(tick);
+    }
+
+    /// Whether an actor at `path` runs here.
+    pub fn runs(&self, path: &ActorPath) -> bool {
+        self.system.core().lookup(path).is_some()
     }
 }
 

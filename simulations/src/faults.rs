@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aiot_runtime::Instant;
+use aiot_runtime::{ActorPath, Instant};
+use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -119,6 +120,26 @@ impl Injector {
                         self.at(until, Recovery::Uncut(a.clone(), b.clone()));
                         self.at(until, Recovery::Uncut(b.clone(), a.clone()));
                     }
+                }
+            }
+            "move" => {
+                // A live move of something a node hosts to another node (one lacking a tag the
+                // subtree requires refuses it; so does a node that is not running).
+                let from = pick(&mut self.rng);
+                let hosted: Vec<ActorPath> = world
+                    .coordinator(&from)
+                    .map(|c| c.hosted().iter().cloned().collect())
+                    .unwrap_or_default();
+                if hosted.is_empty() {
+                    return;
+                }
+                let root = hosted[self.rng.random_range(0..hosted.len())].clone();
+                // Targets in a random order until one is accepted.
+                let mut targets: Vec<&String> = names.iter().filter(|n| **n != from).collect();
+                targets.shuffle(&mut self.rng);
+                if !targets.into_iter().any(|to| world.begin_move(&from, &root, to).is_ok()) {
+                    world.count_fault("move refused");
+                    return;
                 }
             }
             "one-way cut" => {

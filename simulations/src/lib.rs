@@ -40,6 +40,7 @@ pub mod faults;
 pub mod fleet_pm;
 pub mod motes;
 pub mod motor;
+pub mod moves;
 pub mod mqtt;
 pub mod net;
 pub mod ota;

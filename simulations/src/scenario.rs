@@ -39,6 +39,11 @@ pub trait Scenario: Sync {
     fn liveness_max(&self) -> Duration {
         LIVENESS_MAX
     }
+    /// What the run added up to, for the summary and for tests: by default the plant's
+    /// totals (frames, drops, reboots, trips), for scenarios with one.
+    fn totals(&self, world: &World) -> std::collections::BTreeMap<&'static str, u64> {
+        world.plant().map(|p| p.totals()).unwrap_or_default()
+    }
 }
 
 /// What one seed's run did.
@@ -53,8 +58,8 @@ pub struct Outcome {
     /// How often each enabled fault point fired.
     pub fault_points: std::collections::BTreeMap<&'static str, u64>,
     pub trace_hash: u64,
-    /// The plant's totals (frames, drops, reboots, trips), for scenarios with one.
-    pub plant: std::collections::BTreeMap<&'static str, u64>,
+    /// The scenario's totals (`Scenario::totals`).
+    pub totals: std::collections::BTreeMap<&'static str, u64>,
     /// The first invariant broken, or the liveness failure.
     pub failure: Option<String>,
 }
@@ -116,7 +121,7 @@ pub fn run(
         stats: world.stats.clone(),
         fault_points,
         trace_hash: world.trace_hash(),
-        plant: world.plant().map(|p| p.totals()).unwrap_or_default(),
+        totals: scenario.totals(&world),
         failure,
     }
 }

@@ -18,6 +18,8 @@
 //!   reboots and proxy restarts too); no mote has more frames processed than it originated. Liveness: every
 //!   mote's ring empties through end-to-end acknowledgements, and every frame a ring did not
 //!   drop reached the sink.
+//! - `migration` (`migration.rs`): a stateful counter and its client moved live between nodes
+//!   under partitions, resets and crashes, also in the middle of moves.
 
 use std::time::Duration;
 
@@ -29,9 +31,12 @@ use crate::plant::Feed;
 use crate::scenario::Scenario;
 use crate::world::{NodeSpec, Probe, World};
 
+mod migration;
+pub use migration::Migration;
+
 /// Every scenario, by name.
 pub fn all() -> Vec<&'static dyn Scenario> {
-    vec![&Membership, &Failover, &RequestReply, &Motes::PLANT, &Motes::BRIDGE, &Motes::OTA]
+    vec![&Membership, &Failover, &RequestReply, &Migration, &Motes::PLANT, &Motes::BRIDGE, &Motes::OTA]
 }
 
 pub fn by_name(name: &str) -> Option<&'static dyn Scenario> {

@@ -85,6 +85,11 @@ pub struct Stats {
     /// Faults injected, by kind.
     pub faults: BTreeMap<&'static str, u64>,
     pub invariants_checked: u64,
+    /// Live moves of subtrees that completed, and that were taken back.
+    pub moves_done: u64,
+    pub moves_aborted: u64,
+    /// Peers a node let go (declared down): what its lanes still held for them was lost.
+    pub releases: u64,
 }
 
 pub struct World {
@@ -97,6 +102,7 @@ pub struct World {
     pub stats: Stats,
     hash: Xxh3,
     broken_claims: bool,
+    broken_moves: Option<crate::moves::BrokenMoves>,
     /// Seeds each node's actor system (with its name and incarnation).
     actor_seed: u64,
     probe: Probe,
@@ -118,6 +124,7 @@ impl World {
             stats: Stats::default(),
             hash: Xxh3::new(),
             broken_claims: false,
+            broken_moves: None,
             actor_seed: rng.random(),
             probe,
             plant: None,
@@ -183,13 +190,16 @@ impl World {
         let now = self.node_now(name);
         let seeds: Vec<String> = self.nodes.keys().filter(|n| *n != name).cloned().collect();
         let topology = self.topology.clone();
-        let (actor_seed, broken_claims) = (self.actor_seed, self.broken_claims);
+        let (actor_seed, broken_claims, broken_moves) =
+            (self.actor_seed, self.broken_claims, self.broken_moves);
         let Some(node) = self.nodes.get_mut(name) else { return };
         node.incarnation += 1;
         let name_hash = name
             .bytes()
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        node.actors = Some(NodeActors::new(name, actor_seed ^ name_hash ^ node.incarnation));
+        let mut actors = NodeActors::new(name, actor_seed ^ name_hash ^ node.incarnation);
+        actors.break_moves(broken_moves);
+        node.actors = Some(actors);
         let me = MemberInfo {
             name: name.to_string(),
             incarnation: node.incarnation,
@@ -205,6 +215,18 @@ impl World {
             coordinator.break_claims();
         }
         node.coordinator = Some(coordinator);
+    }
+
+    /// Breaks every node's moves on purpose, now and after restarts: for tests proving the
+    /// invariants catch such a bug.
+    #[doc(hidden)]
+    pub fn break_moves(&mut self, how: crate::moves::BrokenMoves) {
+        self.broken_moves = Some(how);
+        for node in self.nodes.values_mut() {
+            if let Some(actors) = node.actors.as_mut() {
+                actors.break_moves(Some(how));
+            }
+        }
     }
 
     /// Breaks every node's coordinator on purpose (`Coordinator::break_claims`), now and after
@@ -286,8 +308,22 @@ impl World {
                     self.flush(&packet.to);
                 }
                 Payload::Lane { incarnation, lane, bytes } => {
-                    if actors.receive(&packet.from, incarnation, lane, &bytes).is_err() {
+                    let refused = actors.receive(&packet.from, incarnation, lane, &bytes).is_err();
+                    let arrived = actors.take_arrived();
+                    let any_arrived = !arrived.is_empty();
+                    for (from, handoff) in arrived {
+                        if c.handoff_arrived(&handoff.root, &from, now) {
+                            actors.accept_handoff(handoff);
+                        }
+                    }
+                    if refused {
                         self.count_fault("refused frame");
+                    }
+                    if any_arrived {
+                        self.flush(&packet.to);
+                        if let Some(actors) = self.nodes.get_mut(&packet.to).and_then(|n| n.actors.as_mut()) {
+                            actors.deliver_backlog();
+                        }
                     }
                 }
             }
@@ -306,6 +342,14 @@ impl World {
         let incarnation = node.incarnation;
         let Some(actors) = node.actors.as_mut() else { return };
         actors.run(TICK);
+        let failed = actors.progress_moves(&self.topology);
+        if !failed.is_empty() {
+            if let Some(c) = node.coordinator.as_mut() {
+                failed.iter().for_each(|(root, why)| c.abort_move(root, why));
+            }
+            self.flush(name);
+        }
+        let Some(actors) = self.nodes.get_mut(name).and_then(|n| n.actors.as_mut()) else { return };
         self.hash.update(&actors.system.trace_hash().to_le_bytes());
         let net = &self.net;
         let outgoing = actors.outgoing(|peer| net.epoch(name, peer));
@@ -335,24 +379,40 @@ impl World {
             match output {
                 Output::Send { to, msg, .. } => sends.push((to, msg)),
                 Output::Start(root) => {
-                    let started = self
-                        .topology
-                        .get(&root)
-                        .is_some_and(|spec| actors.system.start_subtrees(std::slice::from_ref(spec)).is_ok());
-                    if !started {
+                    let Some(spec) = self.topology.get(&root) else {
                         c.start_failed(&root);
+                        continue;
+                    };
+                    match actors.start_moved_in(spec) {
+                        Some(true) => c.moved_in(&root),
+                        Some(false) => c.start_failed(&root),
+                        None if actors.system.start_subtrees(std::slice::from_ref(spec)).is_ok() => {}
+                        None => c.start_failed(&root),
                     }
                 }
                 Output::Stop { root, .. } => {
                     actors.system.stop_subtree(&root);
                 }
                 Output::DirectoryChanged => actors.set_directory(c.directory().clone()),
-                Output::Released(peer) => actors.release(&peer),
+                Output::Released(peer) => {
+                    actors.release(&peer);
+                    self.stats.releases += 1;
+                }
                 Output::Note(_) => {}
-                // The simulated nodes do not move subtrees (yet): a move is given back at once,
-                // before anything stopped.
-                Output::MoveOut { root, .. } => c.abort_move(&root, "simulated nodes do not move subtrees"),
-                Output::MoveDone { .. } | Output::MoveAborted { .. } | Output::MoveInDropped { .. } => {}
+                Output::MoveOut { root, to } => {
+                    if let Err(why) = actors.move_out(&root, &to) {
+                        c.abort_move(&root, &why);
+                    }
+                }
+                Output::MoveDone { root, to } => {
+                    actors.move_done(&root, &to);
+                    self.stats.moves_done += 1;
+                }
+                Output::MoveAborted { root, reclaim, .. } => {
+                    actors.move_aborted(&root, reclaim, &self.topology);
+                    self.stats.moves_aborted += 1;
+                }
+                Output::MoveInDropped { root } => actors.move_in_dropped(&root),
             }
         }
         for (to, msg) in sends {
@@ -374,6 +434,22 @@ impl World {
             }
         }
         hosts
+    }
+
+    /// The live nodes on which an actor at `path` runs (a live copy).
+    pub fn running(&self, path: &ActorPath) -> Vec<String> {
+        let runs = |n: &SimNode| n.actors.as_ref().is_some_and(|a| a.runs(path));
+        self.nodes.iter().filter(|(_, n)| runs(n)).map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Asks `from`'s coordinator to move the subtree at `root` to `to` live (with its state);
+    /// an error says why it will not.
+    pub fn begin_move(&mut self, from: &str, root: &ActorPath, to: &str) -> Result<(), String> {
+        let now = self.node_now(from);
+        let c = self.nodes.get_mut(from).and_then(|n| n.coordinator.as_mut()).ok_or("not running")?;
+        c.begin_move(root, to, now)?;
+        self.flush(from);
+        Ok(())
     }
 
     /// Whether every live node sees every other live node up (and the crashed ones not up).

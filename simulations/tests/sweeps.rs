@@ -1,9 +1,10 @@
 //! Seed sweeps of every scenario (at least 200 seeds each; removing the lanes' de-duplication
 //! made 55 of 100 request-reply seeds fail when this was written), hash diversity across seeds, replay
 //! of a seed to the same hash, and deliberately broken parts caught by the invariants (a
-//! coordinator, an actor that handles a message twice, a sink that processes copies, a bridge
-//! that acknowledges before the log does, a canary rule that lets a regression through), each
-//! replaying to the same failure and hash.
+//! coordinator, a mover that keeps running what it moved, a mover that drops the frames that
+//! should follow the subtree to its target, an actor that handles a message twice, a sink that processes
+//! copies, a bridge that acknowledges before the log does, a canary rule that lets a
+//! regression through), each replaying to the same failure and hash.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -18,8 +19,9 @@ use aiot_actors::things::sink::SinkCounts;
 use aiot_actors::things::Onward;
 use aiot_runtime::prelude::*;
 use aiot_runtime::PortRef;
+use aiot_simulations::moves::BrokenMoves;
 use aiot_simulations::scenario::{self, Scenario};
-use aiot_simulations::scenarios::{self, CounterMsg, Failover, RequestReply};
+use aiot_simulations::scenarios::{self, CounterMsg, Failover, Migration, RequestReply};
 use aiot_simulations::world::{NodeSpec, Probe, World};
 use aiot_simulations::{ota, plant};
 
@@ -51,6 +53,40 @@ fn request_reply_sweep() {
     sweep("request-reply");
 }
 
+/// Live moves under partitions, resets, clogs and crashes: no seed breaks an invariant; moves
+/// completed and were taken back; and in seeds where no actor was started afresh and no node
+/// let a peer go, moves completed with every push handled and both actors' state kept (the
+/// strict checks ran, not only the lenient ones). Pushes overtaken across a move are a known
+/// fault, counted and printed, not yet an invariant (see `scenarios::migration::OVERTAKEN`).
+#[test]
+fn migration_sweep() {
+    let scenario = scenarios::by_name("migration").unwrap();
+    let (mut done, mut aborted, mut strict_moves, mut overtaken) = (0, 0, 0, Vec::new());
+    for seed in 0..SEEDS {
+        let outcome = scenario::run(scenario, seed, DURATION, |_| {});
+        assert_eq!(
+            outcome.failure, None,
+            "replay: aiot sim --scenario migration --seed {seed} --duration 60s"
+        );
+        let t = &outcome.totals;
+        done += t["moves done"];
+        aborted += t["moves taken back"];
+        let strict = t["counter started afresh"] + t["client started afresh"] + t["peers let go"] == 0;
+        if strict {
+            assert_eq!(t["pushes handled"], t["pushes sent"], "seed {seed}: {t:?}");
+            strict_moves += t["moves done"];
+        }
+        if t["pushes overtaken"] > 0 {
+            overtaken.push(seed);
+        }
+    }
+    println!(
+        "{done} moves done, {aborted} taken back, {strict_moves} in strict seeds; pushes overtaken in seeds {overtaken:?}"
+    );
+    assert!(done >= 100 && aborted >= 1, "{done} moves done, {aborted} taken back");
+    assert!(strict_moves >= 20, "only {strict_moves} moves in seeds without failover or released peers");
+}
+
 #[test]
 fn motes_sweep() {
     sweep("motes");
@@ -70,9 +106,9 @@ fn the_bridge_sweep_meets_log_failures() {
     for seed in 0..10 {
         let outcome = scenario::run(scenario, seed, Duration::from_secs(300), |_| {});
         assert_eq!(outcome.failure, None, "replay: aiot sim --scenario bridge --seed {seed} --duration 5m");
-        failures += outcome.plant["bridge append failures"];
-        copies += outcome.plant["frame copies in the stream"];
-        delivered += outcome.plant["commands delivered"];
+        failures += outcome.totals["bridge append failures"];
+        copies += outcome.totals["frame copies in the stream"];
+        delivered += outcome.totals["commands delivered"];
     }
     assert!(failures > 0 && copies > 0, "append failures {failures}, copies in the stream {copies}");
     assert!(delivered > 0, "commands went down to the motes and were confirmed");
@@ -90,9 +126,9 @@ fn ota_sweep() {
     for seed in 0..seeds {
         let outcome = scenario::run(scenario, seed, Duration::from_secs(1200), |_| {});
         assert_eq!(outcome.failure, None, "replay: aiot sim --scenario ota --seed {seed} --duration 20m");
-        assert!(outcome.plant["motes that ran the regression"] >= 1);
-        transfers += outcome.plant["OTA transfers"];
-        rollouts += outcome.plant["OTA rollouts"];
+        assert!(outcome.totals["motes that ran the regression"] >= 1);
+        transfers += outcome.totals["OTA transfers"];
+        rollouts += outcome.totals["OTA rollouts"];
     }
     // A clean run sends 12 + 1 or 2 (model 2) and 2 + 2 (model 3, there and back) transfers.
     assert!(rollouts >= 2 * seeds, "{rollouts} rollouts");
@@ -108,7 +144,7 @@ fn motes_trip_wearing_motors_by_the_rule() {
     for seed in 0..3 {
         let outcome = scenario::run(scenario, seed, Duration::from_secs(1800), |_| {});
         assert_eq!(outcome.failure, None, "replay: aiot sim --scenario motes --seed {seed} --duration 30m");
-        trips += outcome.plant["stage-1 trips"];
+        trips += outcome.totals["stage-1 trips"];
     }
     assert!(trips > 0, "no motor tripped in three runs of 30 minutes");
 }
@@ -160,6 +196,51 @@ fn a_broken_coordinator_is_caught_and_its_seed_replays_to_the_same_failure() {
     // Skipping claims leaves a subtree live on two nodes in some seed.
     let why = caught_and_replayed(&BrokenFailover, 0..SEEDS, DURATION);
     assert!(why.contains("is live on"), "{why}");
+}
+
+/// The migration scenario with every node's moves broken on purpose.
+struct BrokenMigration(BrokenMoves);
+
+impl Scenario for BrokenMigration {
+    fn name(&self) -> &'static str {
+        "broken-migration"
+    }
+    fn about(&self) -> &'static str {
+        "migration with a broken mover (test only)"
+    }
+    fn nodes(&self) -> Vec<NodeSpec> {
+        Migration.nodes()
+    }
+    fn topology(&self, probe: &Probe) -> Topology {
+        Migration.topology(probe)
+    }
+    fn faults(&self) -> &'static [&'static str] {
+        Migration.faults()
+    }
+    fn invariant(&self, world: &World) -> Result<(), String> {
+        Migration.invariant(world)
+    }
+    fn live(&self, world: &World) -> bool {
+        Migration.live(world)
+    }
+    fn not_live(&self, world: &World) -> String {
+        Migration.not_live(world)
+    }
+    fn prepare(&self, world: &mut World) {
+        world.break_moves(self.0);
+    }
+}
+
+#[test]
+fn a_mover_that_keeps_running_what_it_moved_is_caught_and_replays() {
+    let why = caught_and_replayed(&BrokenMigration(BrokenMoves::KeepsRunning), 0..SEEDS, DURATION);
+    assert!(why.contains("the counter is live on"), "{why}");
+}
+
+#[test]
+fn a_mover_that_drops_what_should_follow_the_subtree_is_caught_and_replays() {
+    let why = caught_and_replayed(&BrokenMigration(BrokenMoves::DropsFollowers), 0..SEEDS, DURATION);
+    assert!(why.contains("liveness"), "pushes lost: {why}");
 }
 
 /// A deliberately broken actor: it handles every 50th push twice.
