@@ -50,6 +50,9 @@ pub enum AdminResponse {
     App(String),
     /// What a traced actor handled since the reader's last event.
     Trace(Vec<TraceEvent>),
+    /// The node's topology answers no application questions (`App`): a shell asking every
+    /// node leaves it out.
+    NoQueries,
 }
 
 /// A member, as the answering node sees it.

@@ -112,7 +112,7 @@ impl Session {
                         .into_iter()
                         .filter_map(|(node, answer)| match answer {
                             AdminResponse::App(json) => Some(Ok((node, json))),
-                            AdminResponse::Refused(why) if why.contains("answers no questions") => None,
+                            AdminResponse::NoQueries => None,
                             other => Some(Err(format!("{node}: {}", unexpected(&other)))),
                         })
                         .collect::<Result<Vec<_>, String>>()?;
@@ -120,6 +120,9 @@ impl Session {
                 } else {
                     match self.ask_entry(&request).await? {
                         AdminResponse::App(json) => app_views::app(app.name, &json),
+                        AdminResponse::NoQueries => {
+                            Err(format!("{}: this node's topology answers no questions", app.name))
+                        }
                         other => Err(unexpected(&other)),
                     }
                 }

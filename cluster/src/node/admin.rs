@@ -83,7 +83,7 @@ pub type AppAnswer = std::pin::Pin<Box<dyn std::future::Future<Output = Result<S
 async fn app(shared: &Shared, command: &str, args: &[String]) -> AdminResponse {
     let queries = shared.app.read().clone();
     let Some(queries) = queries else {
-        return AdminResponse::Refused(format!("{command}: this node's topology answers no questions"));
+        return AdminResponse::NoQueries;
     };
     let query = AppQuery { command: command.to_string(), args: args.to_vec() };
     match queries(query, shared.system.clone()).await {
