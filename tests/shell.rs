@@ -267,6 +267,28 @@ fn the_shell_moves_a_stateful_counter_under_load_and_nothing_is_lost_or_repeated
     assert_eq!(duplicates, 0, "{after}");
     assert!(below > below_back + 2000 && received - below < 1000, "{back} / {after}");
     assert_eq!(shell("rebalance"), serde_json::json!([]));
+    // The drained node stays cordoned: a move to it is refused until `uncordon`.
+    let cordoned = |nodes: Value| {
+        let row = nodes.as_array().unwrap().iter().find(|n| n["name"] == to_name.as_str()).cloned();
+        row.unwrap()["cordoned"].as_bool().unwrap()
+    };
+    assert!(cordoned(shell("nodes")), "drained and cordoned");
+    let refused = aiot()
+        .args(["shell", "--connect", &addr, "--ca-dir", ca, "--admin", "ops", "-c"])
+        .arg(format!("move /counter {to_name}"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains(&format!("{to_name} is cordoned")), "{stderr}");
+    assert_eq!(
+        shell(&format!("uncordon {to_name}")),
+        serde_json::json!({ "node": to_name, "cordoned": false })
+    );
+    let deadline = std::time::Instant::now() + common::WAIT_MAX;
+    while cordoned(shell("nodes")) {
+        assert!(std::time::Instant::now() < deadline, "the entry node never heard of the uncordon");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 
     // `trace` shows the counter's messages as they come, on the node it runs on now.
     let traced = shell("trace /counter --count 50");

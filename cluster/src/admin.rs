@@ -34,6 +34,9 @@ pub enum AdminRequest {
     /// `after` (0: from now on); the first ask starts tracing it, and a trace nobody reads
     /// stops after `aiot_runtime::trace::UNREAD_MAX` events.
     Trace { path: String, after: u64 },
+    /// Cordon the asked node (true: nothing new is placed or moved there; `drain` asks this
+    /// before moving its subtrees away) or lift its cordon (false).
+    Cordon(bool),
 }
 
 /// A node's answer.
@@ -53,6 +56,8 @@ pub enum AdminResponse {
     /// The node's topology answers no application questions (`App`): a shell asking every
     /// node leaves it out.
     NoQueries,
+    /// The answering node is now cordoned (true) or not.
+    Cordoned(bool),
 }
 
 /// A member, as the answering node sees it.
@@ -67,6 +72,8 @@ pub struct NodeRow {
     pub tags: BTreeMap<String, String>,
     /// Top-level subtrees it announced hosting.
     pub hosts: Vec<String>,
+    /// Drained: nothing new is placed or moved there.
+    pub cordoned: bool,
     /// The node that answered.
     pub answering: bool,
 }

@@ -12,11 +12,13 @@ use crate::membership::MemberMsg;
 pub enum ControlMsg {
     Member(MemberMsg),
     /// "At this incarnation I host these top-level subtrees, and am moving (or have moved)
-    /// these of them to these nodes" (the directory's replication).
+    /// these of them to these nodes; place nothing new on me if `cordoned`" (the directory's
+    /// replication).
     Hosting {
         incarnation: u64,
         roots: Vec<ActorPath>,
         moving: Vec<(ActorPath, Away)>,
+        cordoned: bool,
     },
     /// "I have every frame up to `seq` that your incarnation `incarnation` sent on `lane`."
     Ack {

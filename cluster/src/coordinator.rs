@@ -252,10 +252,11 @@ impl Coordinator {
     pub fn handle_control(&mut self, from: &str, msg: ControlMsg, now: Instant) {
         match msg {
             ControlMsg::Member(msg) => self.membership.handle_message(from, msg, now),
-            ControlMsg::Hosting { incarnation, roots, moving } => {
+            ControlMsg::Hosting { incarnation, roots, moving, cordoned } => {
                 // Only from the incarnation membership knows: an older life's claims are void.
                 let current = self.membership.incarnation_of(from);
                 if current.is_some_and(|c| incarnation >= c) {
+                    self.directory.set_cordoned(from, cordoned);
                     // Done once the target hosts it (not merely announces it as moved away).
                     let arrived: Vec<ActorPath> = self
                         .moves_out
@@ -355,6 +356,9 @@ impl Coordinator {
         }
         let target = self.membership.member(to).filter(|m| m.status == Status::Up);
         let target = target.ok_or_else(|| format!("{to} is not a member that is up"))?;
+        if self.directory.is_cordoned(to) {
+            return Err(format!("{to} is cordoned (drained): uncordon it first"));
+        }
         let spec =
             self.topology.get(root).ok_or_else(|| format!("{root} is not a subtree of the topology"))?;
         let mut requires = Vec::new();
@@ -368,6 +372,24 @@ impl Coordinator {
         self.announce();
         self.outputs.push_back(Output::MoveOut { root: root.clone(), to: to.to_string() });
         Ok(())
+    }
+
+    /// Cordons this node (an operator drains it: nothing new is placed or moved here; what it
+    /// hosts stays until moved away) or lifts the cordon; every member hears it at once.
+    pub fn set_cordoned(&mut self, cordoned: bool) {
+        if !self.directory.set_cordoned(&self.name, cordoned) {
+            return;
+        }
+        let msg = self.hosting_msg();
+        for (to, status) in self.membership.members() {
+            if status == Status::Up {
+                self.send(to, msg.clone());
+            }
+        }
+    }
+
+    pub fn is_cordoned(&self) -> bool {
+        self.directory.is_cordoned(&self.name)
     }
 
     /// The host could not take the subtree out or hand it over, or the target refused it
@@ -487,7 +509,12 @@ impl Coordinator {
             .membership
             .up()
             .into_iter()
-            .map(|i| NodeView { name: i.name.clone(), tags: i.tags.clone(), up: true })
+            .map(|i| NodeView {
+                name: i.name.clone(),
+                tags: i.tags.clone(),
+                up: true,
+                cordoned: self.directory.is_cordoned(&i.name),
+            })
             .collect();
         let held = self.directory.held(|_| true);
         let plan = plan(&self.topology, &up, &held);
@@ -618,7 +645,12 @@ impl Coordinator {
     /// What this node hosts, as the message that replicates it.
     pub fn hosting_msg(&self) -> ControlMsg {
         let (roots, moving) = self.announced();
-        ControlMsg::Hosting { incarnation: self.incarnation, roots, moving: moving.into_iter().collect() }
+        ControlMsg::Hosting {
+            incarnation: self.incarnation,
+            roots,
+            moving: moving.into_iter().collect(),
+            cordoned: self.directory.is_cordoned(&self.name),
+        }
     }
 
     /// The roots this node announces: those hosted here, and those moving or lately moved

@@ -50,10 +50,12 @@ impl Hosted {
     }
 }
 
-/// Path -> node, for the subtrees every node says it hosts.
+/// Path -> node, for the subtrees every node says it hosts; and the nodes that said they are
+/// cordoned (drained: nothing new is placed or moved there).
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
     by_node: BTreeMap<String, Hosted>,
+    cordoned: BTreeSet<String>,
     /// Subtree root -> its holder (the lowest name among claimants), rebuilt on change.
     index: BTreeMap<ActorPath, String>,
 }
@@ -96,9 +98,23 @@ impl Directory {
 
     /// Forgets everything `node` announced (its actors were released).
     pub fn forget(&mut self, node: &str) {
+        self.cordoned.remove(node);
         if self.by_node.remove(node).is_some() {
             self.reindex();
         }
+    }
+
+    /// Records whether `node` is cordoned; true if that changed.
+    pub fn set_cordoned(&mut self, node: &str, cordoned: bool) -> bool {
+        if cordoned {
+            self.cordoned.insert(node.to_string())
+        } else {
+            self.cordoned.remove(node)
+        }
+    }
+
+    pub fn is_cordoned(&self, node: &str) -> bool {
+        self.cordoned.contains(node)
     }
 
     fn reindex(&mut self) {

@@ -4,7 +4,8 @@
 //! live on one node, so supervision never crosses the network. A subtree may go to a node that
 //! is up and meets every requirement declared inside it (any-of lists of all-of tag sets); among
 //! those, nodes meeting the subtree root's preference come first, then the least loaded (actors
-//! already placed there), then the lowest name. The same inputs always give the same plan.
+//! already placed there), then the lowest name; a cordoned node gets nothing new. The same
+//! inputs always give the same plan.
 //! Placement is sticky: subtrees already hosted (the directory) stay where they are.
 //!
 //! Tags here are the CA-attested ones (`identity::read_identity`); a node's own claims never
@@ -24,6 +25,8 @@ pub struct NodeView {
     /// CA-attested capability tags.
     pub tags: BTreeMap<String, String>,
     pub up: bool,
+    /// Drained by an operator: it keeps what it holds, and gets nothing new.
+    pub cordoned: bool,
 }
 
 /// Why a subtree could not be placed (it is placed once a fitting node joins).
@@ -95,7 +98,7 @@ pub fn plan(topology: &Topology, nodes: &[NodeView], held: &BTreeMap<ActorPath, 
         let prefers = &root.placement().prefers;
         // Sort key: preferred first (`false` sorts first), then least loaded, then by name.
         let not_preferred = |n: &NodeView| prefers.is_none() || !prefers.matches(&n.tags);
-        let fits = |n: &&NodeView| n.up && requires.iter().all(|(_, r)| r.matches(&n.tags));
+        let fits = |n: &&NodeView| n.up && !n.cordoned && requires.iter().all(|(_, r)| r.matches(&n.tags));
         let best =
             nodes.iter().filter(fits).min_by_key(|n| (not_preferred(n), load[n.name.as_str()], &n.name));
         match best {

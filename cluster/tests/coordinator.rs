@@ -260,6 +260,33 @@ fn a_moved_subtree_runs_at_its_new_node_and_a_target_lacking_a_tag_is_refused() 
     assert!(!net.nodes[&from].hosted().contains(&p("/dsp-a")), "the mover let go");
 }
 
+/// A cordoned (drained) node is told to every member: a crashed node's subtree goes to a
+/// busier node rather than to it, and a move to it is refused until the cordon is lifted.
+#[test]
+fn a_cordoned_node_gets_nothing_new_until_uncordoned() {
+    let mut net = Net::new();
+    net.run_checking(Duration::from_secs(5));
+    let hosts = net.hosts();
+    let (a, b) = (hosts[&p("/dsp-a")][0].clone(), hosts[&p("/dsp-b")][0].clone());
+    let idle =
+        ["inference-1", "inference-2", "inference-3"].into_iter().find(|n| *n != a && *n != b).unwrap();
+    net.nodes.get_mut(idle).unwrap().set_cordoned(true);
+    net.run_checking(Duration::from_secs(1));
+    assert!(net.nodes.values().all(|c| c.directory().is_cordoned(idle)), "every member heard it");
+    net.crash(&a);
+    net.run_checking(Duration::from_secs(10));
+    assert_eq!(net.hosts()[&p("/dsp-a")], vec![b.clone()], "not to the idle cordoned node");
+    let now = net.now;
+    let refused = net.nodes.get_mut(&b).unwrap().begin_move(&p("/dsp-a"), idle, now);
+    assert_eq!(refused, Err(format!("{idle} is cordoned (drained): uncordon it first")));
+    net.nodes.get_mut(idle).unwrap().set_cordoned(false);
+    net.run_checking(Duration::from_secs(1));
+    let now = net.now;
+    net.nodes.get_mut(&b).unwrap().begin_move(&p("/dsp-a"), idle, now).unwrap();
+    net.run_checking(Duration::from_secs(2));
+    assert_eq!(net.hosts()[&p("/dsp-a")], vec![idle.to_string()]);
+}
+
 #[test]
 fn moves_during_partitions_and_crashes_never_leave_a_subtree_live_on_two_nodes() {
     let (mut done, mut aborted) = (0, 0);

@@ -279,7 +279,12 @@ async fn bad_frames_close_the_offending_connection_and_the_node_keeps_serving() 
         let (mut control, _) = open_control(&peer).await.unwrap();
         if on_lane {
             // A well-formed control frame first (as a node's would be), then the bad lane.
-            let hello = ControlMsg::Hosting { incarnation: 0, roots: Vec::new(), moving: Vec::new() };
+            let hello = ControlMsg::Hosting {
+                incarnation: 0,
+                roots: Vec::new(),
+                moving: Vec::new(),
+                cordoned: false,
+            };
             send_frame(&mut control, &hello).await.unwrap();
             let mut lane = open_lane(&peer.connection).await.unwrap();
             write_frames(&mut lane, &bytes).await.unwrap();

@@ -13,7 +13,7 @@ fn node(name: &str, tags: &str, up: bool) -> NodeView {
         .filter(|t| !t.is_empty())
         .map(|t| t.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap())
         .collect();
-    NodeView { name: name.to_string(), tags, up }
+    NodeView { name: name.to_string(), tags, up, cordoned: false }
 }
 
 fn path(p: &str) -> ActorPath {
@@ -27,6 +27,27 @@ fn cluster() -> Vec<NodeView> {
         node("inference-2", "tier=inference,accel=gpu", true),
         node("platform-1", "tier=platform", true),
     ]
+}
+
+/// A cordoned (drained) node keeps what it holds and gets nothing new, even when it is the
+/// least loaded; with every fitting node cordoned, a subtree is unplaced.
+#[test]
+fn a_cordoned_node_keeps_what_it_holds_and_gets_nothing_new() {
+    let mut t = Topology::builder();
+    t.actor("/dsp-a", |_| Supervisor).requires("tier=inference");
+    t.actor("/dsp-b", |_| Supervisor).requires("tier=inference");
+    t.actor("/dsp-c", |_| Supervisor).requires("tier=inference");
+    let topology = t.build().unwrap();
+    let mut nodes = cluster();
+    nodes[1].cordoned = true; // inference-1
+    let held = BTreeMap::from([(path("/dsp-a"), "inference-1".to_string())]);
+    let p = plan(&topology, &nodes, &held);
+    assert_eq!(p.placed[&path("/dsp-a")], "inference-1", "it keeps what it holds");
+    assert_eq!(p.placed[&path("/dsp-b")], "inference-2");
+    assert_eq!(p.placed[&path("/dsp-c")], "inference-2", "not to the less loaded cordoned node");
+    nodes[2].cordoned = true;
+    let p = plan(&topology, &nodes, &held);
+    assert_eq!(p.unplaced.len(), 2, "{p:?}");
 }
 
 #[test]
@@ -89,7 +110,7 @@ fn random_topologies_never_land_on_a_node_lacking_a_required_tag_and_plans_repea
                     tags.insert(key.to_string(), values[rng.random_range(0..3)].to_string());
                 }
             }
-            nodes.push(NodeView { name: format!("n{i}"), tags, up: rng.random_bool(0.8) });
+            nodes.push(NodeView { name: format!("n{i}"), tags, up: rng.random_bool(0.8), cordoned: false });
         }
         let mut t = Topology::builder();
         let mut wanted = Vec::new();

@@ -23,6 +23,10 @@ pub enum Command {
     Drain {
         node: String,
     },
+    /// Lifts a drained node's cordon: placement and moves may use it again.
+    Uncordon {
+        node: String,
+    },
     Rebalance,
     /// A question for the application (`models`, `deploy`, `rollback`, `loop`, `motors`, `alerts`).
     App(AppCommand),
@@ -88,7 +92,12 @@ pub const COMMANDS: &[Spec] = &[
     Spec {
         name: "drain",
         usage: "drain NODE",
-        help: "moves every subtree off NODE, each to the least loaded other node that fits",
+        help: "cordons NODE (nothing new is placed or moved there) and moves every subtree off it, each to the least loaded other node that fits",
+    },
+    Spec {
+        name: "uncordon",
+        usage: "uncordon NODE",
+        help: "lifts the cordon of a drained NODE: placement and moves may use it again",
     },
     Spec {
         name: "rebalance",
@@ -165,6 +174,10 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "drain" => match rest.as_slice() {
             [node] => Ok(Command::Drain { node: node.to_string() }),
             _ => Err("usage: drain NODE".into()),
+        },
+        "uncordon" => match rest.as_slice() {
+            [node] => Ok(Command::Uncordon { node: node.to_string() }),
+            _ => Err("usage: uncordon NODE".into()),
         },
         "quit" | "exit" => no_arguments(Command::Quit),
         "models" => no_arguments(app("models", Vec::new(), false)),
@@ -259,6 +272,7 @@ mod tests {
         assert!(parse("move counter b").unwrap_err().contains("usage: move SUBTREE NODE"));
         assert_eq!(parse("drain b"), Ok(Command::Drain { node: "b".into() }));
         assert!(parse("drain").unwrap_err().contains("usage: drain NODE"));
+        assert_eq!(parse("uncordon b"), Ok(Command::Uncordon { node: "b".into() }));
         assert_eq!(parse("deploy 3"), Ok(app("deploy", vec!["3".into()], false)));
         assert!(parse("deploy three").unwrap_err().contains("usage: deploy VERSION"));
         assert_eq!(parse("loop"), Ok(app("loop", Vec::new(), true)));
@@ -282,6 +296,7 @@ mod tests {
             "stats",
             "move /x n",
             "drain n",
+            "uncordon n",
             "rebalance",
             "models",
             "deploy 2",

@@ -1,9 +1,9 @@
 //! Which moves `drain` and `rebalance` make, decided from the cluster's answers (pure, so it
 //! is tested without a cluster). A node's load is the number of actors in the subtrees it
-//! hosts; a subtree may go only to a node that is up and fits its requirements (`place`'s
-//! answer says which).
+//! hosts; a subtree may go only to a node that is up, not cordoned, and fits its requirements
+//! (`place`'s answer says which).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aiot_cluster::admin::{NodeRow, SubtreeRow};
 use aiot_cluster::membership::Status;
@@ -28,21 +28,33 @@ fn loads(place: &[SubtreeRow], nodes: &[NodeRow]) -> BTreeMap<String, usize> {
     loads
 }
 
+/// The nodes a subtree may move to: up and not cordoned.
+fn targets(nodes: &[NodeRow]) -> BTreeSet<&str> {
+    nodes.iter().filter(|n| n.status == Status::Up && !n.cordoned).map(|n| n.name.as_str()).collect()
+}
+
 /// Moves every subtree off `node`, each to the least loaded other node that fits (then by
 /// name); subtrees that fit nowhere else are reported.
 pub fn drain(place: &[SubtreeRow], nodes: &[NodeRow], node: &str) -> (Vec<Planned>, Vec<String>) {
     let mut loads = loads(place, nodes);
     loads.remove(node);
+    let targets = targets(nodes);
     let (mut moves, mut stuck) = (Vec::new(), Vec::new());
     for subtree in place.iter().filter(|s| s.node.as_deref() == Some(node)) {
-        let target =
-            subtree.fits.iter().filter(|n| loads.contains_key(*n)).min_by_key(|n| (loads[*n], (*n).clone()));
+        let target = subtree
+            .fits
+            .iter()
+            .filter(|n| loads.contains_key(*n) && targets.contains(n.as_str()))
+            .min_by_key(|n| (loads[*n], (*n).clone()));
         match target {
             Some(to) => {
                 *loads.get_mut(to).expect("a node that is up") += subtree.actors;
                 moves.push(Planned { root: subtree.root.clone(), from: node.into(), to: to.clone() });
             }
-            None => stuck.push(format!("{} stays on {node}: no other node that is up fits it", subtree.root)),
+            None => stuck.push(format!(
+                "{} stays on {node}: no other node that is up and not cordoned fits it",
+                subtree.root
+            )),
         }
     }
     (moves, stuck)
@@ -52,6 +64,7 @@ pub fn drain(place: &[SubtreeRow], nodes: &[NodeRow], node: &str) -> (Vec<Planne
 /// sum of squared loads): each time the move that lowers it most (then by subtree and node).
 pub fn rebalance(place: &[SubtreeRow], nodes: &[NodeRow]) -> Vec<Planned> {
     let mut loads = loads(place, nodes);
+    let targets = targets(nodes);
     let mut at: BTreeMap<&str, String> =
         place.iter().filter_map(|s| Some((s.root.as_str(), s.node.clone()?))).collect();
     let mut moves = Vec::new();
@@ -61,7 +74,7 @@ pub fn rebalance(place: &[SubtreeRow], nodes: &[NodeRow]) -> Vec<Planned> {
         for subtree in place {
             let Some(from) = at.get(subtree.root.as_str()) else { continue };
             let Some(&from_load) = loads.get(from) else { continue };
-            for to in subtree.fits.iter().filter(|n| *n != from) {
+            for to in subtree.fits.iter().filter(|n| *n != from && targets.contains(n.as_str())) {
                 let Some(&to_load) = loads.get(to) else { continue };
                 let w = subtree.actors as i64;
                 let change = 2 * w * (to_load as i64 + w - from_load as i64);
@@ -91,6 +104,7 @@ mod tests {
             incarnation: 1,
             tags: Default::default(),
             hosts: Vec::new(),
+            cordoned: false,
             answering: false,
         }
     }
@@ -120,7 +134,13 @@ mod tests {
         let to: Vec<(&str, &str)> = moves.iter().map(|m| (m.root.as_str(), m.to.as_str())).collect();
         // /x to c (b carries 2 already; d is down), then /y to b (c now carries 3).
         assert_eq!(to, [("/x", "c"), ("/y", "b")]);
-        assert_eq!(stuck, ["/z stays on a: no other node that is up fits it"]);
+        assert_eq!(stuck, ["/z stays on a: no other node that is up and not cordoned fits it"]);
+        // A cordoned node gets nothing: /x to b now, /y to b too (the only other choice).
+        let mut nodes = nodes;
+        nodes[2].cordoned = true;
+        let (moves, _) = drain(&place, &nodes, "a");
+        let to: Vec<(&str, &str)> = moves.iter().map(|m| (m.root.as_str(), m.to.as_str())).collect();
+        assert_eq!(to, [("/x", "b"), ("/y", "b")]);
     }
 
     #[test]

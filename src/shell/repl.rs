@@ -45,7 +45,7 @@ fn candidates(known: &Known, previous: &[&str]) -> Vec<String> {
     };
     let nodes = || known.nodes.iter().cloned().collect::<Vec<_>>();
     match (*command, previous.last()) {
-        (_, Some(&"--node")) | ("stats" | "drain", _) => nodes(),
+        (_, Some(&"--node")) | ("stats" | "drain" | "uncordon", _) => nodes(),
         ("move", _) if previous.len() == 1 => {
             known.paths.iter().filter(|p| p.matches('/').count() == 1).cloned().collect()
         }

@@ -82,13 +82,21 @@ impl Session {
                 Ok(views::moves(&[report]))
             }
             Command::Drain { node } => {
+                let nodes = self.nodes().await?;
+                let row = nodes.iter().find(|n| &n.name == node);
+                let row = row.ok_or_else(|| format!("no node {node} (nodes lists them)"))?.clone();
+                self.cordon(&row, true).await?;
                 let (nodes, place) = (self.nodes().await?, self.placement().await?);
-                if !nodes.iter().any(|n| &n.name == node) {
-                    return Err(format!("no node {node} (nodes lists them)"));
-                }
                 let (planned, stuck) = plan::drain(&place, &nodes, node);
                 let (reports, failed) = self.move_all(&planned).await;
                 Ok(views::moves(&reports).with_warnings(stuck.into_iter().chain(failed).collect()))
+            }
+            Command::Uncordon { node } => {
+                let nodes = self.nodes().await?;
+                let row = nodes.iter().find(|n| &n.name == node);
+                let row = row.ok_or_else(|| format!("no node {node} (nodes lists them)"))?.clone();
+                self.cordon(&row, false).await?;
+                Ok(views::uncordoned(node))
             }
             Command::Rebalance => {
                 let (nodes, place) = (self.nodes().await?, self.placement().await?);
@@ -215,6 +223,14 @@ impl Session {
     }
 
     /// The members as the entry node sees them.
+    /// Cordons `node` (or lifts its cordon), asking the node itself.
+    async fn cordon(&mut self, node: &NodeRow, on: bool) -> Result<(), String> {
+        match self.ask(node, &AdminRequest::Cordon(on)).await? {
+            AdminResponse::Cordoned(now) if now == on => Ok(()),
+            other => Err(format!("{}: {}", node.name, unexpected(&other))),
+        }
+    }
+
     async fn nodes(&mut self) -> Result<Vec<NodeRow>, String> {
         match self.ask_entry(&AdminRequest::Nodes).await? {
             AdminResponse::Nodes(rows) => {

@@ -55,7 +55,7 @@ pub fn nodes(rows: &[NodeRow]) -> Output {
             vec![
                 format!("{}{}", n.name, if n.answering { " *" } else { "" }),
                 n.addr.clone(),
-                status(n.status).into(),
+                format!("{}{}", status(n.status), if n.cordoned { " (cordoned)" } else { "" }),
                 n.incarnation.to_string(),
                 tag_list(&n.tags),
                 n.hosts.join(" "),
@@ -63,6 +63,11 @@ pub fn nodes(rows: &[NodeRow]) -> Output {
         })
         .collect();
     Output::new(&rows, table(&["NODE", "ADDRESS", "STATUS", "INCARNATION", "TAGS", "HOSTS"], &cells))
+}
+
+pub fn uncordoned(node: &str) -> Output {
+    let json = serde_json::json!({ "node": node, "cordoned": false });
+    Output::new(&json, format!("{node} is no longer cordoned: placement and moves may use it again\n"))
 }
 
 pub fn tags(rows: &[NodeRow]) -> Output {

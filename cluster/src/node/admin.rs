@@ -25,6 +25,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, admin: AdminPeer) {
                 let response = match &request {
                     AdminRequest::Move { root, to } => move_subtree(&shared, root, to).await,
                     AdminRequest::App { command, args } => app(&shared, command, args).await,
+                    AdminRequest::Cordon(on) => cordon(&shared, *on),
                     other => respond(&shared, other),
                 };
                 if let Err(e) = answer(send, &response).await {
@@ -48,7 +49,7 @@ pub(crate) fn respond(shared: &Shared, request: &AdminRequest) -> AdminResponse 
         AdminRequest::Stats => AdminResponse::Stats(Box::new(report(shared))),
         AdminRequest::Placement => AdminResponse::Placement(placement(shared)),
         AdminRequest::Trace { path, after } => trace(shared, path, *after),
-        AdminRequest::Move { .. } | AdminRequest::App { .. } => {
+        AdminRequest::Move { .. } | AdminRequest::App { .. } | AdminRequest::Cordon(_) => {
             AdminResponse::Refused("answered on its own".into())
         }
     }
@@ -129,13 +130,28 @@ pub(crate) async fn move_subtree(shared: &Arc<Shared>, root: &str, to: &str) -> 
     ))
 }
 
+/// Cordons this node or lifts its cordon; every member hears it with the next announcement.
+fn cordon(shared: &Arc<Shared>, on: bool) -> AdminResponse {
+    shared.coordinator.lock().set_cordoned(on);
+    super::drive::execute(shared);
+    AdminResponse::Cordoned(shared.coordinator.lock().is_cordoned())
+}
+
 fn nodes(shared: &Shared) -> Vec<NodeRow> {
-    let members = shared.coordinator.lock().member_infos();
+    let (members, cordoned) = {
+        let coordinator = shared.coordinator.lock();
+        let members = coordinator.member_infos();
+        let cordoned: Vec<bool> =
+            members.iter().map(|m| coordinator.directory().is_cordoned(&m.name)).collect();
+        (members, cordoned)
+    };
     let directory = shared.directory.read().entries();
     members
         .into_iter()
-        .map(|info| NodeRow {
+        .zip(cordoned)
+        .map(|(info, cordoned)| NodeRow {
             hosts: directory.get(&info.name).into_iter().flatten().map(ToString::to_string).collect(),
+            cordoned,
             answering: info.name == shared.name,
             name: info.name,
             addr: info.addr,
