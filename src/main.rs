@@ -1,6 +1,7 @@
 //! `aiot`: the command line. It parses flags and calls into the crates; nothing else lives here.
 
 mod ca;
+mod checkpoint_disk;
 mod dashboard;
 mod demo;
 mod fleet_pm;

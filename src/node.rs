@@ -28,6 +28,7 @@ use aiot_runtime::{ClusterClock, Topology};
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::checkpoint_disk::SealedCheckpoints;
 use crate::topologies::{Built, Status};
 
 /// How often a topology's status line is printed.
@@ -166,6 +167,10 @@ pub async fn start(config: NodeConfig, tls: NodeTls, origin_ms: Option<u64>) -> 
         claimed_tags: config.tags.clone(),
         prepare,
         clock: ClusterClock { origin_ms: origin_ms.unwrap_or(incarnation), warp: f64::from(config.warp) },
+        checkpoint_disk: match tier.as_str() {
+            "platform" => Some(Box::new(SealedCheckpoints::open(&config.data_dir)?)),
+            _ => None,
+        },
     };
     let (node, events) = Node::start(setup)?;
     println!("listening on {}", node.addr());

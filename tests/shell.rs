@@ -3,6 +3,9 @@
 //! counters) agree with where the nodes say they host what; a bad command fails the script
 //! with its reason; a node's Prometheus endpoint agrees with the shell; and the REPL, driven
 //! through a pseudo-terminal, completes a command, answers it, and keeps its history.
+//! Against the `counter` topology: the shell moves a stateful counter under load, drains and
+//! uncordons its node, and traces it; and a counter whose node is killed starts on the other
+//! node from the last checkpoint its platform node kept.
 
 mod common;
 
@@ -17,17 +20,24 @@ struct Cluster {
     _nodes: Vec<Node>,
 }
 
-/// platform-1 (the seed), things-1 and inference-1 running `ping`, each hosting its subtree.
-fn cluster() -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca");
+/// A CA in `dir/ca` with a certificate for each (node, tier) and for the admin `ops`.
+fn certificates(dir: &std::path::Path, nodes: [(&str, &str); 3]) {
+    let ca = dir.join("ca");
     let ca = ca.to_str().unwrap();
     run_ok(&["ca", "init", "--dir", ca]);
-    let nodes = [("platform-1", "platform"), ("things-1", "things"), ("inference-1", "inference")];
     for (name, tier) in nodes {
         run_ok(&["ca", "issue", "--dir", ca, "--node", name, "--tags", &format!("tier={tier}")]);
     }
     run_ok(&["ca", "issue", "--dir", ca, "--admin", "ops"]);
+}
+
+/// platform-1 (the seed), things-1 and inference-1 running `ping`, each hosting its subtree.
+fn cluster() -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(
+        dir.path(),
+        [("platform-1", "platform"), ("things-1", "things"), ("inference-1", "inference")],
+    );
     let config = |name: &str, seeds: &str, tier: &str| {
         let extra = "topology = \"ping\"\nmetrics = \"127.0.0.1:0\"";
         write_config_with(dir.path(), name, seeds, &format!("tier = \"{tier}\""), extra)
@@ -177,52 +187,119 @@ fn counter_line(line: &str) -> (u64, u64, u64) {
     (received, below, duplicates)
 }
 
-#[test]
-#[allow(clippy::disallowed_methods)] // test harness code: a wall-clock deadline, a sleep
-fn the_shell_moves_a_stateful_counter_under_load_and_nothing_is_lost_or_repeated() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca");
-    let ca = ca.to_str().unwrap();
-    run_ok(&["ca", "init", "--dir", ca]);
-    let nodes = [("platform-1", "platform"), ("inference-1", "inference"), ("inference-2", "inference")];
-    for (name, tier) in nodes {
-        run_ok(&["ca", "issue", "--dir", ca, "--node", name, "--tags", &format!("tier={tier}")]);
+/// platform-1 (the seed, running the load) and two inference nodes (one runs the counter)
+/// running the `counter` topology.
+struct CounterCluster {
+    dir: tempfile::TempDir,
+    addr: String,
+    platform: Node,
+    inference: [Node; 2],
+    /// Where the inference nodes listen.
+    inference_addrs: [String; 2],
+}
+
+impl CounterCluster {
+    fn start() -> CounterCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = [("platform-1", "platform"), ("inference-1", "inference"), ("inference-2", "inference")];
+        certificates(dir.path(), nodes);
+        let config = |name: &str, seeds: &str, tier: &str| {
+            write_config_with(
+                dir.path(),
+                name,
+                seeds,
+                &format!("tier = \"{tier}\""),
+                "topology = \"counter\"",
+            )
+        };
+        let platform = Node::start(&config("platform-1", "", "platform"));
+        let addr = platform.wait_for("listening on ").trim_start_matches("listening on ").to_string();
+        let seeds = format!("\"platform-1@{addr}\"");
+        let inference = [
+            Node::start(&config("inference-1", &seeds, "inference")),
+            Node::start(&config("inference-2", &seeds, "inference")),
+        ];
+        platform.wait_for("hosting /load");
+        let inference_addrs = inference
+            .each_ref()
+            .map(|node| node.wait_for("listening on ").trim_start_matches("listening on ").to_string());
+        CounterCluster { dir, addr, platform, inference, inference_addrs }
     }
-    run_ok(&["ca", "issue", "--dir", ca, "--admin", "ops"]);
-    let config = |name: &str, seeds: &str, tier: &str| {
-        write_config_with(dir.path(), name, seeds, &format!("tier = \"{tier}\""), "topology = \"counter\"")
-    };
-    let platform = Node::start(&config("platform-1", "", "platform"));
-    let addr = platform.wait_for("listening on ").trim_start_matches("listening on ").to_string();
-    let seeds = format!("\"platform-1@{addr}\"");
-    let inference = [
-        Node::start(&config("inference-1", &seeds, "inference")),
-        Node::start(&config("inference-2", &seeds, "inference")),
-    ];
-    platform.wait_for("hosting /load");
-    let shell = |script: &str| {
-        let mut args = ["shell", "--connect", &addr, "--ca-dir", ca, "--admin", "ops", "--json", "-c"]
+
+    fn ca(&self) -> String {
+        self.dir.path().join("ca").to_str().unwrap().to_string()
+    }
+
+    /// The shell's `--json` answer to `script`, which must succeed.
+    fn shell(&self, script: &str) -> Value {
+        let ca = self.ca();
+        let mut args = ["shell", "--connect", &self.addr, "--ca-dir", &ca, "--admin", "ops", "--json", "-c"]
             .map(String::from)
             .to_vec();
         args.push(script.to_string());
         let out = aiot().args(&args).output().unwrap();
         assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
-    // Where the counter runs, once placed.
-    let deadline = std::time::Instant::now() + common::WAIT_MAX;
-    let host = loop {
-        assert!(std::time::Instant::now() < deadline, "the counter was never placed");
-        let nodes = shell("nodes");
-        let host = nodes.as_array().unwrap().iter().find(|n| n["hosts"] == serde_json::json!(["/counter"]));
-        if let Some(host) = host {
-            break host["name"].as_str().unwrap().to_string();
+    }
+
+    /// Started, with the counter counting (4000 numbers) and `kept` of its checkpoints kept by
+    /// platform-1; the index (in `inference`) and name of the node it runs on.
+    fn counting(kept: u64) -> (CounterCluster, usize, String) {
+        let cluster = CounterCluster::start();
+        let (from, host) = cluster.counter_host();
+        cluster.inference[from].wait_for(&format!("counter: on {host}: 4000 received"));
+        cluster.wait_for_checkpoints_kept(kept);
+        (cluster, from, host)
+    }
+
+    /// The index (in `inference`) and name of the node the counter runs on, once placed.
+    #[allow(clippy::disallowed_methods)] // test harness code: a wall-clock deadline, a sleep
+    fn counter_host(&self) -> (usize, String) {
+        let deadline = std::time::Instant::now() + common::WAIT_MAX;
+        loop {
+            assert!(std::time::Instant::now() < deadline, "the counter was never placed");
+            let nodes = self.shell("nodes");
+            let host =
+                nodes.as_array().unwrap().iter().find(|n| n["hosts"] == serde_json::json!(["/counter"]));
+            if let Some(host) = host {
+                let name = host["name"].as_str().unwrap().to_string();
+                break (if name == "inference-1" { 0 } else { 1 }, name);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    let (from, to) = if host == "inference-1" { (0, 1) } else { (1, 0) };
+    }
+
+    /// How many checkpoints (of the counter) platform-1 kept, and refused as stale, from the
+    /// shell's `stats`.
+    fn checkpoints_kept(&self) -> (u64, u64) {
+        let stats = self.shell("stats");
+        let keeper = &field(&stats, "node", "platform-1")["remote"];
+        (keeper["checkpoints_kept"].as_u64().unwrap(), keeper["checkpoints_stale"].as_u64().unwrap())
+    }
+
+    /// Waits until platform-1 has kept `count` checkpoints.
+    #[allow(clippy::disallowed_methods)] // test harness code: a wall-clock deadline, a sleep
+    fn wait_for_checkpoints_kept(&self, count: u64) {
+        let deadline = std::time::Instant::now() + common::WAIT_MAX;
+        while self.checkpoints_kept().0 < count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "platform-1 keeps no newer checkpoint of the counter"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // test harness code: a wall-clock deadline, a sleep
+fn the_shell_moves_a_stateful_counter_under_load_and_nothing_is_lost_or_repeated() {
+    // Its checkpoints reach a generation its next node has to go above (see below).
+    let (cluster, from, host) = CounterCluster::counting(4);
+    let (addr, ca, inference) = (&cluster.addr, &cluster.ca(), &cluster.inference);
+    let shell = |script: &str| cluster.shell(script);
+    let to = 1 - from;
     let to_name = format!("inference-{}", to + 1);
-    inference[from].wait_for(&format!("counter: on {host}: 4000 received"));
 
     // Under load, the counter moves with what it received.
     let moved = shell(&format!("move /counter {to_name}"));
@@ -233,6 +310,7 @@ fn the_shell_moves_a_stateful_counter_under_load_and_nothing_is_lost_or_repeated
     );
     assert!(report["bytes"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(inference[from].wait_for("moved /counter"), format!("moved /counter to {to_name}"));
+    let (kept_at_move, stale_at_move) = cluster.checkpoints_kept();
     let restored = inference[to].wait_for("counter: restored on ");
     let (received_before, below_before, duplicates) = counter_line(&restored);
     assert!(received_before >= 4000, "the state moved: {restored}");
@@ -250,6 +328,12 @@ fn the_shell_moves_a_stateful_counter_under_load_and_nothing_is_lost_or_repeated
     assert!(below > below_before + 4000, "a number is missing since the move: {restored} / {later}");
     assert!(received - below < 1000, "numbers arrive, but some never did: {later}");
     println!("moved {report}; then {later}");
+    // Its new node's checkpoints are kept: the keeper told it its first one was older than
+    // those the previous node sent, and it went on above them at once (not one more refusal
+    // for each checkpoint the previous node sent).
+    cluster.wait_for_checkpoints_kept(kept_at_move + 2);
+    let stale = cluster.checkpoints_kept().1 - stale_at_move;
+    assert!((1..=2).contains(&stale), "{stale} checkpoints refused as stale after the move");
 
     // Draining its node takes it back; rebalance then finds nothing to even out.
     let drained = shell(&format!("drain {to_name}"));
@@ -274,7 +358,7 @@ fn the_shell_moves_a_stateful_counter_under_load_and_nothing_is_lost_or_repeated
     };
     assert!(cordoned(shell("nodes")), "drained and cordoned");
     let refused = aiot()
-        .args(["shell", "--connect", &addr, "--ca-dir", ca, "--admin", "ops", "-c"])
+        .args(["shell", "--connect", addr, "--ca-dir", ca, "--admin", "ops", "-c"])
         .arg(format!("move /counter {to_name}"))
         .output()
         .unwrap();
@@ -301,9 +385,67 @@ fn the_shell_moves_a_stateful_counter_under_load_and_nothing_is_lost_or_repeated
         assert!(i == 0 || e["at_us"].as_u64() >= events[i - 1]["at_us"].as_u64(), "{traced}");
     }
     let refused = aiot()
-        .args(["shell", "--connect", &addr, "--ca-dir", ca, "--admin", "ops", "-c", "trace /nowhere"])
+        .args(["shell", "--connect", addr, "--ca-dir", ca, "--admin", "ops", "-c", "trace /nowhere"])
         .output()
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no node runs /nowhere"), "{refused:?}");
+}
+
+#[test]
+fn a_killed_nodes_counter_starts_elsewhere_from_its_last_checkpoint() {
+    // The counter is checkpointed every second; platform-1 keeps its checkpoints.
+    let (mut cluster, from, host) = CounterCluster::counting(2);
+    let survivor = 1 - from;
+    assert!(
+        field(&cluster.shell("stats"), "node", &host)["remote"]["checkpoints_sent"].as_u64().unwrap() >= 2
+    );
+
+    // kill -9 its node: the counter starts on the other one from the last checkpoint kept.
+    cluster.inference[from].child.kill().unwrap();
+    let restored = cluster.inference[survivor].wait_for("counter: restored on ");
+    let (received, below, duplicates) = counter_line(&restored);
+    assert!(received >= 4000 && below >= 4000, "the state kept by the checkpoint: {restored}");
+    assert_eq!(duplicates, 0, "{restored}");
+    // It counts on from there; what the killed node handled after its last checkpoint is lost.
+    let later = loop {
+        let line = cluster.inference[survivor].wait_for("counter: ");
+        if counter_line(&line).0 >= received + 4000 {
+            break line;
+        }
+    };
+    assert_eq!(counter_line(&later).2, 0, "no number twice: {later}");
+    let stats = cluster.shell("stats");
+    let survivor_name = format!("inference-{}", survivor + 1);
+    assert_eq!(field(&stats, "node", &survivor_name)["remote"]["checkpoint_starts"], 1, "{stats}");
+    println!("restored: {restored}; then {later}");
+}
+
+#[test]
+fn a_platform_node_keeps_the_checkpoints_it_kept_across_its_own_restart() {
+    let (mut cluster, from, _) = CounterCluster::counting(2);
+    let survivor = 1 - from;
+    let survivor_name = format!("inference-{}", survivor + 1);
+    // kill -9 the keeper, then the counter's node: the survivor alone is no majority, so the
+    // counter can start again only once the keeper is back, from what its disk kept.
+    cluster.platform.child.kill().unwrap();
+    cluster.inference[from].child.kill().unwrap();
+    let seeds = format!("\"{survivor_name}@{}\"", cluster.inference_addrs[survivor]);
+    let config = write_config_with(
+        cluster.dir.path(),
+        "platform-1",
+        &seeds,
+        "tier = \"platform\"",
+        "topology = \"counter\"",
+    );
+    cluster.platform = Node::start(&config);
+    let restored = cluster.inference[survivor].wait_for("restored /counter from its checkpoint");
+    let line = cluster.inference[survivor].wait_for("counter: restored on ");
+    let (received, below, _) = counter_line(&line);
+    assert!(received >= 4000 && below >= 4000, "the state the keeper's disk kept: {line}");
+    println!("{restored}; {line}");
+    // The keeper read every checkpoint it had kept: no file was skipped.
+    while let Ok(line) = cluster.platform.lines.try_recv() {
+        assert!(!line.starts_with("checkpoint disk"), "{line}");
+    }
 }

@@ -173,6 +173,7 @@ impl Cluster {
                 claimed_tags: Default::default(),
                 prepare: None,
                 clock: aiot_runtime::ClusterClock::default(),
+                checkpoint_disk: None,
             })
         };
         let (c, _) = Node::start(setup("c", Vec::new())?)?;

@@ -247,6 +247,7 @@ impl Ours {
                 claimed_tags: Default::default(),
                 prepare: None,
                 clock: aiot_runtime::ClusterClock::default(),
+                checkpoint_disk: None,
             })
         };
         let (a, _) = Node::start(setup("a", Vec::new())?)?;

@@ -43,4 +43,39 @@ pub enum ControlMsg {
         root: ActorPath,
         why: String,
     },
+    /// "Keep this checkpoint of `root` (an encoded `Handoff`), of generation `generation`": a
+    /// host to the platform-tier nodes (failover with state; the node's `checkpoints`).
+    Checkpoint {
+        root: ActorPath,
+        generation: u64,
+        handoff: Vec<u8>,
+    },
+    /// "I keep a checkpoint of `root` as new as yours or newer, of generation `kept`": the
+    /// host's next one goes above it.
+    CheckpointStale {
+        root: ActorPath,
+        kept: u64,
+    },
+    /// "Which checkpoint of `root` do you keep?" (before a start).
+    CheckpointWanted {
+        root: ActorPath,
+    },
+    /// The answer: the generation and the encoded handoff, if any.
+    CheckpointKept {
+        root: ActorPath,
+        kept: Option<(u64, Vec<u8>)>,
+    },
+}
+
+impl ControlMsg {
+    /// Whether the node's checkpoints handle it (not the coordinator).
+    pub fn is_checkpoint(&self) -> bool {
+        matches!(
+            self,
+            ControlMsg::Checkpoint { .. }
+                | ControlMsg::CheckpointStale { .. }
+                | ControlMsg::CheckpointWanted { .. }
+                | ControlMsg::CheckpointKept { .. }
+        )
+    }
 }

@@ -283,6 +283,11 @@ impl Coordinator {
                     self.abort_move(&root, &format!("{from} refused it: {why}"));
                 }
             }
+            // Checkpoints are the host's (a node's `checkpoints`), not the coordinator's.
+            ControlMsg::Checkpoint { .. }
+            | ControlMsg::CheckpointStale { .. }
+            | ControlMsg::CheckpointWanted { .. }
+            | ControlMsg::CheckpointKept { .. } => {}
             ControlMsg::Claim { root, incarnation } => {
                 if self.membership.settled(now) && self.may_grant(&root, from, incarnation, now) {
                     self.grants

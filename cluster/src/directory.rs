@@ -152,6 +152,11 @@ impl Directory {
         held
     }
 
+    /// Where `node` announces it is moving, or has moved, `root`.
+    pub fn moved_to(&self, node: &str, root: &ActorPath) -> Option<&str> {
+        self.by_node.get(node)?.away.get(root).map(|away| away.to.as_str())
+    }
+
     /// Where the holder of `root` is moving it, if a move is in progress.
     pub fn moving_to(&self, root: &ActorPath) -> Option<&str> {
         let holder = self.index.get(root)?;

@@ -122,6 +122,16 @@ impl OutLane {
         Ok(self.next_seq)
     }
 
+    /// The sequence of the last frame pushed (0: none yet).
+    pub fn last_pushed(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Every frame up to this sequence is acknowledged (or abandoned).
+    pub fn acked(&self) -> u64 {
+        self.unacked.front().map_or(self.next_seq, |f| f.seq - 1)
+    }
+
     /// Whether a frame may be pushed.
     pub fn has_room(&self) -> bool {
         self.unacked.len() < LANE_UNACKED_MAX
@@ -175,19 +185,37 @@ impl OutLane {
     }
 }
 
-/// The highest sequence delivered on one (sender node, incarnation, lane): shared by the
-/// streams that carry that lane (an old and a new connection may overlap for a moment).
+/// The highest sequence accepted, and the highest delivered, on one (sender node,
+/// incarnation, lane): shared by the streams that carry that lane (an old and a new connection
+/// may overlap for a moment). A frame is accepted as it arrives (a retry of it is dropped from
+/// then on) and delivered once it is in its mailbox (or held, or forwarded): acknowledgements
+/// say how far frames were delivered.
 #[derive(Debug, Default)]
-pub struct LaneHigh(AtomicU64);
+pub struct LaneHigh {
+    accepted: AtomicU64,
+    delivered: AtomicU64,
+}
 
 impl LaneHigh {
-    /// Whether `seq` is new (and records it); false for a retry already delivered.
+    /// Whether `seq` is new (and records it); false for a retry already accepted.
     pub fn accept(&self, seq: u64) -> bool {
-        self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |high| (seq > high).then_some(seq)).is_ok()
+        self.accepted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |high| (seq > high).then_some(seq))
+            .is_ok()
     }
 
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.accepted.load(Ordering::Acquire)
+    }
+
+    /// Frame `seq` (and so every one before it on the lane) is delivered.
+    pub fn delivered(&self, seq: u64) {
+        self.delivered.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// The highest sequence delivered.
+    pub fn delivered_upto(&self) -> u64 {
+        self.delivered.load(Ordering::Acquire)
     }
 }
 
@@ -217,6 +245,11 @@ impl Dedup {
     /// Every lane's highest sequence: (sender node, incarnation, lane) -> seq.
     pub fn highs(&self) -> impl Iterator<Item = (&(String, u64, u16), u64)> {
         self.seen.iter().map(|(key, high)| (key, high.get()))
+    }
+
+    /// Every lane's highest sequence delivered (see `LaneHigh`).
+    pub fn delivered(&self) -> impl Iterator<Item = (&(String, u64, u16), u64)> {
+        self.seen.iter().map(|(key, high)| (key, high.delivered_upto()))
     }
 
     /// Forgets a sender's older incarnations (it restarted).

@@ -36,6 +36,7 @@ pub mod lanes;
 pub mod membership;
 pub mod node;
 pub mod placement;
+pub mod relay;
 pub mod transport;
 pub mod wire;
 

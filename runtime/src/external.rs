@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::actor::Actor;
 use crate::actor_ref::{ActorRef, ReplyTo};
 use crate::cell::{AnyCell, Cell, Popped, PushError};
+use crate::checkpoint::{CheckpointError, PendingCheckpoint};
 use crate::error::SpawnError;
 use crate::error::{AskError, SendError};
 use crate::host::Runnable;
@@ -172,6 +173,24 @@ pub(crate) fn migrate_subtree(
         return Err(MigrateError::NotHosted(path.clone()));
     }
     Ok(PendingHandoff { sink })
+}
+
+/// Asks every running actor of the top-level subtree at `path` for its snapshot (see
+/// `checkpoint`).
+pub(crate) fn checkpoint_subtree(
+    core: &SystemCore,
+    path: &ActorPath,
+) -> Result<PendingCheckpoint, CheckpointError> {
+    if path.parent().is_none_or(|parent| !parent.is_root()) || core.lookup(path).is_none() {
+        return Err(CheckpointError::NotHosted(path.clone()));
+    }
+    let paths = core.paths().into_iter().filter(|p| p.is_within(path)).collect();
+    Ok(PendingCheckpoint::ask(path.clone(), paths, |request| {
+        // Not delivered (the actor is gone or its mailbox closed): dropped, the checkpoint fails.
+        if let Some(cell) = core.lookup(request.path()) {
+            cell.push_control(Control::Snapshot(request));
+        }
+    }))
 }
 
 /// Starts the declared subtree `spec` from a handoff taken out of another system: each actor

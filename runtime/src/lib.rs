@@ -28,6 +28,7 @@
 pub mod actor;
 pub mod actor_ref;
 mod cell;
+pub mod checkpoint;
 pub mod ctx;
 pub mod error;
 pub mod exec;

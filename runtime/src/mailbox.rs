@@ -91,4 +91,6 @@ pub enum Control {
     Migrate(Arc<crate::migration::MigrationSink>),
     /// Move the child at this path out (`Migrate` to it; not restarted).
     MigrateChild(crate::path::ActorPath, Arc<crate::migration::MigrationSink>),
+    /// Give this actor's snapshot, and go on (a checkpoint).
+    Snapshot(crate::checkpoint::SnapshotRequest),
 }

@@ -467,6 +467,17 @@ impl<A: Actor> Runner<A> {
                     sink.fail(MigrateError::NotHosted(path));
                 }
             }
+            Control::Snapshot(request) => {
+                // A snapshot that panics is counted, and fails the checkpoint: the last one
+                // taken stays the one to restore.
+                let answer = match self.actor.as_ref() {
+                    Some(actor) => catch_unwind(AssertUnwindSafe(|| actor.snapshot())).map_err(|_| {
+                        self.core.cell.count_failure();
+                    }),
+                    None => Err(()),
+                };
+                request.answer(answer);
+            }
         }
     }
 
@@ -1017,6 +1028,10 @@ fn encode_control(control: &Control, out: &mut Vec<u8>) {
         Control::MigrateChild(path, _) => {
             out.push(11);
             out.extend_from_slice(path.as_str().as_bytes());
+        }
+        Control::Snapshot(request) => {
+            out.push(12);
+            out.extend_from_slice(request.path().as_str().as_bytes());
         }
     }
 }

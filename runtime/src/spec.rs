@@ -9,6 +9,7 @@ use std::any::TypeId;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::actor::Actor;
 use crate::actor_ref::ActorRef;
@@ -78,6 +79,7 @@ pub(crate) struct Declared {
     pub(crate) placement: Placement,
     pub(crate) links: BTreeMap<String, Link>,
     pub(crate) children: Vec<Arc<Spec>>,
+    pub(crate) checkpoint_every: Option<Duration>,
 }
 
 /// Erased spec of one actor, shared by its supervisor across restarts.
@@ -127,6 +129,10 @@ impl Spec {
     }
     pub fn is_heavy(&self) -> bool {
         self.settings.heavy
+    }
+    /// How often the cluster checkpoints this top-level subtree (see `Decl::checkpoint_every`).
+    pub fn checkpoint_every(&self) -> Option<Duration> {
+        self.declared.as_ref().and_then(|d| d.checkpoint_every)
     }
 }
 

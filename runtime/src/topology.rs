@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::actor::{Actor, ActorError};
 use crate::ctx::Ctx;
@@ -51,6 +52,7 @@ pub struct Decl {
     requires: String,
     prefers: String,
     links: Vec<(String, String, MsgType)>,
+    checkpoint_every: Option<Duration>,
     msg_type: MsgType,
     to_spec: ToSpec,
 }
@@ -89,6 +91,14 @@ impl Decl {
     /// Placement preference (same grammar); ranks eligible nodes only.
     pub fn prefers(&mut self, tags: &str) -> &mut Self {
         self.prefers = tags.to_string();
+        self
+    }
+
+    /// Checkpoints this top-level subtree this often while it runs: the cluster keeps its
+    /// snapshots off its node, and starts it from the last one after a failover (see
+    /// `checkpoint`). Without it, a subtree whose node fails starts afresh elsewhere.
+    pub fn checkpoint_every(&mut self, period: Duration) -> &mut Self {
+        self.checkpoint_every = Some(period);
         self
     }
 
@@ -145,6 +155,11 @@ pub enum TopologyError {
     ZeroIntensityPeriod {
         path: String,
     },
+    /// Checkpoints are taken of whole top-level subtrees, at a positive period.
+    BadCheckpoint {
+        path: String,
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for TopologyError {
@@ -167,6 +182,7 @@ impl fmt::Display for TopologyError {
             BadPlacement { path, error } => write!(f, "{path}: {error}"),
             EmptyMailbox { path } => write!(f, "{path}: mailbox capacity must be at least 1"),
             ZeroIntensityPeriod { path } => write!(f, "{path}: restart intensity period must be positive"),
+            BadCheckpoint { path, reason } => write!(f, "{path}: checkpoint_every {reason}"),
         }
     }
 }
@@ -206,6 +222,7 @@ impl TopologyBuilder {
             requires: String::new(),
             prefers: String::new(),
             links: Vec::new(),
+            checkpoint_every: None,
             msg_type: MsgType::of::<A::Msg>(),
             to_spec: Box::new(move |settings, path, declared| {
                 let mut spec = spec;
@@ -280,6 +297,16 @@ impl TopologyBuilder {
             if sup.max_restarts > 0 && sup.within.is_zero() {
                 errors.push(TopologyError::ZeroIntensityPeriod { path: d.path.clone() });
             }
+            let bad_checkpoint = match d.checkpoint_every {
+                Some(period) if period.is_zero() => Some("must be positive"),
+                Some(_) if path.parent().is_some_and(|p| !p.is_root()) => {
+                    Some("applies to top-level subtrees only (a checkpoint covers the whole subtree)")
+                }
+                _ => None,
+            };
+            if let Some(reason) = bad_checkpoint {
+                errors.push(TopologyError::BadCheckpoint { path: d.path.clone(), reason });
+            }
         }
         if errors.is_empty() {
             Ok(())
@@ -315,7 +342,8 @@ impl TopologyBuilder {
                 requires: Requirement::parse(&d.requires).expect("validated"),
                 prefers: Requirement::parse(&d.prefers).expect("validated"),
             };
-            let spec = (d.to_spec)(d.settings, path.clone(), Declared { placement, links, children });
+            let declared = Declared { placement, links, children, checkpoint_every: d.checkpoint_every };
+            let spec = (d.to_spec)(d.settings, path.clone(), declared);
             built.insert(path, Arc::new(spec));
         }
         let roots = order

@@ -4,6 +4,7 @@
 //! systems has no gap and no duplicate. Messages sent while it moves, and after, are routed
 //! through the cluster's seam (`Remote`) to where it went. Also: a stateless actor moves with
 //! its waiting messages and starts fresh; only top-level subtrees that run here move.
+//! Checkpoints (the snapshots of a subtree that runs on) start a subtree elsewhere the same way.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,4 +206,100 @@ fn messages_sent_while_and_after_it_moves_follow_it() {
         to.run_until_idle();
         assert_eq!(seen(&mut to, "/bank"), (0..sent).collect::<Vec<u64>>(), "seed {seed}");
     }
+}
+
+/// An actor whose snapshot panics.
+struct Fragile;
+
+impl Actor for Fragile {
+    type Msg = CountMsg;
+    fn handle(&mut self, _msg: CountMsg, _ctx: &mut Ctx<'_, CountMsg>) -> Result<(), ActorError> {
+        Ok(())
+    }
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        panic!("cannot encode its state")
+    }
+}
+
+#[test]
+fn a_checkpoint_takes_each_state_between_two_messages_and_the_subtree_runs_on() {
+    let topology = topology();
+    let bank = ActorPath::parse("/bank").unwrap();
+    let ledger = ActorPath::parse("/bank/ledger").unwrap();
+    for seed in 0..50 {
+        let mut system = DetSystem::with_seed(seed);
+        system.start(&topology).unwrap();
+        for n in 0..100 {
+            system.tell(&counter("/bank"), CountMsg::Add(n)).unwrap();
+            system.tell(&counter("/bank/ledger"), CountMsg::Add(n)).unwrap();
+        }
+        for _ in 0..(seed * 3) {
+            system.step();
+        }
+        let mut pending = system.checkpoint_subtree(&bank).unwrap();
+        system.run_until_idle();
+        let checkpoint = pending.try_take().expect("every actor answered").unwrap();
+        let order: Vec<&str> = checkpoint.actors.iter().map(|a| a.path.as_str()).collect();
+        assert_eq!(order, ["/bank/ledger", "/bank"], "listed as a handoff lists them");
+        assert!(checkpoint.actors.iter().all(|a| a.pending.is_empty()), "no message leaves the mailboxes");
+        // Each part is a state the actor had: the numbers it handled so far, in order.
+        let states: Vec<Vec<u64>> = checkpoint
+            .actors
+            .iter()
+            .map(|a| aiot_runtime::message::decode(a.snapshot.as_ref().unwrap()).unwrap())
+            .collect();
+        for state in &states {
+            assert_eq!(*state, (0..state.len() as u64).collect::<Vec<u64>>(), "seed {seed}");
+        }
+        // The subtree runs on, every message handled once.
+        for n in 100..150 {
+            system.tell(&counter("/bank"), CountMsg::Add(n)).unwrap();
+        }
+        system.run_until_idle();
+        assert_eq!(seen(&mut system, "/bank"), (0..150).collect::<Vec<u64>>(), "seed {seed}");
+        assert_eq!(system.core().dead_letters(), 0);
+        // Elsewhere, the subtree starts from exactly the checkpointed states.
+        let mut other = DetSystem::with_seed(seed + 1000);
+        other.start_subtree_from(topology.get(&bank).unwrap(), checkpoint).unwrap();
+        assert!(other.run_until(|s| s.core().lookup(&ledger).is_some()));
+        assert_eq!(seen(&mut other, "/bank/ledger"), states[0], "seed {seed}");
+        assert_eq!(seen(&mut other, "/bank"), states[1], "seed {seed}");
+    }
+}
+
+#[test]
+fn a_checkpoint_with_a_part_missing_fails_rather_than_yield_a_partial_state() {
+    use aiot_runtime::checkpoint::CheckpointError;
+    let mut t = Topology::builder();
+    t.actor("/bank", |_| Counter { stateful: true, ..Counter::default() });
+    t.actor("/bank/fragile", |_| Fragile);
+    let topology = t.build().unwrap();
+    let mut system = DetSystem::with_seed(5);
+    system.start(&topology).unwrap();
+    system.run_until_idle();
+    let bank = ActorPath::parse("/bank").unwrap();
+    let mut pending = system.checkpoint_subtree(&bank).unwrap();
+    system.run_until_idle();
+    let fragile = ActorPath::parse("/bank/fragile").unwrap();
+    assert_eq!(pending.try_take(), Some(Err(CheckpointError::Missing(fragile.clone()))));
+    // The panic is counted against the actor, which runs on.
+    let failures = system.core().lookup(&fragile).unwrap().metrics().failures;
+    assert_eq!(failures, 1);
+    let child = ActorPath::parse("/bank/fragile").unwrap();
+    assert_eq!(system.checkpoint_subtree(&child).err(), Some(CheckpointError::NotHosted(child)));
+}
+
+#[test]
+fn checkpoints_are_declared_on_top_level_subtrees_at_a_positive_period() {
+    let mut t = Topology::builder();
+    t.actor("/bank", |_| Counter::default()).checkpoint_every(Duration::ZERO);
+    t.actor("/bank/ledger", |_| Counter::default()).checkpoint_every(Duration::from_secs(1));
+    let errors = t.build().err().expect("refused").to_string();
+    assert!(errors.contains("/bank: checkpoint_every must be positive"), "{errors}");
+    assert!(errors.contains("/bank/ledger: checkpoint_every applies to top-level subtrees only"), "{errors}");
+    let mut t = Topology::builder();
+    t.actor("/bank", |_| Counter::default()).checkpoint_every(Duration::from_secs(1));
+    let topology = t.build().unwrap();
+    let spec = topology.get(&ActorPath::parse("/bank").unwrap()).unwrap();
+    assert_eq!(spec.checkpoint_every(), Some(Duration::from_secs(1)));
 }

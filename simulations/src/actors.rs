@@ -2,7 +2,9 @@
 //! system (`aiot_runtime::exec::det`), and remote sends go through the cluster's data lanes
 //! (`aiot_cluster::lanes`: numbered frames, the retry buffer, de-duplication, the wire codec)
 //! over the simulated network, as on a QUIC node. Subtrees move between nodes with their
-//! state (`moves`).
+//! state (`moves`), and each sender's order holds across a move as on a QUIC node
+//! (`aiot_cluster::relay`: forwarded frames acknowledged once their target has them, new
+//! frames held at the sender until the earlier ones are).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,16 +12,17 @@ use std::time::Duration;
 
 use aiot_cluster::directory::Directory;
 use aiot_cluster::lanes::{lane_of, Body, DataFrame, Dedup, LaneMsg, OutLane, LANES};
+use aiot_cluster::relay::{Fences, Origin, Relay};
 use aiot_cluster::wire::FrameDecoder;
 use aiot_runtime::exec::det::DetSystem;
 use aiot_runtime::migration::Handoff;
 use aiot_runtime::spec::Spec;
 use aiot_runtime::Topology;
 use aiot_runtime::{
-    ActorPath, AnyCell, DeliveryError, Instant, Remote, RemoteSendError, SendError, SystemConfig,
+    ActorPath, AnyCell, DeliveryError, Instant, Remote, RemoteSendError, SendError, SystemConfig, SystemCore,
 };
 
-use crate::moves::{Abort, BrokenMoves, Moves, Outgoing, FORWARD_AFTER};
+use crate::moves::{settle, Abort, BrokenMoves, Moves, Outgoing, FORWARD_AFTER};
 
 /// Bytes of frames sent per lane per tick (a batch): 1 MiB per 100 ms, about 80 Mbit/s per
 /// lane, a modest LAN. (It was 64 KiB, 5 Mbit/s: the 10 000-mote plant's raw windows then
@@ -46,14 +49,70 @@ struct Lanes {
     directory: Directory,
     out: BTreeMap<String, PeerLanes>,
     moves: Moves,
+    /// Frames forwarded here, acknowledged to their sender once their target has them.
+    relay: Relay,
+    /// Subtrees that moved lately whose frames still go the way they went.
+    fences: Fences,
 }
 
 impl Lanes {
     /// Puts a frame for `to` on the lane of `lane_path` to `node` (a moving subtree's frames
-    /// all take its root's lane, behind its handoff); the body comes back if the lane is full.
-    fn push_on(&mut self, node: &str, lane_path: &ActorPath, to: &ActorPath, body: Body) -> Result<(), Body> {
+    /// all take its root's lane, behind its handoff); its sequence there, or the body back if
+    /// the lane is full.
+    fn push_on(
+        &mut self,
+        node: &str,
+        lane_path: &ActorPath,
+        to: &ActorPath,
+        body: Body,
+    ) -> Result<u64, Body> {
         let peer = self.out.entry(node.to_string()).or_insert_with(PeerLanes::new);
-        peer.lanes[usize::from(lane_of(lane_path))].push(to.clone(), body).map(|_| ())
+        peer.lanes[usize::from(lane_of(lane_path))].push(to.clone(), body)
+    }
+
+    /// Sends a message by the directory: to the node hosting `to`, or after its handoff if it
+    /// is moving away from here.
+    fn route(&mut self, to: &ActorPath, bytes: Vec<u8>) -> Result<(), RemoteSendError> {
+        let full = |body: Body| RemoteSendError::Full(body.into_bytes());
+        match self.directory.node_of(to).map(str::to_string) {
+            None => Err(RemoteSendError::NoRoute),
+            // Hosted here but not running: moving away (it follows its handoff), or starting.
+            Some(node) if node == self.me => match self.directory.moving_target_of(to) {
+                Some((root, target)) if target != self.me => {
+                    let target = target.to_string();
+                    self.forward_moving(&root, &target, to, bytes, None).map_err(full)
+                }
+                _ => Err(RemoteSendError::NoRoute),
+            },
+            Some(node) => self.push_on(&node, to, to, Body::Tell(bytes)).map(|_| ()).map_err(full),
+        }
+    }
+
+    /// Sends the frames whose fence fell (their subtree's earlier frames are delivered), in
+    /// order; those that find their lane full wait for the next call.
+    fn release_fenced(&mut self, now: Instant, core: &SystemCore) {
+        let Lanes { fences, out, .. } = self;
+        let acked =
+            |node: &str, lane: u16| out.get(node).map_or(u64::MAX, |p| p.lanes[usize::from(lane)].acked());
+        let ready = fences.release(now, acked);
+        let mut fences = std::mem::take(&mut self.fences);
+        fences.send_released(ready, now, core, |to, bytes| self.route(to, bytes));
+        self.fences = fences;
+    }
+
+    /// Forwards a frame that came from `origin` to `target` on `root`'s lane; the relay
+    /// holds its acknowledgement until the target has it.
+    fn forward(
+        &mut self,
+        origin: Origin,
+        target: &str,
+        root: &ActorPath,
+        to: &ActorPath,
+        body: Body,
+    ) -> Result<(), Body> {
+        let seq = self.push_on(target, root, to, body)?;
+        self.relay.relayed(origin, target, lane_of(root), seq);
+        Ok(())
     }
 
     /// A frame for a subtree this node is moving to `target`: it waits until the handoff is
@@ -64,31 +123,41 @@ impl Lanes {
         target: &str,
         to: &ActorPath,
         bytes: Vec<u8>,
+        origin: Origin,
     ) -> Result<(), Body> {
         if self.moves.drops_followers {
             return Ok(());
         }
         if let Some(outgoing) = self.moves.outgoing.get_mut(root) {
             if !outgoing.sent || !outgoing.waiting.is_empty() {
-                outgoing.waiting.push_back((to.clone(), bytes));
+                if let Some((key, seq)) = &origin {
+                    self.relay.forwarding(key, *seq);
+                }
+                outgoing.waiting.push_back((to.clone(), bytes, origin));
                 return Ok(());
             }
         }
-        self.push_on(target, root, to, Body::Tell(bytes))
+        self.forward(origin, target, root, to, Body::Tell(bytes))
     }
 
     /// Where a frame for `to`, which has no actor here, follows its subtree: moving away from
     /// here, or moved away lately. `None`: it does not.
-    fn follow(&mut self, to: &ActorPath, bytes: Vec<u8>, now: Instant) -> Option<Result<(), Body>> {
+    fn follow(
+        &mut self,
+        to: &ActorPath,
+        bytes: Vec<u8>,
+        now: Instant,
+        origin: Origin,
+    ) -> Option<Result<(), Body>> {
         let moving = self.directory.moving_target_of(to).map(|(root, t)| (root, t.to_string()));
         match moving.filter(|(_, t)| *t != self.me) {
-            Some((root, target)) => Some(self.forward_moving(&root, &target, to, bytes)),
+            Some((root, target)) => Some(self.forward_moving(&root, &target, to, bytes, origin)),
             None => {
                 let (root, target) = self.moves.moved_to(to, now).filter(|(_, t)| *t != self.me)?;
                 if self.moves.drops_followers {
                     return Some(Ok(()));
                 }
-                Some(self.push_on(&target, &root, to, Body::Tell(bytes)))
+                Some(self.forward(origin, &target, &root, to, Body::Tell(bytes)))
             }
         }
     }
@@ -104,19 +173,15 @@ fn locked(lanes: &Mutex<Lanes>) -> MutexGuard<'_, Lanes> {
 impl Remote for SimRemote {
     fn send(&self, to: &ActorPath, bytes: Vec<u8>) -> Result<(), RemoteSendError> {
         let mut lanes = locked(&self.0);
-        let full = |body: Body| RemoteSendError::Full(body.into_bytes());
-        match lanes.directory.node_of(to).map(str::to_string) {
-            None => Err(RemoteSendError::NoRoute),
-            // Hosted here but not running: moving away (it follows its handoff), or starting.
-            Some(node) if node == lanes.me => match lanes.directory.moving_target_of(to) {
-                Some((root, target)) if target != lanes.me => {
-                    let target = target.to_string();
-                    lanes.forward_moving(&root, &target, to, bytes).map_err(full)
-                }
-                _ => Err(RemoteSendError::NoRoute),
+        let bytes = match lanes.fences.is_empty() {
+            true => bytes,
+            // A subtree that moved lately: the frame waits behind the earlier ones.
+            false => match lanes.fences.hold(to, bytes) {
+                Some(bytes) => bytes,
+                None => return Ok(()),
             },
-            Some(node) => lanes.push_on(&node, to, to, Body::Tell(bytes)).map_err(full),
-        }
+        };
+        lanes.route(to, bytes)
     }
 
     fn wait_for_room(&self, to: &ActorPath, waiter: Arc<dyn AnyCell>) -> bool {
@@ -138,6 +203,7 @@ impl Remote for SimRemote {
     fn reply(&self, origin: &str, to: &ActorPath, corr: u64, bytes: Vec<u8>) -> Result<(), SendError> {
         locked(&self.0)
             .push_on(origin, to, to, Body::Reply { corr, bytes })
+            .map(|_| ())
             .map_err(|_| SendError::MailboxFull(to.clone()))
     }
 }
@@ -172,8 +238,19 @@ impl NodeActors {
         }
     }
 
+    /// The directory changed: subtrees that moved from another node keep their way while
+    /// it holds unacknowledged frames (`relay::Fences`).
     pub fn set_directory(&self, directory: Directory) {
-        locked(&self.lanes).directory = directory;
+        let now = self.system.now();
+        let mut lanes = locked(&self.lanes);
+        let old = std::mem::replace(&mut lanes.directory, directory);
+        let Lanes { me, directory, out, fences, .. } = &mut *lanes;
+        let lane = |node: &str, l: u16| out.get(node).map(|p| &p.lanes[usize::from(l)]);
+        let pushed = |node: &str, l: u16| lane(node, l).map_or(0, OutLane::last_pushed);
+        let acked = |node: &str, l: u16| lane(node, l).map_or(0, OutLane::acked);
+        if self.broken_moves != Some(BrokenMoves::Unfenced) {
+            fences.directory_changed(me, &old, directory, now, pushed, acked);
+        }
     }
 
     /// `peer` is gone: what it had not acknowledged is dropped (dead letters). The lanes keep
@@ -181,6 +258,8 @@ impl NodeActors {
     /// highest sequence it delivered, and would drop restarted sequences as retries.
     pub fn release(&self, peer: &str) {
         let mut lanes = locked(&self.lanes);
+        lanes.relay.released(peer);
+        lanes.fences.released(peer);
         if let Some(gone) = lanes.out.get_mut(peer) {
             for lane in &mut gone.lanes {
                 for path in lane.abandon() {
@@ -196,6 +275,7 @@ impl NodeActors {
     /// The peer has every frame up to `seq` on `lane`.
     pub fn ack(&self, peer: &str, lane: u16, seq: u64) {
         let mut lanes = locked(&self.lanes);
+        lanes.relay.acked(peer, lane, seq);
         if let Some(p) = lanes.out.get_mut(peer) {
             if let Some(l) = p.lanes.get_mut(usize::from(lane)) {
                 l.ack(seq);
@@ -206,6 +286,7 @@ impl NodeActors {
                 }
             }
         }
+        lanes.release_fenced(self.system.now(), self.system.core());
     }
 
     /// Frames to send now, per peer and lane; a connection that broke since the last batch
@@ -262,9 +343,11 @@ impl NodeActors {
         let core = self.system.core().clone();
         let now = self.system.now();
         let mut lanes = locked(&self.lanes);
-        for ((peer, _, _), queue) in self.backlog.iter_mut() {
+        for (key, queue) in self.backlog.iter_mut() {
+            let peer = &key.0;
             while let Some(frame) = queue.pop_front() {
                 let DataFrame { to, body, seq } = frame;
+                let origin = Some((key.clone(), seq));
                 let kept = |body| DataFrame { to: to.clone(), body, seq };
                 let result = match body {
                     Body::Handoff(bytes) => {
@@ -279,7 +362,7 @@ impl NodeActors {
                             held.frames.push_back((to, bytes));
                             Ok(())
                         }
-                        None if core.lookup(&to).is_none() => match lanes.follow(&to, bytes, now) {
+                        None if core.lookup(&to).is_none() => match lanes.follow(&to, bytes, now, origin) {
                             Some(Ok(())) => Ok(()),
                             Some(Err(body)) => Err(kept(body)),
                             None => {
@@ -367,7 +450,8 @@ impl NodeActors {
                 }
                 Some(Abort::Reclaim) => {
                     let outgoing = lanes.moves.outgoing.remove(&root).expect("looked up above");
-                    lanes.moves.keep_for_claim(&root, outgoing);
+                    let Lanes { moves, relay, .. } = &mut *lanes;
+                    moves.keep_for_claim(&root, outgoing, relay);
                     continue;
                 }
                 None => {}
@@ -397,9 +481,9 @@ impl NodeActors {
             // What came meanwhile follows the handoff, in order.
             let outgoing = lanes.moves.outgoing.get_mut(&root).expect("looked up above");
             let (to, mut waiting) = (outgoing.to.clone(), std::mem::take(&mut outgoing.waiting));
-            while let Some((path, bytes)) = waiting.pop_front() {
-                if let Err(body) = lanes.push_on(&to, &root, &path, Body::Tell(bytes)) {
-                    waiting.push_front((path, body.into_bytes()));
+            while let Some((path, bytes, origin)) = waiting.pop_front() {
+                if let Err(body) = lanes.forward(origin.clone(), &to, &root, &path, Body::Tell(bytes)) {
+                    waiting.push_front((path, body.into_bytes(), origin));
                     break;
                 }
             }
@@ -425,7 +509,8 @@ impl NodeActors {
             }
             Abort::Reclaim => {
                 let outgoing = lanes.moves.outgoing.remove(root).expect("looked up above");
-                lanes.moves.keep_for_claim(root, outgoing);
+                let Lanes { moves, relay, .. } = &mut *lanes;
+                moves.keep_for_claim(root, outgoing, relay);
             }
         }
     }
@@ -437,9 +522,10 @@ impl NodeActors {
         let (Some(handoff), Some(spec)) = (outgoing.handoff, topology.get(root)) else { return };
         if self.system.start_subtree_from(spec, handoff).is_ok() {
             let mut lanes = locked(&self.lanes);
-            let held = lanes.moves.held.entry(root.clone()).or_default();
+            let Lanes { moves, relay, .. } = &mut *lanes;
+            let held = moves.held.entry(root.clone()).or_default();
             for frame in outgoing.waiting.into_iter().rev() {
-                held.frames.push_front(frame);
+                held.frames.push_front(settle(frame, relay));
             }
             held.release_when_up = Some(spec.subtree_paths());
         }
@@ -451,7 +537,15 @@ impl NodeActors {
         let now = self.system.now();
         let until = now + FORWARD_AFTER;
         let mut lanes = locked(&self.lanes);
-        lanes.moves.outgoing.remove(root);
+        // Frames still waiting (the lane was full) follow the handoff as forwarded frames do.
+        if let Some(outgoing) = lanes.moves.outgoing.remove(root) {
+            for (path, bytes, origin) in outgoing.waiting {
+                if lanes.forward(origin.clone(), to, root, &path, Body::Tell(bytes)).is_err() {
+                    lanes.relay.not_relayed(&origin);
+                    self.system.core().dead_letter(&path, 1);
+                }
+            }
+        }
         lanes.moves.moved_away.retain(|_, (_, u)| *u > now);
         lanes.moves.moved_away.insert(root.clone(), (to.to_string(), until));
     }
@@ -507,7 +601,7 @@ impl NodeActors {
                         _ => None,
                     }
                 } else {
-                    match lanes.follow(&to, bytes, now) {
+                    match lanes.follow(&to, bytes, now, None) {
                         Some(Err(body)) => Some(body.into_bytes()),
                         Some(Ok(())) => None,
                         None => {
@@ -535,8 +629,9 @@ impl NodeActors {
         for ((peer, incarnation, lane), high) in self.dedup.highs() {
             let key = (peer.clone(), *incarnation, *lane);
             let waiting = self.backlog.get(&key).and_then(|q| q.front()).map(|f| f.seq);
-            // Only what was delivered: frames still in the backlog are not acknowledged.
-            let delivered = waiting.map_or(high, |first| first - 1);
+            // Only what was delivered: frames still in the backlog are not acknowledged, nor
+            // those forwarded that their target does not have yet.
+            let delivered = locked(&self.lanes).relay.ceiling(&key, waiting.map_or(high, |first| first - 1));
             if self.acked.get(&key).is_none_or(|a| delivered > *a) {
                 due.push((peer.clone(), *incarnation, *lane, delivered));
             }
@@ -556,6 +651,7 @@ impl NodeActors {
 
     /// Runs the actors for one tick of virtual time.
     pub fn run(&mut self, tick: Duration) {
+        locked(&self.lanes).release_fenced(self.system.now(), self.system.core());
         self.release_held();
         self.deliver_backlog();
         self.system.run_for(tick);

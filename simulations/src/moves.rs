@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use aiot_cluster::relay::{Origin, Relay};
 use aiot_runtime::migration::{Handoff, PendingHandoff};
 use aiot_runtime::{ActorPath, Instant};
 
@@ -30,6 +31,9 @@ pub enum BrokenMoves {
     KeepsRunning,
     /// Frames that should follow a moving or moved subtree to its target are dropped.
     DropsFollowers,
+    /// Senders do not wait for their earlier frames to a subtree that moved (no fences; the
+    /// forwarding node's relay is left as it is).
+    Unfenced,
 }
 
 /// What a simulated node keeps for its moves in progress.
@@ -54,11 +58,15 @@ pub(crate) struct Outgoing {
     pub(crate) handoff: Option<Handoff>,
     /// The handoff is on the lane: frames may follow it directly once none waits.
     pub(crate) sent: bool,
-    /// Frames for the subtree that came before the handoff was on the lane.
-    pub(crate) waiting: VecDeque<(ActorPath, Vec<u8>)>,
+    /// Frames for the subtree that came before the handoff was on the lane, each with the
+    /// inbound lane and sequence it came as (none: sent by an actor here).
+    pub(crate) waiting: VecDeque<Waiting>,
     /// Aborted while the subtree was still stopping: what to do once it is out.
     pub(crate) aborted: Option<Abort>,
 }
+
+/// A frame waiting to follow its subtree: (path, bytes, where it came from).
+pub(crate) type Waiting = (ActorPath, Vec<u8>, Origin);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Abort {
@@ -91,11 +99,19 @@ impl Moves {
     }
 
     /// Keeps what an outgoing move had for this node's own claim: its handoff, and its
-    /// waiting frames held for the subtree's start.
-    pub(crate) fn keep_for_claim(&mut self, root: &ActorPath, outgoing: Outgoing) {
+    /// waiting frames held for the subtree's start (delivered here, in order: they wait for
+    /// no target any more).
+    pub(crate) fn keep_for_claim(&mut self, root: &ActorPath, outgoing: Outgoing, relay: &mut Relay) {
         if let Some(handoff) = outgoing.handoff {
             self.incoming.insert(root.clone(), handoff);
         }
-        self.held.entry(root.clone()).or_default().frames.extend(outgoing.waiting);
+        let held = self.held.entry(root.clone()).or_default();
+        held.frames.extend(outgoing.waiting.into_iter().map(|frame| settle(frame, relay)));
     }
+}
+
+/// A waiting frame that will not follow its subtree after all: the relay stops waiting for it.
+pub(crate) fn settle((path, bytes, origin): Waiting, relay: &mut Relay) -> (ActorPath, Vec<u8>) {
+    relay.not_relayed(&origin);
+    (path, bytes)
 }

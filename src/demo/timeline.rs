@@ -72,6 +72,7 @@ impl Timeline {
             | NodeEvent::Lease(_)
             | NodeEvent::Moved { .. }
             | NodeEvent::MoveAborted { .. }
+            | NodeEvent::Restored { .. }
             | NodeEvent::Hosting(_)
             | NodeEvent::Stopped { .. }
             | NodeEvent::Unplaced(_)

@@ -161,6 +161,7 @@ pub fn stats(rows: &[NodeReport]) -> Output {
                 r.remote.lane_full.to_string(),
                 (r.remote.frames_refused + r.remote.decode_errors).to_string(),
                 r.refused.values().sum::<u64>().to_string(),
+                format!("{}/{}", r.remote.checkpoints_sent, r.remote.checkpoints_kept),
             ]
         })
         .collect();
@@ -176,6 +177,7 @@ pub fn stats(rows: &[NodeReport]) -> Output {
         "LANE FULL",
         "BAD FRAMES",
         "REFUSED CONNECTIONS",
+        "CHECKPOINTS SENT/KEPT",
     ];
     Output::new(&rows, table(&header, &cells))
 }

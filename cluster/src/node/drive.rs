@@ -7,11 +7,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aiot_runtime::ActorPath;
+
 use super::links::dial;
-use super::migrate;
+use super::{checkpoints, migrate};
 use super::{NodeEvent, Shared};
 use crate::control::ControlMsg;
 use crate::coordinator::{Note, Output};
+use crate::directory::Directory;
 
 /// Runs the tick every `period` for the life of the node.
 pub(crate) async fn drive(shared: Arc<Shared>, period: Duration) {
@@ -25,7 +28,8 @@ pub(crate) async fn drive(shared: Arc<Shared>, period: Duration) {
         let now = shared.now();
         shared.coordinator.lock().handle_timeout(now);
         execute(&shared);
-        acknowledge(&shared);
+        checkpoints::tick(&shared);
+        release_fenced(&shared);
         // A safety net for a wake-up taken by a writer whose connection was closing.
         for out in shared.out.read().values() {
             for lane in &out.lanes {
@@ -34,6 +38,16 @@ pub(crate) async fn drive(shared: Arc<Shared>, period: Duration) {
                 }
             }
         }
+    }
+}
+
+/// Acknowledges delivered frames every `period` for the life of the node.
+pub(crate) async fn acknowledge_every(shared: Arc<Shared>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !shared.left.load(Relaxed) {
+        tick.tick().await;
+        acknowledge(&shared);
     }
 }
 
@@ -52,18 +66,16 @@ pub(crate) fn execute(shared: &Arc<Shared>) {
                     dial(shared, to, addr);
                 }
             }
-            Output::Start(root) => {
-                let started = migrate::start_moved_in(shared, &root).unwrap_or_else(|| {
+            Output::Start(root) => match migrate::start_moved_in(shared, &root) {
+                Some(started) => report_start(shared, &root, started),
+                // Started (and reported) once the newest checkpoint kept of it is here.
+                None if checkpoints::declared(shared, &root) => checkpoints::start(shared, root),
+                None => {
                     let spec = shared.topology.get(&root).cloned();
-                    spec.is_some_and(|spec| shared.system.start_subtrees(&[spec]).is_ok())
-                });
-                if started {
-                    shared.stats.placements.fetch_add(1, Relaxed);
-                    shared.emit(NodeEvent::Hosting(root));
-                } else {
-                    shared.coordinator.lock().start_failed(&root);
+                    let started = spec.is_some_and(|spec| shared.system.start_subtrees(&[spec]).is_ok());
+                    report_start(shared, &root, started);
                 }
-            }
+            },
             Output::Stop { root, why } => {
                 shared.system.stop_subtree(&root);
                 shared.emit(NodeEvent::Stopped { root, why });
@@ -73,7 +85,9 @@ pub(crate) fn execute(shared: &Arc<Shared>) {
                 // Copied under the coordinator's lock: two executions at once cannot leave the
                 // older copy behind.
                 let coordinator = shared.coordinator.lock();
-                *shared.directory.write() = coordinator.directory().clone();
+                let new = coordinator.directory().clone();
+                let old = std::mem::replace(&mut *shared.directory.write(), new.clone());
+                fence_moves(shared, &old, &new);
             }
             Output::Note(Note::Member(event)) => shared.emit(NodeEvent::Member(event)),
             Output::Note(Note::Unplaced(why)) => shared.emit(NodeEvent::Unplaced(why)),
@@ -88,6 +102,16 @@ pub(crate) fn execute(shared: &Arc<Shared>) {
     }
 }
 
+/// Counts and announces a subtree started here, or tells the coordinator it could not start.
+pub(crate) fn report_start(shared: &Shared, root: &ActorPath, started: bool) {
+    if started {
+        shared.stats.placements.fetch_add(1, Relaxed);
+        shared.emit(NodeEvent::Hosting(root.clone()));
+    } else {
+        shared.coordinator.lock().start_failed(root);
+    }
+}
+
 /// A node gone for longer than its lease: what this node had not got acknowledged by it is
 /// dropped as dead letters.
 ///
@@ -95,6 +119,8 @@ pub(crate) fn execute(shared: &Arc<Shared>) {
 /// partition) still remembers the highest sequence it delivered, so lanes that started again
 /// from 1 would have their frames dropped as retries until they passed it.
 fn release(shared: &Shared, node: &str) {
+    shared.relay.lock().released(node);
+    shared.fences.lock().released(node);
     if let Some(out) = shared.out.read().get(node) {
         for lane in &out.lanes {
             for path in lane.state.lock().abandon() {
@@ -107,12 +133,46 @@ fn release(shared: &Shared, node: &str) {
     }
 }
 
-/// Acknowledges, per peer lane, every frame delivered since the last acknowledgement.
+/// Subtrees the directory shows moved: new frames for them wait for the earlier ones
+/// (`relay::Fences`).
+fn fence_moves(shared: &Shared, old: &Directory, new: &Directory) {
+    let mut fences = shared.fences.lock();
+    let out = shared.out.read();
+    let lane = |node: &str, lane: u16| out.get(node).map(|o| o.lanes[usize::from(lane)].state.lock());
+    let pushed = |node: &str, l: u16| lane(node, l).map_or(0, |state| state.last_pushed());
+    let acked = |node: &str, l: u16| lane(node, l).map_or(0, |state| state.acked());
+    fences.directory_changed(&shared.name, old, new, shared.now(), pushed, acked);
+    shared.fenced.store(!fences.is_empty(), Relaxed);
+}
+
+/// Sends the frames whose fence fell, in order (under the fences' lock: a new send waits
+/// behind them); those that find their lane full wait for the next call.
+pub(crate) fn release_fenced(shared: &Shared) {
+    if !shared.fenced.load(Relaxed) {
+        return;
+    }
+    let mut fences = shared.fences.lock();
+    let ready = {
+        let out = shared.out.read();
+        let acked = |node: &str, lane: u16| {
+            out.get(node).map_or(u64::MAX, |o| o.lanes[usize::from(lane)].state.lock().acked())
+        };
+        fences.release(shared.now(), acked)
+    };
+    let route = |to: &ActorPath, bytes| super::router::route(shared, to, bytes);
+    fences.send_released(ready, shared.now(), shared.system.core(), route);
+    shared.fenced.store(!fences.is_empty(), Relaxed);
+}
+
+/// Acknowledges, per peer lane, every frame delivered since the last acknowledgement (a
+/// forwarded frame once its target has it).
 fn acknowledge(shared: &Shared) {
     let due: Vec<(String, ControlMsg)> = {
         let mut inbound = shared.inbound.lock();
+        let relay = shared.relay.lock();
         let highs: Vec<((String, u64, u16), u64)> =
-            inbound.dedup.highs().map(|(key, high)| (key.clone(), high)).collect();
+            inbound.dedup.delivered().map(|(key, high)| (key.clone(), relay.ceiling(key, high))).collect();
+        drop(relay);
         let due: Vec<((String, u64, u16), u64)> = highs
             .into_iter()
             .filter(|(key, high)| inbound.acked.get(key).is_none_or(|acked| high > acked))
@@ -140,8 +200,11 @@ pub(crate) fn handle_control(shared: &Arc<Shared>, peer: &str, msg: ControlMsg) 
                         lane.ack(seq);
                     }
                 }
+                shared.relay.lock().acked(peer, lane, seq);
+                release_fenced(shared);
             }
         }
+        msg if msg.is_checkpoint() => checkpoints::handle(shared, peer, msg),
         msg => {
             let restarted = match &msg {
                 ControlMsg::Member(crate::membership::MemberMsg::Heartbeat { from, .. }) => {
@@ -154,6 +217,7 @@ pub(crate) fn handle_control(shared: &Arc<Shared>, peer: &str, msg: ControlMsg) 
             if let Some(incarnation) = restarted {
                 let mut inbound = shared.inbound.lock();
                 inbound.dedup.forget_before(peer, incarnation);
+                shared.relay.lock().forget_before(peer, incarnation);
                 inbound.turns.retain(|(n, inc, _), _| n != peer || *inc >= incarnation);
                 inbound.acked.retain(|(n, inc, _), _| n != peer || *inc >= incarnation);
             }

@@ -14,6 +14,7 @@ use super::migrate::{self, Forward};
 use super::{NodeEvent, PeerLink, PeerOut, Shared};
 use crate::control::ControlMsg;
 use crate::lanes::{encode_open, Body, DataFrame, LaneMsg, LANES};
+use crate::relay::LaneKey;
 use crate::transport::keep_new_connection;
 use crate::transport::quic::{
     accept, accept_control, accept_lane, connect, open_control, open_lane, send_frame, write_frames,
@@ -207,6 +208,7 @@ async fn read_lane(shared: Arc<Shared>, peer: String, connection: Connection, mu
         (inbound.dedup.lane(&peer, incarnation, lane), turn)
     };
     let _turn = turn.lock().await;
+    let key: LaneKey = (peer.clone(), incarnation, lane);
     let mut cache = CellCache::default();
     let mut reacknowledged = false;
     loop {
@@ -219,13 +221,16 @@ async fn read_lane(shared: Arc<Shared>, peer: String, connection: Connection, mu
                     // would stay full of frames it believes undelivered.
                     if !reacknowledged {
                         reacknowledged = true;
-                        shared.control(&peer, ControlMsg::Ack { incarnation, lane, seq: high.get() });
+                        let seq = shared.relay.lock().ceiling(&key, high.delivered_upto());
+                        shared.control(&peer, ControlMsg::Ack { incarnation, lane, seq });
                     }
                     continue;
                 }
                 let seq = frame.seq;
-                deliver(&shared, &peer, &mut cache, frame).await;
+                deliver(&shared, &key, &mut cache, frame).await;
+                high.delivered(seq);
                 if seq.is_multiple_of(ACK_EVERY) {
+                    let seq = shared.relay.lock().ceiling(&key, seq);
                     shared.control(&peer, ControlMsg::Ack { incarnation, lane, seq });
                 }
             }
@@ -269,11 +274,11 @@ impl CellCache {
 /// lane (and, through QUIC flow control, its sender) until there is room. A handoff goes to
 /// the node's moves; a frame for a subtree moving in waits until it is up; one for a subtree
 /// moving away follows it.
-async fn deliver(shared: &Arc<Shared>, peer: &str, cache: &mut CellCache, frame: DataFrame) {
+async fn deliver(shared: &Arc<Shared>, lane: &LaneKey, cache: &mut CellCache, frame: DataFrame) {
     let core = shared.system.core();
-    let DataFrame { to, body, .. } = frame;
+    let DataFrame { to, body, seq } = frame;
     let body = match body {
-        Body::Handoff(bytes) => return migrate::arrived(shared, peer, &to, &bytes),
+        Body::Handoff(bytes) => return migrate::arrived(shared, &lane.0, &to, &bytes),
         Body::Tell(bytes) if shared.holds.load(Relaxed) > 0 => match migrate::hold(shared, &to, bytes) {
             Some(bytes) => Body::Tell(bytes),
             None => return,
@@ -292,7 +297,7 @@ async fn deliver(shared: &Arc<Shared>, peer: &str, cache: &mut CellCache, frame:
         };
         let full = match result {
             Err(DeliveryError::NoActor(_)) if matches!(body, Body::Tell(_)) => {
-                match migrate::forward(shared, &to, body.bytes()) {
+                match migrate::forward(shared, &to, body.bytes(), Some((lane.clone(), seq))) {
                     Forward::Sent => return,
                     Forward::Full => true,
                     Forward::NotMoving => {

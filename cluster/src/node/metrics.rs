@@ -109,7 +109,7 @@ impl Collector for NodeCollector {
 
         let at_node = |value: u64| [(vec![("node", node.clone())], value)];
         let stats = shared.stats_snapshot();
-        let counters: [(&str, &str, u64); 11] = [
+        let counters: [(&str, &str, u64); 18] = [
             ("dead_letters", "Messages that found no live receiver", shared.system.core().dead_letters()),
             ("remote_messages_sent", "Messages and replies put on a lane to another node", stats.remote_sent),
             (
@@ -137,6 +137,37 @@ impl Collector for NodeCollector {
             ("decode_errors", "Frames whose bytes were not their path's message type", stats.decode_errors),
             ("placements", "Subtrees started on this node", stats.placements),
             ("migrations", "Subtrees moved from this node to another (live migration)", stats.migrations),
+            (
+                "checkpoints_sent",
+                "Checkpoints of subtrees hosted here sent to a keeper",
+                stats.checkpoints_sent,
+            ),
+            (
+                "checkpoints_unreplicated",
+                "Checkpoints taken while no other platform-tier node was reachable",
+                stats.checkpoints_unreplicated,
+            ),
+            (
+                "checkpoints_failed",
+                "Checkpoints not taken (no snapshot, or too large)",
+                stats.checkpoints_failed,
+            ),
+            ("checkpoints_kept", "Checkpoints of other nodes' subtrees kept here", stats.checkpoints_kept),
+            (
+                "checkpoints_stale",
+                "Checkpoints refused as no newer than the one kept",
+                stats.checkpoints_stale,
+            ),
+            (
+                "checkpoint_disk_errors",
+                "Checkpoints not saved on, or loaded from, this node's disk",
+                stats.checkpoint_disk_errors,
+            ),
+            (
+                "checkpoint_starts",
+                "Subtrees started here from a checkpoint (failover)",
+                stats.checkpoint_starts,
+            ),
         ];
         for (name, help, value) in counters {
             family(&mut encoder, name, help, Counter, at_node(value))?;

@@ -22,7 +22,8 @@ use aiot_runtime::{ActorPath, DeliveryError};
 
 use super::router::push_on;
 use super::{NodeEvent, Shared};
-use crate::lanes::Body;
+use crate::lanes::{lane_of, Body};
+use crate::relay::Origin;
 use crate::wire::FRAME_LEN_MAX;
 
 /// How long a moved-in subtree's frames are held at most while its actors start.
@@ -53,8 +54,9 @@ struct Outgoing {
     handoff: Option<Handoff>,
     /// The handoff is on the lane: forwarded frames may follow it directly.
     sent: bool,
-    /// Frames for the subtree that came before the handoff was on the lane.
-    waiting: VecDeque<(ActorPath, Vec<u8>)>,
+    /// Frames for the subtree that came before the handoff was on the lane (with where they
+    /// came from: the relay acknowledges them once the target has them).
+    waiting: VecDeque<(ActorPath, Vec<u8>, Origin)>,
     /// Aborted while the subtree was still stopping: what to do once it is out.
     aborted: Option<Abort>,
     began: tokio::time::Instant,
@@ -119,7 +121,7 @@ pub(crate) fn move_out(shared: &Arc<Shared>, root: ActorPath, to: String) {
                 return;
             }
             match push_on(&shared, &to, &root, &root, body) {
-                Ok(()) => break,
+                Ok(_) => break,
                 Err(back) => body = back,
             }
             tokio::time::sleep(RETRY_EVERY).await;
@@ -137,13 +139,49 @@ fn flush_waiting(shared: &Shared, root: &ActorPath) -> bool {
     let mut moves = shared.moves.lock();
     let Some(outgoing) = moves.outgoing.get_mut(root) else { return true };
     outgoing.sent = true;
-    while let Some((to, bytes)) = outgoing.waiting.pop_front() {
-        if let Err(body) = push_on(shared, &outgoing.to, root, &to, Body::Tell(bytes)) {
-            outgoing.waiting.push_front((to, body.into_bytes()));
+    while let Some((to, bytes, origin)) = outgoing.waiting.pop_front() {
+        if let Err((bytes, origin)) = relay(shared, origin, &outgoing.to, root, &to, bytes) {
+            outgoing.waiting.push_front((to, bytes, origin));
             return false;
         }
     }
     true
+}
+
+/// Puts a frame that came from `origin` (or from an actor here) on `root`'s lane to `target`;
+/// the relay acknowledges it to its sender once the target has it. Gives it back if the lane
+/// is full.
+fn relay(
+    shared: &Shared,
+    origin: Origin,
+    target: &str,
+    root: &ActorPath,
+    to: &ActorPath,
+    bytes: Vec<u8>,
+) -> Result<(), (Vec<u8>, Origin)> {
+    match push_on(shared, target, root, to, Body::Tell(bytes)) {
+        Ok(seq) => {
+            shared.relay.lock().relayed(origin, target, lane_of(root), seq);
+            Ok(())
+        }
+        Err(body) => Err((body.into_bytes(), origin)),
+    }
+}
+
+/// Waiting frames that will not follow the subtree after all (it stays, or runs here again):
+/// the relay no longer waits for a target to have them.
+fn not_relayed(
+    shared: &Shared,
+    waiting: VecDeque<(ActorPath, Vec<u8>, Origin)>,
+) -> Vec<(ActorPath, Vec<u8>)> {
+    let mut relay = shared.relay.lock();
+    waiting
+        .into_iter()
+        .map(|(to, bytes, origin)| {
+            relay.not_relayed(&origin);
+            (to, bytes)
+        })
+        .collect()
 }
 
 /// Tells the coordinator the move failed; it answers `MoveAborted`.
@@ -182,7 +220,7 @@ fn restart_kept(shared: &Arc<Shared>, root: &ActorPath) {
     let Some(outgoing) = shared.moves.lock().outgoing.remove(root) else { return };
     let (Some(handoff), Some(spec)) = (outgoing.handoff, shared.topology.get(root)) else { return };
     match shared.system.start_subtree_from(spec, handoff) {
-        Ok(()) => redeliver(shared, root, outgoing.waiting.into()),
+        Ok(()) => redeliver(shared, root, not_relayed(shared, outgoing.waiting)),
         Err(e) => {
             shared.emit(NodeEvent::Stopped { root: root.clone(), why: format!("could not start again: {e}") })
         }
@@ -196,17 +234,20 @@ fn keep_for_claim(shared: &Shared, root: &ActorPath) {
     if let Some(handoff) = outgoing.handoff {
         moves.incoming.insert(root.clone(), handoff);
     }
-    let held = moves.held.entry(root.clone()).or_insert_with(|| {
-        shared.holds.fetch_add(1, Relaxed);
-        Vec::new()
-    });
-    held.extend(outgoing.waiting);
+    held_for(shared, &mut moves, root).extend(not_relayed(shared, outgoing.waiting));
 }
 
 /// `Output::MoveDone`: the target hosts the subtree; the kept handoff goes.
 pub(crate) fn done(shared: &Shared, root: ActorPath, to: String) {
     let mut moves = shared.moves.lock();
     let Some(outgoing) = moves.outgoing.remove(&root) else { return };
+    // Frames still waiting (the lane was full) follow the handoff as forwarded frames do.
+    for (path, bytes, origin) in outgoing.waiting {
+        if let Err((_, origin)) = relay(shared, origin, &to, &root, &path, bytes) {
+            shared.relay.lock().not_relayed(&origin);
+            shared.system.core().dead_letter(&path, 1);
+        }
+    }
     let handoff = outgoing.handoff.unwrap_or_else(|| Handoff { root: root.clone(), actors: Vec::new() });
     let outcome = MoveOutcome::Moved {
         to: to.clone(),
@@ -238,10 +279,7 @@ pub(crate) fn arrived(shared: &Arc<Shared>, from: &str, root: &ActorPath, bytes:
     if shared.coordinator.lock().handoff_arrived(root, from, now) {
         let mut moves = shared.moves.lock();
         moves.incoming.insert(root.clone(), handoff);
-        moves.held.entry(root.clone()).or_insert_with(|| {
-            shared.holds.fetch_add(1, Relaxed);
-            Vec::new()
-        });
+        held_for(shared, &mut moves, root);
     }
     super::drive::execute(shared);
 }
@@ -272,6 +310,24 @@ pub(crate) fn dropped(shared: &Arc<Shared>, root: ActorPath) {
     tokio::spawn(release_held(shared.clone(), root));
 }
 
+/// The frames held for the subtree at `root`, which are held from now on.
+fn held_for<'a>(
+    shared: &Shared,
+    moves: &'a mut Moves,
+    root: &ActorPath,
+) -> &'a mut Vec<(ActorPath, Vec<u8>)> {
+    moves.held.entry(root.clone()).or_insert_with(|| {
+        shared.holds.fetch_add(1, Relaxed);
+        Vec::new()
+    })
+}
+
+/// Holds the frames that arrive for the subtree at `root` from now on, until `release_held`
+/// (a subtree about to start).
+pub(crate) fn hold_frames_of(shared: &Shared, root: &ActorPath) {
+    held_for(shared, &mut shared.moves.lock(), root);
+}
+
 /// Holds a frame for a subtree moving in; gives it back if none is held for its path.
 pub(crate) fn hold(shared: &Shared, to: &ActorPath, bytes: Vec<u8>) -> Option<Vec<u8>> {
     let mut moves = shared.moves.lock();
@@ -286,7 +342,7 @@ pub(crate) fn hold(shared: &Shared, to: &ActorPath, bytes: Vec<u8>) -> Option<Ve
 
 /// Waits until every declared actor of the moved-in subtree is up (at most `HOLD_MAX`), then
 /// delivers the frames held for it in arrival order, and stops holding.
-async fn release_held(shared: Arc<Shared>, root: ActorPath) {
+pub(crate) async fn release_held(shared: Arc<Shared>, root: ActorPath) {
     let paths = shared.topology.get(&root).map(|spec| spec.subtree_paths()).unwrap_or_default();
     let deadline = tokio::time::Instant::now() + HOLD_MAX;
     let core = shared.system.core().clone();
@@ -317,11 +373,7 @@ fn redeliver(shared: &Arc<Shared>, root: &ActorPath, frames: Vec<(ActorPath, Vec
     }
     {
         let mut moves = shared.moves.lock();
-        let held = moves.held.entry(root.clone()).or_insert_with(|| {
-            shared.holds.fetch_add(1, Relaxed);
-            Vec::new()
-        });
-        held.splice(0..0, frames);
+        held_for(shared, &mut moves, root).splice(0..0, frames);
     }
     tokio::spawn(release_held(shared.clone(), root.clone()));
 }
@@ -352,15 +404,19 @@ pub(crate) fn forward_moving(
     target: &str,
     to: &ActorPath,
     bytes: Vec<u8>,
-) -> Result<(), Body> {
+    origin: Origin,
+) -> Result<(), (Vec<u8>, Origin)> {
     let mut moves = shared.moves.lock();
     if let Some(outgoing) = moves.outgoing.get_mut(root) {
         if !outgoing.sent || !outgoing.waiting.is_empty() {
-            outgoing.waiting.push_back((to.clone(), bytes));
+            if let Some((key, seq)) = &origin {
+                shared.relay.lock().forwarding(key, *seq);
+            }
+            outgoing.waiting.push_back((to.clone(), bytes, origin));
             return Ok(());
         }
     }
-    push_on(shared, target, root, to, Body::Tell(bytes))
+    relay(shared, origin, target, root, to, bytes)
 }
 
 /// What `forward` did with a frame.
@@ -372,12 +428,12 @@ pub(crate) enum Forward {
     Full,
 }
 
-/// A frame for a path with no actor here: if this node is moving its subtree away (or moved
-/// it in the last `FORWARD_AFTER`), it follows the subtree.
-pub(crate) fn forward(shared: &Shared, to: &ActorPath, bytes: &[u8]) -> Forward {
+/// A frame for a path with no actor here (from `origin`): if this node is moving its subtree
+/// away (or moved it in the last `FORWARD_AFTER`), it follows the subtree.
+pub(crate) fn forward(shared: &Shared, to: &ActorPath, bytes: &[u8], origin: Origin) -> Forward {
     let moving = shared.directory.read().moving_target_of(to).map(|(root, t)| (root, t.to_string()));
     let sent = match moving.filter(|(_, t)| *t != shared.name) {
-        Some((root, target)) => forward_moving(shared, &root, &target, to, bytes.to_vec()),
+        Some((root, target)) => forward_moving(shared, &root, &target, to, bytes.to_vec(), origin),
         None => {
             let moved = {
                 let moves = shared.moves.lock();
@@ -391,7 +447,7 @@ pub(crate) fn forward(shared: &Shared, to: &ActorPath, bytes: &[u8]) -> Forward 
             let Some((root, target)) = moved.filter(|(_, t)| *t != shared.name) else {
                 return Forward::NotMoving;
             };
-            push_on(shared, &target, &root, to, Body::Tell(bytes.to_vec()))
+            relay(shared, origin, &target, &root, to, bytes.to_vec())
         }
     };
     match sent {

@@ -16,7 +16,9 @@
 #![allow(clippy::disallowed_methods)]
 
 mod admin;
+mod checkpoints;
 pub use admin::{AppAnswer, AppQueries, AppQuery};
+pub use checkpoints::{CheckpointDisk, KeptCheckpoint};
 mod drive;
 mod links;
 pub mod metrics;
@@ -42,6 +44,7 @@ use crate::coordinator::Coordinator;
 use crate::directory::Directory;
 use crate::lanes::{Dedup, OutLane, LANES};
 use crate::membership::{MemberEvent, MemberInfo, MembershipConfig, Status};
+use crate::relay::{Fences, Relay};
 use crate::transport::quic::{Connection, Endpoint, NodeTls};
 
 /// What a node needs to start.
@@ -62,6 +65,9 @@ pub struct NodeSetup {
     pub prepare: Option<Prepare>,
     /// The cluster time its actors stamp records with (the host's wall clock at start).
     pub clock: ClusterClock,
+    /// Where a platform node keeps the checkpoints it keeps across its restarts (none: in
+    /// memory only).
+    pub checkpoint_disk: Option<Box<dyn CheckpointDisk>>,
 }
 
 /// A host's preparation of a node's actor system (see `NodeSetup::prepare`).
@@ -115,6 +121,18 @@ pub enum NodeEvent {
         key: String,
         value: String,
     },
+    /// The subtree started here from the checkpoint of this generation (failover with state).
+    Restored {
+        root: ActorPath,
+        generation: u64,
+    },
+    /// No checkpoint of the subtree was taken this time (the last one kept stays).
+    CheckpointFailed {
+        root: ActorPath,
+        why: String,
+    },
+    /// A checkpoint could not be saved on, or loaded from, this node's disk.
+    CheckpointDisk(String),
 }
 
 impl fmt::Display for NodeEvent {
@@ -142,6 +160,13 @@ impl fmt::Display for NodeEvent {
             NodeEvent::UnattestedTag { key, value } => {
                 write!(f, "ignored tag {key}={value}: claimed in the configuration but not attested by the certificate")
             }
+            NodeEvent::Restored { root, generation } => {
+                write!(f, "restored {root} from its checkpoint (generation {generation})")
+            }
+            NodeEvent::CheckpointFailed { root, why } => {
+                write!(f, "no checkpoint of {root} this time: {why}")
+            }
+            NodeEvent::CheckpointDisk(why) => write!(f, "checkpoint disk: {why}"),
         }
     }
 }
@@ -178,6 +203,20 @@ pub struct NodeStats {
     pub abandoned: AtomicU64,
     /// Tags the configuration claimed that the certificate does not attest (ignored).
     pub unattested_tags: AtomicU64,
+    /// Checkpoints of subtrees hosted here sent to a keeper (`checkpoints`).
+    pub checkpoints_sent: AtomicU64,
+    /// Checkpoints taken while no keeper (another platform-tier node) was reachable.
+    pub checkpoints_unreplicated: AtomicU64,
+    /// Checkpoints not taken: an actor gave no snapshot, or it was over the size limit.
+    pub checkpoints_failed: AtomicU64,
+    /// Checkpoints of other nodes' subtrees this node keeps (newer than the one it kept).
+    pub checkpoints_kept: AtomicU64,
+    /// Checkpoints refused as no newer than the one kept (the host then goes above it).
+    pub checkpoints_stale: AtomicU64,
+    /// Checkpoints that could not be saved on, or loaded from, this node's disk.
+    pub checkpoint_disk_errors: AtomicU64,
+    /// Subtrees started here from a checkpoint.
+    pub checkpoint_starts: AtomicU64,
 }
 
 /// A snapshot of `NodeStats`.
@@ -195,6 +234,13 @@ pub struct NodeStatsSnapshot {
     pub frames_refused: u64,
     pub abandoned: u64,
     pub unattested_tags: u64,
+    pub checkpoints_sent: u64,
+    pub checkpoints_unreplicated: u64,
+    pub checkpoints_failed: u64,
+    pub checkpoints_kept: u64,
+    pub checkpoints_stale: u64,
+    pub checkpoint_disk_errors: u64,
+    pub checkpoint_starts: u64,
 }
 
 /// The sending side of the lanes to one peer.
@@ -273,6 +319,15 @@ pub(crate) struct Shared {
     left: AtomicBool,
     /// Moves in progress (`migrate`).
     moves: Mutex<migrate::Moves>,
+    /// Checkpoints taken here and kept here (`checkpoints`).
+    checkpoints: Mutex<checkpoints::Checkpoints>,
+    /// Frames forwarded from here, acknowledged to their senders once their target has them.
+    relay: Mutex<Relay>,
+    /// Subtrees that moved lately whose new frames wait for the earlier ones (taken before
+    /// `directory`, `out` and the lanes).
+    fences: Mutex<Fences>,
+    /// Whether any fence stands (the send path checks `fences` only then).
+    fenced: AtomicBool,
     /// Subtrees moving in whose frames are held: lane readers check `moves` only when nonzero.
     holds: std::sync::atomic::AtomicUsize,
     /// The application's answers to the shell (`set_app`).
@@ -322,6 +377,13 @@ impl Shared {
             frames_refused: s.frames_refused.load(Relaxed),
             abandoned: s.abandoned.load(Relaxed),
             unattested_tags: s.unattested_tags.load(Relaxed),
+            checkpoints_sent: s.checkpoints_sent.load(Relaxed),
+            checkpoints_unreplicated: s.checkpoints_unreplicated.load(Relaxed),
+            checkpoints_failed: s.checkpoints_failed.load(Relaxed),
+            checkpoints_kept: s.checkpoints_kept.load(Relaxed),
+            checkpoints_stale: s.checkpoints_stale.load(Relaxed),
+            checkpoint_disk_errors: s.checkpoint_disk_errors.load(Relaxed),
+            checkpoint_starts: s.checkpoint_starts.load(Relaxed),
         }
     }
 
@@ -346,6 +408,10 @@ pub const LANE_BATCH_BYTES: usize = 64 * 1024;
 
 /// How often the drive tick runs (heartbeats are every 500 ms, see `MembershipConfig`).
 const DRIVE_TICK: Duration = Duration::from_millis(100);
+/// How often delivered frames are acknowledged: senders keep frames until then, and the
+/// senders of a subtree that moved hold their new frames until the earlier ones are
+/// acknowledged (`relay`), so this bounds a move's pause for them. Idle lanes send nothing.
+const ACK_TICK: Duration = Duration::from_millis(5);
 /// How long a leaving node waits for its last frames to go out.
 const LEAVE_FLUSH: Duration = Duration::from_millis(300);
 
@@ -373,6 +439,7 @@ impl Node {
         if let Some(prepare) = setup.prepare {
             prepare(&system)?;
         }
+        let (checkpoints, unreadable) = checkpoints::Checkpoints::load(setup.checkpoint_disk);
         let shared = Arc::new(Shared {
             name: name.clone(),
             incarnation: setup.incarnation,
@@ -393,8 +460,16 @@ impl Node {
             left: AtomicBool::new(false),
             moves: Mutex::new(migrate::Moves::default()),
             holds: std::sync::atomic::AtomicUsize::new(0),
+            checkpoints: Mutex::new(checkpoints),
+            relay: Mutex::new(Relay::default()),
+            fences: Mutex::new(Fences::default()),
+            fenced: AtomicBool::new(false),
             app: RwLock::new(None),
         });
+        for why in unreadable {
+            shared.stats.checkpoint_disk_errors.fetch_add(1, Relaxed);
+            shared.emit(NodeEvent::CheckpointDisk(why));
+        }
         for (key, value) in tag_report(&setup.claimed_tags, &shared.tls.me.tags).unattested {
             shared.stats.unattested_tags.fetch_add(1, Relaxed);
             shared.emit(NodeEvent::UnattestedTag { key, value });
@@ -403,6 +478,7 @@ impl Node {
         shared.system.core().set_remote(&name, Arc::new(router));
         tokio::spawn(links::accept_loop(shared.clone()));
         tokio::spawn(drive::drive(shared.clone(), DRIVE_TICK));
+        tokio::spawn(drive::acknowledge_every(shared.clone(), ACK_TICK));
         let mut metrics = prometheus_client::registry::Registry::with_prefix("aiot");
         metrics.register_collector(Box::new(metrics::NodeCollector { shared: Arc::downgrade(&shared) }));
         Ok((Node { shared, metrics: Mutex::new(metrics) }, receiver))

@@ -24,35 +24,55 @@ impl Router {
 
     /// Puts a frame on `to`'s lane to `node`; the body comes back if the lane is full.
     fn push(&self, shared: &Shared, node: &str, to: &ActorPath, body: Body) -> Result<(), Body> {
-        push_on(shared, node, to, to, body)
+        push_on(shared, node, to, to, body).map(|_| ())
     }
 }
 
 /// Puts a frame for `to` on the lane of `lane_path` to `node` (a moving subtree's frames all
 /// take its root's lane: `migrate` puts them behind its handoff); the body comes back if the
-/// lane is full.
+/// lane is full; its sequence on the lane if not.
 pub(crate) fn push_on(
     shared: &Shared,
     node: &str,
     lane_path: &ActorPath,
     to: &ActorPath,
     body: Body,
-) -> Result<(), Body> {
+) -> Result<u64, Body> {
     let out = shared.peer_out(node);
     let lane = &out.lanes[usize::from(lane_of(lane_path))];
     let len = body.bytes().len() as u64;
     let pushed = lane.state.lock().push(to.clone(), body);
     match pushed {
-        Ok(_) => {
+        Ok(seq) => {
             lane.wake.notify_one();
             shared.stats.remote_sent.fetch_add(1, Relaxed);
             shared.stats.remote_bytes_sent.fetch_add(len, Relaxed);
-            Ok(())
+            Ok(seq)
         }
         Err(body) => {
             shared.stats.lane_full.fetch_add(1, Relaxed);
             Err(body)
         }
+    }
+}
+
+/// Sends a message by the directory: to the node hosting `to`, or after its handoff if it is
+/// moving away from here.
+pub(crate) fn route(shared: &Shared, to: &ActorPath, bytes: Vec<u8>) -> Result<(), RemoteSendError> {
+    let directory = shared.directory.read();
+    match directory.node_of(to) {
+        // Not hosted anywhere.
+        None => Err(RemoteSendError::NoRoute),
+        // Hosted here but not running: moving away (it follows its handoff), or starting or
+        // stopping.
+        Some(node) if node == shared.name => match directory.moving_target_of(to) {
+            Some((root, target)) => super::migrate::forward_moving(shared, &root, target, to, bytes, None)
+                .map_err(|(bytes, _)| RemoteSendError::Full(bytes)),
+            None => Err(RemoteSendError::NoRoute),
+        },
+        Some(node) => push_on(shared, node, to, to, Body::Tell(bytes))
+            .map(|_| ())
+            .map_err(|body| RemoteSendError::Full(body.into_bytes())),
     }
 }
 
@@ -74,21 +94,15 @@ impl Remote for Router {
     fn send(&self, to: &ActorPath, bytes: Vec<u8>) -> Result<(), RemoteSendError> {
         fits(to, &bytes)?;
         let shared = self.shared.upgrade().ok_or(RemoteSendError::NoRoute)?;
-        let directory = shared.directory.read();
-        let full = |body: Body| RemoteSendError::Full(body.into_bytes());
-        match directory.node_of(to) {
-            // Not hosted anywhere.
-            None => Err(RemoteSendError::NoRoute),
-            // Hosted here but not running: moving away (it follows its handoff), or starting
-            // or stopping.
-            Some(node) if node == shared.name => match directory.moving_target_of(to) {
-                Some((root, target)) => {
-                    super::migrate::forward_moving(&shared, &root, target, to, bytes).map_err(full)
-                }
-                None => Err(RemoteSendError::NoRoute),
+        // A subtree that moved lately: the frame waits behind the earlier ones (`relay`).
+        let bytes = match shared.fenced.load(Relaxed) {
+            false => bytes,
+            true => match shared.fences.lock().hold(to, bytes) {
+                Some(bytes) => bytes,
+                None => return Ok(()),
             },
-            Some(node) => self.push(&shared, node, to, Body::Tell(bytes)).map_err(full),
-        }
+        };
+        route(&shared, to, bytes)
     }
 
     fn wait_for_room(&self, to: &ActorPath, waiter: Arc<dyn AnyCell>) -> bool {

@@ -9,6 +9,7 @@
 //! Every delivery feeds the trace hash with its virtual time, sender, receiver and the
 //! bincode bytes of what was delivered: the same seed gives the same hash, in any process.
 
+use crate::checkpoint::{CheckpointError, PendingCheckpoint};
 use crate::migration::{Handoff, MigrateError, PendingHandoff};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -183,6 +184,12 @@ impl DetSystem {
     /// each actor's snapshot and waiting messages, which the returned future yields.
     pub fn migrate_subtree(&self, path: &ActorPath) -> Result<PendingHandoff, MigrateError> {
         external::migrate_subtree(self.core(), &self.root, path)
+    }
+
+    /// Takes the snapshots of the running top-level subtree at `path` without stopping it
+    /// (a checkpoint, for failover); they are ready once the system has run.
+    pub fn checkpoint_subtree(&self, path: &ActorPath) -> Result<PendingCheckpoint, CheckpointError> {
+        external::checkpoint_subtree(self.core(), path)
     }
 
     /// Starts the declared subtree `spec` from a handoff another system gave (see

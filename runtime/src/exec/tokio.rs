@@ -6,6 +6,7 @@
 // Spawning tasks is this module's job; actor code never does it (clippy bans it there).
 #![allow(clippy::disallowed_methods)]
 
+use crate::checkpoint::{CheckpointError, PendingCheckpoint};
 use crate::migration::{Handoff, MigrateError, PendingHandoff};
 use std::collections::BTreeMap;
 use std::future::poll_fn;
@@ -257,6 +258,12 @@ impl TokioSystem {
     /// each actor's snapshot and waiting messages, which the returned future yields.
     pub fn migrate_subtree(&self, path: &ActorPath) -> Result<PendingHandoff, MigrateError> {
         external::migrate_subtree(self.core(), self.root(), path)
+    }
+
+    /// Takes the snapshots of the running top-level subtree at `path` without stopping it
+    /// (a checkpoint, for failover); the returned future yields them as a handoff.
+    pub fn checkpoint_subtree(&self, path: &ActorPath) -> Result<PendingCheckpoint, CheckpointError> {
+        external::checkpoint_subtree(self.core(), path)
     }
 
     /// Starts the declared subtree `spec` from a handoff another system gave (see
