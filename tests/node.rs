@@ -198,17 +198,16 @@ fn motes_through_a_things_cluster(dir: &Path, stream: &str, during: impl FnOnce(
     run_ok(&["motes", "provision", "--count", "3", "--dir", &path("motes"), "--ca", &path("ca")]);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mqtt = format!("topology = \"things\"\n[mqtt]\nfleet = \"motes/fleet.toml\"\nembedded_port = {port}");
-    let platform_extra = format!("{mqtt}\n{stream}");
+    let platform_extra = format!("metrics = \"127.0.0.1:0\"\n{mqtt}\n{stream}");
     let platform =
         Node::start(&write_config_with(dir, "platform-1", "", "tier = \"platform\"", &platform_extra));
     assert!(platform.wait_for("embedded MQTT broker on ").contains(&port.to_string()));
     let addr = platform.wait_for("listening on ").trim_start_matches("listening on ").to_string();
+    let platform_metrics = metrics_addr(&platform);
     let seeds = format!("\"platform-1@{addr}\"");
     let things_extra = format!("metrics = \"127.0.0.1:0\"\n{mqtt}");
     let things = Node::start(&write_config_with(dir, "things-1", &seeds, "tier = \"things\"", &things_extra));
-    let line = things.wait_for("metrics on http://");
-    let things_metrics =
-        line.trim_start_matches("metrics on http://").trim_end_matches("/metrics").to_string();
+    let things_metrics = metrics_addr(&things);
     things.wait_for("hosting /gateway");
 
     let broker = format!("mqtt://127.0.0.1:{port}");
@@ -239,14 +238,29 @@ fn motes_through_a_things_cluster(dir: &Path, stream: &str, during: impl FnOnce(
     let resent =
         status.split("resent ").nth(1).and_then(|r| r.split(',').next()).and_then(|n| n.parse().ok());
     let resent = resent.unwrap_or_else(|| panic!("no resent count in {status:?}"));
-    ThingsRun { platform, _things: things, things_metrics, sent, resent }
+    ThingsRun { platform, _things: things, platform_metrics, things_metrics, sent, resent }
+}
+
+/// The address of a node's metrics endpoint, from its start-up line.
+fn metrics_addr(node: &Node) -> String {
+    let line = node.wait_for("metrics on http://");
+    line.trim_start_matches("metrics on http://").trim_end_matches("/metrics").to_string()
+}
+
+/// A node's counter `aiot_{name}_total` from its metrics endpoint.
+fn node_counter(metrics_addr: &str, node: &str, name: &str) -> u64 {
+    let metrics = http_get(metrics_addr, "/metrics");
+    let prefix = format!("aiot_{name}_total{{node=\"{node}\"}} ");
+    let line = metrics.lines().find_map(|l| l.strip_prefix(&prefix).map(str::to_string));
+    line.unwrap_or_else(|| panic!("no {prefix} in\n{metrics}")).parse().unwrap()
 }
 
 /// What `motes_through_a_things_cluster` leaves running and counted.
 struct ThingsRun {
     platform: Node,
     _things: Node,
-    /// The things node's metrics endpoint.
+    /// The nodes' metrics endpoints.
+    platform_metrics: String,
     things_metrics: String,
     sent: u64,
     resent: u64,
@@ -279,17 +293,13 @@ fn bridge_status_with(platform: &Node, frames: u64) -> String {
 fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker_into_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let models = "[models]\nsigning_key = \"ca/model-signing.key\"";
-    let ThingsRun { platform, _things, things_metrics, sent, .. } =
+    let ThingsRun { platform, _things, platform_metrics, things_metrics, sent, .. } =
         motes_through_a_things_cluster(dir.path(), models, || {});
     // The things node's metrics count what its gateway verified and routed.
+    let counter = |name: &str| node_counter(&things_metrics, "things-1", name);
+    assert!(counter("mqtt_frames_forwarded") >= sent);
+    assert!(counter("mqtt_acks_sent") > 0);
     let metrics = http_get(&things_metrics, "/metrics");
-    let counter = |name: &str| -> u64 {
-        let prefix = format!("{name}{{node=\"things-1\"}} ");
-        let line = metrics.lines().find_map(|l| l.strip_prefix(&prefix).map(str::to_string));
-        line.unwrap_or_else(|| panic!("no {prefix} in\n{metrics}")).parse().unwrap()
-    };
-    assert!(counter("aiot_mqtt_frames_forwarded_total") >= sent, "{metrics}");
-    assert!(counter("aiot_mqtt_acks_sent_total") > 0, "{metrics}");
     let bad_mac = "aiot_mqtt_frames_refused_total{node=\"things-1\",reason=\"BadMac\"} 0";
     assert!(metrics.lines().any(|l| l == bad_mac), "{metrics}");
     // The bridge runs on the platform node and appends to the embedded log there. Every frame
@@ -321,6 +331,17 @@ fn motes_feed_the_things_tier_of_a_two_node_cluster_through_the_embedded_broker_
         assert!(status.contains(part), "{part:?} missing: {status}");
     }
     assert!(dir.path().join("data/platform-1/models.key").exists(), "the models' key was made");
+    // `/proxies` is checkpointed (every 5 s) by whichever node hosts it: to the platform node
+    // from the things node, or on the platform node's own disk; none fails.
+    let checkpointed = || {
+        let counter = |name: &str| {
+            node_counter(&platform_metrics, "platform-1", name)
+                + node_counter(&things_metrics, "things-1", name)
+        };
+        assert_eq!(counter("checkpoints_failed"), 0);
+        counter("checkpoints_sent") + counter("checkpoints_unreplicated")
+    };
+    common::wait_until("a checkpoint of /proxies", || checkpointed() > 0);
 }
 
 /// Motes -> MQTT -> gateway and proxies -> bridge -> Kafka (tansu), read back by an independent

@@ -253,20 +253,18 @@ impl CounterCluster {
     }
 
     /// The index (in `inference`) and name of the node the counter runs on, once placed.
-    #[allow(clippy::disallowed_methods)] // test harness code: a wall-clock deadline, a sleep
     fn counter_host(&self) -> (usize, String) {
-        let deadline = std::time::Instant::now() + common::WAIT_MAX;
-        loop {
-            assert!(std::time::Instant::now() < deadline, "the counter was never placed");
+        let mut name = String::new();
+        common::wait_until("the counter placed", || {
             let nodes = self.shell("nodes");
             let host =
                 nodes.as_array().unwrap().iter().find(|n| n["hosts"] == serde_json::json!(["/counter"]));
             if let Some(host) = host {
-                let name = host["name"].as_str().unwrap().to_string();
-                break (if name == "inference-1" { 0 } else { 1 }, name);
+                name = host["name"].as_str().unwrap().to_string();
             }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+            !name.is_empty()
+        });
+        (if name == "inference-1" { 0 } else { 1 }, name)
     }
 
     /// How many checkpoints (of the counter) platform-1 kept, and refused as stale, from the
@@ -278,16 +276,10 @@ impl CounterCluster {
     }
 
     /// Waits until platform-1 has kept `count` checkpoints.
-    #[allow(clippy::disallowed_methods)] // test harness code: a wall-clock deadline, a sleep
     fn wait_for_checkpoints_kept(&self, count: u64) {
-        let deadline = std::time::Instant::now() + common::WAIT_MAX;
-        while self.checkpoints_kept().0 < count {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "platform-1 keeps no newer checkpoint of the counter"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
+        common::wait_until("platform-1 keeping a newer checkpoint of the counter", || {
+            self.checkpoints_kept().0 >= count
+        });
     }
 }
 

@@ -73,6 +73,7 @@ impl Cluster {
                 keys: fleet.keys(),
                 gateway_stats: Arc::clone(&stats),
                 downstream: Downstream::Sink(Arc::clone(&sink)),
+                checkpoint_every: None,
             },
         );
         let topology = t.build().unwrap();

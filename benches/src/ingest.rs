@@ -545,6 +545,7 @@ async fn measure_ours(
             keys: fleet.keys(),
             gateway_stats: Arc::clone(&stats),
             downstream: Downstream::Sink(Arc::clone(&sink)),
+            checkpoint_every: None,
         },
     );
     let topology = t.build().map_err(|e| format!("{e:?}"))?;

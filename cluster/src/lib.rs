@@ -17,6 +17,8 @@
 //! - `directory`: which node hosts each placed subtree, replicated by announcement.
 //! - `placement`: where each top-level subtree goes, by attested tags, preference and load.
 //! - `lanes`: data lanes: numbered frames, the retry buffer, de-duplication.
+//! - `checkpoints`: failover with state: the checkpoints a node takes, keeps and starts from.
+//! - `relay`: per-sender order across a move (forwarded frames, fences at the sender).
 //! - `control`: what a node pair's control stream carries.
 //! - `coordinator`: a node's decisions (membership, leases, directory, claims, placement) as
 //!   one state machine.
@@ -27,6 +29,7 @@
 //!   admins.
 
 pub mod admin;
+pub mod checkpoints;
 pub mod config;
 pub mod control;
 pub mod coordinator;

@@ -17,6 +17,9 @@
 //!   the target (the one its earlier frames followed the handoff on) holds unacknowledged
 //!   frames. Waiting, not sending the old way: a steady sender would keep the old way's
 //!   acknowledgements forever behind.
+//! - **Drain** (the mover, for a moving sender): the handoff goes only once the frames its
+//!   node's lanes carry are acknowledged, so the moved actors' earlier frames are delivered
+//!   before any they send from their new node.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -122,6 +125,39 @@ impl Relay {
     }
 }
 
+/// The mover's half for a moving *sender*: before a handoff goes, the frames this node's lanes
+/// carry unacknowledged (the moving actors' among them) are acknowledged, so none of the
+/// moved actors' earlier frames can be overtaken by one it sends from its new node. At most
+/// `FENCE_MAX`, as for fences (a peer that never acknowledges must not stop a move for good).
+#[derive(Debug)]
+pub struct Drain {
+    /// (peer, lane) -> the last frame on it to be acknowledged.
+    until: BTreeMap<(String, u16), u64>,
+    since: Instant,
+}
+
+impl Drain {
+    /// What the lanes hold now: (peer, lane, last pushed, last acknowledged) each.
+    pub fn new(now: Instant, lanes: impl IntoIterator<Item = (String, u16, u64, u64)>) -> Drain {
+        let held = lanes.into_iter().filter(|(_, _, pushed, acked)| pushed > acked);
+        let until = held.map(|(peer, lane, pushed, _)| ((peer, lane), pushed)).collect();
+        Drain { until, since: now }
+    }
+
+    /// `None` while frames wait; then `Some(true)` once all are acknowledged, `Some(false)`
+    /// if `FENCE_MAX` passed first (order is not guaranteed for this move: count it).
+    pub fn poll(&mut self, now: Instant, acked: impl Fn(&str, u16) -> u64) -> Option<bool> {
+        self.until.retain(|(peer, lane), last| acked(peer, *lane) < *last);
+        if self.until.is_empty() {
+            Some(true)
+        } else if now >= self.since + FENCE_MAX {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
 /// A subtree that moved lately, whose new frames wait at the sender until its earlier ones
 /// are delivered.
 #[derive(Debug)]
@@ -146,12 +182,21 @@ pub const FENCE_MAX: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub struct Fences {
     by_root: BTreeMap<ActorPath, Fence>,
+    /// Fences that fell before their earlier frames were acknowledged (`FENCE_MAX` passed, or
+    /// the old host was let go): the frames they held may overtake earlier ones.
+    given_up: u64,
 }
 
 impl Fences {
     /// Whether no fence stands (the send path's fast check).
     pub fn is_empty(&self) -> bool {
         self.by_root.is_empty()
+    }
+
+    /// How many fences fell before their earlier frames were acknowledged (order across
+    /// those moves is not guaranteed), since the last call.
+    pub fn take_given_up(&mut self) -> u64 {
+        std::mem::take(&mut self.given_up)
     }
 
     /// The directory changed from `old` to `new`. Each subtree now held by another node than
@@ -206,14 +251,18 @@ impl Fences {
     /// their fences fall, and their held frames are to be sent now, in order. Frames the
     /// caller cannot send (a full lane) go back with `requeue`.
     pub fn release(&mut self, now: Instant, acked: impl Fn(&str, u16) -> u64) -> Vec<(ActorPath, Held)> {
+        let mut given_up = 0;
         let ready: Vec<ActorPath> = self
             .by_root
             .iter_mut()
             .filter_map(|(root, fence)| {
                 fence.until.retain(|&lane, last| acked(&fence.via, lane) < *last);
-                (fence.until.is_empty() || now >= fence.since + FENCE_MAX).then(|| root.clone())
+                let expired = now >= fence.since + FENCE_MAX;
+                given_up += u64::from(expired && !fence.until.is_empty());
+                (fence.until.is_empty() || expired).then(|| root.clone())
             })
             .collect();
+        self.given_up += given_up;
         ready
             .into_iter()
             .filter_map(|root| {
@@ -260,6 +309,7 @@ impl Fences {
     /// `node` is gone: what went to it is lost, nothing more to wait for.
     pub fn released(&mut self, node: &str) {
         for fence in self.by_root.values_mut().filter(|f| f.via == node) {
+            self.given_up += u64::from(!fence.until.is_empty());
             fence.until.clear();
         }
     }
@@ -275,6 +325,17 @@ mod tests {
 
     fn key(node: &str) -> LaneKey {
         (node.to_string(), 1, 3)
+    }
+
+    #[test]
+    fn a_handoff_waits_for_the_lanes_to_drain_or_for_fence_max() {
+        let lanes = [("b".to_string(), 1, 5, 5), ("b".to_string(), 2, 9, 7), ("c".to_string(), 0, 3, 1)];
+        let mut drain = Drain::new(Instant::ZERO, lanes.clone());
+        assert_eq!(drain.poll(Instant::ZERO, |_, _| 8), None, "b's lane 2 is acknowledged up to 8 of 9");
+        assert_eq!(drain.poll(Instant::ZERO, |_, _| 9), Some(true));
+        let mut stuck = Drain::new(Instant::ZERO, lanes);
+        assert_eq!(stuck.poll(Instant::ZERO + FENCE_MAX, |_, _| 0), Some(false), "given up");
+        assert_eq!(Drain::new(Instant::ZERO, []).poll(Instant::ZERO, |_, _| 0), Some(true));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! over the simulated network, as on a QUIC node. Subtrees move between nodes with their
 //! state (`moves`), and each sender's order holds across a move as on a QUIC node
 //! (`aiot_cluster::relay`: forwarded frames acknowledged once their target has them, new
-//! frames held at the sender until the earlier ones are).
+//! frames held at the sender until the earlier ones are). Subtrees declared with checkpoints
+//! start from their newest checkpoint (`checkpoints`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use aiot_cluster::directory::Directory;
 use aiot_cluster::lanes::{lane_of, Body, DataFrame, Dedup, LaneMsg, OutLane, LANES};
-use aiot_cluster::relay::{Fences, Origin, Relay};
+use aiot_cluster::relay::{Drain, Fences, Origin, Relay};
 use aiot_cluster::wire::FrameDecoder;
 use aiot_runtime::exec::det::DetSystem;
 use aiot_runtime::migration::Handoff;
@@ -22,6 +23,7 @@ use aiot_runtime::{
     ActorPath, AnyCell, DeliveryError, Instant, Remote, RemoteSendError, SendError, SystemConfig, SystemCore,
 };
 
+use crate::checkpoints::{FetchOver, NodeCheckpoints, Sends};
 use crate::moves::{settle, Abort, BrokenMoves, Moves, Outgoing, FORWARD_AFTER};
 
 /// Bytes of frames sent per lane per tick (a batch): 1 MiB per 100 ms, about 80 Mbit/s per
@@ -154,13 +156,22 @@ impl Lanes {
             Some((root, target)) => Some(self.forward_moving(&root, &target, to, bytes, origin)),
             None => {
                 let (root, target) = self.moves.moved_to(to, now).filter(|(_, t)| *t != self.me)?;
-                if self.moves.drops_followers {
-                    return Some(Ok(()));
-                }
-                Some(self.forward(origin, &target, &root, to, Body::Tell(bytes)))
+                // Behind the move's frames still waiting for room, if any.
+                Some(self.forward_moving(&root, &target, to, bytes, origin))
             }
         }
     }
+}
+
+/// Every outbound lane: (peer, lane, last pushed, last acknowledged).
+fn lanes_now(out: &BTreeMap<String, PeerLanes>) -> Vec<(String, u16, u64, u64)> {
+    let lanes = out.iter().flat_map(|(peer, p)| {
+        p.lanes
+            .iter()
+            .enumerate()
+            .map(move |(lane, l)| (peer.clone(), lane as u16, l.last_pushed(), l.acked()))
+    });
+    lanes.collect()
 }
 
 /// The runtime's `Remote` for a simulated node.
@@ -220,6 +231,11 @@ pub struct NodeActors {
     /// Handoffs that arrived, for the world to offer the coordinator: (from, handoff).
     arrived: Vec<(String, Handoff)>,
     broken_moves: Option<BrokenMoves>,
+    /// Handoffs sent before this node's lanes delivered what they carried (`relay::Drain`
+    /// gave up).
+    drains_given_up: u64,
+    /// Checkpoints taken here, kept here (a keeper) and fetched for starts.
+    pub checkpoints: NodeCheckpoints,
 }
 
 impl NodeActors {
@@ -235,7 +251,55 @@ impl NodeActors {
             acked: BTreeMap::new(),
             arrived: Vec::new(),
             broken_moves: None,
+            drains_given_up: 0,
+            checkpoints: NodeCheckpoints::default(),
         }
+    }
+
+    /// `Output::Start` of a subtree declared with checkpoints: its frames are held while its
+    /// keepers are asked (the sends returned); it starts once the fetch is over
+    /// (`start_fetched`).
+    pub fn fetch_checkpoint(&mut self, root: &ActorPath, keepers: Vec<String>) -> Sends {
+        locked(&self.lanes).moves.held.entry(root.clone()).or_default();
+        self.checkpoints.fetch(root, keepers, self.system.now())
+    }
+
+    /// Starts the subtrees whose checkpoint fetch is over, if `hosted` says they are still
+    /// placed here: from the newest checkpoint answered, or afresh. Their held frames are
+    /// delivered once they are up (or as if never held). Returns (root, started) for each
+    /// start tried, and the generation each one started from (0: afresh).
+    pub fn start_fetched(
+        &mut self,
+        topology: &Topology,
+        hosted: impl Fn(&ActorPath) -> bool,
+    ) -> Vec<(ActorPath, bool, u64)> {
+        let mut tried = Vec::new();
+        for FetchOver { root, restored } in self.checkpoints.fetches_over(self.system.now()) {
+            let spec = topology.get(&root).filter(|_| hosted(&root));
+            let started = spec.map(|spec| {
+                let generation = restored.as_ref().map_or(0, |(generation, _)| *generation);
+                let started = match restored {
+                    Some((_, handoff)) => self.system.start_subtree_from(spec, handoff).is_ok(),
+                    None => self.system.start_subtrees(std::slice::from_ref(spec)).is_ok(),
+                };
+                if started {
+                    let due = self.system.now() + spec.checkpoint_every().unwrap_or_default();
+                    self.checkpoints.started(root.clone(), generation, due);
+                }
+                (started, generation, spec.subtree_paths())
+            });
+            let mut lanes = locked(&self.lanes);
+            if let Some(held) = lanes.moves.held.get_mut(&root) {
+                held.release_when_up = Some(match &started {
+                    Some((true, _, paths)) => paths.clone(),
+                    _ => Vec::new(),
+                });
+            }
+            if let Some((started, generation, _)) = started {
+                tried.push((root, started, generation));
+            }
+        }
+        tried
     }
 
     /// The directory changed: subtrees that moved from another node keep their way while
@@ -414,6 +478,8 @@ impl NodeActors {
             sent: false,
             waiting: VecDeque::new(),
             aborted: None,
+            done: false,
+            drain: None,
         };
         locked(&self.lanes).moves.outgoing.insert(root.clone(), outgoing);
         Ok(())
@@ -427,18 +493,20 @@ impl NodeActors {
         let roots: Vec<ActorPath> = locked(&self.lanes).moves.outgoing.keys().cloned().collect();
         for root in roots {
             let mut lanes = locked(&self.lanes);
-            let Some(outgoing) = lanes.moves.outgoing.get_mut(&root) else { continue };
+            let Lanes { moves, out, .. } = &mut *lanes;
+            let Some(outgoing) = moves.outgoing.get_mut(&root) else { continue };
             if let Some(pending) = outgoing.pending.as_mut() {
                 match pending.try_take() {
                     None => continue,
                     Some(Err(e)) => {
-                        lanes.moves.outgoing.remove(&root);
+                        moves.outgoing.remove(&root);
                         failed.push((root, e.to_string()));
                         continue;
                     }
                     Some(Ok(handoff)) => {
                         outgoing.pending = None;
                         outgoing.handoff = Some(handoff);
+                        outgoing.drain = Some(Drain::new(self.system.now(), lanes_now(out)));
                     }
                 }
             }
@@ -456,6 +524,24 @@ impl NodeActors {
                 }
                 None => {}
             }
+            if !outgoing.sent {
+                // What the moved actors sent before they stopped is delivered first.
+                let Lanes { out, moves, .. } = &mut *lanes;
+                let outgoing = moves.outgoing.get_mut(&root).expect("looked up above");
+                if let Some(drain) = outgoing.drain.as_mut() {
+                    let acked = |peer: &str, lane: u16| {
+                        out.get(peer).map_or(u64::MAX, |p| p.lanes[usize::from(lane)].acked())
+                    };
+                    match drain.poll(self.system.now(), acked) {
+                        None => continue,
+                        Some(drained) => {
+                            self.drains_given_up += u64::from(!drained);
+                            outgoing.drain = None;
+                        }
+                    }
+                }
+            }
+            let outgoing = lanes.moves.outgoing.get_mut(&root).expect("looked up above");
             if !outgoing.sent {
                 let bytes = aiot_runtime::message::encode(outgoing.handoff.as_ref().expect("taken above"));
                 if bytes.len() + root.as_str().len() + 64 > aiot_cluster::wire::FRAME_LEN_MAX {
@@ -487,7 +573,12 @@ impl NodeActors {
                     break;
                 }
             }
-            lanes.moves.outgoing.get_mut(&root).expect("looked up above").waiting = waiting;
+            let outgoing = lanes.moves.outgoing.get_mut(&root).expect("looked up above");
+            if outgoing.done && waiting.is_empty() {
+                lanes.moves.outgoing.remove(&root);
+            } else {
+                outgoing.waiting = waiting;
+            }
         }
         failed
     }
@@ -532,18 +623,16 @@ impl NodeActors {
     }
 
     /// `Output::MoveDone`: the target hosts the subtree; the kept handoff goes, and frames for
-    /// it are forwarded there for a while.
+    /// it are forwarded there for a while. Frames still waiting for room on the lane keep
+    /// their place (`progress_moves` puts them on it), and those that follow queue behind.
     pub fn move_done(&mut self, root: &ActorPath, to: &str) {
         let now = self.system.now();
         let until = now + FORWARD_AFTER;
         let mut lanes = locked(&self.lanes);
-        // Frames still waiting (the lane was full) follow the handoff as forwarded frames do.
-        if let Some(outgoing) = lanes.moves.outgoing.remove(root) {
-            for (path, bytes, origin) in outgoing.waiting {
-                if lanes.forward(origin.clone(), to, root, &path, Body::Tell(bytes)).is_err() {
-                    lanes.relay.not_relayed(&origin);
-                    self.system.core().dead_letter(&path, 1);
-                }
+        if let Some(outgoing) = lanes.moves.outgoing.get_mut(root) {
+            outgoing.done = true;
+            if outgoing.waiting.is_empty() {
+                lanes.moves.outgoing.remove(root);
             }
         }
         lanes.moves.moved_away.retain(|_, (_, u)| *u > now);
@@ -655,6 +744,12 @@ impl NodeActors {
         self.release_held();
         self.deliver_backlog();
         self.system.run_for(tick);
+    }
+
+    /// Fences and drains given up since the last call (`relay`): order across those moves is
+    /// not guaranteed.
+    pub fn take_fences_given_up(&mut self) -> u64 {
+        locked(&self.lanes).fences.take_given_up() + std::mem::take(&mut self.drains_given_up)
     }
 
     /// Whether an actor at `path` runs here.

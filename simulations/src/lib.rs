@@ -10,6 +10,9 @@
 //! Each simulated node runs its subtrees under the deterministic executor (`actors`), with
 //! remote sends over the cluster's data lanes on the simulated network.
 //!
+//! Subtrees declared with `checkpoint_every` are checkpointed to the platform-tier nodes and
+//! start from their newest checkpoint after a failover (`checkpoints`), as on QUIC nodes.
+//!
 //! Each seed also enables a random set of the cluster's fault points (`aiot_runtime::fault`).
 //!
 //! Motor physics (`motor`): induction motors whose speed, load, temperature, bearing defects,
@@ -33,6 +36,7 @@
 //! ```
 
 pub mod actors;
+pub mod checkpoints;
 pub mod closed_loop;
 pub mod efficacy;
 pub mod eventlog;

@@ -3,7 +3,8 @@
 //! the world's faults and seeds.
 //!
 //! Out: the subtree stops with its state and waiting messages (the handoff), which goes to
-//! the target on the root's lane; frames for the subtree that reach this node meanwhile wait
+//! the target on the root's lane once this node's lanes delivered what they carried (what the
+//! moved actors sent before they stopped goes first); frames for the subtree that reach this node meanwhile wait
 //! until the handoff is on the lane, then follow it on the same lane; once the move is done,
 //! frames from senders whose directory lags are forwarded for `FORWARD_AFTER`. An aborted move
 //! starts the subtree here again from the kept handoff (or keeps it for this node's claim).
@@ -15,7 +16,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use aiot_cluster::relay::{Origin, Relay};
+use aiot_cluster::relay::{Drain, Origin, Relay};
 use aiot_runtime::migration::{Handoff, PendingHandoff};
 use aiot_runtime::{ActorPath, Instant};
 
@@ -63,6 +64,12 @@ pub(crate) struct Outgoing {
     pub(crate) waiting: VecDeque<Waiting>,
     /// Aborted while the subtree was still stopping: what to do once it is out.
     pub(crate) aborted: Option<Abort>,
+    /// The target hosts the subtree while frames still wait for room on the lane: the entry
+    /// goes once they are all on it.
+    pub(crate) done: bool,
+    /// Before the handoff goes: this node's lanes deliver what they carry (`relay::Drain`);
+    /// `None` once they have (or it was given up).
+    pub(crate) drain: Option<Drain>,
 }
 
 /// A frame waiting to follow its subtree: (path, bytes, where it came from).

@@ -20,6 +20,8 @@
 //!   drop reached the sink.
 //! - `migration` (`migration.rs`): a stateful counter and its client moved live between nodes
 //!   under partitions, resets and crashes, also in the middle of moves.
+//! - `failover-state` (`migration.rs`): the same with the counter checkpointed to two platform
+//!   nodes: after a crash it starts elsewhere from its newest checkpoint.
 
 use std::time::Duration;
 
@@ -36,7 +38,16 @@ pub use migration::Migration;
 
 /// Every scenario, by name.
 pub fn all() -> Vec<&'static dyn Scenario> {
-    vec![&Membership, &Failover, &RequestReply, &Migration, &Motes::PLANT, &Motes::BRIDGE, &Motes::OTA]
+    vec![
+        &Membership,
+        &Failover,
+        &RequestReply,
+        &Migration::MOVES,
+        &Migration::FAILOVER_STATE,
+        &Motes::PLANT,
+        &Motes::BRIDGE,
+        &Motes::OTA,
+    ]
 }
 
 pub fn by_name(name: &str) -> Option<&'static dyn Scenario> {

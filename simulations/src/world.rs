@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aiot_cluster::checkpoints::KeptCheckpoint;
 use aiot_cluster::control::ControlMsg;
 use aiot_cluster::coordinator::{Coordinator, Output};
 use aiot_cluster::membership::{MemberInfo, MembershipConfig, Status};
@@ -15,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::actors::NodeActors;
+use crate::checkpoints::{self, NodeCheckpoints};
 use crate::net::{Payload, SimNet};
 use crate::plant::Plant;
 
@@ -75,6 +77,8 @@ struct SimNode {
     /// `None` while crashed (everything not persisted is lost).
     coordinator: Option<Coordinator>,
     actors: Option<NodeActors>,
+    /// What a platform node kept of checkpoints on its disk: a crash does not lose it.
+    disk: Vec<KeptCheckpoint>,
 }
 
 /// Counts for the run's summary.
@@ -90,6 +94,14 @@ pub struct Stats {
     pub moves_aborted: u64,
     /// Peers a node let go (declared down): what its lanes still held for them was lost.
     pub releases: u64,
+    /// Checkpoints gathered, and those that could not be.
+    pub checkpoints: u64,
+    pub checkpoints_failed: u64,
+    /// Subtrees started from a checkpoint (failover with state).
+    pub restores: u64,
+    /// Fences that fell before their earlier frames were acknowledged (`relay::Fences`): order
+    /// across those moves is not guaranteed.
+    pub fences_given_up: u64,
 }
 
 pub struct World {
@@ -139,6 +151,7 @@ impl World {
                 offset,
                 coordinator: None,
                 actors: None,
+                disk: Vec::new(),
             };
             world.nodes.insert(spec.name.clone(), node);
         }
@@ -178,7 +191,10 @@ impl World {
     pub fn crash(&mut self, name: &str) {
         if let Some(node) = self.nodes.get_mut(name) {
             node.coordinator = None;
-            node.actors = None;
+            // A keeper writes each checkpoint to its disk as it keeps it: what it kept stays.
+            if let Some(actors) = node.actors.take() {
+                node.disk = actors.checkpoints.disk();
+            }
         }
         for other in self.node_names() {
             self.net.break_connection(name, &other);
@@ -199,6 +215,8 @@ impl World {
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         let mut actors = NodeActors::new(name, actor_seed ^ name_hash ^ node.incarnation);
         actors.break_moves(broken_moves);
+        let keeper = checkpoints::keeps_checkpoints(&node.spec.tags);
+        actors.checkpoints = NodeCheckpoints::new(keeper, node.disk.clone());
         node.actors = Some(actors);
         let me = MemberInfo {
             name: name.to_string(),
@@ -303,6 +321,11 @@ impl World {
                         actors.ack(&packet.from, lane, seq);
                     }
                 }
+                Payload::Control(msg) if msg.is_checkpoint() => {
+                    for (to, answer) in actors.checkpoints.handle(&packet.from, msg, &self.topology) {
+                        self.net.send(&packet.to, &to, Payload::Control(answer), self.now, &mut self.net_rng);
+                    }
+                }
                 Payload::Control(msg) => {
                     c.handle_control(&packet.from, msg, now);
                     self.flush(&packet.to);
@@ -349,7 +372,9 @@ impl World {
             }
             self.flush(name);
         }
+        self.run_checkpoints(name);
         let Some(actors) = self.nodes.get_mut(name).and_then(|n| n.actors.as_mut()) else { return };
+        self.stats.fences_given_up += actors.take_fences_given_up();
         self.hash.update(&actors.system.trace_hash().to_le_bytes());
         let net = &self.net;
         let outgoing = actors.outgoing(|peer| net.epoch(name, peer));
@@ -366,6 +391,37 @@ impl World {
         for (peer, their_incarnation, lane, seq) in acks {
             let ack = Payload::Control(ControlMsg::Ack { incarnation: their_incarnation, lane, seq });
             self.net.send(name, &peer, ack, self.now, &mut self.net_rng);
+        }
+    }
+
+    /// A node's checkpoints for this tick: those due are gathered and sent to the keepers,
+    /// and subtrees whose fetch is over start (from the newest checkpoint answered).
+    fn run_checkpoints(&mut self, name: &str) {
+        let Some(node) = self.nodes.get_mut(name) else { return };
+        let (Some(c), Some(actors)) = (node.coordinator.as_mut(), node.actors.as_mut()) else { return };
+        let hosted = checkpoints::checkpointed(c, &self.topology);
+        let keepers = checkpoints::keepers(c, name);
+        let now = actors.system.now();
+        let gathered = actors.checkpoints.tick(&hosted, &keepers, now, &actors.system);
+        self.stats.checkpoints += gathered.taken;
+        self.stats.checkpoints_failed += gathered.failed;
+        let mut start_failed = false;
+        for (root, started, generation) in
+            actors.start_fetched(&self.topology, |root| c.hosted().contains(root))
+        {
+            if !started {
+                c.start_failed(&root);
+                start_failed = true;
+            } else if generation > 0 {
+                self.stats.restores += 1;
+            }
+        }
+        let again = actors.checkpoints.ask_again(now);
+        for (to, msg) in gathered.sends.into_iter().chain(again) {
+            self.net.send(name, &to, Payload::Control(msg), self.now, &mut self.net_rng);
+        }
+        if start_failed {
+            self.flush(name);
         }
     }
 
@@ -386,6 +442,9 @@ impl World {
                     match actors.start_moved_in(spec) {
                         Some(true) => c.moved_in(&root),
                         Some(false) => c.start_failed(&root),
+                        None if spec.checkpoint_every().is_some() => {
+                            sends.extend(actors.fetch_checkpoint(&root, checkpoints::keepers(c, name)));
+                        }
                         None if actors.system.start_subtrees(std::slice::from_ref(spec)).is_ok() => {}
                         None => c.start_failed(&root),
                     }

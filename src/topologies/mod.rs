@@ -137,6 +137,7 @@ fn things_tier(inputs: Inputs<'_>) -> Built {
                 stats: Arc::clone(&bridge),
                 relay: Arc::clone(&relay),
             },
+            checkpoint_every: Some(PROXIES_CHECKPOINT_EVERY),
         },
     );
     let metrics = things_metrics::ThingsMetrics {
@@ -191,6 +192,8 @@ fn paced(mut trainer: TrainerConfig, pace: &TrainingPace) -> TrainerConfig {
     trainer
 }
 
+/// How often the `things` topology checkpoints `/proxies` (failover with each mote's state).
+const PROXIES_CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 const PROBE_EVERY: Duration = Duration::from_millis(250);
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 /// The tally prints a line every this many answers.

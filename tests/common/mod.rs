@@ -10,6 +10,8 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
 pub const WAIT_MAX: Duration = Duration::from_secs(30);
+/// How long `Node::wait_for` looks for its line among the others.
+pub const LINE_WAIT_MAX: Duration = Duration::from_secs(90);
 
 pub fn aiot() -> Command {
     Command::new(env!("CARGO_BIN_EXE_aiot"))
@@ -63,13 +65,17 @@ impl Node {
         Node { child, lines }
     }
 
-    /// The first line starting with `prefix` (lines before it are skipped).
+    /// The first line starting with `prefix` (lines before it are skipped), within
+    /// `LINE_WAIT_MAX` in all: a node that keeps printing other lines cannot make it wait forever.
+    #[allow(clippy::disallowed_methods)] // test harness code: a wall-clock deadline
     pub fn wait_for(&self, prefix: &str) -> String {
+        let deadline = std::time::Instant::now() + LINE_WAIT_MAX;
         loop {
-            match self.lines.recv_timeout(WAIT_MAX) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
                 Ok(line) if line.starts_with(prefix) => return line,
                 Ok(_) => {}
-                Err(e) => panic!("no line starting with {prefix:?}: {e}"),
+                Err(e) => panic!("no line starting with {prefix:?} within {LINE_WAIT_MAX:?}: {e}"),
             }
         }
     }
@@ -106,4 +112,14 @@ pub fn http_get(addr: &str, path: &str) -> String {
     assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.to_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
     body.to_string()
+}
+
+/// Polls `done` every 100 ms until it holds; fails naming `what` after `WAIT_MAX`.
+#[allow(clippy::disallowed_methods)] // test harness code: a wall-clock deadline, a sleep
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT_MAX;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what} not within {WAIT_MAX:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

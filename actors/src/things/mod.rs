@@ -25,6 +25,7 @@ pub mod sensor_faults;
 pub mod sink;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aiot_runtime::{Overflow, ReplyTo, TopologyBuilder};
 use parking_lot::Mutex;
@@ -91,6 +92,11 @@ pub struct ThingsConfig {
     pub keys: KeyRing,
     pub gateway_stats: Arc<GatewayStats>,
     pub downstream: Downstream,
+    /// Checkpoints of `/proxies` and its proxies at this period, so a failover restores each
+    /// mote's de-duplication, health, model and OTA state (none: a failover starts them
+    /// afresh). A checkpoint travels as one frame (1 MiB) and a proxy takes about 130 bytes
+    /// of it: some 8 000 motes at most; a larger one is refused and counted.
+    pub checkpoint_every: Option<Duration>,
 }
 
 /// Where the proxies send frames and maintenance records.
@@ -107,7 +113,7 @@ pub enum Downstream {
 /// Declares the downstream (`/sink` or `/bridge`), `/proxies` (a proxy per provisioned mote at
 /// start) and `/gateway` (on a things-tier node; it needs the MQTT port `/port-mqtt` on its node).
 pub fn declare(t: &mut TopologyBuilder, config: ThingsConfig) {
-    let ThingsConfig { keys, gateway_stats, downstream } = config;
+    let ThingsConfig { keys, gateway_stats, downstream, checkpoint_every } = config;
     let downstream_path = match downstream {
         Downstream::Sink(counts) => {
             t.actor("/sink", move |_| CountingSink::new(Arc::clone(&counts)));
@@ -126,12 +132,16 @@ pub fn declare(t: &mut TopologyBuilder, config: ThingsConfig) {
         }
     };
     let provisioned: Vec<u32> = keys.motes().map(|m| m.0).collect();
-    t.actor("/proxies", move |init| {
-        ProxyHost::new(init.link("gateway"), init.link("downstream"), provisioned.clone())
-    })
-    .mailbox(MAILBOX, Overflow::Backpressure)
-    .link::<GatewayMsg>("gateway", "/gateway")
-    .link::<Onward>("downstream", downstream_path);
+    let proxies = t
+        .actor("/proxies", move |init| {
+            ProxyHost::new(init.link("gateway"), init.link("downstream"), provisioned.clone())
+        })
+        .mailbox(MAILBOX, Overflow::Backpressure)
+        .link::<GatewayMsg>("gateway", "/gateway")
+        .link::<Onward>("downstream", downstream_path);
+    if let Some(every) = checkpoint_every {
+        proxies.checkpoint_every(every);
+    }
     t.actor("/gateway", move |init| {
         Gateway::new(keys.clone(), init.link("proxies"), Arc::clone(&gateway_stats))
     })

@@ -120,7 +120,10 @@ pub(crate) fn report_start(shared: &Shared, root: &ActorPath, started: bool) {
 /// from 1 would have their frames dropped as retries until they passed it.
 fn release(shared: &Shared, node: &str) {
     shared.relay.lock().released(node);
-    shared.fences.lock().released(node);
+    let mut fences = shared.fences.lock();
+    fences.released(node);
+    shared.stats.fences_given_up.fetch_add(fences.take_given_up(), Relaxed);
+    drop(fences);
     if let Some(out) = shared.out.read().get(node) {
         for lane in &out.lanes {
             for path in lane.state.lock().abandon() {
@@ -152,13 +155,8 @@ pub(crate) fn release_fenced(shared: &Shared) {
         return;
     }
     let mut fences = shared.fences.lock();
-    let ready = {
-        let out = shared.out.read();
-        let acked = |node: &str, lane: u16| {
-            out.get(node).map_or(u64::MAX, |o| o.lanes[usize::from(lane)].state.lock().acked())
-        };
-        fences.release(shared.now(), acked)
-    };
+    let ready = fences.release(shared.now(), |node, lane| migrate::acked(shared, node, lane));
+    shared.stats.fences_given_up.fetch_add(fences.take_given_up(), Relaxed);
     let route = |to: &ActorPath, bytes| super::router::route(shared, to, bytes);
     fences.send_released(ready, shared.now(), shared.system.core(), route);
     shared.fenced.store(!fences.is_empty(), Relaxed);

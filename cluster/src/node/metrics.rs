@@ -109,7 +109,7 @@ impl Collector for NodeCollector {
 
         let at_node = |value: u64| [(vec![("node", node.clone())], value)];
         let stats = shared.stats_snapshot();
-        let counters: [(&str, &str, u64); 18] = [
+        let counters: [(&str, &str, u64); 19] = [
             ("dead_letters", "Messages that found no live receiver", shared.system.core().dead_letters()),
             ("remote_messages_sent", "Messages and replies put on a lane to another node", stats.remote_sent),
             (
@@ -162,6 +162,11 @@ impl Collector for NodeCollector {
                 "checkpoint_disk_errors",
                 "Checkpoints not saved on, or loaded from, this node's disk",
                 stats.checkpoint_disk_errors,
+            ),
+            (
+                "fences_given_up",
+                "Moves whose senders stopped waiting for earlier frames (order not guaranteed)",
+                stats.fences_given_up,
             ),
             (
                 "checkpoint_starts",

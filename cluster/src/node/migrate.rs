@@ -23,7 +23,7 @@ use aiot_runtime::{ActorPath, DeliveryError};
 use super::router::push_on;
 use super::{NodeEvent, Shared};
 use crate::lanes::{lane_of, Body};
-use crate::relay::Origin;
+use crate::relay::{Drain, Origin};
 use crate::wire::FRAME_LEN_MAX;
 
 /// How long a moved-in subtree's frames are held at most while its actors start.
@@ -59,6 +59,9 @@ struct Outgoing {
     waiting: VecDeque<(ActorPath, Vec<u8>, Origin)>,
     /// Aborted while the subtree was still stopping: what to do once it is out.
     aborted: Option<Abort>,
+    /// The target hosts the subtree (`MoveDone`) while frames still wait for room on the
+    /// lane: the entry goes once they are all on it.
+    done: bool,
     began: tokio::time::Instant,
 }
 
@@ -89,6 +92,7 @@ pub(crate) fn move_out(shared: &Arc<Shared>, root: ActorPath, to: String) {
         sent: false,
         waiting: VecDeque::new(),
         aborted: None,
+        done: false,
         began: tokio::time::Instant::now(),
     };
     shared.moves.lock().outgoing.insert(root.clone(), outgoing);
@@ -114,10 +118,23 @@ pub(crate) fn move_out(shared: &Arc<Shared>, root: ActorPath, to: String) {
             let why = format!("its state and messages take {} bytes, more than a frame carries", bytes.len());
             return abort(&shared, &root, &why);
         }
+        let still_moving = || shared.moves.lock().outgoing.get(&root).is_some_and(|o| o.aborted.is_none());
+        // What the moved actors sent before they stopped is delivered before the handoff goes
+        // (`relay::Drain`): their later frames, from the target, cannot overtake it.
+        let mut drain = Drain::new(shared.now(), lanes_now(&shared));
+        loop {
+            match drain.poll(shared.now(), |peer, lane| acked(&shared, peer, lane)) {
+                None if still_moving() => tokio::time::sleep(RETRY_EVERY).await,
+                None => return,
+                Some(drained) => {
+                    shared.stats.fences_given_up.fetch_add(u64::from(!drained), Relaxed);
+                    break;
+                }
+            }
+        }
         let mut body = Body::Handoff(bytes);
         loop {
-            let still_moving = shared.moves.lock().outgoing.get(&root).is_some_and(|o| o.aborted.is_none());
-            if !still_moving {
+            if !still_moving() {
                 return;
             }
             match push_on(&shared, &to, &root, &root, body) {
@@ -133,8 +150,26 @@ pub(crate) fn move_out(shared: &Arc<Shared>, root: ActorPath, to: String) {
     });
 }
 
+/// Every outbound lane: (peer, lane, last pushed, last acknowledged).
+fn lanes_now(shared: &Shared) -> Vec<(String, u16, u64, u64)> {
+    let out = shared.out.read();
+    let lanes = out.iter().flat_map(|(peer, o)| {
+        o.lanes.iter().enumerate().map(move |(lane, l)| {
+            let state = l.state.lock();
+            (peer.clone(), lane as u16, state.last_pushed(), state.acked())
+        })
+    });
+    lanes.collect()
+}
+
+/// The last frame `peer` acknowledged on `lane` (none: all of them).
+pub(crate) fn acked(shared: &Shared, peer: &str, lane: u16) -> u64 {
+    let out = shared.out.read();
+    out.get(peer).map_or(u64::MAX, |o| o.lanes[usize::from(lane)].state.lock().acked())
+}
+
 /// Puts the frames that waited for the handoff on the lane; true once none waits (from then
-/// on frames follow directly).
+/// on frames follow directly; a move done meanwhile is forgotten).
 fn flush_waiting(shared: &Shared, root: &ActorPath) -> bool {
     let mut moves = shared.moves.lock();
     let Some(outgoing) = moves.outgoing.get_mut(root) else { return true };
@@ -144,6 +179,9 @@ fn flush_waiting(shared: &Shared, root: &ActorPath) -> bool {
             outgoing.waiting.push_front((to, bytes, origin));
             return false;
         }
+    }
+    if outgoing.done {
+        moves.outgoing.remove(root);
     }
     true
 }
@@ -237,21 +275,21 @@ fn keep_for_claim(shared: &Shared, root: &ActorPath) {
     held_for(shared, &mut moves, root).extend(not_relayed(shared, outgoing.waiting));
 }
 
-/// `Output::MoveDone`: the target hosts the subtree; the kept handoff goes.
+/// `Output::MoveDone`: the target hosts the subtree; the kept handoff goes. Frames still
+/// waiting for room on the lane (under load) keep their place: the move's flush puts them on
+/// it, and frames that follow the subtree queue behind them until it has.
 pub(crate) fn done(shared: &Shared, root: ActorPath, to: String) {
     let mut moves = shared.moves.lock();
-    let Some(outgoing) = moves.outgoing.remove(&root) else { return };
-    // Frames still waiting (the lane was full) follow the handoff as forwarded frames do.
-    for (path, bytes, origin) in outgoing.waiting {
-        if let Err((_, origin)) = relay(shared, origin, &to, &root, &path, bytes) {
-            shared.relay.lock().not_relayed(&origin);
-            shared.system.core().dead_letter(&path, 1);
-        }
+    let Some(outgoing) = moves.outgoing.get_mut(&root) else { return };
+    let (began, handoff) = (outgoing.began, outgoing.handoff.take());
+    outgoing.done = true;
+    if outgoing.waiting.is_empty() {
+        moves.outgoing.remove(&root);
     }
-    let handoff = outgoing.handoff.unwrap_or_else(|| Handoff { root: root.clone(), actors: Vec::new() });
+    let handoff = handoff.unwrap_or_else(|| Handoff { root: root.clone(), actors: Vec::new() });
     let outcome = MoveOutcome::Moved {
         to: to.clone(),
-        took_ms: u64::try_from(outgoing.began.elapsed().as_millis()).unwrap_or(u64::MAX),
+        took_ms: u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
         actors: handoff.actors.len(),
         messages: handoff.pending_len(),
         bytes: handoff.byte_len(),
@@ -438,16 +476,24 @@ pub(crate) fn forward(shared: &Shared, to: &ActorPath, bytes: &[u8], origin: Ori
             let moved = {
                 let moves = shared.moves.lock();
                 let now = tokio::time::Instant::now();
-                moves
-                    .moved_away
-                    .iter()
-                    .find(|(root, (_, until))| to.is_within(root) && *until > now)
-                    .map(|(root, (target, _))| (root.clone(), target.clone()))
+                // A move from here whose end the directory shows before `done` ran (another
+                // task carries out the coordinator's outputs), or one done lately.
+                let ending =
+                    moves.outgoing.iter().find(|(root, o)| to.is_within(root) && o.aborted.is_none());
+                let ending = ending.map(|(root, o)| (root.clone(), o.to.clone()));
+                ending.or_else(|| {
+                    moves
+                        .moved_away
+                        .iter()
+                        .find(|(root, (_, until))| to.is_within(root) && *until > now)
+                        .map(|(root, (target, _))| (root.clone(), target.clone()))
+                })
             };
             let Some((root, target)) = moved.filter(|(_, t)| *t != shared.name) else {
                 return Forward::NotMoving;
             };
-            relay(shared, origin, &target, &root, to, bytes.to_vec())
+            // Behind the move's frames still waiting for room, if any.
+            forward_moving(shared, &root, &target, to, bytes.to_vec(), origin)
         }
     };
     match sent {

@@ -17,8 +17,9 @@
 
 mod admin;
 mod checkpoints;
+pub use crate::checkpoints::KeptCheckpoint;
 pub use admin::{AppAnswer, AppQueries, AppQuery};
-pub use checkpoints::{CheckpointDisk, KeptCheckpoint};
+pub use checkpoints::CheckpointDisk;
 mod drive;
 mod links;
 pub mod metrics;
@@ -217,6 +218,9 @@ pub struct NodeStats {
     pub checkpoint_disk_errors: AtomicU64,
     /// Subtrees started here from a checkpoint.
     pub checkpoint_starts: AtomicU64,
+    /// Fences (`relay::Fences`) that fell before the earlier frames they waited for were
+    /// acknowledged: order across those moves is not guaranteed.
+    pub fences_given_up: AtomicU64,
 }
 
 /// A snapshot of `NodeStats`.
@@ -241,6 +245,7 @@ pub struct NodeStatsSnapshot {
     pub checkpoints_stale: u64,
     pub checkpoint_disk_errors: u64,
     pub checkpoint_starts: u64,
+    pub fences_given_up: u64,
 }
 
 /// The sending side of the lanes to one peer.
@@ -384,6 +389,7 @@ impl Shared {
             checkpoints_stale: s.checkpoints_stale.load(Relaxed),
             checkpoint_disk_errors: s.checkpoint_disk_errors.load(Relaxed),
             checkpoint_starts: s.checkpoint_starts.load(Relaxed),
+            fences_given_up: s.fences_given_up.load(Relaxed),
         }
     }
 
