@@ -67,15 +67,20 @@ impl Node {
 
     /// The first line starting with `prefix` (lines before it are skipped), within
     /// `LINE_WAIT_MAX` in all: a node that keeps printing other lines cannot make it wait forever.
-    #[allow(clippy::disallowed_methods)] // test harness code: a wall-clock deadline
     pub fn wait_for(&self, prefix: &str) -> String {
-        let deadline = std::time::Instant::now() + LINE_WAIT_MAX;
+        self.wait_for_within(prefix, LINE_WAIT_MAX)
+    }
+
+    /// `wait_for` with its own deadline, for a line that comes late by design (a run's end).
+    #[allow(clippy::disallowed_methods)] // test harness code: a wall-clock deadline
+    pub fn wait_for_within(&self, prefix: &str, max: Duration) -> String {
+        let deadline = std::time::Instant::now() + max;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) if line.starts_with(prefix) => return line,
                 Ok(_) => {}
-                Err(e) => panic!("no line starting with {prefix:?} within {LINE_WAIT_MAX:?}: {e}"),
+                Err(e) => panic!("no line starting with {prefix:?} within {max:?}: {e}"),
             }
         }
     }
