@@ -3,8 +3,9 @@
 //! `--seconds` simulated time with their fault profiles; prints simulated time per wall
 //! second and messages delivered per wall second. Then the plant at fleet sizes `--fleet`
 //! (each mote at the default cadence: a report every 60 s, a raw window every 10th), one seed
-//! each, long enough for several reports per mote: simulated time per wall second and wall
-//! time per mote per simulated minute (flat across sizes means cost grows only with motes).
+//! each, the same simulated time for every size (`--fleet-minutes`, so start-up and the
+//! liveness phase weigh the same): simulated time per wall second and wall time per mote per
+//! simulated minute (flat across sizes means cost grows only with motes).
 
 // Host code (a benchmark): it reads the wall clock.
 #![allow(clippy::disallowed_methods)]
@@ -26,6 +27,9 @@ pub struct Args {
     /// Fleet sizes for the plant, comma-separated.
     #[arg(long, default_value = "100,1000,10000", value_delimiter = ',')]
     pub fleet: Vec<u32>,
+    /// Simulated minutes per fleet size (the same for every size, so start-up weighs the same).
+    #[arg(long, default_value_t = 10)]
+    pub fleet_minutes: u32,
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
@@ -58,11 +62,11 @@ pub fn run(args: &Args) -> Result<(), String> {
             events as f64 / wall
         );
     }
-    fleet(&args.fleet)
+    fleet(&args.fleet, args.fleet_minutes)
 }
 
 /// The plant's motes scenario at each fleet size.
-fn fleet(sizes: &[u32]) -> Result<(), String> {
+fn fleet(sizes: &[u32], minutes: u32) -> Result<(), String> {
     println!(
         "\nsim: the plant (motes, broker, things tier on 3 nodes) under swarm faults, one seed per size"
     );
@@ -71,9 +75,6 @@ fn fleet(sizes: &[u32]) -> Result<(), String> {
         "motes", "simulated (s)", "wall (s)", "x real time", "frames", "wall us per mote-minute"
     );
     for &count in sizes {
-        // Several reports per mote, but bounded work: 30 simulated minutes for 100 motes, less
-        // for larger fleets (at least 5 minutes).
-        let minutes = (3000 / count.max(1)).clamp(5, 30);
         let started = Instant::now();
         let outcome = scenario::run(
             &scenarios::Motes { count, feed: aiot_simulations::plant::Feed::Sink },

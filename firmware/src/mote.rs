@@ -571,6 +571,12 @@ impl<const FRAMES: usize, const ARENA: usize> Mote<FRAMES, ARENA> {
         self.p.ring.make_all_due();
     }
 
+    /// When `resend` next has a frame to hand out (mote clock, ms; 0: now), or None when no
+    /// frame is kept.
+    pub fn next_resend_ms(&self) -> Option<u64> {
+        self.p.ring.next_due_ms(self.config.resend_after_ms)
+    }
+
     /// Hands out kept frames that are due for resending (see the module doc); returns how many.
     pub fn resend(&mut self, now_ms: u64, out: &mut impl FnMut(&[u8])) -> usize {
         let n = self.p.ring.resend_due(now_ms, self.config.resend_after_ms, self.config.resend_batch, out);

@@ -193,6 +193,12 @@ impl<const FRAMES: usize, const ARENA: usize> ResendRing<FRAMES, ARENA> {
         n
     }
 
+    /// When `resend_due` with `min_age_ms` next hands a frame out (ms; 0: now), or None
+    /// when nothing is kept.
+    pub fn next_due_ms(&self, min_age_ms: u64) -> Option<u64> {
+        self.entries[..self.len].iter().map(|e| e.sent_ms.map_or(0, |t| t.saturating_add(min_age_ms))).min()
+    }
+
     /// Every kept frame becomes due at once: after a reboot (the clock may have restarted) and
     /// on a new connection (what went out before it may never have arrived).
     pub fn make_all_due(&mut self) {

@@ -123,6 +123,13 @@ impl MoteHost {
         self.mote.next_report_ms()
     }
 
+    /// When the host next has work of its own (mote clock, ms): a report, or a resend of a
+    /// kept frame. What arrives on the connection is work too, at once.
+    pub fn next_work_ms(&self) -> u64 {
+        let report = self.mote.next_report_ms();
+        self.mote.next_resend_ms().map_or(report, |resend| resend.min(report))
+    }
+
     /// A wake-up: handle what arrived, capture a window at motor time `motor_t`, run the core,
     /// publish its frames.
     pub fn wake(&mut self, now_ms: u64, motor_t: Duration) -> WindowOutcome {

@@ -121,6 +121,9 @@ struct BrokerState {
     up: bool,
     next_session: SessionId,
     sessions: BTreeMap<SessionId, Session>,
+    /// The open (not closed) session of each client id: there is at most one, as a new
+    /// connection takes an open one over.
+    open_by_client: BTreeMap<String, SessionId>,
     retained: BTreeMap<String, Publish>,
     queue: BTreeMap<(Duration, u64), Pending>,
     next_seq: u64,
@@ -145,6 +148,7 @@ impl SimBroker {
             up: true,
             next_session: 0,
             sessions: BTreeMap::new(),
+            open_by_client: BTreeMap::new(),
             retained: BTreeMap::new(),
             queue: BTreeMap::new(),
             next_seq: 0,
@@ -208,16 +212,11 @@ impl SimBroker {
                 },
             );
         } else {
-            let taken_over: Vec<SessionId> = state
-                .sessions
-                .iter()
-                .filter(|(_, s)| s.client_id == options.client_id && !s.closed)
-                .map(|(id, _)| *id)
-                .collect();
-            for old in taken_over {
+            if let Some(&old) = state.open_by_client.get(&options.client_id) {
                 state.close(old, true, Some("taken over by a new connection with the same client id"));
             }
             let connected = state.up;
+            state.open_by_client.insert(options.client_id.clone(), id);
             state.sessions.insert(
                 id,
                 Session {
@@ -484,6 +483,9 @@ impl BrokerState {
         let was_connected = session.connected;
         session.connected = false;
         session.closed = true;
+        if self.open_by_client.get(&session.client_id) == Some(&id) {
+            self.open_by_client.remove(&session.client_id);
+        }
         let filters: Vec<String> = session.subscriptions.drain(..).map(|(f, _)| f).collect();
         for filter in filters {
             self.unindex(id, &filter);

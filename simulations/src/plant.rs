@@ -15,7 +15,7 @@
 //! mote runs the signed factory model, a few motors develop a defect during the run, and each
 //! mote's windows are held to the actuation rule (`closed_loop::LoopCheck`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +24,7 @@ use aiot_actors::dsp::DspConfig;
 use aiot_actors::inference::alerts::AlertRule;
 use aiot_actors::inference::{self, InferenceConfig, InferenceStats};
 use aiot_actors::ports::mqtt::adapter::MqttLink;
-use aiot_actors::ports::mqtt::{ConnectOptions, Mqtt};
+use aiot_actors::ports::mqtt::{ConnectOptions, EventSink, Mqtt};
 use aiot_actors::provision::{to_hex, Fleet, Login, MoteCredentials};
 use aiot_actors::streams::bridge::{BridgeConfig, BridgeStats};
 use aiot_actors::streams::command_relay::RelayStats;
@@ -40,7 +40,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::closed_loop::{factory_flash, signing_key, LoopCheck};
-use crate::motes::{self, inbox, MoteHost};
+use crate::motes::{self, inbox, Inbox, MoteHost};
 use crate::motor::{DefectKind, Fleet as Motors, Motor, MotorParams};
 use crate::mqtt::{MqttFaults, SimBroker, SimConnection};
 use crate::ota::OtaShared;
@@ -79,6 +79,7 @@ impl Feed {
 /// The fleet's credentials: keys derived from the mote ids (a simulation has no secrets).
 pub fn fleet(motes: u32) -> Fleet {
     let login = |user: &str| Login { user: user.into(), password: format!("{user}-password") };
+    let model_signing_public = to_hex(&signing_key().verifying_key().to_bytes());
     let motes = (1..=motes)
         .map(|id| {
             let mut key = [0u8; 32];
@@ -89,7 +90,7 @@ pub fn fleet(motes: u32) -> Fleet {
                 mqtt_user: MoteId(id).to_string(),
                 mqtt_password: format!("pw-{id}"),
                 hmac_key: to_hex(&key),
-                model_signing_public: to_hex(&signing_key().verifying_key().to_bytes()),
+                model_signing_public: model_signing_public.clone(),
             }
         })
         .collect();
@@ -148,6 +149,59 @@ struct SimMote {
     /// reports do not all fall on the same tick).
     clock_offset_ms: u64,
     closed_loop: LoopCheck,
+    /// The world time (ms) of its next work of its own, as entered in `Schedule::due`.
+    due_ms: u64,
+}
+
+/// Which motes have work at a tick, so that a tick costs the motes with work rather than the
+/// whole fleet (a mote reports once a minute; a tick is 100 ms).
+#[derive(Default)]
+struct Schedule {
+    /// (world ms of its next report or resend, mote index).
+    due: BTreeSet<(u64, usize)>,
+    /// Motes whose connection delivered something since they last looked (their inboxes'
+    /// sinks add them).
+    stirred: Arc<Mutex<BTreeSet<usize>>>,
+}
+
+impl Schedule {
+    /// The motes with work at world time `now_ms`, in index order.
+    fn take_work(&mut self, now_ms: u64) -> BTreeSet<usize> {
+        let mut work = std::mem::take(&mut *self.stirred.lock());
+        while let Some(&(at, i)) = self.due.first() {
+            if at > now_ms {
+                break;
+            }
+            self.due.pop_first();
+            work.insert(i);
+        }
+        work
+    }
+
+    /// Enters mote `i`'s next work of its own (a report or a resend).
+    fn enter(&mut self, i: usize, mote: &mut SimMote) {
+        self.due.remove(&(mote.due_ms, i));
+        mote.due_ms = mote.host.next_work_ms().saturating_sub(mote.clock_offset_ms);
+        self.due.insert((mote.due_ms, i));
+    }
+}
+
+/// What the per-tick checks read of a mote, kept in one compact row per mote so that a check
+/// of a large fleet does not walk every mote's firmware state.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    /// Frames originated over all its boots.
+    originated: u64,
+    commands_applied: u64,
+}
+
+impl Tally {
+    fn of(mote: &SimMote) -> Tally {
+        Tally {
+            originated: mote.sent_before + mote.host.mote().counters().frames_sent,
+            commands_applied: mote.host.counters().commands_applied,
+        }
+    }
 }
 
 /// The motes, the broker, and the things nodes' MQTT links.
@@ -155,6 +209,9 @@ pub struct Plant {
     broker: SimBroker,
     fleet: Fleet,
     motes: Vec<SimMote>,
+    schedule: Schedule,
+    /// Each mote's `Tally`, by index, as of its last handling.
+    tallies: Vec<Tally>,
     shared: ThingsShared,
     /// With the bridge: the streams it fills, and their checks.
     streams: Option<Streams>,
@@ -173,16 +230,23 @@ impl Plant {
         let broker = SimBroker::new(rng.random(), MqttFaults::flaky());
         broker.require_logins(fleet.logins());
         let motors = Motors::new(rng.random(), fleet.motes.len(), &MotorParams::default());
+        // Every mote leaves the factory with the same flash: flashed (signed and checked) once.
+        let mut factory = Persistent::new();
+        factory_flash(&mut factory);
+        assert!(
+            fleet.motes.iter().enumerate().all(|(i, m)| m.id().0 as usize == i + 1),
+            "the plant's fleet numbers its motes 1..=n"
+        );
+        let schedule = Schedule::default();
         let motes = fleet
             .motes
             .iter()
             .enumerate()
             .map(|(i, credentials)| {
-                let (connection, inbox) = connect(&broker, credentials);
+                let (connection, inbox) = connect(&broker, credentials, &schedule, i);
                 let mut motor = motors.motor(i).clone();
                 maybe_wear(&mut motor, &mut rng);
-                let mut flash = Persistent::new();
-                factory_flash(&mut flash);
+                let flash = factory.clone();
                 let config = motes::config(credentials).expect("valid credentials");
                 let host = MoteHost::boot(config, flash, motor, connection.clone(), inbox);
                 SimMote {
@@ -191,14 +255,28 @@ impl Plant {
                     sent_before: 0,
                     clock_offset_ms: 0,
                     closed_loop: LoopCheck::default(),
+                    due_ms: 0,
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
         let streams = feed.streams().then(|| Streams::new(rng.random(), &fleet, &broker, feed == Feed::Ota));
-        let mut plant =
-            Plant { broker, fleet, motes, shared, streams, feed, rng, reboots: 0, loop_broken: None };
-        for mote in &mut plant.motes {
+        let tallies = vec![Tally::default(); motes.len()];
+        let mut plant = Plant {
+            broker,
+            fleet,
+            motes,
+            schedule,
+            tallies,
+            shared,
+            streams,
+            feed,
+            rng,
+            reboots: 0,
+            loop_broken: None,
+        };
+        for (i, mote) in plant.motes.iter_mut().enumerate() {
             mote.clock_offset_ms = plant.rng.random_range(0..60_000);
+            plant.schedule.enter(i, mote);
         }
         plant
     }
@@ -225,15 +303,18 @@ impl Plant {
     }
 
     /// Runs the broker and the motes up to `now`: each mote wakes when its report is due (by
-    /// its own clock) and otherwise handles what arrived and resends what is due.
+    /// its own clock) and otherwise handles what arrived and resends what is due. Only the
+    /// motes with work are visited, in index order.
     pub fn step(&mut self, now: Instant) {
         let now_d = now.since_start();
         self.broker.advance(now_d);
         if let Some(streams) = self.streams.as_mut() {
             streams.step(now_d);
         }
-        for mote in &mut self.motes {
-            let now_ms = now_d.as_millis() as u64 + mote.clock_offset_ms;
+        let world_ms = now_d.as_millis() as u64;
+        for i in self.schedule.take_work(world_ms) {
+            let mote = &mut self.motes[i];
+            let now_ms = world_ms + mote.clock_offset_ms;
             if now_ms >= mote.host.next_report_ms() {
                 let outcome = mote.host.wake(now_ms, now_d);
                 let model = mote.host.mote().persistent().ota().active_model();
@@ -244,6 +325,8 @@ impl Plant {
             } else if !mote.host.is_idle() {
                 mote.host.poll(now_ms);
             }
+            self.schedule.enter(i, mote);
+            self.tallies[i] = Tally::of(mote);
         }
     }
 
@@ -255,10 +338,12 @@ impl Plant {
         let mote = &mut self.motes[i];
         mote.connection.vanish();
         mote.sent_before += mote.host.mote().counters().frames_sent;
-        let (connection, inbox) = connect(&self.broker, &credentials);
+        let (connection, inbox) = connect(&self.broker, &credentials, &self.schedule, i);
         mote.host.reboot(connection.clone(), inbox);
         mote.closed_loop.on_boot();
         mote.connection = connection;
+        self.schedule.enter(i, mote);
+        self.tallies[i] = Tally::of(mote);
         self.reboots += 1;
     }
 
@@ -283,6 +368,11 @@ impl Plant {
         self.motes.len()
     }
 
+    /// The index of mote `id` (the fleet numbers its motes 1..=n, checked in `new`).
+    fn fleet_index(&self, id: u32) -> Option<usize> {
+        (id as usize).checked_sub(1).filter(|&i| i < self.tallies.len())
+    }
+
     /// Every mote's active model version (0: none).
     fn running_models(&self) -> BTreeMap<u32, u32> {
         self.motes
@@ -291,17 +381,12 @@ impl Plant {
             .collect()
     }
 
-    /// Frames a mote originated over all its boots.
-    fn originated(mote: &SimMote) -> u64 {
-        mote.sent_before + mote.host.mote().counters().frames_sent
-    }
-
     /// Nothing processed twice: per mote, the frames the sink processed are as many as the
     /// distinct (boot epoch, sequence) keys it holds (the stream is at least once and is
     /// de-duplicated by its reader instead); and per mote no more new frames downstream than
     /// the mote originated. Linear in the motes each tick: the first part is checked on the
     /// totals (each key counts once, so equal totals mean equal counts per mote) and only
-    /// searched per mote on failure.
+    /// searched per mote on failure; the second reads the motes' compact tallies.
     pub fn check(&self) -> Result<(), String> {
         if let Some(why) = &self.loop_broken {
             return Err(format!("closed loop: {why}"));
@@ -309,7 +394,7 @@ impl Plant {
         if self.feed == Feed::Ota {
             crate::ota::check(&self.shared.ota, &self.running_models())?;
         }
-        let applied: u64 = self.motes.iter().map(|m| m.host.counters().commands_applied).sum();
+        let applied: u64 = self.tallies.iter().map(|t| t.commands_applied).sum();
         let delivered = self.shared.gateway.commands_delivered.load(Relaxed);
         if delivered > applied {
             return Err(format!(
@@ -332,13 +417,13 @@ impl Plant {
         }
         self.with_processed(|processed| {
             for (&id, &processed) in processed {
-                let Some(mote) = self.motes.get(id as usize - 1).filter(|m| m.host.id().0 == id) else {
+                let Some(tally) = self.fleet_index(id).map(|i| self.tallies[i]) else {
                     return Err(format!(
                         "frames of {} went downstream, which is not in the plant",
                         MoteId(id)
                     ));
                 };
-                let originated = Self::originated(mote);
+                let originated = tally.originated;
                 if processed > originated {
                     return Err(format!(
                         "{} has {processed} frames processed but originated {originated}",
@@ -354,7 +439,7 @@ impl Plant {
     /// downstream, and with streams every frame acknowledged to a mote is in the stream.
     pub fn settled(&self) -> Result<(), String> {
         self.with_processed(|processed| {
-            for mote in &self.motes {
+            for (mote, tally) in self.motes.iter().zip(&self.tallies) {
                 let id = mote.host.id();
                 let kept = mote.host.mote().persistent().ring().len();
                 if kept > 0 {
@@ -362,7 +447,7 @@ impl Plant {
                 }
                 let processed = processed.get(&id.0).copied().unwrap_or(0);
                 let dropped = mote.host.mote().counters().ring.total();
-                let originated = Self::originated(mote);
+                let originated = tally.originated;
                 if processed + dropped < originated {
                     return Err(format!("{id} originated {originated} frames, {processed} reached downstream, its ring dropped {dropped}: {} lost", originated - processed - dropped));
                 }
@@ -385,7 +470,7 @@ impl Plant {
     /// Totals for a summary: frames originated, processed, dropped by rings.
     pub fn totals(&self) -> BTreeMap<&'static str, u64> {
         let mut totals = BTreeMap::new();
-        totals.insert("frames originated", self.motes.iter().map(Self::originated).sum());
+        totals.insert("frames originated", self.tallies.iter().map(|t| t.originated).sum());
         totals.insert("frames processed", self.with_processed(|p| p.values().sum()));
         match &self.streams {
             Some(streams) => {
@@ -402,7 +487,7 @@ impl Plant {
                 totals.insert("commands given up", self.shared.relay.given_up.load(Relaxed));
                 totals.insert(
                     "commands applied by motes",
-                    self.motes.iter().map(|m| m.host.counters().commands_applied).sum(),
+                    self.tallies.iter().map(|t| t.commands_applied).sum(),
                 );
             }
             None => {
@@ -427,8 +512,19 @@ impl Plant {
     }
 }
 
-fn connect(broker: &SimBroker, credentials: &MoteCredentials) -> (Arc<SimConnection>, crate::motes::Inbox) {
-    let (inbox, sink) = inbox();
+/// Connects mote `index`; what its connection delivers also marks it stirred in `schedule`.
+fn connect(
+    broker: &SimBroker,
+    credentials: &MoteCredentials,
+    schedule: &Schedule,
+    index: usize,
+) -> (Arc<SimConnection>, Inbox) {
+    let (inbox, fill) = inbox();
+    let stirred = Arc::clone(&schedule.stirred);
+    let sink: EventSink = Arc::new(move |event| {
+        fill(event);
+        stirred.lock().insert(index);
+    });
     let options = ConnectOptions::new(credentials.mqtt_user.clone())
         .with_credentials(&credentials.mqtt_user, &credentials.mqtt_password);
     (broker.connect(options, sink), inbox)

@@ -85,3 +85,21 @@ fn resends_what_is_due_oldest_first_in_batches() {
     assert_eq!(r.resend_due(0, 30_000, 16, &mut |f: &[u8]| out.push(f.to_vec())), 5);
     assert_eq!(r.resend_due(1, 30_000, 16, &mut |_| {}), 0);
 }
+
+#[test]
+fn the_next_resend_is_due_when_the_oldest_sent_frame_comes_of_age() {
+    let mut r: ResendRing<16, 4096> = ResendRing::new();
+    assert_eq!(r.next_due_ms(30_000), None, "nothing kept, nothing due");
+    for seq in 0..3 {
+        r.push(1, seq, &frame(seq, 8), 1_000 + seq as u64 * 1_000);
+    }
+    assert_eq!(r.next_due_ms(30_000), Some(31_000));
+    // Nothing is handed out before that time, and the first frame is at it.
+    assert_eq!(r.resend_due(30_999, 30_000, 16, &mut |_| {}), 0);
+    assert_eq!(r.resend_due(31_000, 30_000, 16, &mut |_| {}), 1);
+    assert_eq!(r.next_due_ms(30_000), Some(32_000));
+    r.ack(1, 1, 1);
+    assert_eq!(r.next_due_ms(30_000), Some(33_000), "an acknowledged frame is not waited for");
+    r.make_all_due();
+    assert_eq!(r.next_due_ms(30_000), Some(0), "frames made due are due now");
+}
