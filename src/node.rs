@@ -134,9 +134,14 @@ fn tier_of(tls: &NodeTls) -> String {
 /// (a platform node with `[mqtt]` and no `url`), the MQTT port (a things node), the event log
 /// (a platform node with the `things` topology), the node itself, then its metrics endpoint and
 /// dashboard.
-/// Its cluster time starts at `origin_ms` (Unix ms; none: the wall clock now, which nodes
-/// started apart agree on only without a time warp).
-pub async fn start(config: NodeConfig, tls: NodeTls, origin_ms: Option<u64>) -> Result<Running, String> {
+/// Its cluster time is `clock`'s (the wall instant a cluster clock was read at, and what it
+/// read, Unix ms; the node carries it on to its own start at its warp). None: the wall clock
+/// at its start, which nodes started apart agree on only without a time warp.
+pub async fn start(
+    config: NodeConfig,
+    tls: NodeTls,
+    clock: Option<(std::time::Instant, u64)>,
+) -> Result<Running, String> {
     let (name, tier) = (tls.me.name.clone(), tier_of(&tls));
     let (fleet, models) = topology_inputs(&config, &tls)?;
     let Built { topology, mut status, metrics, queries } = match &config.topology {
@@ -166,7 +171,11 @@ pub async fn start(config: NodeConfig, tls: NodeTls, origin_ms: Option<u64>) -> 
         incarnation,
         claimed_tags: config.tags.clone(),
         prepare,
-        clock: ClusterClock { origin_ms: origin_ms.unwrap_or(incarnation), warp: f64::from(config.warp) },
+        clock: ClusterClock {
+            origin_ms: clock.map_or(incarnation, |(_, ms)| ms),
+            warp: f64::from(config.warp),
+        },
+        clock_read_at: clock.map(|(at, _)| at),
         checkpoint_disk: match tier.as_str() {
             "platform" => Some(Box::new(SealedCheckpoints::open(&config.data_dir)?)),
             _ => None,

@@ -173,6 +173,7 @@ impl Cluster {
                 claimed_tags: Default::default(),
                 prepare: None,
                 clock: aiot_runtime::ClusterClock::default(),
+                clock_read_at: None,
                 checkpoint_disk: None,
             })
         };

@@ -247,6 +247,7 @@ impl Ours {
                 claimed_tags: Default::default(),
                 prepare: None,
                 clock: aiot_runtime::ClusterClock::default(),
+                clock_read_at: None,
                 checkpoint_disk: None,
             })
         };

@@ -128,6 +128,7 @@ fn start(
         claimed_tags: parse_tags(claimed).unwrap(),
         prepare: None,
         clock: aiot_runtime::ClusterClock::default(),
+        clock_read_at: None,
         checkpoint_disk: None,
     };
     let (node, events) = Node::start(setup).unwrap();
@@ -494,6 +495,7 @@ async fn a_stateful_actor_moves_between_nodes_under_load_without_losing_or_repea
             claimed_tags: Default::default(),
             prepare: None,
             clock: aiot_runtime::ClusterClock::default(),
+            clock_read_at: None,
             checkpoint_disk: None,
         };
         let (node, rx) = Node::start(setup).unwrap();

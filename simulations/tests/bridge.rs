@@ -145,7 +145,7 @@ impl Feeder {
                     capture_ms: ms,
                     received_ms: ms,
                     kind: 1,
-                    payload,
+                    payload: payload.into(),
                 };
                 ledger.frames += 1;
                 m.first_sent.push(seq);

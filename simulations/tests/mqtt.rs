@@ -101,7 +101,7 @@ fn messages(events: &Mutex<Vec<MqttEvent>>) -> Vec<Vec<u8>> {
     events
         .lock()
         .iter()
-        .filter_map(|e| if let MqttEvent::Message(m) = e { Some(m.payload.clone()) } else { None })
+        .filter_map(|e| if let MqttEvent::Message(m) = e { Some(m.payload.to_vec()) } else { None })
         .collect()
 }
 

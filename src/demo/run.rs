@@ -78,7 +78,7 @@ async fn demo(options: &Options, files: &Files) -> Result<(), String> {
     let mut nodes: Vec<(&str, Running)> = Vec::new();
     for ((name, _), config) in NODES.iter().zip(&files.configs) {
         let (config, tls) = super::load(config)?;
-        nodes.push((name, crate::node::start(config, tls, Some(clock.now_ms())).await?));
+        nodes.push((name, crate::node::start(config, tls, Some(clock.read())).await?));
     }
     let start = Instant::now();
     let mut timeline = Timeline::new(options.warp, options.motes);
@@ -111,7 +111,7 @@ async fn demo(options: &Options, files: &Files) -> Result<(), String> {
         start: motor_start,
         duration: Some(options.duration.saturating_sub(start.elapsed())),
         cadence: CADENCE,
-        clock: Some((Instant::now(), clock.now_ms())),
+        clock: Some(clock.read()),
     };
     let broker = BrokerAddr { host: files.mqtt.ip().to_string(), port: files.mqtt.port() };
     let motes = tokio::spawn(async move { crate::motes::run_plant(&fleet, &broker, &plant).await });
@@ -172,8 +172,12 @@ impl PlantClock {
         PlantClock { started: Instant::now(), origin_ms: since.as_millis() as u64, warp: f64::from(warp) }
     }
 
-    fn now_ms(&self) -> u64 {
-        self.origin_ms + (self.started.elapsed().as_secs_f64() * 1000.0 * self.warp) as u64
+    /// The wall instant now and the clock's reading at it (for a part that starts later and
+    /// carries the clock on to its own start).
+    fn read(&self) -> (Instant, u64) {
+        let at = Instant::now();
+        let ms = self.origin_ms + (at.duration_since(self.started).as_secs_f64() * 1000.0 * self.warp) as u64;
+        (at, ms)
     }
 }
 
@@ -316,6 +320,7 @@ fn summary(timeline: &Timeline) -> String {
             Some(Err(why)) => format!("  live migration         {:<8} {why}", check(false)),
             None => format!("  live migration         {:<8} not begun", check(false)),
         },
+        format!("  capture to decision    {:<8} {}", "", timeline.latency()),
     ]
     .join("\n")
 }

@@ -23,6 +23,9 @@ pub struct Milestones {
     pub installed_everywhere: Option<u64>,
     /// The move midway: its report, or why it failed.
     pub migrated: Option<Result<String, String>>,
+    /// Stage 2's capture-to-decision latency p50 and p99 (cluster ms), over the last windows
+    /// it scored with a model.
+    pub latency_ms: Option<(u64, u64)>,
 }
 
 pub struct Timeline {
@@ -49,6 +52,20 @@ impl Timeline {
             alerts_printed: None,
             alerts_said: 0,
             milestones: Milestones::default(),
+        }
+    }
+
+    /// Stage 2's capture-to-decision latency for the summary: in wall time (cluster time runs
+    /// `warp` times faster, and both ends of the interval are cluster-time stamps).
+    pub fn latency(&self) -> String {
+        match self.milestones.latency_ms {
+            Some((p50, p99)) => format!(
+                "p50 {:.1} ms, p99 {:.1} ms wall ({p50} and {p99} ms of cluster time at warp {})",
+                p50 as f64 / self.warp,
+                p99 as f64 / self.warp,
+                self.warp
+            ),
+            None => "not measured: no window was scored with a model".into(),
         }
     }
 
@@ -115,6 +132,10 @@ impl Timeline {
         self.milestones.alerts = alerts;
         self.milestones.drifts = count(&now, "drift", "drifts");
         self.milestones.trainings = count(&now, "trainer", "trainings");
+        let latency = |q: &str| now["stage2"][q].as_u64();
+        if let (Some(p50), Some(p99)) = (latency("latency_p50_ms"), latency("latency_p99_ms")) {
+            self.milestones.latency_ms = Some((p50, p99));
+        }
         self.loop_seen = now;
     }
 

@@ -105,12 +105,20 @@ fn models(value: &Value) -> String {
 fn ml_loop(node: &str, v: &Value) -> String {
     let (s, d, t) = (&v["stage2"], &v["drift"], &v["trainer"]);
     format!(
-        "{node}:\n  stage 2: model {}, {} windows scored, {} unscored, {} alerts\n  drift: {} windows checked, {} drifts, {} inspections and {} retrains requested; {}\n  trainer: {} windows, {} outcomes, {} trainings (last version {}), {} refused; {}\n  pipeline: {}",
-        s["model_version"], s["scored"], s["unscored"], s["alerts"],
+        "{node}:\n  stage 2: model {}, {} windows scored, {} unscored, {} alerts; capture to decision {}\n  drift: {} windows checked, {} drifts, {} inspections and {} retrains requested; {}\n  trainer: {} windows, {} outcomes, {} trainings (last version {}), {} refused; {}\n  pipeline: {}",
+        s["model_version"], s["scored"], s["unscored"], s["alerts"], latency(s),
         d["checked"], d["drifts"], d["inspections_requested"], d["retrains_requested"], text_of(&d["last"]),
         t["windows"], t["outcomes"], t["trainings"], t["version"], t["refused"], text_of(&t["last"]),
         text_of(&v["pipeline"]),
     )
+}
+
+/// Stage 2's capture-to-decision latency quantiles (cluster time).
+fn latency(stage2: &Value) -> String {
+    match (stage2["latency_p50_ms"].as_u64(), stage2["latency_p99_ms"].as_u64()) {
+        (Some(p50), Some(p99)) => format!("p50 {p50} ms, p99 {p99} ms (cluster time)"),
+        _ => "not measured yet (no window scored with a model)".into(),
+    }
 }
 
 /// A node's motors as a table (none if its stage 2 saw none).

@@ -156,6 +156,9 @@ fn ml_loop(inference: &InferenceStats, training: &TrainingStats) -> Value {
             "scored": n(&scoring.scored),
             "unscored": n(&scoring.unscored),
             "alerts": n(&scoring.alerts),
+            // Capture to decision, cluster ms, over the last windows scored with a model.
+            "latency_p50_ms": scoring.latency_quantile(0.5),
+            "latency_p99_ms": scoring.latency_quantile(0.99),
         },
         "drift": {
             "windows": n(&monitor.windows),

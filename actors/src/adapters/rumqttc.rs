@@ -191,7 +191,7 @@ impl EventPump {
                 let topic = p.topic;
                 (self.sink)(MqttEvent::Message(Publish {
                     topic,
-                    payload: p.payload.to_vec(),
+                    payload: p.payload,
                     qos: qos_from(p.qos),
                     retain: p.retain,
                 }));

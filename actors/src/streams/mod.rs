@@ -69,7 +69,16 @@ pub struct TelemetryRecord {
 impl TelemetryRecord {
     pub fn new(frame: UpFrame, faults: SensorFaults) -> Self {
         let UpFrame { mote, boot_epoch, seq, capture_ms, received_ms, kind, payload } = frame;
-        TelemetryRecord { mote, boot_epoch, seq, capture_ms, received_ms, kind, faults, payload }
+        TelemetryRecord {
+            mote,
+            boot_epoch,
+            seq,
+            capture_ms,
+            received_ms,
+            kind,
+            faults,
+            payload: payload.to_vec(),
+        }
     }
 
     /// The frame's name: what de-duplication keys on.
@@ -143,7 +152,7 @@ mod tests {
             capture_ms: 1_000,
             received_ms: 1_020,
             kind: 1,
-            payload: vec![1, 2, 3],
+            payload: vec![1, 2, 3].into(),
         };
         let record = TelemetryRecord::new(frame, SensorFaults::default());
         let bytes = record.encode();

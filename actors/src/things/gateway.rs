@@ -261,7 +261,7 @@ impl Gateway {
             capture_ms: envelope.capture_ms,
             received_ms: 0,
             kind: kind as u8,
-            payload: frame.payload.to_vec(),
+            payload: message.payload.slice_ref(frame.payload),
         };
         Ok((up, reported_mark))
     }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_runtime::{Overflow, ReplyTo, TopologyBuilder};
+use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -53,8 +54,8 @@ pub struct UpFrame {
     pub received_ms: u64,
     /// `aiot_firmware::protocol::Kind` code.
     pub kind: u8,
-    #[serde(with = "serde_bytes")]
-    pub payload: Vec<u8>,
+    /// A slice of the MQTT message it came in (shared, not copied).
+    pub payload: Bytes,
 }
 
 /// What proxies send downstream.

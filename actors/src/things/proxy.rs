@@ -412,7 +412,7 @@ mod tests {
             capture_ms: seq as u64,
             received_ms: 0,
             kind: 0,
-            payload: vec![],
+            payload: Default::default(),
         };
         ProxyMsg::Up(frame)
     }

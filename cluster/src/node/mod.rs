@@ -66,9 +66,24 @@ pub struct NodeSetup {
     pub prepare: Option<Prepare>,
     /// The cluster time its actors stamp records with (the host's wall clock at start).
     pub clock: ClusterClock,
+    /// The wall instant `clock.origin_ms` was read at, when that was before this start: the
+    /// node moves the origin on to the instant its actor system starts, so that a start that
+    /// takes a while (a broker to start, a log to open) does not leave its cluster time behind
+    /// the clock it was given, by that while times the warp. None: the origin is the start.
+    pub clock_read_at: Option<std::time::Instant>,
     /// Where a platform node keeps the checkpoints it keeps across its restarts (none: in
     /// memory only).
     pub checkpoint_disk: Option<Box<dyn CheckpointDisk>>,
+}
+
+/// `clock` with its origin moved from the instant it was read to now (see
+/// `NodeSetup::clock_read_at`).
+// Host code: the node's start reads the wall clock once, as the actor system it starts does.
+#[allow(clippy::disallowed_methods)]
+fn clock_at_start(clock: ClusterClock, read_at: Option<std::time::Instant>) -> ClusterClock {
+    let Some(read_at) = read_at else { return clock };
+    let since_ms = std::time::Instant::now().saturating_duration_since(read_at).as_secs_f64() * 1000.0;
+    ClusterClock { origin_ms: clock.origin_ms + (since_ms * clock.warp) as u64, ..clock }
 }
 
 /// A host's preparation of a node's actor system (see `NodeSetup::prepare`).
@@ -440,8 +455,8 @@ impl Node {
         let coordinator =
             Coordinator::new(me, seed_names, setup.membership, setup.topology.clone(), Instant::ZERO);
         let (events, receiver) = unbounded_channel();
-        let system =
-            TokioSystem::start(SystemConfig { clock: setup.clock, ..SystemConfig::with_seed(setup.seed) });
+        let clock = clock_at_start(setup.clock, setup.clock_read_at);
+        let system = TokioSystem::start(SystemConfig { clock, ..SystemConfig::with_seed(setup.seed) });
         if let Some(prepare) = setup.prepare {
             prepare(&system)?;
         }

@@ -19,7 +19,7 @@ pub struct LabClient {
 impl LabClient {
     /// Payloads received on `topic`, in arrival order.
     pub fn received(&self, topic: &str) -> Vec<Vec<u8>> {
-        self.messages().into_iter().filter(|m| m.topic == topic).map(|m| m.payload).collect()
+        self.messages().into_iter().filter(|m| m.topic == topic).map(|m| m.payload.to_vec()).collect()
     }
 
     pub fn messages(&self) -> Vec<Publish> {
@@ -142,7 +142,7 @@ pub fn retained_messages_reach_later_subscribers(lab: &mut dyn MqttLab, prefix: 
     lab.settle();
     let got = late.messages();
     assert!(
-        got.iter().all(|m| m.payload == b"second"),
+        got.iter().all(|m| m.payload == b"second"[..]),
         "a later subscriber got {got:?}, not only the latest retained message"
     );
     assert!(got[0].retain, "a retained message arrived without its retain flag");

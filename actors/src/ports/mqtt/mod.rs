@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_runtime::Port;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Delivery guarantee of one publish or subscription (QoS 2 is not used by this system).
@@ -36,19 +37,20 @@ pub enum QoS {
     AtLeastOnce,
 }
 
-/// One application message.
+/// One application message. The payload is shared, not copied, on its way from the client
+/// through the gateway to a proxy (`Bytes`; encoded as a byte string, as before).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Publish {
     pub topic: String,
-    #[serde(with = "serde_bytes")]
-    pub payload: Vec<u8>,
+    pub payload: Bytes,
     pub qos: QoS,
     pub retain: bool,
 }
 
 impl Publish {
+    /// A message; the payload is moved in, not copied (`Bytes::from` a `Vec`).
     pub fn new(topic: impl Into<String>, payload: impl Into<Vec<u8>>, qos: QoS) -> Self {
-        Publish { topic: topic.into(), payload: payload.into(), qos, retain: false }
+        Publish { topic: topic.into(), payload: Bytes::from(payload.into()), qos, retain: false }
     }
 
     pub fn retained(mut self) -> Self {
