@@ -22,7 +22,7 @@ use aiot_runtime::{ActorPath, Instant, Topology};
 /// What a simulated node keeps for checkpoints.
 #[derive(Default)]
 pub struct NodeCheckpoints {
-    pub(crate) book: book::Checkpoints,
+    book: book::Checkpoints,
     /// Checkpoints being gathered.
     gathering: BTreeMap<ActorPath, PendingCheckpoint>,
     /// Whether this node is a keeper (platform tier).
