@@ -37,6 +37,16 @@ impl Collector for ThingsMetrics {
                 "Verified frames the gateway routed to their proxy",
                 g.forwarded.load(Relaxed),
             ),
+            (
+                "mqtt_frames_held",
+                "Times the gateway held frames while their proxies could not be reached",
+                g.held.load(Relaxed),
+            ),
+            (
+                "mqtt_frames_undeliverable",
+                "Verified frames the gateway dropped with too many held (the motes resend them)",
+                g.undeliverable.load(Relaxed),
+            ),
             ("mqtt_acks_sent", "Acknowledgements published to the motes", g.acks_sent.load(Relaxed)),
             (
                 "stream_records_appended",

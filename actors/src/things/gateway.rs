@@ -6,7 +6,9 @@
 //! confine a client to its topics), an up kind, a payload that decodes. A frame failing any
 //! check is refused, counted by reason and logged, rate-limited per reason; the gateway goes
 //! on. Good frames go to `/proxies` as `UpFrame`s; maintenance records on `aiot/maintenance/+`
-//! go there too. Inspection requests (the drift monitor's) go out to the crew on
+//! go there too. While `/proxies` cannot be reached (its node not yet known, or moving), the
+//! gateway holds what it would send, in order, and offers it again `HOLD_RETRY` later: a frame
+//! never overtakes an earlier one of its mote on the way to its proxy. Inspection requests (the drift monitor's) go out to the crew on
 //! `aiot/maintenance/{mote}/request` at QoS 1.
 //!
 //! Down: proxies ask for acks; the gateway signs them under the mote's key with its down mark
@@ -14,7 +16,7 @@
 //! already stored) and publishes them at QoS 1. A gateway that lost its counter learns the
 //! mote's last accepted mark from its next features report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +28,7 @@ use aiot_runtime::{Actor, ActorError, ActorRef, Ctx, PortRef, ReplyTo};
 use rand::Rng;
 
 use super::commands::{CommandTracker, MoteCommand, Next};
-use super::proxy::ProxiesMsg;
+use super::proxy::{ProxiesMsg, HOLD_RETRY};
 use super::{Downlink, UpFrame};
 use crate::maintenance::{self, InspectionRequest, MaintenanceRecord};
 use crate::ports::mqtt::{Mqtt, MqttEvent, MqttRequest, Publish, QoS};
@@ -82,8 +84,11 @@ pub struct GatewayStats {
     pub frames_in: AtomicU64,
     pub forwarded: AtomicU64,
     pub maintenance_forwarded: AtomicU64,
-    /// Good frames and records `/proxies` could not take yet (not placed, or unreachable):
-    /// nothing was acknowledged, so motes resend them (the crew's records are lost).
+    /// Times `/proxies` could not take the oldest held message yet (not placed, or
+    /// unreachable): it stays held and is offered again `HOLD_RETRY` later.
+    pub held: AtomicU64,
+    /// Good frames and records dropped because `HELD_MAX` were held already: nothing was
+    /// acknowledged, so motes resend them (the crew's records are lost).
     pub undeliverable: AtomicU64,
     refused: [AtomicU64; Refusal::ALL.len()],
     pub acks_sent: AtomicU64,
@@ -134,7 +139,13 @@ pub enum GatewayMsg {
     },
     /// Ask the crew to inspect a motor.
     Inspect(InspectionRequest),
+    /// Offer the held messages to `/proxies` again (the gateway's own timer).
+    ForwardHeld,
 }
+
+/// How many messages the gateway holds while `/proxies` cannot be reached: a few seconds of a
+/// large fleet's frames; beyond it a new one is dropped and counted (its mote resends it).
+pub const HELD_MAX: usize = 4_096;
 
 /// The largest epoch jump past a learned down mark (see `Gateway::epoch_jump`): 2^16, so two
 /// gateway incarnations collide once in 65,536, and a mote's 32-bit epochs last 65,536 restarts.
@@ -151,6 +162,10 @@ pub struct Gateway {
     /// different marks, so a command the mote refuses as a replay cannot look delivered.
     epoch_jump: u32,
     commands: CommandTracker<ReplyTo<bool>>,
+    /// Frames and records for `/proxies` it could not take yet, oldest first.
+    held: VecDeque<ProxiesMsg>,
+    /// A `ForwardHeld` is scheduled.
+    retry_scheduled: bool,
     /// Per reason: when it was last logged (ms), and refusals held back since.
     log: BTreeMap<Refusal, (u64, u64)>,
     buffer: Vec<u8>,
@@ -166,6 +181,8 @@ impl Gateway {
             down_marks: BTreeMap::new(),
             epoch_jump: 1,
             commands: CommandTracker::default(),
+            held: VecDeque::new(),
+            retry_scheduled: false,
             log: BTreeMap::new(),
             buffer: vec![0; MAX_FRAME],
         }
@@ -179,11 +196,7 @@ impl Gateway {
             }
             return match MaintenanceRecord::from_json(&message.payload) {
                 Ok(record) if record.mote == mote.0 => {
-                    let counter = match ctx.send(&self.proxies, ProxiesMsg::Maintenance(record)) {
-                        Ok(()) => &self.stats.maintenance_forwarded,
-                        Err(_) => &self.stats.undeliverable,
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
+                    self.send_to_proxies(ProxiesMsg::Maintenance(record), ctx);
                     Ok(())
                 }
                 Ok(record) => self.refuse(
@@ -202,14 +215,43 @@ impl Gateway {
                     self.follow(next, ctx)?;
                 }
                 let frame = UpFrame { received_ms: ctx.cluster_ms(), ..frame };
-                let counter = match ctx.send(&self.proxies, ProxiesMsg::Up(frame)) {
-                    Ok(()) => &self.stats.forwarded,
-                    Err(_) => &self.stats.undeliverable,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
+                self.send_to_proxies(ProxiesMsg::Up(frame), ctx);
                 Ok(())
             }
             Err((why, detail)) => self.refuse(why, &format!("{}: {detail}", message.topic), now_ms),
+        }
+    }
+
+    /// Sends `msg` to `/proxies` behind any held ones; holds it if they cannot be sent yet.
+    fn send_to_proxies(&mut self, msg: ProxiesMsg, ctx: &mut Ctx<'_, GatewayMsg>) {
+        if self.held.len() >= HELD_MAX {
+            self.stats.undeliverable.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.held.push_back(msg);
+        self.forward_held(ctx);
+    }
+
+    /// Offers the held messages to `/proxies` in order; stops at the first it cannot take and
+    /// tries again `HOLD_RETRY` later.
+    fn forward_held(&mut self, ctx: &mut Ctx<'_, GatewayMsg>) {
+        while let Some(msg) = self.held.pop_front() {
+            let counter = match &msg {
+                ProxiesMsg::Maintenance(_) => &self.stats.maintenance_forwarded,
+                _ => &self.stats.forwarded,
+            };
+            // Kept until `/proxies` takes it: a refused send drops its message.
+            let kept = msg.clone();
+            if ctx.send(&self.proxies, msg).is_err() {
+                self.held.push_front(kept);
+                self.stats.held.fetch_add(1, Ordering::Relaxed);
+                if !self.retry_scheduled {
+                    self.retry_scheduled = true;
+                    ctx.schedule_once(HOLD_RETRY, GatewayMsg::ForwardHeld);
+                }
+                return;
+            }
+            counter.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -447,6 +489,97 @@ impl Actor for Gateway {
                 self.request_inspection(&request, ctx);
                 Ok(())
             }
+            GatewayMsg::ForwardHeld => {
+                self.retry_scheduled = false;
+                self.forward_held(ctx);
+                Ok(())
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aiot_firmware::actuation::{ActuationState, Transition, TransitionCause};
+    use aiot_firmware::protocol::{MoteKey, Stage1Event};
+    use aiot_runtime::port::PortCall;
+    use aiot_runtime::prelude::DetSystem;
+    use aiot_runtime::spec::ActorSpec;
+    use parking_lot::Mutex;
+
+    /// Takes the gateway's port requests and answers none (no broker in this test).
+    struct NoBroker;
+
+    impl Actor for NoBroker {
+        type Msg = PortCall<Mqtt>;
+        fn handle(&mut self, _: PortCall<Mqtt>, _: &mut Ctx<'_, Self::Msg>) -> Result<(), ActorError> {
+            Ok(())
+        }
+    }
+
+    /// Keeps the sequence numbers of the frames that reach `/proxies`.
+    struct Proxies(Arc<Mutex<Vec<u32>>>);
+
+    impl Actor for Proxies {
+        type Msg = ProxiesMsg;
+        fn handle(&mut self, msg: ProxiesMsg, _: &mut Ctx<'_, ProxiesMsg>) -> Result<(), ActorError> {
+            if let ProxiesMsg::Up(frame) = msg {
+                self.0.lock().push(frame.seq);
+            }
+            Ok(())
+        }
+    }
+
+    /// Frame `seq` of mote 7, signed with `key`, as the broker delivers it.
+    fn published(key: &MoteKey, seq: u32) -> GatewayMsg {
+        let transition = Transition {
+            from: ActuationState::Normal,
+            to: ActuationState::Derate,
+            score: 0.9,
+            cause: TransitionCause::Score,
+        };
+        let payload = Payload::Stage1Event(Stage1Event { transition, model_version: 0 });
+        let envelope = Envelope { mote: MoteId(7), boot_epoch: 1, seq, capture_ms: seq as u64 };
+        let mut buffer = vec![0; MAX_FRAME];
+        let len = protocol::encode_frame(&envelope, &payload, key, &mut buffer).unwrap();
+        let topic = MoteId(7).up_topic();
+        GatewayMsg::Mqtt(MqttEvent::Message(Publish::new(topic.as_str(), &buffer[..len], QoS::AtLeastOnce)))
+    }
+
+    /// `/proxies` is not there yet (as on a node that has not yet heard where it runs): the
+    /// gateway holds the verified frames and, once `/proxies` appears, sends them all in order,
+    /// ahead of the frames that came after.
+    #[test]
+    fn frames_wait_in_order_until_the_proxies_can_be_reached() {
+        let key = MoteKey([7; 32]);
+        let mut keys = KeyRing::default();
+        keys.insert(MoteId(7), key.clone());
+        let stats = Arc::new(GatewayStats::default());
+        let mut system = DetSystem::with_seed(5);
+        system.spawn("port-mqtt", ActorSpec::new(|_| NoBroker)).unwrap();
+        let proxies = ActorRef::parse("/proxies").unwrap();
+        let kept = Arc::clone(&stats);
+        let gateway = system
+            .spawn(
+                "gateway",
+                ActorSpec::new(move |_| Gateway::new(keys.clone(), proxies.clone(), Arc::clone(&kept))),
+            )
+            .unwrap();
+        for seq in 0..3 {
+            system.tell(&gateway, published(&key, seq)).unwrap();
+        }
+        system.run_for(Duration::from_millis(350));
+        assert_eq!(stats.forwarded.load(Ordering::Relaxed), 0);
+        assert!(stats.held.load(Ordering::Relaxed) >= 3, "held and retried");
+
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen_kept = Arc::clone(&seen);
+        system.spawn("proxies", ActorSpec::new(move |_| Proxies(Arc::clone(&seen_kept)))).unwrap();
+        system.tell(&gateway, published(&key, 3)).unwrap();
+        system.run_for(Duration::from_millis(500));
+        assert_eq!(*seen.lock(), [0, 1, 2, 3], "each frame once, in the mote's order");
+        assert_eq!(stats.forwarded.load(Ordering::Relaxed), 4);
+        assert_eq!(stats.undeliverable.load(Ordering::Relaxed), 0);
     }
 }

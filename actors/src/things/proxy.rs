@@ -28,7 +28,7 @@ use super::{Onward, UpFrame};
 use crate::maintenance::MaintenanceRecord;
 
 /// What `/proxies` takes.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ProxiesMsg {
     Up(UpFrame),
     Maintenance(MaintenanceRecord),
