@@ -175,7 +175,7 @@ fn the_full_demo_reaches_every_milestone_as_the_shell_reports_it() {
     demo.wait_for_within("summary", Duration::from_secs(300));
     // What the summary says agrees with what the shell showed (installed everywhere may be
     // mid-rollout at the very end, so it is only printed).
-    let summary: Vec<String> = (0..6).map(|_| demo.wait_for("  ")).collect();
+    let summary: Vec<String> = (0..7).map(|_| demo.wait_for("  ")).collect();
     for (milestone, line) in ["alerts raised", "drift detected", "models trained", "live migration"]
         .iter()
         .map(|m| (m, summary.iter().find(|l| l.trim_start().starts_with(m))))

@@ -115,10 +115,13 @@ fn run(seed: u64) -> Result<(), String> {
     let replicas: Vec<ActorRef<StageMsg<Stage2Control>>> =
         ["/stage2-1", "/stage2-2"].iter().map(|p| ActorRef::parse(p).expect("a path")).collect();
     for replica in &replicas {
-        let wrong = Stage2Control::Install { version: 99, scorer: scorer(3), rule };
+        let wrong = Stage2Control::Install { version: 99, scorer: Box::new(scorer(3)), rule };
         system.tell(replica, StageMsg::Control(wrong)).map_err(|e| e.to_string())?;
-        let install =
-            Stage2Control::Install { version: MODEL_VERSION, scorer: scorer(DspFeatures::NAMES.len()), rule };
+        let install = Stage2Control::Install {
+            version: MODEL_VERSION,
+            scorer: Box::new(scorer(DspFeatures::NAMES.len())),
+            rule,
+        };
         system.tell(replica, StageMsg::Control(install)).map_err(|e| e.to_string())?;
     }
     system.run_for(Duration::from_secs(1));

@@ -102,7 +102,10 @@ async fn demo(options: &Options, files: &Files) -> Result<(), String> {
     println!();
 
     let fleet = load_fleet(files)?;
-    let (params, motor_start) = motors(plant_span.mul_f64(0.55));
+    let shift = plant_span.mul_f64(0.55);
+    let (params, motor_start) = motors(shift);
+    let plant_clock = clock.read();
+    timeline.milestones.shift_ms = Some(plant_clock.1 + shift.as_millis() as u64);
     let plant = Plant {
         count: options.motes,
         warp: f64::from(options.warp),
@@ -111,7 +114,7 @@ async fn demo(options: &Options, files: &Files) -> Result<(), String> {
         start: motor_start,
         duration: Some(options.duration.saturating_sub(start.elapsed())),
         cadence: CADENCE,
-        clock: Some(clock.read()),
+        clock: Some(plant_clock),
     };
     let broker = BrokerAddr { host: files.mqtt.ip().to_string(), port: files.mqtt.port() };
     let motes = tokio::spawn(async move { crate::motes::run_plant(&fleet, &broker, &plant).await });
@@ -303,7 +306,8 @@ fn summary(timeline: &Timeline) -> String {
         Some(v) => format!("every mote runs model {v}; {rollout}"),
         None => rollout,
     };
-    let models: Vec<String> = m.models.iter().map(ToString::to_string).collect();
+    let models: Vec<String> = m.models.keys().map(ToString::to_string).collect();
+    let (closed, drift_to_fleet) = timeline.drift_to_fleet();
     [
         "\nsummary".to_string(),
         format!("  alerts raised          {:<8} {} alerts", check(m.alerts > 0), m.alerts),
@@ -315,6 +319,7 @@ fn summary(timeline: &Timeline) -> String {
             models.join(", ")
         ),
         format!("  OTA to every mote      {:<8} {installed}", check(m.installed_everywhere.is_some())),
+        format!("  drift to fleet         {:<8} {drift_to_fleet}", check(closed)),
         match &m.migrated {
             Some(Ok(line)) => format!("  live migration         {:<8} {line}", check(true)),
             Some(Err(why)) => format!("  live migration         {:<8} {why}", check(false)),

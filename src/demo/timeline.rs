@@ -2,6 +2,7 @@
 //! report (their events) and what the application answers the shell (`loop`, `models`),
 //! printed when it changes; and the milestones the summary checks.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aiot_actors::deploy::canary::AUC;
@@ -14,13 +15,20 @@ pub struct Milestones {
     pub alerts: u64,
     pub drifts: u64,
     pub trainings: u64,
-    /// Versions in the registry.
-    pub models: Vec<u64>,
+    /// Versions in the registry, and when each was made (cluster ms).
+    pub models: BTreeMap<u64, u64>,
     /// The latest rollout: its version and phase.
     pub rollout: Option<(u64, String)>,
     /// The registered model every mote runs, installed over the air (each mote's receipts
     /// and reports say which it runs), once they all run the same.
     pub installed_everywhere: Option<u64>,
+    /// The load shift the drift monitor should find (cluster ms; the run sets it).
+    pub shift_ms: Option<u64>,
+    /// The first drift found: the time of the last window of the batch that drifted (cluster
+    /// ms).
+    pub drift_ms: Option<u64>,
+    /// Each model every mote came to run, and when its last mote confirmed it (cluster ms).
+    pub fleet_installs: BTreeMap<u64, u64>,
     /// The move midway: its report, or why it failed.
     pub migrated: Option<Result<String, String>>,
     /// Stage 2's capture-to-decision latency p50 and p99 (cluster ms), over the last windows
@@ -66,6 +74,34 @@ impl Timeline {
                 self.warp
             ),
             None => "not measured: no window was scored with a model".into(),
+        }
+    }
+
+    /// From the load shift to a model trained after the drift running on every mote, in plant
+    /// hours; whether the loop closed.
+    pub fn drift_to_fleet(&self) -> (bool, String) {
+        let m = &self.milestones;
+        let hours = |from: u64, to: u64| (to as f64 - from as f64) / 3_600_000.0;
+        let Some(drift_ms) = m.drift_ms else { return (false, "no drift detected".into()) };
+        let detected = match m.shift_ms {
+            Some(shift_ms) => {
+                format!("drift detected {:.1} h after the load shift", hours(shift_ms, drift_ms))
+            }
+            None => "drift detected".into(),
+        };
+        let retrained = m.models.iter().find(|(_, created)| **created >= drift_ms);
+        match retrained
+            .and_then(|(version, created)| Some((version, created, m.fleet_installs.get(version)?)))
+        {
+            Some((version, created, installed)) => (
+                true,
+                format!(
+                    "{detected}; model {version} trained {:.1} h after it, on every mote {:.1} h after it",
+                    hours(drift_ms, *created),
+                    hours(drift_ms, *installed)
+                ),
+            ),
+            None => (false, format!("{detected}; no model trained since is on every mote yet")),
         }
     }
 
@@ -131,6 +167,11 @@ impl Timeline {
         }
         self.milestones.alerts = alerts;
         self.milestones.drifts = count(&now, "drift", "drifts");
+        if self.milestones.drift_ms.is_none() {
+            let history = now["drift"]["history"].as_array().into_iter().flatten();
+            let mut drifts = history.filter(|point| point["drift"].as_bool() == Some(true));
+            self.milestones.drift_ms = drifts.next().and_then(|point| point["time_ms"].as_u64());
+        }
         self.milestones.trainings = count(&now, "trainer", "trainings");
         let latency = |q: &str| now["stage2"][q].as_u64();
         if let (Some(p50), Some(p99)) = (latency("latency_p50_ms"), latency("latency_p99_ms")) {
@@ -143,8 +184,9 @@ impl Timeline {
     pub fn models(&mut self, elapsed: Duration, now: &Value) {
         for model in now["models"].as_array().into_iter().flatten() {
             let version = model["version"].as_u64().unwrap_or(0);
-            if !self.milestones.models.contains(&version) {
-                self.milestones.models.push(version);
+            let created_ms = model["created_ms"].as_u64().unwrap_or(0);
+            if let std::collections::btree_map::Entry::Vacant(entry) = self.milestones.models.entry(version) {
+                entry.insert(created_ms);
                 let auc = model["metrics"][AUC]
                     .as_f64()
                     .map(|a| format!(", int8 validation AUC {a:.3}"))
@@ -160,6 +202,9 @@ impl Timeline {
         });
         if running.len() >= self.motes && running[0] > 0 && running.iter().all(|v| *v == running[0]) {
             self.milestones.installed_everywhere = Some(running[0]);
+            if let Some(at_ms) = confirmed_everywhere(rollout, running[0]) {
+                self.milestones.fleet_installs.entry(running[0]).or_insert(at_ms);
+            }
         }
         if self.phase_seen.as_ref() != Some(&(version, phase.clone())) {
             self.say(elapsed, "deployer", rollout["summary"].as_str().unwrap_or(""));
@@ -167,4 +212,16 @@ impl Timeline {
         }
         self.milestones.rollout = Some((version, phase));
     }
+}
+
+/// When the last mote confirmed running `version` (cluster ms): the latest receipt of each mote
+/// that shows it active; none while a mote has no such receipt.
+fn confirmed_everywhere(rollout: &Value, version: u64) -> Option<u64> {
+    let motes = rollout["motes"].as_object()?;
+    let confirmed = motes.values().map(|mote| {
+        let receipts = mote["receipts"].as_array().into_iter().flatten();
+        let active = receipts.filter(|r| r["active"].as_u64() == Some(version));
+        active.filter_map(|r| r["at_ms"].as_u64()).max()
+    });
+    confirmed.collect::<Option<Vec<u64>>>()?.into_iter().max()
 }

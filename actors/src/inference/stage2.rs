@@ -58,7 +58,7 @@ pub const RECENT_ALERTS: usize = 50;
 pub enum Stage2Control {
     /// Score with this model (and its alert rule) from now on; installing the model in use
     /// again changes nothing, so an owner may repeat it.
-    Install { version: u32, scorer: Scorer, rule: AlertRule },
+    Install { version: u32, scorer: Box<Scorer>, rule: AlertRule },
     /// The crew repaired `mote`: its alert episode ends.
     Repaired { mote: u32 },
 }
@@ -334,7 +334,7 @@ impl Process for Stage2 {
 
     fn control(&mut self, control: Stage2Control) -> Result<(), String> {
         match control {
-            Stage2Control::Install { version, scorer, rule } => self.install(version, scorer, rule),
+            Stage2Control::Install { version, scorer, rule } => self.install(version, *scorer, rule),
             Stage2Control::Repaired { mote } => {
                 self.repaired(mote);
                 Ok(())
@@ -414,7 +414,7 @@ mod tests {
         assert!(run(&mut stage, &[stored(1, 0.9, clean, dsp)]).is_empty());
         assert_eq!(stats.unscored.load(Ordering::Relaxed), 1);
         assert_eq!(stats.latency_quantile(0.5), None);
-        stage.control(Stage2Control::Install { version: 3, scorer: scorer(), rule }).unwrap();
+        stage.control(Stage2Control::Install { version: 3, scorer: Box::new(scorer()), rule }).unwrap();
         let stage1 = FeatureSource::Stage1 { model_version: 1, score: Some(0.99) };
         let alerts = run(
             &mut stage,
@@ -455,7 +455,7 @@ mod tests {
         let mut narrow = scorer();
         narrow.model.coef = Array1::zeros(3);
         narrow.standardizer = Standardizer::identity(3);
-        let refused = stage.control(Stage2Control::Install { version: 4, scorer: narrow, rule });
+        let refused = stage.control(Stage2Control::Install { version: 4, scorer: Box::new(narrow), rule });
         assert!(refused.is_err(), "a model of another width is refused");
         assert_eq!(stage.model_version(), Some(3));
     }

@@ -6,16 +6,23 @@
 //! mote standardises raw features itself.
 //!
 //! **Choices** (the int8 scoring is in `aiot_firmware::model`'s module doc):
-//! - `input_scale = input_range / 127`: standardised values in `[-input_range, input_range]`
-//!   map onto the int8 codes, beyond that they clip. [`QuantizeConfig::from_data`] takes
-//!   `input_range` as the [`INPUT_RANGE_QUANTILE`] quantile of `|z|` over every standardised
-//!   training value, clamped into `[INPUT_RANGE_MIN, INPUT_RANGE_MAX]`: one step is then
-//!   `input_range / 127` standard deviations (0.03 to 0.13), and only the far tail (about 0.1%
-//!   of values) clips, where a fault's score is saturated anyway. One scale serves every feature
-//!   because the format has one; standardisation puts them on a common footing first.
-//! - `weight_scale = max |coef| / 127`: the largest weight uses the full int8 range (symmetric,
-//!   so 0 stays exact); every weight is rounded to the nearest step. All-zero weights get
-//!   `weight_scale = 1`.
+//! - Each feature's int8 codes span its range `r[i]` of standardised values: `[-r[i], r[i]]`
+//!   maps onto `-127..=127`, beyond that it clips. A winsorised standardiser (the motes'
+//!   stage-1 model, [`super::standardize::Winsorize::STAGE1`]) gives `r[i]` its bound, so the
+//!   int8 model clips exactly where the float model was trained to (per-feature scale; the
+//!   zero point is the standardisation offset). Otherwise every feature takes
+//!   `config.input_range`, which [`QuantizeConfig::from_data`] takes as the
+//!   [`INPUT_RANGE_QUANTILE`] quantile of `|z|` over every standardised training value,
+//!   clamped into `[INPUT_RANGE_MIN, INPUT_RANGE_MAX]`.
+//! - The image format has one `input_scale` and a standardisation scale per feature, so the
+//!   range folds into the latter: with `base = max r[i]`, the image's `scale[i]` is the
+//!   standardiser's times `r[i] / base`, `input_scale = base / 127`, and the weights quantized
+//!   are `coef[i] * r[i] / base` (the logit per unit of the image's standardised value). With
+//!   one range for all, that is the standardiser's scale and the model's coefficients as they
+//!   are.
+//! - `weight_scale = max |folded coef| / 127`: the largest weight uses the full int8 range
+//!   (symmetric, so 0 stays exact); every weight is rounded to the nearest step. All-zero
+//!   weights get `weight_scale = 1`.
 //! - `bias`: the float intercept, kept in f32 (the format keeps it unquantised).
 //! - `threshold`: the float model's decision threshold, unchanged. The int8 score approximates
 //!   the float score, so the same threshold keeps decisions alike; re-tuning it for the int8
@@ -49,7 +56,8 @@ pub struct QuantizeConfig {
     pub version: u32,
     /// The decision threshold on the score, in `[0, 1]` (the float model's).
     pub threshold: f64,
-    /// Standardised value that maps to int8 code 127 (see the module doc), > 0.
+    /// Standardised value that maps to int8 code 127 for a standardiser without bounds (see
+    /// the module doc), > 0.
     pub input_range: f64,
 }
 
@@ -140,7 +148,19 @@ pub fn quantize(
     if !(config.input_range > 0.0 && config.input_range.is_finite()) {
         return Err(QuantizeError::BadInputRange(config.input_range));
     }
-    let largest = model.coef.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+    let ranges = match &standardizer.bound {
+        Some(bound) => {
+            check_width(bound.len())?;
+            if let Some(bad) = bound.iter().find(|r| !(**r > 0.0 && r.is_finite())) {
+                return Err(QuantizeError::BadInputRange(*bad));
+            }
+            bound.clone()
+        }
+        None => Array1::from_elem(FEATURE_COUNT, config.input_range),
+    };
+    let base = ranges.fold(0.0f64, |m, r| m.max(*r));
+    let folded = &model.coef * &ranges / base;
+    let largest = folded.fold(0.0f64, |m, w| m.max(w.abs()));
     if !largest.is_finite() {
         return Err(QuantizeError::NotFinite);
     }
@@ -149,7 +169,7 @@ pub fn quantize(
         version: config.version,
         offset: [0.0; FEATURE_COUNT],
         scale: [0.0; FEATURE_COUNT],
-        input_scale: to_f32(config.input_range / 127.0)?,
+        input_scale: to_f32(base / 127.0)?,
         weights: [0; FEATURE_COUNT],
         weight_scale: to_f32(weight_scale)?,
         bias: to_f32(model.intercept)?,
@@ -157,8 +177,8 @@ pub fn quantize(
     };
     for i in 0..FEATURE_COUNT {
         int8.offset[i] = to_f32(standardizer.offset[i])?;
-        int8.scale[i] = to_f32(standardizer.scale[i])?;
-        int8.weights[i] = (model.coef[i] / weight_scale).round().clamp(-127.0, 127.0) as i8;
+        int8.scale[i] = to_f32(standardizer.scale[i] * ranges[i] / base)?;
+        int8.weights[i] = (folded[i] / weight_scale).round().clamp(-127.0, 127.0) as i8;
     }
     int8.validate().map_err(QuantizeError::Model)?;
     Ok(int8)
@@ -349,6 +369,34 @@ mod tests {
         let zero = LogisticModel { intercept: 0.0, coef: Array1::zeros(FEATURE_COUNT) };
         let zero8 = quantize(&zero, &Standardizer::identity(FEATURE_COUNT), &config).unwrap();
         assert_eq!((zero8.weights, zero8.weight_scale), ([0; FEATURE_COUNT], 1.0));
+    }
+
+    /// A winsorised standardiser's bounds become each feature's int8 range: the mote clips
+    /// where the float model does, and scores alike inside and outside the bounds.
+    #[test]
+    fn per_feature_bounds_fold_into_the_image() {
+        let mut coef = Array1::zeros(FEATURE_COUNT);
+        coef[0] = 2.0;
+        coef[1] = -1.0;
+        let model = LogisticModel { intercept: -0.5, coef };
+        let mut bound = Array1::from_elem(FEATURE_COUNT, 2.0);
+        bound[0] = 8.0;
+        let standardizer = Standardizer { bound: Some(bound), ..Standardizer::identity(FEATURE_COUNT) };
+        let config = QuantizeConfig { version: 1, threshold: 0.5, input_range: 99.0 };
+        let int8 = quantize(&model, &standardizer, &config).unwrap();
+        assert!((int8.input_scale - 8.0 / 127.0).abs() < 1e-7, "the widest bound, not input_range");
+        assert_eq!((int8.scale[0], int8.scale[1]), (1.0, 0.25));
+        // Folded: 2 * 8/8 and -1 * 2/8; the larger takes 127.
+        assert_eq!(&int8.weights[..2], &[127, -16]);
+        for (f0, f1) in [(0.5f32, 0.3f32), (20.0, -9.0), (-3.0, 1.9)] {
+            let mut f = [0.0f32; FEATURE_COUNT];
+            (f[0], f[1]) = (f0, f1);
+            let z = standardizer.transform_row(Array1::from_iter(f.iter().map(|v| f64::from(*v))).view());
+            let float = sigmoid(model.logit(z.view()));
+            assert!((float - f64::from(int8.score(&f))).abs() < 0.02, "{f0}, {f1}: {float}");
+        }
+        let bad = Standardizer { bound: Some(Array1::zeros(FEATURE_COUNT)), ..standardizer };
+        assert_eq!(quantize(&model, &bad, &config), Err(QuantizeError::BadInputRange(0.0)));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::dataset::Dataset;
 use super::logistic::{self, sigmoid, LogisticConfig, LogisticModel};
 use super::metrics::{log_loss, quantile, roc_auc};
-use super::standardize::Standardizer;
+use super::standardize::{Standardizer, Winsorize};
 
 /// `p(positive | x) = sigmoid(coef . (x - offset) / scale + intercept)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -87,6 +87,9 @@ pub struct FitConfig {
     /// Labelled windows needed at least, and positives among them.
     pub min_windows: usize,
     pub min_positives: usize,
+    /// Clip standardised values at per-feature bounds picked from the training motors (the
+    /// motes' int8 model: [`Winsorize::STAGE1`]); none: unclipped (stage 2).
+    pub winsorize: Option<Winsorize>,
 }
 
 impl Default for FitConfig {
@@ -97,6 +100,7 @@ impl Default for FitConfig {
             split_seed: 0x5eed,
             min_windows: 200,
             min_positives: 10,
+            winsorize: None,
         }
     }
 }
@@ -122,7 +126,10 @@ pub fn fit(data: &Dataset, config: &FitConfig) -> Result<Fitted, String> {
             return Err(format!("the {side} motors have one class only ({} rows)", part.len()));
         }
     }
-    let standardizer = Standardizer::fit(train.x.view());
+    let mut standardizer = Standardizer::fit(train.x.view());
+    if let Some(how) = &config.winsorize {
+        standardizer = standardizer.winsorized(train.x.view(), how);
+    }
     let z = standardizer.transform(train.x.view());
     let (model, report) =
         logistic::fit(z.view(), train.y.view(), &config.logistic).map_err(|e| format!("{e:?}"))?;

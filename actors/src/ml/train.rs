@@ -2,8 +2,9 @@
 //! image: assemble the labelled data ([`super::dataset`]), split by motor, standardise on the
 //! training motors, fit by Newton ([`super::logistic`]), validate on the held-out motors, and
 //! quantize for the motes ([`super::quantize`]) with the int8 model's quality measured there.
-//! The int8 input range is the one (of the data's choice and a few candidates) that keeps the
-//! most training decisions alike; the validation motors only measure.
+//! The standardised features are winsorised ([`Winsorize::STAGE1`]): the float model is fitted
+//! on values clipped where the int8 model clips, so the two differ by rounding only. The
+//! validation motors only measure.
 //!
 //! The run refuses (with the reason) rather than produce a model it cannot vouch for: too few
 //! labelled windows, a side with one class only, a fit that did not converge, or an int8 model
@@ -18,6 +19,7 @@ use super::labels::{LabelRule, Outcomes};
 use super::metrics::roc_auc;
 use super::quantize::{self, QualityTargets, QuantizationQuality, QuantizeConfig};
 use super::scorer::{self, FitConfig, Fitted, Scorer};
+use super::standardize::Winsorize;
 
 /// A training run's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,11 +32,12 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
-    /// The label rule's and the fit's defaults, the decision threshold at 0.5.
+    /// The label rule's and the fit's defaults with winsorised features, the decision
+    /// threshold at 0.5.
     fn default() -> Self {
         TrainConfig {
             rule: LabelRule::default(),
-            fit: FitConfig::default(),
+            fit: FitConfig { winsorize: Some(Winsorize::STAGE1), ..FitConfig::default() },
             threshold: 0.5,
             targets: QualityTargets::default(),
         }
@@ -69,10 +72,6 @@ pub struct TrainingReport {
     pub image: Vec<u8>,
 }
 
-/// Input ranges (standard deviations mapped to int8 code 127) a run tries beside the data's
-/// choice ([`QuantizeConfig::from_data`]).
-const INPUT_RANGES: [f64; 7] = [4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0];
-
 /// The rows of `data` as the f32 vectors a mote computes.
 fn vectors(data: &Dataset) -> Vec<FeatureVector> {
     data.x
@@ -106,9 +105,9 @@ pub fn train(
 }
 
 /// The int8 model (version `version`) of a fitted stage-1 scorer, and its quality against the
-/// float model on the held-out motors; refused outside the quantization targets. The input
-/// range is the data's choice, or whichever candidate keeps the most training decisions alike
-/// (validation data plays no part in choosing).
+/// float model on the held-out motors; refused outside the quantization targets. A winsorised
+/// scorer's bounds are the int8 ranges; without bounds, the range is the data's choice
+/// ([`QuantizeConfig::from_data`]).
 pub fn quantize_fitted(
     fitted: &Fitted,
     config: &TrainConfig,
@@ -116,27 +115,8 @@ pub fn quantize_fitted(
 ) -> Result<(Model, QuantizationQuality), String> {
     let Scorer { standardizer, model } = &fitted.scorer;
     let z = standardizer.transform(fitted.train.x.view());
-    let training_vectors = vectors(&fitted.train);
-    let training_labels: Vec<bool> = fitted.train.y.iter().map(|v| *v == 1.0).collect();
-    let from_data = QuantizeConfig::from_data(version, config.threshold, z.view());
-    let mut best: Option<(f64, Model)> = None;
-    let candidates = INPUT_RANGES.iter().map(|&input_range| QuantizeConfig { input_range, ..from_data });
-    for candidate in std::iter::once(from_data).chain(candidates) {
-        let int8 = quantize::quantize(model, standardizer, &candidate).map_err(|e| format!("{e:?}"))?;
-        let q = quantize::quality(
-            model,
-            standardizer,
-            config.threshold,
-            &int8,
-            &training_vectors,
-            &training_labels,
-        )
-        .map_err(|e| format!("{e:?}"))?;
-        if best.as_ref().is_none_or(|(agreement, _)| q.agreement > *agreement) {
-            best = Some((q.agreement, int8));
-        }
-    }
-    let (_, int8) = best.expect("at least one candidate");
+    let quantize_config = QuantizeConfig::from_data(version, config.threshold, z.view());
+    let int8 = quantize::quantize(model, standardizer, &quantize_config).map_err(|e| format!("{e:?}"))?;
     let labels = fitted.validation_scores().0;
     let quality = quantize::quality(
         model,

@@ -333,7 +333,7 @@ impl Release {
     ) {
         let Stage2Model { scorer, threshold } = validation.stage2.clone();
         let rule = AlertRule { threshold, ..self.config.rule };
-        self.installed = Some(Stage2Control::Install { version, scorer, rule });
+        self.installed = Some(Stage2Control::Install { version, scorer: Box::new(scorer), rule });
         self.version = version;
         self.trained_at_ms = now_ms;
         self.announce(ctx);
