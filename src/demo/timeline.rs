@@ -89,9 +89,11 @@ impl Timeline {
             }
             None => "drift detected".into(),
         };
-        let retrained = m.models.iter().find(|(_, created)| **created >= drift_ms);
+        // The first model made since the drift that reached every mote (a canary may have
+        // rolled earlier ones back).
+        let mut retrained = m.models.iter().filter(|(_, created)| **created >= drift_ms);
         match retrained
-            .and_then(|(version, created)| Some((version, created, m.fleet_installs.get(version)?)))
+            .find_map(|(version, created)| Some((version, created, m.fleet_installs.get(version)?)))
         {
             Some((version, created, installed)) => (
                 true,
@@ -224,4 +226,42 @@ fn confirmed_everywhere(rollout: &Value, version: u64) -> Option<u64> {
         active.filter_map(|r| r["at_ms"].as_u64()).max()
     });
     confirmed.collect::<Option<Vec<u64>>>()?.into_iter().max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const HOUR: u64 = 3_600_000;
+
+    #[test]
+    fn drift_to_fleet_takes_the_first_model_since_the_drift_that_reached_every_mote() {
+        let mut timeline = Timeline::new(1440, 2);
+        assert_eq!(timeline.drift_to_fleet(), (false, "no drift detected".into()));
+        let m = &mut timeline.milestones;
+        m.shift_ms = Some(10 * HOUR);
+        m.drift_ms = Some(10 * HOUR + HOUR / 2);
+        m.models = BTreeMap::from([(3, 2 * HOUR), (4, 12 * HOUR), (6, 36 * HOUR)]);
+        m.fleet_installs = BTreeMap::from([(3, 3 * HOUR)]);
+        let (closed, text) = timeline.drift_to_fleet();
+        assert!(!closed && text.contains("0.5 h after the load shift; no model"), "{text}");
+        // Model 4 was rolled back by its canary; model 6 reached every mote.
+        timeline.milestones.fleet_installs.insert(6, 37 * HOUR);
+        let (closed, text) = timeline.drift_to_fleet();
+        assert!(closed, "{text}");
+        assert!(text.ends_with("model 6 trained 25.5 h after it, on every mote 26.5 h after it"), "{text}");
+    }
+
+    #[test]
+    fn a_model_is_confirmed_everywhere_once_each_mote_has_a_receipt_showing_it_active() {
+        let receipt = |at_ms: u64, active: u64| json!({ "at_ms": at_ms, "active": active });
+        let mut rollout = json!({ "motes": {
+            "1": { "receipts": [receipt(5, 1), receipt(9, 2)] },
+            "2": { "receipts": [receipt(7, 1)] },
+        }});
+        assert_eq!(confirmed_everywhere(&rollout, 2), None, "mote 2 does not run it yet");
+        rollout["motes"]["2"]["receipts"] = json!([receipt(7, 1), receipt(12, 2)]);
+        assert_eq!(confirmed_everywhere(&rollout, 2), Some(12));
+    }
 }
