@@ -16,6 +16,7 @@ use aiot_actors::provision::{to_hex, Fleet, Login, MoteCredentials};
 use aiot_firmware::duty::{DEFAULT_RAW_EVERY, DEFAULT_REPORT_INTERVAL_MS};
 use aiot_firmware::mote::Persistent;
 use aiot_firmware::protocol::MoteId;
+use aiot_runtime::ClusterClock;
 use aiot_simulations::motes::{inbox, Crew, MoteHost};
 use aiot_simulations::motor::{Fleet as Motors, MotorParams, TimeWarp, Variation};
 use clap::{Args, Subcommand};
@@ -206,7 +207,8 @@ pub async fn run_plant(fleet: &Fleet, broker: &BrokerAddr, args: &Plant) -> Resu
     let (start, wall_unix_ms) = wall();
     let start_unix_ms = match args.clock {
         Some((at, ms)) => {
-            ms + (start.saturating_duration_since(at).as_secs_f64() * 1000.0 * args.warp) as u64
+            let clock = ClusterClock { origin_ms: ms, warp: args.warp };
+            clock.after(start.saturating_duration_since(at)).origin_ms
         }
         None => wall_unix_ms,
     };

@@ -77,8 +77,14 @@ impl Default for ClusterClock {
 impl ClusterClock {
     /// The cluster time at `instant`, Unix ms.
     pub fn at(&self, instant: Instant) -> u64 {
-        let elapsed_ms = instant.0 as f64 / 1e6 * self.warp;
-        self.origin_ms.saturating_add(elapsed_ms as u64)
+        self.after(Duration::from_nanos(instant.0)).origin_ms
+    }
+
+    /// This clock with its origin moved `elapsed` of executor time on: the same timeline, for
+    /// a part that starts that much later (its own executor time counts from its start).
+    pub fn after(&self, elapsed: Duration) -> ClusterClock {
+        let elapsed_ms = elapsed.as_nanos() as f64 / 1e6 * self.warp;
+        ClusterClock { origin_ms: self.origin_ms.saturating_add(elapsed_ms as u64), ..*self }
     }
 
     /// How long the executor takes for `cluster` of cluster time (a period the pipeline states
@@ -99,6 +105,12 @@ mod tests {
         // One executor second is a minute of cluster time.
         assert_eq!(clock.at(Instant::ZERO + Duration::from_secs(1)), 1_700_000_060_000);
         assert_eq!(clock.executor_duration(Duration::from_secs(30 * 60)), Duration::from_secs(30));
+        let later = clock.after(Duration::from_secs(2));
+        assert_eq!(later.origin_ms, 1_700_000_120_000);
+        assert_eq!(
+            later.at(Instant::ZERO + Duration::from_secs(1)),
+            clock.at(Instant::ZERO + Duration::from_secs(3))
+        );
         let plain = ClusterClock::default();
         assert_eq!(plain.at(Instant::ZERO + Duration::from_millis(1500)), 1500);
     }

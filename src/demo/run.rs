@@ -11,7 +11,7 @@ use aiot_cluster::admin::{AdminRequest, AdminResponse};
 use aiot_cluster::membership::Status;
 use aiot_cluster::node::AppQuery;
 use aiot_cluster::transport::admin::AdminClient;
-use aiot_runtime::ActorPath;
+use aiot_runtime::{ActorPath, ClusterClock};
 use aiot_simulations::motor::{DefectParams, DegradationParams, MotorParams};
 use serde_json::Value;
 
@@ -165,22 +165,21 @@ async fn demo(options: &Options, files: &Files) -> Result<(), String> {
 /// The demo's cluster clock: Unix ms at its start, then `warp` times faster than the wall.
 struct PlantClock {
     started: Instant,
-    origin_ms: u64,
-    warp: f64,
+    clock: ClusterClock,
 }
 
 impl PlantClock {
     fn new(warp: u32) -> PlantClock {
         let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        PlantClock { started: Instant::now(), origin_ms: since.as_millis() as u64, warp: f64::from(warp) }
+        let clock = ClusterClock { origin_ms: since.as_millis() as u64, warp: f64::from(warp) };
+        PlantClock { started: Instant::now(), clock }
     }
 
     /// The wall instant now and the clock's reading at it (for a part that starts later and
     /// carries the clock on to its own start).
     fn read(&self) -> (Instant, u64) {
         let at = Instant::now();
-        let ms = self.origin_ms + (at.duration_since(self.started).as_secs_f64() * 1000.0 * self.warp) as u64;
-        (at, ms)
+        (at, self.clock.after(at.duration_since(self.started)).origin_ms)
     }
 }
 

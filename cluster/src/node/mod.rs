@@ -82,8 +82,7 @@ pub struct NodeSetup {
 #[allow(clippy::disallowed_methods)]
 fn clock_at_start(clock: ClusterClock, read_at: Option<std::time::Instant>) -> ClusterClock {
     let Some(read_at) = read_at else { return clock };
-    let since_ms = std::time::Instant::now().saturating_duration_since(read_at).as_secs_f64() * 1000.0;
-    ClusterClock { origin_ms: clock.origin_ms + (since_ms * clock.warp) as u64, ..clock }
+    clock.after(std::time::Instant::now().saturating_duration_since(read_at))
 }
 
 /// A host's preparation of a node's actor system (see `NodeSetup::prepare`).
