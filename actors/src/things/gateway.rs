@@ -8,8 +8,8 @@
 //! on. Good frames go to `/proxies` as `UpFrame`s; maintenance records on `aiot/maintenance/+`
 //! go there too. While `/proxies` cannot be reached (its node not yet known, or moving), the
 //! gateway holds what it would send, in order, and offers it again `HOLD_RETRY` later: a frame
-//! never overtakes an earlier one of its mote on the way to its proxy. Inspection requests (the drift monitor's) go out to the crew on
-//! `aiot/maintenance/{mote}/request` at QoS 1.
+//! never overtakes an earlier one of its mote on the way to its proxy. Inspection requests
+//! (the drift monitor's) go out to the crew on `aiot/maintenance/{mote}/request` at QoS 1.
 //!
 //! Down: proxies ask for acks; the gateway signs them under the mote's key with its down mark
 //! (increasing: the mote refuses replayed commands; acks are exempt, they only name frames
