@@ -523,6 +523,7 @@ fn careless_canary_topology(probe: &Probe) -> Topology {
         min_agreement: 0.0,
         max_psi: f64::INFINITY,
         min_auc: 0.0,
+        auc_tie: 0.0,
         disputed_trip_rolls_back: false,
     };
     ota::declare_with(&mut t, &shared.ota, config);

@@ -34,7 +34,7 @@ pub(crate) mod testing {
     use aiot_firmware::features::FEATURE_COUNT;
     use aiot_firmware::model::Model;
 
-    use super::canary::{AUC, AUC_CURRENT};
+    use super::canary::{AUC, COMPARED_AUC, COMPARED_AUC_CURRENT};
     use crate::registry::artifact::ModelCard;
 
     /// Logit `sum(features) + bias` (weights 10 at 0.1 per step), threshold 0.5.
@@ -51,10 +51,14 @@ pub(crate) mod testing {
         }
     }
 
-    /// Model 2's card (parent 1) with its held-out AUC, and the current model's if given.
+    /// Model 2's card (parent 1) with its held-out AUC, and when the current model's AUC is
+    /// given, both on the same comparison windows (no log losses).
     pub fn card(auc: f64, current: Option<f64>) -> ModelCard {
         let mut metrics = BTreeMap::from([(AUC.to_string(), auc)]);
-        metrics.extend(current.map(|c| (AUC_CURRENT.to_string(), c)));
+        if let Some(current) = current {
+            metrics.insert(COMPARED_AUC.to_string(), auc);
+            metrics.insert(COMPARED_AUC_CURRENT.to_string(), current);
+        }
         ModelCard {
             version: 2,
             parent: Some(1),

@@ -47,6 +47,8 @@ pub struct Dataset {
     pub y: Array1<f64>,
     /// Each row's mote.
     pub motes: Vec<u32>,
+    /// Each row's capture time (cluster ms).
+    pub times: Vec<u64>,
     pub counts: Counts,
 }
 
@@ -56,7 +58,7 @@ impl Dataset {
     pub fn assemble(windows: &[Window], outcomes: &Outcomes, rule: &LabelRule, now_ms: u64) -> Dataset {
         let width = windows.first().map_or(0, |w| w.values.len());
         let mut counts = Counts::default();
-        let (mut values, mut labels, mut motes) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut values, mut labels, mut motes, mut times) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for window in windows {
             if window.flagged {
                 counts.flagged += 1;
@@ -78,9 +80,10 @@ impl Dataset {
             values.extend_from_slice(&window.values);
             labels.push(if label.is_positive() { 1.0 } else { 0.0 });
             motes.push(window.mote);
+            times.push(window.time_ms);
         }
         let x = Array2::from_shape_vec((labels.len(), width), values).expect("rows of one width");
-        Dataset { x, y: Array1::from(labels), motes, counts }
+        Dataset { x, y: Array1::from(labels), motes, times, counts }
     }
 
     pub fn len(&self) -> usize {
@@ -129,9 +132,10 @@ impl Dataset {
             let x = self.x.select(ndarray::Axis(0), &rows);
             let y = Array1::from(rows.iter().map(|&i| self.y[i]).collect::<Vec<_>>());
             let motes = rows.iter().map(|&i| self.motes[i]).collect();
+            let times = rows.iter().map(|&i| self.times[i]).collect();
             let positive = y.iter().filter(|v| **v == 1.0).count();
             let counts = Counts { positive, negative: rows.len() - positive, ..Counts::default() };
-            Dataset { x, y, motes, counts }
+            Dataset { x, y, motes, times, counts }
         };
         (pick(&|m| !validating.contains(&m)), pick(&|m| validating.contains(&m)))
     }

@@ -10,6 +10,8 @@
 //! - `labels`: training labels from the maintenance log only (failures, inspections).
 //! - `scorer`: a float scorer (standardiser + logistic model) and its fit with a validation
 //!   split by motor; stage 2 scores with it.
+//! - `compare`: the windows a candidate motes' model is compared on with the model in service
+//!   (after a drift: the new regime's), and the comparison (AUC, a tie broken by log loss).
 //! - `train`: one training run: labelled data, split by motor, fit, validation, int8 image.
 //! - `drift`: PSI and two-sample Kolmogorov-Smirnov on feature distributions, Page-Hinkley on
 //!   an error-rate stream.
@@ -18,6 +20,7 @@
 //! no unseeded randomness (`clippy.toml`). The same inputs give the same bits.
 
 pub mod cholesky;
+pub mod compare;
 pub mod dataset;
 pub mod drift;
 pub mod labels;

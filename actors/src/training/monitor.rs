@@ -12,8 +12,12 @@
 //!   current one is ignored. Until the first reference the monitor only keeps windows.
 //! - **On a drift** it logs the evidence and then, at once, asks the crew (through
 //!   `/gateway`) to inspect every motor heard from in the last day, so that labelled windows
-//!   of the new regime exist within the hour; after `retrain_after` (the inspections answered)
-//!   it asks the pipeline (`/pipeline`) for a run with the evidence. It stops checking until the new
+//!   of the new regime exist within the hour. Once every requested inspection of a running
+//!   motor is answered (on the `maintenance` stream; a failed motor is inspected only after its
+//!   repair, hours later), or `retrain_after` at the latest (a mote that never got its
+//!   request), it asks the pipeline (`/pipeline`) for a run with the evidence. The pipeline's
+//!   `drift-check` step hands the drift's time on, so the new model is compared with the one in
+//!   service on the new regime's windows ([`crate::ml::compare`]). It stops checking until the new
 //!   regime has settled: its next reference is the windows from `settle_from` to
 //!   `settle_until` after the drift, and references sent meanwhile are ignored
 //!   (their windows are mostly of the old regime).
@@ -35,14 +39,14 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::errors::{self, ErrorAlarm, ErrorRate};
-use super::steps::Artifact;
+use super::steps::{Artifact, DriftCheck};
 use super::windows::WindowStore;
 use crate::dsp::DspFeatures;
 use crate::inference::alerts::{AlertRecord, ALERTS};
 use crate::inference::drift_monitor::{DriftConfig, DriftEvidence, DriftMonitor};
 use crate::inference::features::{FeatureRecord, FeatureSource, FEATURES};
 use crate::maintenance::InspectionRequest;
-use crate::maintenance::MaintenanceRecord;
+use crate::maintenance::{MaintenanceEvent, MaintenanceRecord};
 use crate::ml::drift::PageHinkleyConfig;
 use crate::pipeline::coordinator::{PipelineMsg, StepRequest};
 use crate::pipeline::run::StepResult;
@@ -67,7 +71,8 @@ pub struct MonitorConfig {
     /// (default 1 to 4 days: temperatures lag a load change by hours).
     pub settle_from: Duration,
     pub settle_until: Duration,
-    /// The retrain command goes this long after the inspection requests (default 2 hours).
+    /// The retrain command goes once the inspections are answered, and at most this long
+    /// after they were requested (default 2 hours).
     pub retrain_after: Duration,
     pub keep_windows: usize,
     /// Page-Hinkley on stage 2's errors on outcomes (`errors::default_config`).
@@ -197,6 +202,12 @@ pub struct Monitor {
     reference_until_ms: u64,
     /// A retrain command due, and its reason.
     retrain: Option<(u64, String)>,
+    /// The running motors asked to inspect after the last drift and not answered yet.
+    awaiting: BTreeSet<u32>,
+    /// Motors failed and not repaired yet, by the `maintenance` stream.
+    down: BTreeSet<u32>,
+    /// The last drift's time (the evidence's, cluster ms).
+    last_drift_ms: Option<u64>,
     errors: ErrorRate,
     resubscribe: bool,
 }
@@ -211,6 +222,9 @@ impl Monitor {
             not_before_ms: 0,
             reference_until_ms: 0,
             retrain: None,
+            awaiting: BTreeSet::new(),
+            down: BTreeSet::new(),
+            last_drift_ms: None,
             // A bad setting falls back to the defaults, which are valid.
             errors: ErrorRate::new(config.errors)
                 .or_else(|_| ErrorRate::new(errors::default_config()))
@@ -294,6 +308,21 @@ impl Monitor {
 
     /// Judges an outcome; a risen error rate has the pipeline run at once.
     fn on_outcome(&mut self, outcome: &MaintenanceRecord, ctx: &mut Ctx<'_, MonitorMsg>) {
+        let mote = outcome.mote;
+        let waited = match outcome.event {
+            MaintenanceEvent::Failure { .. } => self.down.insert(mote) && self.awaiting.remove(&mote),
+            MaintenanceEvent::Repaired => {
+                self.down.remove(&mote);
+                false
+            }
+            MaintenanceEvent::Inspection { requested, .. } => requested && self.awaiting.remove(&mote),
+        };
+        if waited && self.awaiting.is_empty() {
+            // Every running motor asked has answered: the retrain goes now.
+            if let Some((at, _)) = self.retrain.as_mut() {
+                *at = (*at).min(ctx.cluster_ms());
+            }
+        }
         let alarm = self.errors.on_outcome(outcome);
         let (judged, wrong) = self.errors.counts();
         self.stats.outcomes_judged.store(judged, Ordering::Relaxed);
@@ -331,13 +360,18 @@ impl Monitor {
         let motes: BTreeSet<u32> =
             self.windows.iter().filter(|w| w.time_ms >= since).map(|w| w.mote).collect();
         let gateway = ActorRef::<GatewayMsg>::parse(&self.config.gateway);
+        self.awaiting.clear();
         for mote in motes {
             let request = InspectionRequest { mote, reason: reason.clone() };
             let sent = gateway.as_ref().is_ok_and(|to| ctx.send(to, GatewayMsg::Inspect(request)).is_ok());
             if sent {
                 self.stats.inspections_requested.fetch_add(1, Ordering::Relaxed);
+                if !self.down.contains(&mote) {
+                    self.awaiting.insert(mote);
+                }
             }
         }
+        self.last_drift_ms = Some(evidence.time_ms);
         let now_ms = ctx.cluster_ms();
         self.retrain = Some((now_ms.saturating_add(self.config.retrain_after.as_millis() as u64), reason));
         self.phase = Phase::Settling { drift_ms: evidence.time_ms };
@@ -410,10 +444,8 @@ impl Actor for Monitor {
             MonitorMsg::Tick => self.on_tick(ctx)?,
             MonitorMsg::Step(request) => {
                 let summary = self.evidence();
-                ctx.reply(
-                    &request.reply,
-                    StepResult::Done { output: Artifact::Drift(summary.clone()), summary },
-                )?;
+                let check = DriftCheck { summary: summary.clone(), last_drift_ms: self.last_drift_ms };
+                ctx.reply(&request.reply, StepResult::Done { output: Artifact::Drift(check), summary })?;
             }
             MonitorMsg::Reference { at_ms } => {
                 self.errors.model_trained(at_ms);

@@ -4,8 +4,11 @@
 //!
 //! - **validate:** stage 2's alert threshold is the `negative_quantile` of the training
 //!   negatives' scores; a model whose held-out AUC is under `min_validation_auc` is refused;
-//!   the motes' model in service is scored on the candidate's held-out windows (the card's
-//!   `stage1_int8_auc_current`, which the canary rule compares).
+//!   the windows the motes' new model is compared on with the one in service are chosen
+//!   ([`ComparisonSet::select`]: after the drift check's last drift when the model in service
+//!   was trained on data from before it) and the model in service is scored on them.
+//! - The new int8 model is scored on the same windows when it is registered; both figures go
+//!   on its card (`stage1_compared_*`), which the canary rule compares.
 //! - **register:** with a registry, the version comes from it (`NextVersion`), the int8 image
 //!   is stamped with it, and the registry signs and stores both models (stage 2's in the card);
 //!   only once that is durable is stage 2's model installed. A registry that is not caught up
@@ -28,14 +31,17 @@ use aiot_runtime::{Actor, ActorError, ActorRef, AskError, Ctx, Message, ReplyTo}
 use serde::{Deserialize, Serialize};
 
 use super::monitor::MonitorMsg;
-use super::steps::{self, datasets, fitted, input, validation, Artifact, Quantized, Validation};
+use super::steps::{self, datasets, drift_check, fitted, input, validation, Artifact, Quantized, Validation};
 use super::{TrainerConfig, TrainerStats};
-use crate::deploy::canary::{AUC, AUC_CURRENT};
+use crate::deploy::canary::{
+    AUC, COMPARED_AUC, COMPARED_AUC_CURRENT, COMPARED_LOG_LOSS, COMPARED_LOG_LOSS_CURRENT, COMPARED_SINCE_MS,
+    COMPARED_WINDOWS,
+};
 use crate::deploy::deployer::{DeployState, DeployerMsg};
 use crate::deploy::rollout::Phase;
 use crate::inference::alerts::AlertRule;
 use crate::inference::stage2::Stage2Control;
-use crate::ml::train::held_out_auc;
+use crate::ml::compare::ComparisonSet;
 use crate::pipeline::coordinator::StepRequest;
 use crate::pipeline::run::StepResult;
 use crate::registry::artifact::{ModelCard, Stage2Model};
@@ -93,6 +99,8 @@ struct Registering {
 struct Deploying {
     version: u32,
     model: Model,
+    /// The time its training data is known to.
+    data_at_ms: u64,
     reply: ReplyTo<StepResult<Artifact>>,
 }
 
@@ -108,8 +116,12 @@ pub struct Release {
     tickets: u64,
     deploying: Option<Deploying>,
     /// The motes' model in service: the last release installed on the fleet (without a
-    /// deployer: the last registered).
+    /// deployer: the last registered), and the time its training data is known to (0: not
+    /// known).
     fleet_model: Option<Model>,
+    fleet_data_ms: u64,
+    /// The last release registered and its training data's time.
+    last_registered: Option<(u32, u64)>,
 }
 
 impl Release {
@@ -124,6 +136,8 @@ impl Release {
             tickets: 0,
             deploying: None,
             fleet_model: None,
+            fleet_data_ms: 0,
+            last_registered: None,
         }
     }
 
@@ -143,8 +157,15 @@ impl Release {
         if let Some(auc) = stage1_auc.filter(|auc| *auc < min) {
             return Err(format!("the motes' model's held-out AUC {auc:.4} is under {min}"));
         }
-        let current_int8_auc = match (&models.stage1, &self.fleet_model) {
-            (Some(candidate), Some(current)) => Some(held_out_auc(candidate, current)?),
+        let drift_ms = inputs.get(steps::DRIFT_CHECK).and_then(drift_check).and_then(|d| d.last_drift_ms);
+        let compare = match (&models.stage1, &self.fleet_model) {
+            (Some(candidate), Some(current)) => {
+                let unseen_drift = drift_ms.filter(|&drift| drift > self.fleet_data_ms);
+                let set = ComparisonSet::select(&candidate.validation, unseen_drift);
+                let figures =
+                    set.measure(current).map_err(|why| format!("the motes' model in service: {why}"))?;
+                Some((set, figures))
+            }
             _ => None,
         };
         let c = data.stage2.counts;
@@ -152,15 +173,22 @@ impl Release {
             "{} positive, {} negative windows ({} unlabelled, {} flagged left out), held-out AUC {:.4}, threshold {threshold:.4}",
             c.positive, c.negative, c.unlabelled, c.flagged, stage2.validation_auc
         );
-        let summary = match current_int8_auc {
-            Some(current) => {
-                format!("{line}; the motes' model in service scores {current:.4} on the same windows")
+        let summary = match &compare {
+            Some((set, current)) => {
+                let on = if set.since_ms.is_some() { "post-drift comparison" } else { "held-out" };
+                format!(
+                    "{line}; the motes' model in service: AUC {:.4}, log loss {:.4} on {} {on} windows",
+                    current.auc,
+                    current.log_loss,
+                    set.len()
+                )
             }
             None => line.clone(),
         };
         let stage2 = Stage2Model { scorer: stage2.scorer.clone(), threshold };
         let dataset_sha256 = data.stage1.as_ref().unwrap_or(&data.stage2).sha256();
-        let validation = Validation { stage2, stage1_auc, current_int8_auc, dataset_sha256, line };
+        let data_at_ms = data.at_ms;
+        let validation = Validation { stage2, stage1_auc, compare, data_at_ms, dataset_sha256, line };
         Ok(StepResult::Done { summary, output: Artifact::Validated(Box::new(validation)) })
     }
 
@@ -228,7 +256,29 @@ impl Release {
             let why = "a registry stores the motes' model, and none was made".to_string();
             return Ok(ctx.reply(&pending.reply, StepResult::Refused(why))?);
         };
-        let image = match Model::decode(&quantized.image).map(|model| Model { version, ..model }) {
+        let decoded = Model::decode(&quantized.image).map(|model| Model { version, ..model });
+        let compared = match (&decoded, &pending.validation.compare) {
+            (Ok(model), Some((set, current))) => match set.measure(model) {
+                Ok(new) => Some((set, new, *current)),
+                Err(why) => {
+                    let pending = self.registering.take().expect("checked above");
+                    let why = format!("the new motes' model on the comparison windows: {why}");
+                    return Ok(ctx.reply(&pending.reply, StepResult::Refused(why))?);
+                }
+            },
+            _ => None,
+        };
+        let compared_metrics = compared.map_or(Vec::new(), |(set, new, current)| {
+            vec![
+                (COMPARED_AUC, Some(new.auc)),
+                (COMPARED_LOG_LOSS, Some(new.log_loss)),
+                (COMPARED_AUC_CURRENT, Some(current.auc)),
+                (COMPARED_LOG_LOSS_CURRENT, Some(current.log_loss)),
+                (COMPARED_WINDOWS, Some(set.len() as f64)),
+                (COMPARED_SINCE_MS, set.since_ms.map(|ms| ms as f64)),
+            ]
+        });
+        let image = match decoded {
             Ok(model) => {
                 let mut image = vec![0; MODEL_LEN];
                 match model.encode(&mut image) {
@@ -244,7 +294,6 @@ impl Release {
             ("stage1_validation_auc", v.stage1_auc),
             (AUC, Some(quantized.int8_auc)),
             ("stage1_int8_agreement", Some(quantized.agreement)),
-            (AUC_CURRENT, v.current_int8_auc),
         ];
         let card = Box::new(ModelCard {
             version,
@@ -254,6 +303,7 @@ impl Release {
             params: BTreeMap::from([("c".into(), logistic.c), ("tol".into(), logistic.tol)]),
             metrics: metrics
                 .into_iter()
+                .chain(compared_metrics)
                 .filter_map(|(name, value)| Some((name.to_string(), value?)))
                 .collect(),
             image_sha256: [0; 32],
@@ -299,8 +349,11 @@ impl Release {
         let line =
             format!("model {version} ({}): {}{figures}; registered", pending.reason, pending.validation.line);
         self.install(&pending.validation, version, ctx.cluster_ms(), line, ctx);
+        let data_at_ms = pending.validation.data_at_ms;
+        self.last_registered = Some((version, data_at_ms));
         if self.config.deployer.is_none() {
             self.fleet_model = Model::decode(&pending.image).ok();
+            self.fleet_data_ms = data_at_ms;
         }
         let summary = format!("model {version} signed and stored; stage 2 runs it");
         ctx.reply(&pending.reply, StepResult::Done { summary, output: Artifact::Registered(version) })?;
@@ -367,7 +420,8 @@ impl Release {
         let Ok(model) = model else {
             return Ok(ctx.reply(&reply, StepResult::Refused("the motes' model does not decode".into()))?);
         };
-        self.deploying = Some(Deploying { version, model, reply });
+        let data_at_ms = self.last_registered.filter(|(v, _)| *v == version).map_or(0, |(_, ms)| ms);
+        self.deploying = Some(Deploying { version, model, data_at_ms, reply });
         self.ask_deployer(ctx);
         Ok(())
     }
@@ -401,10 +455,11 @@ impl Release {
         if !state.settled() || self.deploying.as_ref().is_none_or(|d| d.version != version) {
             return Ok(());
         }
-        let Deploying { model, reply, .. } = self.deploying.take().expect("checked above");
+        let Deploying { model, data_at_ms, reply, .. } = self.deploying.take().expect("checked above");
         let result = match state {
             DeployState::Rolling(Phase::Installed) => {
                 self.fleet_model = Some(model);
+                self.fleet_data_ms = data_at_ms;
                 let summary = format!("model {version} installed on every mote");
                 StepResult::Done { summary, output: Artifact::Deployed(state) }
             }

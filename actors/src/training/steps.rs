@@ -11,8 +11,9 @@
 //!   and the motes' float model fitted by Newton, each validated on held-out motors. A set too
 //!   small or one-sided is a refusal: retrying would not help.
 //! - `validate` (`/release`, [`super::release`]): stage 2's alert threshold; refuses a model
-//!   no better than [`TrainerConfig::min_validation_auc`]; scores the motes' model in service
-//!   on the same held-out windows.
+//!   no better than [`TrainerConfig::min_validation_auc`]; chooses the windows the motes' new
+//!   model is compared on with the one in service (after the drift check's last drift, when
+//!   that model predates it) and scores the one in service on them.
 //! - `quantize` (`/quantize`, here): the motes' int8 model, refused outside the quantization
 //!   targets.
 //! - `register` and `deploy` (`/release`): signed and stored by the registry, stage 2's model
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{TrainerConfig, TrainerStats};
 use crate::deploy::deployer::DeployState;
+use crate::ml::compare::{ComparisonSet, Figures};
 use crate::ml::dataset::{Dataset, Window};
 use crate::ml::labels::Outcomes;
 use crate::ml::scorer::{fit, Fitted};
@@ -55,7 +57,7 @@ pub enum Artifact {
     Snapshot(Box<Snapshot>),
     Datasets(Box<Datasets>),
     /// The drift monitor's state and last evidence.
-    Drift(String),
+    Drift(DriftCheck),
     Fitted(Box<FittedModels>),
     Validated(Box<Validation>),
     /// The motes' int8 model (none without a registry).
@@ -72,6 +74,15 @@ pub struct Snapshot {
     pub dsp: Vec<Window>,
     pub stage1: Vec<Window>,
     pub outcomes: Outcomes,
+}
+
+/// What the drift monitor reports to a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DriftCheck {
+    /// Its state and last evidence, for people.
+    pub summary: String,
+    /// The time of the last drift it found (cluster ms; `None`: none since it started).
+    pub last_drift_ms: Option<u64>,
 }
 
 /// Both training sets (the motes' one only with a registry).
@@ -93,10 +104,13 @@ pub struct FittedModels {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Validation {
     pub stage2: Stage2Model,
-    /// The motes' float model's held-out AUC, and the AUC of the motes' model in service on
-    /// the same windows (when there is one).
+    /// The motes' float model's held-out AUC.
     pub stage1_auc: Option<f64>,
-    pub current_int8_auc: Option<f64>,
+    /// The windows the motes' new model is compared on with the one in service (when there is
+    /// one), and that model's figures on them.
+    pub compare: Option<(ComparisonSet, Figures)>,
+    /// The time the training data is known to (the snapshot's).
+    pub data_at_ms: u64,
     /// The lineage: the SHA-256 of the motes' training set (stage 2's without a registry).
     pub dataset_sha256: [u8; 32],
     /// For people: the data and the held-out figures.
@@ -134,6 +148,13 @@ pub fn datasets(a: &Artifact) -> Option<&Datasets> {
 pub fn fitted(a: &Artifact) -> Option<&FittedModels> {
     match a {
         Artifact::Fitted(f) => Some(f),
+        _ => None,
+    }
+}
+
+pub fn drift_check(a: &Artifact) -> Option<&DriftCheck> {
+    match a {
+        Artifact::Drift(d) => Some(d),
         _ => None,
     }
 }
@@ -278,7 +299,7 @@ pub fn pipeline(config: &TrainerConfig) -> PipelineBuilder<Artifact> {
         .step::<ComputeMsg>(step(EXTRACT, &[INGEST], 300), "/extract")
         .step::<MonitorMsg>(step(DRIFT_CHECK, &[EXTRACT], 60).takes(&[]), "/drift-monitor")
         .step::<ComputeMsg>(step(TRAIN, &[DRIFT_CHECK], 1800).takes(&[EXTRACT]), "/train")
-        .step::<ReleaseMsg>(step(VALIDATE, &[TRAIN], 300).takes(&[TRAIN, EXTRACT]), "/release")
+        .step::<ReleaseMsg>(step(VALIDATE, &[TRAIN], 300).takes(&[TRAIN, EXTRACT, DRIFT_CHECK]), "/release")
         .step::<ComputeMsg>(step(QUANTIZE, &[VALIDATE], 300).takes(&[TRAIN]), "/quantize")
         .step::<ReleaseMsg>(registering, "/release");
     if config.registry.is_some() && config.deployer.is_some() {
