@@ -30,5 +30,5 @@ pub mod quantize;
 pub mod scorer;
 pub mod standardize;
 #[cfg(test)]
-mod testdata;
+pub(crate) mod testdata;
 pub mod train;

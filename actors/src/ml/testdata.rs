@@ -3,9 +3,14 @@
 //! [`motor_windows`] draws stage-1 feature vectors (`aiot_firmware::features`' order and units)
 //! for a fleet at varying load, about 12% of them from motors with a bearing defect of random
 //! severity (early defects barely show), with 3% of labels flipped (an inspector's mistakes):
-//! a data set a linear model separates well but not perfectly.
+//! a data set a linear model separates well but not perfectly. [`fleet`] lays them out as a
+//! fleet's labelled windows over 30 days.
 
 use aiot_firmware::features::{FeatureVector, FEATURE_COUNT};
+
+use super::dataset::Window;
+use super::labels::Outcomes;
+use crate::maintenance::{Defect, MaintenanceEvent, MaintenanceRecord};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -73,4 +78,33 @@ pub fn motor_windows(seed: u64, n: usize) -> (Vec<FeatureVector>, Vec<bool>) {
 /// The windows as an `n x FEATURE_COUNT` f64 matrix.
 pub fn to_matrix(features: &[FeatureVector]) -> Array2<f64> {
     Array2::from_shape_fn((features.len(), FEATURE_COUNT), |(i, j)| f64::from(features[i][j]))
+}
+
+pub const HOUR: u64 = 3_600_000;
+pub const DAY: u64 = 24 * HOUR;
+
+/// 60 motors, a window every 6 hours for 30 days; motors 1..=15 fail on day 25 and their last
+/// week looks degraded. A few windows are flagged (and look degraded: if they entered training
+/// they would teach noise).
+pub fn fleet() -> (Vec<Window>, Outcomes) {
+    let (vectors, labels) = motor_windows(11, 20_000);
+    let mut healthy = vectors.iter().zip(&labels).filter(|(_, l)| !**l).map(|(v, _)| v);
+    let mut degraded = vectors.iter().zip(&labels).filter(|(_, l)| **l).map(|(v, _)| v);
+    let (mut windows, mut outcomes) = (Vec::new(), Outcomes::default());
+    for mote in 1..=60u32 {
+        let fails = mote <= 15;
+        if fails {
+            let event = MaintenanceEvent::Failure { defect: Defect::OuterRace };
+            outcomes.record(&MaintenanceRecord { mote, time_ms: 25 * DAY, event });
+        }
+        for step in 0..120u64 {
+            let time_ms = step * 6 * HOUR;
+            let late = fails && time_ms > 18 * DAY && time_ms < 25 * DAY;
+            let flagged = step % 40 == 7;
+            let source = if late || flagged { degraded.next() } else { healthy.next() };
+            let values = source.expect("enough windows").iter().map(|v| f64::from(*v)).collect();
+            windows.push(Window { mote, time_ms, values, flagged });
+        }
+    }
+    (windows, outcomes)
 }

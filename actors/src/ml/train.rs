@@ -172,37 +172,7 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::maintenance::{Defect, MaintenanceEvent, MaintenanceRecord};
-    use crate::ml::testdata::motor_windows;
-
-    const HOUR: u64 = 3_600_000;
-    const DAY: u64 = 24 * HOUR;
-
-    /// 60 motors, a window every 6 hours for 30 days; motors 1..=15 fail on day 25 and their
-    /// last week looks degraded. A few windows are flagged (and look degraded: if they entered
-    /// training they would teach noise).
-    fn fleet() -> (Vec<Window>, Outcomes) {
-        let (vectors, labels) = motor_windows(11, 20_000);
-        let mut healthy = vectors.iter().zip(&labels).filter(|(_, l)| !**l).map(|(v, _)| v);
-        let mut degraded = vectors.iter().zip(&labels).filter(|(_, l)| **l).map(|(v, _)| v);
-        let (mut windows, mut outcomes) = (Vec::new(), Outcomes::default());
-        for mote in 1..=60u32 {
-            let fails = mote <= 15;
-            if fails {
-                let event = MaintenanceEvent::Failure { defect: Defect::OuterRace };
-                outcomes.record(&MaintenanceRecord { mote, time_ms: 25 * DAY, event });
-            }
-            for step in 0..120u64 {
-                let time_ms = step * 6 * HOUR;
-                let late = fails && time_ms > 18 * DAY && time_ms < 25 * DAY;
-                let flagged = step % 40 == 7;
-                let source = if late || flagged { degraded.next() } else { healthy.next() };
-                let values = source.expect("enough windows").iter().map(|v| f64::from(*v)).collect();
-                windows.push(Window { mote, time_ms, values, flagged });
-            }
-        }
-        (windows, outcomes)
-    }
+    use crate::ml::testdata::{fleet, DAY};
 
     #[test]
     fn a_run_trains_validates_on_held_out_motors_and_quantizes_within_targets() {

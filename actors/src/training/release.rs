@@ -543,3 +543,71 @@ impl Actor for Release {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ml::dataset::Dataset;
+    use crate::ml::scorer::fit;
+    use crate::ml::testdata::{fleet, DAY};
+    use crate::ml::train::{quantize_fitted, TrainConfig};
+    use crate::training::steps::{Datasets, DriftCheck, FittedModels, Inputs};
+
+    /// A run's inputs to `validate` on the test fleet (labels known at day 40; the same fit
+    /// stands in for both models), the drift check reporting `drift_ms`; and the int8 model of
+    /// that fit.
+    fn inputs(drift_ms: Option<u64>) -> (Inputs, Model) {
+        let (windows, outcomes) = fleet();
+        let config = TrainConfig::default();
+        let data = Dataset::assemble(&windows, &outcomes, &config.rule, 40 * DAY);
+        let fitted = fit(&data, &config.fit).expect("the test fleet fits");
+        let (int8, _) = quantize_fitted(&fitted, &config, 1).expect("within the targets");
+        let models = FittedModels { stage2: fitted.clone(), stage1: Some(fitted) };
+        let datasets = Datasets { at_ms: 40 * DAY, stage2: data.clone(), stage1: Some(data) };
+        let drift = DriftCheck { summary: String::new(), last_drift_ms: drift_ms };
+        let inputs = Inputs::from([
+            (steps::TRAIN.to_string(), Artifact::Fitted(Box::new(models))),
+            (steps::EXTRACT.to_string(), Artifact::Datasets(Box::new(datasets))),
+            (steps::DRIFT_CHECK.to_string(), Artifact::Drift(drift)),
+        ]);
+        (inputs, int8)
+    }
+
+    fn validated(release: &Release, inputs: &Inputs) -> Validation {
+        match release.validate(inputs) {
+            Ok(StepResult::Done { output: Artifact::Validated(v), .. }) => *v,
+            other => panic!("validate: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn after_a_drift_the_model_in_service_has_not_seen_the_comparison_takes_the_new_regime() {
+        let (drifted, in_service) = inputs(Some(20 * DAY));
+        let mut release = Release::new(TrainerConfig::default(), Arc::new(TrainerStats::default()));
+        assert!(validated(&release, &drifted).compare.is_none(), "no model in service: nothing to compare");
+        let held_out = match drifted.get(steps::TRAIN) {
+            Some(Artifact::Fitted(f)) => f.stage1.as_ref().expect("a motes' model").validation.clone(),
+            _ => unreachable!(),
+        };
+        let positives = held_out.y.iter().filter(|y| **y == 1.0).count();
+        release.fleet_model = Some(in_service);
+
+        // Trained on data up to day 10: the drift at day 20 is news to it.
+        release.fleet_data_ms = 10 * DAY;
+        let (set, figures) = validated(&release, &drifted).compare.expect("a model in service");
+        assert_eq!(set.since_ms, Some(20 * DAY));
+        let negatives_since =
+            (0..held_out.len()).filter(|&i| held_out.y[i] == 0.0 && held_out.times[i] >= 20 * DAY).count();
+        assert_eq!(set.len(), positives + negatives_since, "every positive, the negatives since the drift");
+        assert!(negatives_since >= 10 && set.len() < held_out.len());
+        assert!(figures.auc > 0.5 && figures.log_loss > 0.0, "{figures:?}");
+
+        // Trained on data up to day 21, it has seen the drift; no drift known: every window.
+        release.fleet_data_ms = 21 * DAY;
+        let (set, _) = validated(&release, &drifted).compare.expect("a model in service");
+        assert_eq!((set.since_ms, set.len()), (None, held_out.len()));
+        let (no_drift, _) = inputs(None);
+        let (set, _) = validated(&release, &no_drift).compare.expect("a model in service");
+        assert_eq!((set.since_ms, set.len()), (None, held_out.len()));
+    }
+}
