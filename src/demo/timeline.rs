@@ -29,6 +29,8 @@ pub struct Milestones {
     pub drift_ms: Option<u64>,
     /// Each model every mote came to run, and when its last mote confirmed it (cluster ms).
     pub fleet_installs: BTreeMap<u64, u64>,
+    /// Each rollout's canary: when its clock started and when its verdict came (cluster ms).
+    pub canaries: BTreeMap<u64, (Option<u64>, Option<u64>)>,
     /// The move midway: its report, or why it failed.
     pub migrated: Option<Result<String, String>>,
     /// Stage 2's capture-to-decision latency p50 and p99 (cluster ms), over the last windows
@@ -95,14 +97,25 @@ impl Timeline {
         match retrained
             .find_map(|(version, created)| Some((version, created, m.fleet_installs.get(version)?)))
         {
-            Some((version, created, installed)) => (
-                true,
-                format!(
-                    "{detected}; model {version} trained {:.1} h after it, on every mote {:.1} h after it",
-                    hours(drift_ms, *created),
-                    hours(drift_ms, *installed)
-                ),
-            ),
+            Some((version, created, installed)) => {
+                let (from, decided) = m.canaries.get(version).copied().unwrap_or_default();
+                let canary = match (from, decided) {
+                    (Some(from), Some(decided)) => format!(
+                        ", on its canary {:.1} h and promoted {:.1} h after it",
+                        hours(drift_ms, from),
+                        hours(drift_ms, decided)
+                    ),
+                    _ => String::new(),
+                };
+                (
+                    true,
+                    format!(
+                        "{detected}; model {version} trained {:.1} h after it{canary}, on every mote {:.1} h after it",
+                        hours(drift_ms, *created),
+                        hours(drift_ms, *installed)
+                    ),
+                )
+            }
             None => (false, format!("{detected}; no model trained since is on every mote yet")),
         }
     }
@@ -199,6 +212,8 @@ impl Timeline {
         let rollout = &now["rollout"];
         let Some(version) = rollout["version"].as_u64() else { return };
         let phase = rollout["phase"].as_str().unwrap_or("?").to_string();
+        let canary = (rollout["canary_from_ms"].as_u64(), rollout["decided_ms"].as_u64());
+        self.milestones.canaries.insert(version, canary);
         let running: Vec<u64> = rollout["motes"].as_object().map_or_else(Vec::new, |motes| {
             motes.values().map(|m| m["running"].as_u64().unwrap_or(0)).collect()
         });
@@ -251,6 +266,13 @@ mod tests {
         let (closed, text) = timeline.drift_to_fleet();
         assert!(closed, "{text}");
         assert!(text.ends_with("model 6 trained 25.5 h after it, on every mote 26.5 h after it"), "{text}");
+        // With the canary's times from the rollout.
+        timeline.milestones.canaries.insert(6, (Some(36 * HOUR + HOUR / 4), Some(36 * HOUR + HOUR / 2)));
+        let (_, text) = timeline.drift_to_fleet();
+        assert!(
+            text.ends_with("trained 25.5 h after it, on its canary 25.8 h and promoted 26.0 h after it, on every mote 26.5 h after it"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -125,6 +125,8 @@ fn rollout_json(rollout: &Rollout) -> Value {
         "previous": rollout.previous,
         "phase": format!("{:?}", rollout.phase),
         "verdict": rollout.verdict,
+        "canary_from_ms": rollout.canary_from_ms,
+        "decided_ms": rollout.decided_ms,
         "summary": rollout.summary(),
         "motes": motes,
     })

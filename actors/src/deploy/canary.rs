@@ -21,9 +21,9 @@
 //!   held-out window): a ROC AUC higher by more than [`CanaryRule::auc_tie`] (default 0.005:
 //!   the int8 model is vouched for only within 0.005 AUC of its float model, so a smaller
 //!   difference between two int8 models is within what rounding alone moves), or an AUC
-//!   within it and a lower log loss (the card's `stage1_compared_*` figures). A card without the current model's figures (the trainer
-//!   did not know one) needs its int8 held-out AUC (`stage1_int8_auc`) at least `min_auc`
-//!   (default 0.75).
+//!   within it and a lower log loss (the card's `stage1_compared_*` figures). A card without
+//!   the current model's figures (the trainer did not know one) needs its int8 held-out AUC
+//!   (`stage1_int8_auc`) at least `min_auc` (default 0.75).
 //!
 //! Otherwise it is rolled back. With fewer than `min_windows` (default 20) canary windows at the
 //! end of the period, the period is extended; still too few after three periods is a rollback.
@@ -337,7 +337,7 @@ mod tests {
             "{verdict:?}"
         );
         // Decisions still bound it.
-        let (_, broken) = (stale, model(3.0));
+        let broken = model(3.0);
         let e = evidence(&broken, Some(&stale));
         assert!(
             matches!(rule.judge(&e, &after, rule.period), Verdict::RollBack(why) if why.contains("agreement"))

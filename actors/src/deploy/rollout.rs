@@ -135,6 +135,9 @@ pub struct Rollout {
     pub verdict: Option<String>,
     /// How long a cohort mote has been running the candidate (the canary's clock), ms.
     pub canary_ms: u64,
+    /// When the canary's clock started, and when the canary's verdict came (cluster ms).
+    pub canary_from_ms: Option<u64>,
+    pub decided_ms: Option<u64>,
     last_step_ms: Option<u64>,
     pub motes: BTreeMap<u32, MoteRollout>,
     pub evidence: CanaryEvidence,
@@ -176,6 +179,8 @@ impl Rollout {
             phase: Phase::Canary,
             verdict: None,
             canary_ms: 0,
+            canary_from_ms: None,
+            decided_ms: None,
             last_step_ms: None,
             motes,
             evidence: CanaryEvidence::default(),
@@ -252,6 +257,9 @@ impl Rollout {
             let version = self.version;
             if self.motes.values().any(|m| m.canary && m.running == version && !m.stopped) {
                 self.canary_ms += since_last;
+                if self.canary_ms > 0 && self.canary_from_ms.is_none() {
+                    self.canary_from_ms = Some(now_ms - since_last);
+                }
             }
             if self.canary_ms > 0 {
                 let elapsed = Duration::from_millis(self.canary_ms);
@@ -260,10 +268,12 @@ impl Rollout {
                     Verdict::Promote(why) => {
                         self.phase = Phase::Fleet;
                         self.verdict = Some(format!("promoted: {why}"));
+                        self.decided_ms = Some(now_ms);
                     }
                     Verdict::RollBack(why) => {
                         self.phase = Phase::RolledBack;
                         self.verdict = Some(format!("rolled back: {why}"));
+                        self.decided_ms = Some(now_ms);
                     }
                 }
             }
@@ -357,6 +367,7 @@ mod tests {
         }
         assert!(r.step(6 * MIN, &card()).is_empty());
         assert_eq!(r.canary_ms, 5 * MIN, "running since the last step");
+        assert_eq!((r.canary_from_ms, r.decided_ms), (Some(MIN), None));
         r
     }
 
@@ -366,6 +377,7 @@ mod tests {
         assert_eq!(r.phase, Phase::Canary);
         let actions = r.step(36 * MIN, &card());
         assert_eq!(r.phase, Phase::Fleet, "{:?}", r.verdict);
+        assert_eq!(r.decided_ms, Some(36 * MIN));
         assert_eq!(sent(&actions), (2..=10).map(|m| (m, 2)).collect::<Vec<_>>());
         for mote in 1..=10 {
             r.on_receipt(mote, &receipt(OtaStatus::Confirmed, 2, 2), 40 * MIN);
