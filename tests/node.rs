@@ -209,6 +209,11 @@ fn motes_through_a_things_cluster(dir: &Path, stream: &str, during: impl FnOnce(
     let things = Node::start(&write_config_with(dir, "things-1", &seeds, "tier = \"things\"", &things_extra));
     let things_metrics = metrics_addr(&things);
     things.wait_for("hosting /gateway");
+    // Until the broker acknowledged the gateway's subscriptions (up frames, maintenance), it
+    // drops what the motes publish; each mote would resend its first frames behind later ones.
+    common::wait_until("the broker acknowledged the gateway's subscriptions", || {
+        node_counter(&things_metrics, "things-1", "mqtt_subscriptions_acknowledged") >= 2
+    });
 
     let broker = format!("mqtt://127.0.0.1:{port}");
     let credentials = path("motes");

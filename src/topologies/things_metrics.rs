@@ -49,6 +49,11 @@ impl Collector for ThingsMetrics {
             ),
             ("mqtt_acks_sent", "Acknowledgements published to the motes", g.acks_sent.load(Relaxed)),
             (
+                "mqtt_subscriptions_acknowledged",
+                "Subscriptions of the gateway the broker acknowledged (again after each reconnect)",
+                g.subscriptions_acknowledged.load(Relaxed),
+            ),
+            (
                 "stream_records_appended",
                 "Records the bridge got durable in the log",
                 b.appends.appended.load(Relaxed),

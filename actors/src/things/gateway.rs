@@ -102,6 +102,9 @@ pub struct GatewayStats {
     /// Inspection requests published to the crew, and those the port refused.
     pub inspections_requested: AtomicU64,
     pub inspections_refused: AtomicU64,
+    /// Subscriptions the broker acknowledged (both filters, and again after a reconnect).
+    /// Until the up filter's first, the broker drops what motes publish (they resend it).
+    pub subscriptions_acknowledged: AtomicU64,
     /// Log lines written about refusals, and those held back by the rate limit.
     pub log_lines: AtomicU64,
     pub log_suppressed: AtomicU64,
@@ -478,6 +481,11 @@ impl Actor for Gateway {
             GatewayMsg::Mqtt(MqttEvent::Message(message)) => self.on_message(message, ctx),
             GatewayMsg::Mqtt(MqttEvent::Refused { .. }) => {
                 self.stats.downlinks_refused.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            GatewayMsg::Mqtt(MqttEvent::Subscribed { filter }) => {
+                self.stats.subscriptions_acknowledged.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("gateway: the broker acknowledged the subscription to {filter}");
                 Ok(())
             }
             GatewayMsg::Mqtt(_) => Ok(()),
