@@ -67,6 +67,11 @@ pub struct MoteHost {
     down_topic: String,
     samples: Vec<[f32; 4]>,
     counters: HostCounters,
+    /// The host has handled its connection's `Connected` and no `Disconnected` since. Until
+    /// then it publishes nothing, even if the connection is already up: a frame kept from
+    /// before (refused while disconnected) is resent when `Connected` is handled, and a new
+    /// frame published ahead of that would overtake it.
+    online: bool,
 }
 
 impl MoteHost {
@@ -99,6 +104,7 @@ impl MoteHost {
             down_topic: id.down_topic().as_str().to_string(),
             samples: vec![[0.0; 4]; WINDOW],
             counters: HostCounters::default(),
+            online: false,
         }
     }
 
@@ -137,9 +143,9 @@ impl MoteHost {
         self.motor.capture(motor_t, f64::from(DEFAULT_SAMPLE_RATE_HZ), &mut self.samples);
         let window =
             Window::from_physical(DEFAULT_SAMPLE_RATE_HZ, &self.samples).expect("a window of WINDOW samples");
-        let (connection, topic, counters) = (&self.connection, &self.up_topic, &mut self.counters);
-        self.mote
-            .on_window(now_ms, &window, &mut |frame| publish(connection.as_ref(), topic, frame, counters))
+        let up = Uplink { connection: self.connection.as_ref(), topic: &self.up_topic, online: self.online };
+        let counters = &mut self.counters;
+        self.mote.on_window(now_ms, &window, &mut |frame| up.publish(frame, counters))
     }
 
     /// Nothing arrived and nothing awaits an acknowledgement: `poll` would do nothing.
@@ -151,18 +157,24 @@ impl MoteHost {
     /// kept; down frames: to the core), then resends frames due again.
     pub fn poll(&mut self, now_ms: u64) {
         let events = std::mem::take(&mut *self.inbox.lock());
-        let (connection, topic, counters) = (&self.connection, &self.up_topic, &mut self.counters);
+        let counters = &mut self.counters;
         for event in events {
             match event {
                 MqttEvent::Connected => {
-                    let _ = connection.subscribe(&self.down_topic, QoS::AtLeastOnce);
+                    let _ = self.connection.subscribe(&self.down_topic, QoS::AtLeastOnce);
+                    self.online = true;
                     self.mote.on_connected();
                 }
+                MqttEvent::Disconnected { .. } => self.online = false,
                 MqttEvent::Message(message) if message.topic == self.down_topic => {
                     counters.down_frames += 1;
-                    let applied = self.mote.on_down(&message.payload, now_ms, &mut |frame| {
-                        publish(connection.as_ref(), topic, frame, counters)
-                    });
+                    let up = Uplink {
+                        connection: self.connection.as_ref(),
+                        topic: &self.up_topic,
+                        online: self.online,
+                    };
+                    let applied =
+                        self.mote.on_down(&message.payload, now_ms, &mut |frame| up.publish(frame, counters));
                     counters.down_refused += u64::from(applied.is_err());
                     counters.commands_applied +=
                         u64::from(matches!(applied, Ok(DownApplied::Command(_) | DownApplied::Ota(_))));
@@ -170,7 +182,8 @@ impl MoteHost {
                 _ => {}
             }
         }
-        self.mote.resend(now_ms, &mut |frame| publish(connection.as_ref(), topic, frame, counters));
+        let up = Uplink { connection: self.connection.as_ref(), topic: &self.up_topic, online: self.online };
+        self.mote.resend(now_ms, &mut |frame| up.publish(frame, counters));
     }
 
     /// Reboots the mote in place over a new connection (RAM lost, flash kept).
@@ -178,13 +191,26 @@ impl MoteHost {
         self.mote.reboot();
         self.connection = connection;
         self.inbox = inbox;
+        self.online = false;
     }
 }
 
-fn publish(connection: &dyn MqttConnection, topic: &str, frame: &[u8], counters: &mut HostCounters) {
-    match connection.publish(Publish::new(topic, frame, QoS::AtLeastOnce)) {
-        Ok(()) => counters.published += 1,
-        Err(_) => counters.publish_refused += 1,
+/// Where a host's frames go up, and whether it may publish yet.
+struct Uplink<'a> {
+    connection: &'a dyn MqttConnection,
+    topic: &'a str,
+    online: bool,
+}
+
+impl Uplink<'_> {
+    /// Publishes `frame` at QoS 1; refused while offline (the core keeps it to resend).
+    fn publish(&self, frame: &[u8], counters: &mut HostCounters) {
+        let published =
+            self.online && self.connection.publish(Publish::new(self.topic, frame, QoS::AtLeastOnce)).is_ok();
+        match published {
+            true => counters.published += 1,
+            false => counters.publish_refused += 1,
+        }
     }
 }
 
