@@ -292,29 +292,23 @@ mod tests {
         let rule = CanaryRule::default();
         let (current, candidate) = (model(-6.0), model(-6.5));
         let e = evidence(&candidate, Some(&current));
-        let tie = |new_loss: f64, old_loss: f64| {
-            let mut c = card(1.0, Some(1.0));
-            c.metrics.insert(COMPARED_LOG_LOSS.into(), new_loss);
-            c.metrics.insert(COMPARED_LOG_LOSS_CURRENT.into(), old_loss);
-            rule.judge(&e, &c, rule.period)
-        };
-        assert!(
-            matches!(tie(0.02, 0.05), Verdict::Promote(why) if why.contains("log loss 0.0200 vs 0.0500"))
-        );
-        assert!(matches!(tie(0.05, 0.05), Verdict::RollBack(why) if why.contains("not better")));
-        // Without log losses a tie cannot be broken.
-        assert!(matches!(rule.judge(&e, &card(1.0, Some(1.0)), rule.period), Verdict::RollBack(_)));
-        // A difference within the resolution is a tie too: 0.99996 against 1.0 (one pair in
-        // 25 000) with a better log loss is promoted; 1.0 against 0.99996 with a worse one is not.
-        let close = |auc: f64, current: f64, loss: f64, current_loss: f64| {
+        let judge = |auc: f64, current: f64, loss: f64, current_loss: f64| {
             let mut c = card(auc, Some(current));
             c.metrics.insert(COMPARED_LOG_LOSS.into(), loss);
             c.metrics.insert(COMPARED_LOG_LOSS_CURRENT.into(), current_loss);
             rule.judge(&e, &c, rule.period)
         };
-        assert!(matches!(close(0.99996, 1.0, 0.02, 0.03), Verdict::Promote(_)));
-        assert!(matches!(close(1.0, 0.99996, 0.0358, 0.0268), Verdict::RollBack(_)));
-        assert!(matches!(close(1.0, 0.99, 0.05, 0.01), Verdict::Promote(_)), "clearly higher");
+        assert!(
+            matches!(judge(1.0, 1.0, 0.02, 0.05), Verdict::Promote(why) if why.contains("log loss 0.0200 vs 0.0500"))
+        );
+        assert!(matches!(judge(1.0, 1.0, 0.05, 0.05), Verdict::RollBack(why) if why.contains("not better")));
+        // Without log losses a tie cannot be broken.
+        assert!(matches!(rule.judge(&e, &card(1.0, Some(1.0)), rule.period), Verdict::RollBack(_)));
+        // A difference within the resolution is a tie too: 0.99996 against 1.0 (one pair in
+        // 25 000) with a better log loss is promoted; 1.0 against 0.99996 with a worse one is not.
+        assert!(matches!(judge(0.99996, 1.0, 0.02, 0.03), Verdict::Promote(_)));
+        assert!(matches!(judge(1.0, 0.99996, 0.0358, 0.0268), Verdict::RollBack(_)));
+        assert!(matches!(judge(1.0, 0.99, 0.05, 0.01), Verdict::Promote(_)), "clearly higher");
     }
 
     #[test]

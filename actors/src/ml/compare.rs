@@ -19,7 +19,7 @@
 //! rank alike. Without a resolution, one pair of windows in a hundred thousand ordered the
 //! other way (an AUC 0.00001 lower) outweighed any difference in calibration.
 
-use aiot_firmware::features::{FeatureVector, FEATURE_COUNT};
+use aiot_firmware::features::FeatureVector;
 use aiot_firmware::model::Model;
 use serde::{Deserialize, Serialize};
 
@@ -66,16 +66,7 @@ impl ComparisonSet {
         });
         let rows: Vec<usize> =
             (0..held_out.len()).filter(|&i| since_ms.is_none_or(|since| after(i, since))).collect();
-        let vectors = rows
-            .iter()
-            .map(|&i| {
-                let mut v: FeatureVector = [0.0; FEATURE_COUNT];
-                for (d, s) in v.iter_mut().zip(held_out.x.row(i)) {
-                    *d = *s as f32;
-                }
-                v
-            })
-            .collect();
+        let vectors = rows.iter().map(|&i| held_out.vector(i)).collect();
         ComparisonSet { since_ms, vectors, labels: rows.iter().map(|&i| positive(i)).collect() }
     }
 
@@ -102,6 +93,7 @@ impl ComparisonSet {
 mod tests {
     use super::*;
     use crate::ml::dataset::Counts;
+    use aiot_firmware::features::FEATURE_COUNT;
     use ndarray::{Array1, Array2};
 
     /// Rows `(time, label, feature value)`: one motor, the value in every feature.

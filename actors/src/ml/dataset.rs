@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 
+use aiot_firmware::features::{FeatureVector, FEATURE_COUNT};
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -84,6 +85,20 @@ impl Dataset {
         }
         let x = Array2::from_shape_vec((labels.len(), width), values).expect("rows of one width");
         Dataset { x, y: Array1::from(labels), motes, times, counts }
+    }
+
+    /// Row `i` as the f32 vector a mote computes.
+    pub fn vector(&self, i: usize) -> FeatureVector {
+        let mut v: FeatureVector = [0.0; FEATURE_COUNT];
+        for (d, s) in v.iter_mut().zip(self.x.row(i)) {
+            *d = *s as f32;
+        }
+        v
+    }
+
+    /// Every row as the f32 vectors a mote computes.
+    pub fn vectors(&self) -> Vec<FeatureVector> {
+        (0..self.len()).map(|i| self.vector(i)).collect()
     }
 
     pub fn len(&self) -> usize {

@@ -10,7 +10,6 @@
 //! labelled windows, a side with one class only, a fit that did not converge, or an int8 model
 //! outside the quantization targets.
 
-use aiot_firmware::features::FeatureVector;
 use aiot_firmware::model::{Model, MODEL_LEN};
 use serde::{Deserialize, Serialize};
 
@@ -72,21 +71,6 @@ pub struct TrainingReport {
     pub image: Vec<u8>,
 }
 
-/// The rows of `data` as the f32 vectors a mote computes.
-fn vectors(data: &Dataset) -> Vec<FeatureVector> {
-    data.x
-        .rows()
-        .into_iter()
-        .map(|row| {
-            let mut v: FeatureVector = [0.0; aiot_firmware::features::FEATURE_COUNT];
-            for (d, s) in v.iter_mut().zip(row) {
-                *d = *s as f32;
-            }
-            v
-        })
-        .collect()
-}
-
 /// Trains model `version` from `windows` (stage-1 vectors) labelled by `outcomes` at `now_ms`;
 /// `current`, the model the motes run now, is scored on the same held-out windows.
 pub fn train(
@@ -123,7 +107,7 @@ pub fn quantize_fitted(
         standardizer,
         config.threshold,
         &int8,
-        &vectors(&fitted.validation),
+        &fitted.validation.vectors(),
         &labels,
     )
     .map_err(|e| format!("{e:?}"))?;
@@ -134,7 +118,7 @@ pub fn quantize_fitted(
 /// `model`'s ROC AUC on `fitted`'s held-out windows (the current model beside a new one).
 pub fn held_out_auc(fitted: &Fitted, model: &Model) -> Result<f64, String> {
     let labels = fitted.validation_scores().0;
-    let scores: Vec<f64> = vectors(&fitted.validation).iter().map(|v| f64::from(model.score(v))).collect();
+    let scores: Vec<f64> = fitted.validation.vectors().iter().map(|v| f64::from(model.score(v))).collect();
     roc_auc(&scores, &labels).map_err(|e| format!("the current model's AUC: {e:?}"))
 }
 
