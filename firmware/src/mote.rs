@@ -17,9 +17,10 @@
 //! [`Mote::on_down`]: structure and CRC, then "is a down kind", "is for this mote", MAC under
 //! this mote's key, payload, replay (`(epoch, seq)` above the last accepted; acks are exempt,
 //! since they only name frames already stored, and leave the mark alone); only then is it
-//! applied: acks remove frames from the ring, commands apply (a trip reset sends its stage-1
-//! event at once), OTA frames drive the receiver (receipts for a begin, a commit, and every
-//! refusal). Each refusal is counted by cause.
+//! applied: acks remove frames from the ring; every other accepted frame is answered at once
+//! by a down receipt naming its `(epoch, seq)`, then commands apply (a trip reset sends its
+//! stage-1 event at once) and OTA frames drive the receiver (OTA receipts for a begin, a
+//! commit, and every refusal). Each refusal is counted by cause.
 //!
 //! [`Mote::resend`]: kept frames not sent for `resend_after_ms`, oldest first, a batch at a
 //! time. The host calls it whenever it is awake and connected, and tells the core when it
@@ -31,9 +32,9 @@ use crate::features::{extract, FeatureVector};
 use crate::model::Model;
 use crate::ota::{OtaError, OtaStatus, OtaStore};
 use crate::protocol::{
-    decode_frame, encode_frame, Ack, Command, DownMark, Envelope, FeaturesReport, FrameError, Kind, MoteId,
-    MoteKey, OtaChunk, OtaCommit, OtaManifest, OtaReceipt, Payload, PayloadError, RawWindow, Stage1Event,
-    MAX_FRAME,
+    decode_frame, encode_frame, Ack, Command, DownMark, DownReceipt, Envelope, FeaturesReport, FrameError,
+    Kind, MoteId, MoteKey, OtaChunk, OtaCommit, OtaManifest, OtaReceipt, Payload, PayloadError, RawWindow,
+    Stage1Event, MAX_FRAME,
 };
 use crate::resend::{ResendRing, RingStats};
 use crate::sampling::Window;
@@ -241,6 +242,18 @@ enum Down<'a> {
     OtaBegin(OtaManifest),
     OtaChunk(OtaChunk<'a>),
     OtaCommit(OtaCommit),
+}
+
+impl Down<'_> {
+    fn kind(&self) -> Kind {
+        match self {
+            Down::Ack(_) => Kind::Ack,
+            Down::Command(_) => Kind::Command,
+            Down::OtaBegin(_) => Kind::OtaBegin,
+            Down::OtaChunk(_) => Kind::OtaChunk,
+            Down::OtaCommit(_) => Kind::OtaCommit,
+        }
+    }
 }
 
 /// The mote core.
@@ -468,6 +481,11 @@ impl<const FRAMES: usize, const ARENA: usize> Mote<FRAMES, ARENA> {
             }
         };
         self.counters.down_accepted += 1;
+        if payload.kind() != Kind::Ack {
+            // `check_down` moved the mark to this frame's pair.
+            let receipt = DownReceipt { kind: payload.kind(), mark: self.p.down_mark };
+            self.emit(now_ms, &Payload::DownReceipt(receipt), out);
+        }
         Ok(self.apply(payload, now_ms, out))
     }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use aiot_actors::deploy::canary::{CanaryRule, AUC, COMPARED_AUC, COMPARED_AUC_CURRENT};
 use aiot_actors::deploy::deployer::{DeployState, DeployStats, DeployerConfig, DeployerMsg};
-use aiot_actors::deploy::rollout::{Phase, RolloutConfig};
+use aiot_actors::deploy::rollout::{Phase, Rollout, RolloutConfig};
 use aiot_actors::registry::artifact::{ModelCard, SignedModel};
 use aiot_actors::registry::service::{ModelsRecord, Registry, RegistryKeys, RegistryStats};
 use aiot_firmware::model::{Model, MODEL_LEN};
@@ -46,6 +46,26 @@ pub struct OtaShared {
     /// Motes that ran the regression: cohort motes (the deployer's), and any mote seen
     /// running it.
     pub regression_cohort: Arc<Mutex<BTreeSet<u32>>>,
+    /// The good model's rollout as last seen before the regression's replaced it (its times).
+    pub good_rollout: Arc<Mutex<Option<Rollout>>>,
+}
+
+impl OtaShared {
+    /// The good model's rollout times, in cluster seconds: from its first step to its canary's
+    /// clock starting (the transfer to the cohort), the canary, and from the promotion to
+    /// every mote running it confirmed; for those it has reached.
+    pub fn good_rollout_times(&self) -> Vec<(&'static str, u64)> {
+        let Some(r) = self.good_rollout.lock().clone() else { return Vec::new() };
+        let span = |from: Option<u64>, to: Option<u64>| Some(to?.saturating_sub(from?) / 1000);
+        [
+            ("model 2: rollout start to its canary, s", span(r.began_ms, r.canary_from_ms)),
+            ("model 2: canary, s", span(r.canary_from_ms, r.decided_ms)),
+            ("model 2: promotion to every mote, s", span(r.decided_ms, r.settled_ms)),
+        ]
+        .into_iter()
+        .filter_map(|(name, span)| Some((name, span?)))
+        .collect()
+    }
 }
 
 /// The three models: the factory model (1), a recalibrated one (2) and a regression (3).
@@ -116,15 +136,9 @@ pub fn declare_with(t: &mut TopologyBuilder, shared: &OtaShared, deployer: Deplo
         .requires("tier=platform")
         .mailbox(4096, Overflow::Backpressure);
     aiot_actors::deploy::declare(t, deployer, Arc::clone(&shared.deploy));
-    let (releases, cohort, deploy) =
-        (Arc::clone(&shared.releases), Arc::clone(&shared.regression_cohort), Arc::clone(&shared.deploy));
-    t.actor("/release-plan", move |_| ReleasePlan {
-        releases: Arc::clone(&releases),
-        cohort: Arc::clone(&cohort),
-        deploy: Arc::clone(&deploy),
-        started_ms: 0,
-    })
-    .requires("tier=platform");
+    let shared = shared.clone();
+    t.actor("/release-plan", move |_| ReleasePlan { shared: shared.clone(), started_ms: 0 })
+        .requires("tier=platform");
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,9 +149,7 @@ pub enum PlanMsg {
 
 /// Stands in for the trainer: asks for each release until its rollout settles.
 struct ReleasePlan {
-    releases: Arc<Mutex<BTreeMap<u32, DeployState>>>,
-    cohort: Arc<Mutex<BTreeSet<u32>>>,
-    deploy: Arc<DeployStats>,
+    shared: OtaShared,
     started_ms: u64,
 }
 
@@ -156,11 +168,7 @@ impl Actor for ReleasePlan {
                 if ctx.cluster_ms() < self.started_ms + FIRST_RELEASE_AFTER.as_millis() as u64 {
                     return Ok(());
                 }
-                // The regression's cohort, as the deployer chose it.
-                if let Some(r) = self.deploy.rollout.lock().as_ref().filter(|r| r.version == REGRESSION) {
-                    self.cohort.lock().extend(r.motes.iter().filter(|(_, m)| m.canary).map(|(id, _)| *id));
-                }
-                let releases = self.releases.lock();
+                let releases = self.shared.releases.lock();
                 let next =
                     [GOOD, REGRESSION].into_iter().find(|v| !releases.get(v).is_some_and(|s| s.settled()));
                 drop(releases);
@@ -178,7 +186,7 @@ impl Actor for ReleasePlan {
                 );
             }
             PlanMsg::Answer { version, state: Ok(state) } => {
-                self.releases.lock().insert(version, state);
+                self.shared.releases.lock().insert(version, state);
             }
             PlanMsg::Answer { .. } => {}
         }
@@ -187,8 +195,17 @@ impl Actor for ReleasePlan {
 }
 
 /// While it runs: only the regression's cohort ever runs it. `running` is every mote's active
-/// model now.
+/// model now. Also keeps the regression's cohort as the deployer chose it, and the good
+/// model's rollout while it is the deployer's.
 pub fn check(shared: &OtaShared, running: &BTreeMap<u32, u32>) -> Result<(), String> {
+    match shared.deploy.rollout.lock().as_ref() {
+        Some(r) if r.version == REGRESSION => shared
+            .regression_cohort
+            .lock()
+            .extend(r.motes.iter().filter(|(_, m)| m.canary).map(|(id, _)| *id)),
+        Some(r) if r.version == GOOD => *shared.good_rollout.lock() = Some(r.clone()),
+        _ => {}
+    }
     let cohort = shared.regression_cohort.lock();
     for (&mote, &version) in running {
         if version == REGRESSION && !cohort.contains(&mote) {

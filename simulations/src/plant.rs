@@ -503,6 +503,7 @@ impl Plant {
                 "motes that ran the regression",
                 self.shared.ota.regression_cohort.lock().len() as u64,
             );
+            totals.extend(self.shared.ota.good_rollout_times());
         }
         totals.insert("ring drops", self.motes.iter().map(|m| m.host.mote().counters().ring.total()).sum());
         totals.insert("mote reboots", self.reboots);

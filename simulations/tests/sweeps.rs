@@ -197,6 +197,30 @@ fn ota_sweep() {
     assert!(transfers > 18 * seeds, "{transfers} transfers: no transfer was ever sent again");
 }
 
+/// Without faults, a transfer (a begin, the chunks and a commit: five commands) reaches the
+/// canary cohort within seconds, since the gateway moves to a mote's next command on its down
+/// receipt. Confirmed by the next features report instead, each command would take a report
+/// period (a minute here): five minutes. The fleet phase is the transfer and the trial's
+/// confirmation (three windows); the canary lasts its period.
+#[test]
+fn a_transfer_takes_round_trips_not_report_periods() {
+    let scenario = scenarios::by_name("ota").unwrap();
+    let report_period = 60;
+    for seed in 0..3 {
+        let outcome = scenario::run(scenario, seed, Duration::ZERO, |_| {});
+        assert_eq!(outcome.failure, None, "replay: aiot sim --scenario ota --seed {seed} --duration 0s");
+        let t = &outcome.totals;
+        let to_canary = t["model 2: rollout start to its canary, s"];
+        assert!(
+            to_canary < report_period / 4,
+            "seed {seed}: {to_canary} s from the rollout's start to its canary"
+        );
+        assert_eq!(t["model 2: canary, s"], 600, "seed {seed}: the canary lasts its period");
+        let to_fleet = t["model 2: promotion to every mote, s"];
+        assert!(to_fleet <= 4 * report_period, "seed {seed}: {to_fleet} s from the promotion to every mote");
+    }
+}
+
 /// The closed loop end to end: over 30 simulated minutes a few motors wear out and their motes
 /// trip them by the rule (the plant's invariant holds every mote's every window to it).
 #[test]

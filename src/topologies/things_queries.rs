@@ -125,8 +125,10 @@ fn rollout_json(rollout: &Rollout) -> Value {
         "previous": rollout.previous,
         "phase": format!("{:?}", rollout.phase),
         "verdict": rollout.verdict,
+        "began_ms": rollout.began_ms,
         "canary_from_ms": rollout.canary_from_ms,
         "decided_ms": rollout.decided_ms,
+        "settled_ms": rollout.settled_ms,
         "summary": rollout.summary(),
         "motes": motes,
     })

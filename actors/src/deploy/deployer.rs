@@ -4,8 +4,9 @@
 //! - **What it reads.** `telemetry` (every partition, no group) from `lookback` before its
 //!   start: every mote's features frames (the model it runs, and for canary motes the window
 //!   and its score, unless the mote reports its motor tripped: a stopped motor's windows say
-//!   nothing of either model) and OTA receipts. A frame is taken once (per mote, frames at or below the
-//!   highest (boot epoch, sequence) read are copies).
+//!   nothing of either model) and OTA receipts. A frame is taken once (per mote, by (boot epoch,
+//!   sequence)); one older than the newest read (a resend whose first send was lost) still
+//!   counts as canary evidence and as a receipt, but what the mote runs is the newest's news.
 //! - **Deploy.** `DeployerMsg::Deploy { version }` is idempotent and answers the rollout's
 //!   phase at once, so the trainer asks again every few seconds until it is settled: a
 //!   restarted deployer picks the rollout up from the next ask. A higher version replaces a
@@ -42,6 +43,7 @@ use crate::registry::service::RegistryMsg;
 use crate::streams::appender::{AppendStats, KeyedAppender};
 use crate::streams::reader;
 use crate::streams::{mote_key, TelemetryRecord, COMMANDS, TELEMETRY};
+use crate::things::dedup::{FrameDedup, Seen};
 
 /// How often the deployer steps its rollout.
 pub const TICK_EVERY: Duration = Duration::from_secs(1);
@@ -151,6 +153,17 @@ impl DeployStats {
 }
 
 /// A rollout asked for whose models are being fetched.
+/// What the deployer has read of one mote.
+#[derive(Default)]
+struct Heard {
+    /// The model it runs, as of its newest frame.
+    running: u32,
+    /// Its newest frame read, (boot epoch, sequence).
+    newest: (u32, u32),
+    /// Every frame read: a copy is taken once.
+    frames: FrameDedup,
+}
+
 struct Preparing {
     version: u32,
     previous: Option<u32>,
@@ -162,7 +175,7 @@ pub struct Deployer {
     stats: Arc<DeployStats>,
     log: Option<PortRef<Log>>,
     /// Every mote heard: the model it runs, and its highest (boot epoch, sequence) read.
-    motes: BTreeMap<u32, (u32, (u32, u32))>,
+    motes: BTreeMap<u32, Heard>,
     /// Motes whose last report said their motor is tripped.
     stopped: BTreeSet<u32>,
     /// Models from the registry (`None`: it has no such version), and those asked for.
@@ -234,7 +247,7 @@ impl Deployer {
         }
         if self.preparing.is_none() {
             let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
-            for &(running, _) in self.motes.values() {
+            for &Heard { running, .. } in self.motes.values() {
                 if running != 0 && running != version {
                     *counts.entry(running).or_default() += 1;
                 }
@@ -304,7 +317,7 @@ impl Deployer {
             return; // the problem says so; a later Deploy of another version replaces it
         }
         let previous = p.previous.filter(|v| self.models[v].is_some());
-        let running = self.motes.iter().map(|(&m, &(v, _))| (m, v)).collect();
+        let running = self.motes.iter().map(|(&m, heard)| (m, heard.running)).collect();
         let rollout = Rollout::new(p.version, previous, &running, &self.stopped, self.config.rollout);
         tracing::info!(
             "deployer: rolling out model {} over {} motes (previous {previous:?})",
@@ -342,14 +355,20 @@ impl Deployer {
                 }
             }
         }
+        self.advance(ctx);
         reader::grant(self.log.as_ref(), count, ctx)
     }
 
     fn on_frame(&mut self, record: &TelemetryRecord, now_ms: u64) {
         let frame = (record.boot_epoch, record.seq);
-        let known = self.motes.get(&record.mote).map(|(running, last)| (*running, *last));
-        if known.is_some_and(|(_, last)| frame <= last) {
-            return; // a copy, or older than what was read
+        let known = self.motes.get(&record.mote).map(|heard| heard.newest);
+        let heard = self.motes.entry(record.mote).or_default();
+        if heard.frames.observe(record.boot_epoch, record.seq) != Seen::New {
+            return; // a copy
+        }
+        if known.is_some_and(|newest| frame < newest) {
+            self.on_late_frame(record, now_ms);
+            return;
         }
         let Some(kind) = Kind::from_code(record.kind) else { return };
         let payload = match Payload::decode(kind, &record.payload) {
@@ -360,7 +379,7 @@ impl Deployer {
                 return;
             }
         };
-        let running = known.map_or(0, |(v, _)| v);
+        let running = self.motes.get(&record.mote).map_or(0, |heard| heard.running);
         match payload {
             Payload::Features(report) => {
                 self.remember(record.mote, report.model_version, frame);
@@ -403,9 +422,39 @@ impl Deployer {
         }
     }
 
-    /// Keeps what `mote` runs as of `frame`, in the shared view too.
+    /// A frame older than one read before (a resend that overtook nothing: its first send was
+    /// lost). What the mote runs and whether its motor runs are newer news; a canary window
+    /// is still evidence, and a receipt is still part of the install record.
+    fn on_late_frame(&mut self, record: &TelemetryRecord, now_ms: u64) {
+        let Some(rollout) = self.rollout.as_ref() else { return };
+        let payload =
+            Kind::from_code(record.kind).and_then(|kind| Payload::decode(kind, &record.payload).ok());
+        match payload {
+            Some(Payload::Features(report)) if report.state != ActuationState::Trip => {
+                if !rollout.is_canary_window(record.mote, report.model_version) {
+                    return;
+                }
+                let (candidate, current) =
+                    (self.decoded(rollout.version), rollout.previous.and_then(|v| self.decoded(v)));
+                if let (Some(candidate), Some(score)) = (candidate, report.score) {
+                    let rollout = self.rollout.as_mut().expect("checked above");
+                    rollout.evidence.observe(&report.features, score, &candidate, current.as_ref());
+                }
+            }
+            Some(Payload::OtaReceipt(receipt)) => {
+                self.stats.receipts.fetch_add(1, Ordering::Relaxed);
+                let rollout = self.rollout.as_mut().expect("checked above");
+                rollout.on_late_receipt(record.mote, &receipt, now_ms);
+            }
+            _ => {}
+        }
+    }
+
+    /// Keeps what `mote` runs as of `frame`, its newest, in the shared view too.
     fn remember(&mut self, mote: u32, running: u32, frame: (u32, u32)) {
-        self.motes.insert(mote, (running, frame));
+        let heard = self.motes.entry(mote).or_default();
+        heard.running = running;
+        heard.newest = frame;
         self.stats.running.lock().insert(mote, running);
     }
 
@@ -415,8 +464,17 @@ impl Deployer {
         }
         self.prepare(ctx.cluster_ms(), ctx);
         self.appender.retry_due(self.log.as_ref(), ctx);
-        let Some(rollout) = self.rollout.as_mut() else { return Ok(()) };
-        let Some(Some(candidate)) = self.models.get(&rollout.version) else { return Ok(()) };
+        self.advance(ctx);
+        Ok(())
+    }
+
+    /// Steps the rollout to now and sends the transfers it asks for. Called on every tick and
+    /// whenever something it depends on arrived (records, a model, a deploy), so the rollout
+    /// moves at the pace of the fleet's reports, not of the tick: under a demo's time warp a
+    /// tick is many cluster minutes.
+    fn advance(&mut self, ctx: &mut Ctx<'_, DeployerMsg>) {
+        let Some(rollout) = self.rollout.as_mut() else { return };
+        let Some(Some(candidate)) = self.models.get(&rollout.version) else { return };
         let judged = rollout.verdict.is_some();
         let actions = rollout.step(ctx.cluster_ms(), &candidate.card);
         if let Some(verdict) = rollout.verdict.as_ref().filter(|_| !judged) {
@@ -427,7 +485,6 @@ impl Deployer {
             self.send(mote, version, ctx);
         }
         *self.stats.rollout.lock() = self.rollout.clone();
-        Ok(())
     }
 
     /// Appends one transfer of `version` to `mote` to the `commands` stream.
@@ -473,12 +530,17 @@ impl Actor for Deployer {
             DeployerMsg::Tick => self.on_tick(ctx)?,
             DeployerMsg::Deploy { version, reply } => {
                 self.on_deploy(version);
+                self.prepare(ctx.cluster_ms(), ctx);
+                self.advance(ctx);
                 let _ = ctx.reply(&reply, self.state(version));
             }
             DeployerMsg::Rollout { reply } => {
                 let _ = ctx.reply(&reply, self.rollout.clone());
             }
-            DeployerMsg::Fetched { version, model } => self.on_fetched(version, model),
+            DeployerMsg::Fetched { version, model } => {
+                self.on_fetched(version, model);
+                self.advance(ctx);
+            }
         }
         Ok(())
     }

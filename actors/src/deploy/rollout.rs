@@ -135,9 +135,12 @@ pub struct Rollout {
     pub verdict: Option<String>,
     /// How long a cohort mote has been running the candidate (the canary's clock), ms.
     pub canary_ms: u64,
-    /// When the canary's clock started, and when the canary's verdict came (cluster ms).
+    /// When the rollout first stepped, when the canary's clock started, when the canary's
+    /// verdict came, and when the rollout settled (cluster ms).
+    pub began_ms: Option<u64>,
     pub canary_from_ms: Option<u64>,
     pub decided_ms: Option<u64>,
+    pub settled_ms: Option<u64>,
     last_step_ms: Option<u64>,
     pub motes: BTreeMap<u32, MoteRollout>,
     pub evidence: CanaryEvidence,
@@ -179,8 +182,10 @@ impl Rollout {
             phase: Phase::Canary,
             verdict: None,
             canary_ms: 0,
+            began_ms: None,
             canary_from_ms: None,
             decided_ms: None,
+            settled_ms: None,
             last_step_ms: None,
             motes,
             evidence: CanaryEvidence::default(),
@@ -203,23 +208,29 @@ impl Rollout {
         }
     }
 
-    /// A mote's OTA receipt, read at `now_ms`.
+    /// A mote's OTA receipt, its newest frame, read at `now_ms`.
     pub fn on_receipt(&mut self, mote: u32, receipt: &OtaReceipt, now_ms: u64) {
-        let (version, retry_after) = (self.version, self.config.retry_after.as_millis() as u64);
+        let retry_after = self.config.retry_after.as_millis() as u64;
         let state = self.mote(mote);
         state.running = receipt.active_version;
         match receipt.status {
             OtaStatus::Receiving => {}
-            OtaStatus::Activated => state.sending = None,
-            OtaStatus::Confirmed => {
-                state.sending = None;
-                state.confirmed |= receipt.model_version == version;
-            }
+            OtaStatus::Activated | OtaStatus::Confirmed => state.sending = None,
             OtaStatus::RolledBack | OtaStatus::Refused(_) => {
                 state.sending = None;
                 state.retry_at_ms = now_ms + retry_after;
             }
         }
+        self.on_late_receipt(mote, receipt, now_ms);
+    }
+
+    /// A mote's OTA receipt older than a frame of its read before (a resend whose first send
+    /// was lost): part of the install record, and a confirmation still counts, but what the
+    /// mote runs and does now is the newer frame's news.
+    pub fn on_late_receipt(&mut self, mote: u32, receipt: &OtaReceipt, now_ms: u64) {
+        let version = self.version;
+        let state = self.mote(mote);
+        state.confirmed |= receipt.status == OtaStatus::Confirmed && receipt.model_version == version;
         state.receipts.push(Receipt {
             at_ms: now_ms,
             model_version: receipt.model_version,
@@ -253,6 +264,7 @@ impl Rollout {
     pub fn step(&mut self, now_ms: u64, card: &ModelCard) -> Vec<Action> {
         let since_last = now_ms.saturating_sub(self.last_step_ms.unwrap_or(now_ms));
         self.last_step_ms = Some(now_ms);
+        self.began_ms.get_or_insert(now_ms);
         if self.phase == Phase::Canary {
             let version = self.version;
             if self.motes.values().any(|m| m.canary && m.running == version && !m.stopped) {
@@ -304,6 +316,9 @@ impl Rollout {
                 self.phase = Phase::Restored
             }
             _ => {}
+        }
+        if self.phase.settled() {
+            self.settled_ms.get_or_insert(now_ms);
         }
         actions
     }
@@ -367,8 +382,22 @@ mod tests {
         }
         assert!(r.step(6 * MIN, &card()).is_empty());
         assert_eq!(r.canary_ms, 5 * MIN, "running since the last step");
-        assert_eq!((r.canary_from_ms, r.decided_ms), (Some(MIN), None));
+        assert_eq!((r.began_ms, r.canary_from_ms, r.decided_ms), (Some(0), Some(MIN), None));
         r
+    }
+
+    #[test]
+    fn a_late_receipt_is_recorded_and_confirms_but_what_the_mote_runs_is_newer_news() {
+        let fleet: BTreeMap<u32, u32> = (1..=2).map(|m| (m, 1)).collect();
+        let mut r = Rollout::new(2, Some(1), &fleet, &BTreeSet::new(), RolloutConfig::default());
+        r.on_report(1, 2, false);
+        // Resends whose first sends were lost: a rollback of an earlier try, then the
+        // confirmation of the model it runs now.
+        r.on_late_receipt(1, &receipt(OtaStatus::RolledBack, 2, 1), MIN);
+        r.on_late_receipt(1, &receipt(OtaStatus::Confirmed, 2, 2), MIN);
+        let mote = &r.motes[&1];
+        assert_eq!((mote.running, mote.confirmed, mote.retry_at_ms), (2, true, 0));
+        assert_eq!(mote.receipts.len(), 2);
     }
 
     #[test]
@@ -388,6 +417,8 @@ mod tests {
         r.on_receipt(11, &receipt(OtaStatus::Confirmed, 2, 2), 45 * MIN);
         r.step(46 * MIN, &card());
         assert_eq!(r.phase, Phase::Installed);
+        r.step(47 * MIN, &card());
+        assert_eq!(r.settled_ms, Some(46 * MIN), "when it settled first");
         assert!(r.motes.values().all(|m| m.receipts.iter().any(|x| x.status == "confirmed")));
         assert!(r.summary().contains("11 of 11 motes run it"), "{}", r.summary());
     }

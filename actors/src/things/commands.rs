@@ -1,10 +1,13 @@
 //! Commands to motes with delivery tracking: what the gateway knows of each command it sent
-//! down, until a mote's features report shows it accepted it.
+//! down, until the mote shows it accepted it.
 //!
-//! A mote reports the last down mark it accepted in every features report, and accepts marks
-//! only in increasing order (acks aside: they leave the mark alone). So, per mote, one command is
-//! in flight at a time (the rest wait in order) and a report whose mark is the command's says it
-//! arrived. A report whose mark is above the command's says the mote refused it (a gateway that
+//! A mote answers every command it accepts at once with a down receipt naming the command's
+//! mark, reports the last down mark it accepted in every features report, and accepts marks
+//! only in increasing order (acks aside: they leave the mark alone). Both are "reports" here:
+//! the mote's word on the last mark it accepted. So, per mote, one command is in flight at a
+//! time (the rest wait in order) and a report whose mark is the command's says it arrived: the
+//! receipt within a round trip, a features report by the next report period at the latest (a
+//! receipt may be lost to a full resend ring, or come late behind a reconnection). A report whose mark is above the command's says the mote refused it (a gateway that
 //! restarted learned the mote's mark from a stale report, resent from the mote's ring, and chose
 //! a mark below the one an earlier gateway had used): the command goes out again under a new
 //! mark, past the reported one. A report received more than `GRACE_MS` after the command went out
@@ -21,7 +24,8 @@
 //! stale report), the mote would refuse the command as a replay and its reports would show
 //! exactly that mark, which reads as delivered: so each gateway incarnation jumps a random
 //! number of epochs (`gateway::EPOCH_JUMP_MAX`), which makes that a 1 in 65,536 event per
-//! restart. A mote-side receipt per command would close it for good.
+//! restart. (Receipts do not close it: a mote sends none for a refused frame, since a replay
+//! must not make it talk, so the refused command's mark still reads as delivered.)
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -140,8 +144,8 @@ impl<R> CommandTracker<R> {
         }
     }
 
-    /// A features report of `mote` received at `now_ms` says it accepted marks up to
-    /// `accepted`: settles, resends or starts commands.
+    /// A features report or down receipt of `mote` received at `now_ms` says it accepted marks
+    /// up to `accepted`: settles, resends or starts commands.
     pub fn on_report(&mut self, mote: u32, accepted: DownMark, now_ms: u64) -> Vec<Next<R>> {
         let mut next = Vec::new();
         self.heard.insert(mote);

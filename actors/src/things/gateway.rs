@@ -14,7 +14,8 @@
 //! Down: proxies ask for acks; the gateway signs them under the mote's key with its down mark
 //! (increasing: the mote refuses replayed commands; acks are exempt, they only name frames
 //! already stored) and publishes them at QoS 1. A gateway that lost its counter learns the
-//! mote's last accepted mark from its next features report.
+//! mote's last accepted mark from its next features report. Commands (`commands`) go out one
+//! at a time per mote, each settled by the mote's down receipt (or its next report).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiot_firmware::protocol::{
-    self, Ack, Direction, DownMark, Envelope, FrameError, Kind, MoteId, Payload, MAX_FRAME,
+    self, Ack, Direction, DownMark, DownReceipt, Envelope, FeaturesReport, FrameError, Kind, MoteId, Payload,
+    MAX_FRAME,
 };
 use aiot_runtime::{Actor, ActorError, ActorRef, Ctx, PortRef, ReplyTo};
 use rand::Rng;
@@ -259,7 +261,8 @@ impl Gateway {
     }
 
     /// Every check of a message on an up topic, in order.
-    /// Returns the frame, and the down mark its mote reported (features reports carry it).
+    /// Returns the frame, and the down mark its mote reported (features reports and down
+    /// receipts carry it).
     fn check(&mut self, message: &Publish) -> Result<(UpFrame, Option<DownMark>), (Refusal, String)> {
         let Some((mote, Direction::Up)) = protocol::parse_topic(&message.topic) else {
             return Err((Refusal::UnknownTopic, "not a mote's up topic".into()));
@@ -293,9 +296,10 @@ impl Gateway {
         }
         let payload = frame.decode_payload().map_err(|e| (Refusal::BadPayload, e.to_string()))?;
         let reported_mark = match payload {
-            Payload::Features(report) => {
-                self.learn_down_mark(mote, report.down_mark);
-                Some(report.down_mark)
+            Payload::Features(FeaturesReport { down_mark: mark, .. })
+            | Payload::DownReceipt(DownReceipt { mark, .. }) => {
+                self.learn_down_mark(mote, mark);
+                Some(mark)
             }
             _ => None,
         };
@@ -390,7 +394,7 @@ impl Gateway {
         delivered: ReplyTo<bool>,
         ctx: &mut Ctx<'_, GatewayMsg>,
     ) -> Result<(), ActorError> {
-        let down = Kind::from_code(command.kind).filter(|k| k.is_down() && *k != Kind::Ack);
+        let down = Kind::from_code(command.kind).filter(|k| k.is_receipted());
         let valid = down.is_some_and(|kind| Payload::decode(kind, &command.payload).is_ok());
         if !valid || self.keys.get(MoteId(mote)).is_none() {
             self.stats.commands_given_up.fetch_add(1, Ordering::Relaxed);

@@ -18,8 +18,8 @@ pub struct MoteHealth {
     pub boot_epoch: u32,
     /// Boot epochs seen after the first.
     pub reboots: u32,
-    /// New frames by kind: features, raw windows, stage-1 events, OTA receipts.
-    pub frames: [u64; 4],
+    /// New frames by kind: features, raw windows, stage-1 events, OTA receipts, down receipts.
+    pub frames: [u64; 5],
     pub duplicates: u64,
     /// Frames of epochs too old to tell apart (refused, acknowledged).
     pub stale: u64,
@@ -82,7 +82,8 @@ impl MoteHealth {
             Kind::Features => 0,
             Kind::RawWindow => 1,
             Kind::Stage1Event => 2,
-            _ => 3,
+            Kind::OtaReceipt => 3,
+            _ => 4,
         };
         self.frames[slot] += 1;
         self.last_capture_ms = Some(self.last_capture_ms.map_or(capture_ms, |c| c.max(capture_ms)));

@@ -306,6 +306,21 @@ impl Monitor {
         format!("{phase}; {last}")
     }
 
+    /// Asks the pipeline for the planned run once its time has come (a run that cannot be
+    /// asked for is dropped: the next drift or error alarm plans another).
+    fn retrain_if_due(&mut self, ctx: &mut Ctx<'_, MonitorMsg>) {
+        let Some((at, reason)) = self.retrain.take() else { return };
+        if ctx.cluster_ms() < at {
+            self.retrain = Some((at, reason));
+            return;
+        }
+        if let Ok(pipeline) = ActorRef::<PipelineMsg<Artifact>>::parse(&self.config.pipeline) {
+            if ctx.send(&pipeline, PipelineMsg::Run { reason }).is_ok() {
+                self.stats.retrains_requested.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Judges an outcome; a risen error rate has the pipeline run at once.
     fn on_outcome(&mut self, outcome: &MaintenanceRecord, ctx: &mut Ctx<'_, MonitorMsg>) {
         let mote = outcome.mote;
@@ -322,6 +337,7 @@ impl Monitor {
             if let Some((at, _)) = self.retrain.as_mut() {
                 *at = (*at).min(ctx.cluster_ms());
             }
+            self.retrain_if_due(ctx);
         }
         let alarm = self.errors.on_outcome(outcome);
         let (judged, wrong) = self.errors.counts();
@@ -337,6 +353,7 @@ impl Monitor {
         // A retrain already planned (after a drift's inspections) keeps its time.
         if self.retrain.is_none() {
             self.retrain = Some((ctx.cluster_ms(), reason));
+            self.retrain_if_due(ctx);
         }
     }
 
@@ -401,17 +418,7 @@ impl Monitor {
             self.subscribe(ctx)?;
         }
         let now_ms = ctx.cluster_ms();
-        if let Some((at, reason)) = self.retrain.take() {
-            if now_ms >= at {
-                if let Ok(pipeline) = ActorRef::<PipelineMsg<Artifact>>::parse(&self.config.pipeline) {
-                    if ctx.send(&pipeline, PipelineMsg::Run { reason }).is_ok() {
-                        self.stats.retrains_requested.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            } else {
-                self.retrain = Some((at, reason));
-            }
-        }
+        self.retrain_if_due(ctx);
         if let Phase::Settling { drift_ms } = self.phase {
             let until = drift_ms.saturating_add(self.config.settle_until.as_millis() as u64);
             if now_ms >= until {

@@ -50,6 +50,8 @@ pub enum Kind {
     Stage1Event = 0x03,
     /// Up: an OTA receipt.
     OtaReceipt = 0x04,
+    /// Up: a down receipt.
+    DownReceipt = 0x05,
     /// Down: an acknowledgement.
     Ack = 0x81,
     /// Down: a command.
@@ -64,11 +66,12 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Features,
         Kind::RawWindow,
         Kind::Stage1Event,
         Kind::OtaReceipt,
+        Kind::DownReceipt,
         Kind::Ack,
         Kind::Command,
         Kind::OtaBegin,
@@ -84,6 +87,12 @@ impl Kind {
     /// True for cluster-to-mote kinds.
     pub fn is_down(self) -> bool {
         self as u8 & 0x80 != 0
+    }
+
+    /// True for the down kinds a mote sends a [`DownReceipt`](super::DownReceipt) for: every
+    /// one but the ack.
+    pub fn is_receipted(self) -> bool {
+        self.is_down() && self != Kind::Ack
     }
 }
 

@@ -10,7 +10,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 1 | version u8 = [`PROTOCOL_VERSION`] (1) |
-//! | 1 | 1 | kind u8 ([`Kind`]: up 0x01..0x04, down 0x81..0x85) |
+//! | 1 | 1 | kind u8 ([`Kind`]: up 0x01..0x05, down 0x81..0x85) |
 //! | 2 | 2 | flags u16, must be 0 (none defined) |
 //! | 4 | 4 | mote id u32 |
 //! | 8 | 4 | boot epoch u32 (down frames: the sender's epoch) |
@@ -30,7 +30,8 @@
 //! ([`DownMark`], starting at `(0, 0)`, kept in flash and reported in every features frame): a
 //! replayed command or OTA frame is refused. A sender numbers its down frames from `(1, 1)`
 //! upwards, and after a restart (or losing its counter) continues with an epoch above the mark
-//! the mote last reported.
+//! the mote last reported. Each accepted command or OTA frame is answered at once by a
+//! [`DownReceipt`] naming its pair, so the sender need not wait for the next report.
 //!
 //! # Payloads (little-endian; `n` = [`FEATURE_COUNT`](crate::features::FEATURE_COUNT) = 11)
 //!
@@ -50,6 +51,11 @@
 //! **OtaReceipt (0x04)**, 16 bytes: status u8 (1 receiving, 2 activated on trial, 3 confirmed,
 //! 4 rolled back, 5 refused) | error u8 ([`OtaError`](crate::ota::OtaError) code when refused,
 //! else 0) | reserved u16 = 0 | model_version u32 | active_version u32 | received u32.
+//!
+//! **DownReceipt (0x05)**, 12 bytes: kind u8 (the accepted down frame's, 0x82..0x85) |
+//! reserved [u8; 3] = 0 | mark epoch u32 | mark seq u32: the mote accepted and applied the
+//! down frame `(epoch, seq)`. Sent at once for every accepted command and OTA frame, before
+//! any frame applying it causes; never for an ack or a refused frame.
 //!
 //! **Ack (0x81)**, 12 bytes: boot_epoch u32 | first_seq u32 | last_seq u32 (inclusive,
 //! first <= last): the frames `(mote, boot_epoch, first..=last)` are durable in the cluster.
@@ -79,7 +85,8 @@ pub use ids::{
     UP_TOPIC_FILTER,
 };
 pub use payload::{
-    Ack, Command, DownMark, FeaturesReport, OtaChunk, OtaCommit, OtaManifest, OtaReceipt, Payload,
-    PayloadError, RawWindow, Stage1Event, ACK_LEN, COMMAND_LEN, FEATURES_LEN, MAX_PAYLOAD, OTA_BEGIN_LEN,
-    OTA_CHUNK_HEADER_LEN, OTA_COMMIT_LEN, OTA_RECEIPT_LEN, RAW_WINDOW_HEADER_LEN, STAGE1_EVENT_LEN,
+    Ack, Command, DownMark, DownReceipt, FeaturesReport, OtaChunk, OtaCommit, OtaManifest, OtaReceipt,
+    Payload, PayloadError, RawWindow, Stage1Event, ACK_LEN, COMMAND_LEN, DOWN_RECEIPT_LEN, FEATURES_LEN,
+    MAX_PAYLOAD, OTA_BEGIN_LEN, OTA_CHUNK_HEADER_LEN, OTA_COMMIT_LEN, OTA_RECEIPT_LEN, RAW_WINDOW_HEADER_LEN,
+    STAGE1_EVENT_LEN,
 };

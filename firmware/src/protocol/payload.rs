@@ -20,6 +20,8 @@ pub const RAW_WINDOW_HEADER_LEN: usize = 32;
 pub const STAGE1_EVENT_LEN: usize = 12;
 /// OTA receipt payload length.
 pub const OTA_RECEIPT_LEN: usize = 16;
+/// Down receipt payload length.
+pub const DOWN_RECEIPT_LEN: usize = 12;
 /// Ack payload length.
 pub const ACK_LEN: usize = 12;
 /// Command payload length.
@@ -237,6 +239,18 @@ pub struct OtaReceipt {
     pub received: u32,
 }
 
+/// A down receipt: the mote accepted the down frame `mark` (of `kind`) and applied it. Sent
+/// at once for every accepted command and OTA frame (never for an ack, which has no mark, nor
+/// for a refused frame: a replay must not make a mote talk), so a sender learns of a delivery
+/// without waiting for the next features report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DownReceipt {
+    /// The accepted frame's kind: a down kind other than [`Kind::Ack`].
+    pub kind: Kind,
+    /// The accepted frame's `(epoch, seq)`: the mote's down mark from then on.
+    pub mark: DownMark,
+}
+
 /// An acknowledgement: the cluster holds these frames durably; the mote may forget them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Ack {
@@ -307,6 +321,8 @@ pub enum Payload<'a> {
     Stage1Event(Stage1Event),
     /// Up: an OTA outcome.
     OtaReceipt(OtaReceipt),
+    /// Up: a down frame accepted.
+    DownReceipt(DownReceipt),
     /// Down: acknowledgement.
     Ack(Ack),
     /// Down: a command.
@@ -331,6 +347,7 @@ impl<'a> Payload<'a> {
             Payload::RawWindow(_) => Kind::RawWindow,
             Payload::Stage1Event(_) => Kind::Stage1Event,
             Payload::OtaReceipt(_) => Kind::OtaReceipt,
+            Payload::DownReceipt(_) => Kind::DownReceipt,
             Payload::Ack(_) => Kind::Ack,
             Payload::Command(_) => Kind::Command,
             Payload::OtaBegin(_) => Kind::OtaBegin,
@@ -346,6 +363,7 @@ impl<'a> Payload<'a> {
             Payload::RawWindow(r) => RAW_WINDOW_HEADER_LEN + 2 * CHANNELS * r.len(),
             Payload::Stage1Event(_) => STAGE1_EVENT_LEN,
             Payload::OtaReceipt(_) => OTA_RECEIPT_LEN,
+            Payload::DownReceipt(_) => DOWN_RECEIPT_LEN,
             Payload::Ack(_) => ACK_LEN,
             Payload::Command(_) => COMMAND_LEN,
             Payload::OtaBegin(_) => OTA_BEGIN_LEN,
@@ -423,6 +441,15 @@ impl<'a> Payload<'a> {
                 w.u32(r.model_version)?;
                 w.u32(r.active_version)?;
                 w.u32(r.received)?;
+            }
+            Payload::DownReceipt(r) => {
+                if !r.kind.is_receipted() {
+                    return Err(bad(kind, "kind"));
+                }
+                w.u8(r.kind as u8)?;
+                w.bytes(&[0; 3])?;
+                w.u32(r.mark.epoch)?;
+                w.u32(r.mark.seq)?;
             }
             Payload::Ack(a) => {
                 if a.first_seq > a.last_seq {
@@ -570,6 +597,16 @@ impl<'a> Payload<'a> {
                     active_version: get!(r.u32()),
                     received: get!(r.u32()),
                 })
+            }
+            Kind::DownReceipt => {
+                fixed(DOWN_RECEIPT_LEN)?;
+                let accepted =
+                    Kind::from_code(get!(r.u8())).filter(|k| k.is_receipted()).ok_or(bad(kind, "kind"))?;
+                if get!(r.array::<3>()) != [0; 3] {
+                    return Err(bad(kind, "reserved"));
+                }
+                let mark = DownMark { epoch: get!(r.u32()), seq: get!(r.u32()) };
+                Payload::DownReceipt(DownReceipt { kind: accepted, mark })
             }
             Kind::Ack => {
                 fixed(ACK_LEN)?;

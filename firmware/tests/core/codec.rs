@@ -67,6 +67,7 @@ fn samples() -> Vec<Payload<'static>> {
         Payload::OtaChunk(OtaChunk { offset: 64, data: &[1, 2, 3, 4, 5] }),
         Payload::OtaChunk(OtaChunk { offset: 0, data: &[] }),
         Payload::OtaCommit(OtaCommit { model_version: 5 }),
+        Payload::DownReceipt(DownReceipt { kind: Kind::OtaChunk, mark: DownMark { epoch: 3, seq: 9 } }),
     ]
 }
 
@@ -265,6 +266,18 @@ fn every_payload_error_is_typed() {
     assert_eq!(Payload::decode(Kind::OtaReceipt, &with(&o, 0, &[1])), bad(Kind::OtaReceipt, "status"));
     assert_eq!(Payload::decode(Kind::OtaReceipt, &with(&o, 2, &[1])), bad(Kind::OtaReceipt, "reserved"));
 
+    let r = enc(*samples().last().unwrap());
+    assert_eq!(Payload::decode(Kind::DownReceipt, &with(&r, 0, &[0x81])), bad(Kind::DownReceipt, "kind"));
+    assert_eq!(Payload::decode(Kind::DownReceipt, &with(&r, 0, &[0x01])), bad(Kind::DownReceipt, "kind"));
+    assert_eq!(Payload::decode(Kind::DownReceipt, &with(&r, 0, &[0x86])), bad(Kind::DownReceipt, "kind"));
+    assert_eq!(Payload::decode(Kind::DownReceipt, &with(&r, 3, &[1])), bad(Kind::DownReceipt, "reserved"));
+    let ack_receipt = DownReceipt { kind: Kind::Ack, mark: DownMark::default() };
+    assert_eq!(
+        Payload::DownReceipt(ack_receipt).encode(&mut [0; 64]),
+        Err(PayloadError::BadField { kind: Kind::DownReceipt, field: "kind" }),
+        "acks are not receipted"
+    );
+
     let a = enc(samples()[5]);
     assert_eq!(Payload::decode(Kind::Ack, &with(&a, 4, &99u32.to_le_bytes())), bad(Kind::Ack, "seq range"));
 
@@ -378,6 +391,15 @@ fn arb_payload() -> impl Strategy<Value = Payload<'static>> {
         (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..600))
             .prop_map(|(offset, data)| Payload::OtaChunk(OtaChunk { offset, data: data.leak() })),
         any::<u32>().prop_map(|v| Payload::OtaCommit(OtaCommit { model_version: v })),
+        (
+            prop::sample::select(vec![Kind::Command, Kind::OtaBegin, Kind::OtaChunk, Kind::OtaCommit]),
+            any::<u32>(),
+            any::<u32>()
+        )
+            .prop_map(|(kind, epoch, seq)| Payload::DownReceipt(DownReceipt {
+                kind,
+                mark: DownMark { epoch, seq }
+            })),
     ]
 }
 

@@ -110,11 +110,17 @@ fn commands_apply() {
     let mut sink = Sink::default();
     m.on_window(0, &window(0.05), &mut sink.out());
     let cmd = |c: &mut Cluster, cmd| c.down(&Payload::Command(cmd));
+    sink.take();
     let f = cmd(&mut c, Command::SetReportInterval { seconds: 10 });
     assert_eq!(
         m.on_down(&f, 0, &mut sink.out()),
         Ok(DownApplied::Command(Command::SetReportInterval { seconds: 10 }))
     );
+    // Answered at once by a receipt naming the command's (epoch, seq).
+    let frames = sink.take();
+    assert_eq!(frames.len(), 1);
+    let receipt = DownReceipt { kind: Kind::Command, mark: DownMark { epoch: 1, seq: 1 } };
+    assert_eq!(payload(&frames[0]), Payload::DownReceipt(receipt));
     assert_eq!((m.report_interval_ms(), m.next_report_ms()), (10_000, 10_000));
     m.on_down(&cmd(&mut c, Command::SetRawEvery { reports: 2 }), 0, &mut sink.out()).unwrap();
     assert_eq!(m.raw_every(), 2);
@@ -124,7 +130,7 @@ fn commands_apply() {
     assert_eq!(kinds(&sink.take()), [Kind::Features, Kind::Features, Kind::RawWindow]);
     m.on_down(&cmd(&mut c, Command::RequestRaw), 21_000, &mut sink.out()).unwrap();
     m.on_window(21_000, &window(0.05), &mut sink.out());
-    assert_eq!(kinds(&sink.take()), [Kind::Features, Kind::RawWindow]);
+    assert_eq!(kinds(&sink.take()), [Kind::DownReceipt, Kind::Features, Kind::RawWindow]);
     // Settings are flash: they survive a reboot.
     m.reboot();
     assert_eq!((m.report_interval_ms(), m.raw_every()), (10_000, 2));
@@ -162,8 +168,11 @@ fn forged_corrupt_misaddressed_and_replayed_down_frames_are_refused_and_counted(
     assert!(matches!(m.on_down(&malformed, 0, &mut sink.out()), Err(DownError::Payload(_))));
     // A good one (seq 2), its replay, and an older authentic one (seq 1).
     let good = c.down(&set);
+    assert!(sink.take().is_empty(), "refusals send nothing");
     assert!(m.on_down(&good, 0, &mut sink.out()).is_ok());
     let mark = DownMark { epoch: 1, seq: 2 };
+    let receipt = DownReceipt { kind: Kind::Command, mark };
+    assert_eq!(sink.take().iter().map(|f| payload(f)).collect::<Vec<_>>(), [Payload::DownReceipt(receipt)]);
     assert_eq!(m.on_down(&good, 0, &mut sink.out()), Err(DownError::Replayed(mark)));
     let older = Cluster::default().down(&set);
     assert_eq!(m.on_down(&older, 0, &mut sink.out()), Err(DownError::Replayed(mark)));
@@ -180,7 +189,7 @@ fn forged_corrupt_misaddressed_and_replayed_down_frames_are_refused_and_counted(
         (1, 1, 1, 2, 2, 1)
     );
     assert_eq!(m.report_interval_ms(), 1_000, "only the authentic frame applied");
-    assert!(sink.take().is_empty(), "refusals send nothing");
+    assert!(sink.take().is_empty(), "a replay sends nothing");
     // A sender that restarts with a higher epoch is accepted.
     let mut restarted = Cluster { epoch: 2, ..Cluster::default() };
     assert!(m.on_down(&restarted.down(&set), 0, &mut sink.out()).is_ok());
@@ -192,14 +201,23 @@ fn a_model_arrives_over_the_air_and_trips_the_motor() {
     let mut m = boot();
     let mut c = Cluster::default();
     let receipts = install(&mut m, &mut c, 5);
-    let statuses: Vec<OtaStatus> = receipts
-        .iter()
-        .map(|f| match payload(f) {
-            Payload::OtaReceipt(r) => r.status,
+    let mut statuses = Vec::new();
+    let mut accepted = Vec::new();
+    for f in &receipts {
+        match payload(f) {
+            Payload::OtaReceipt(r) => statuses.push(r.status),
+            Payload::DownReceipt(r) => accepted.push((r.kind, r.mark.seq)),
             p => panic!("{p:?}"),
-        })
-        .collect();
+        }
+    }
     assert_eq!(statuses, [OtaStatus::Receiving, OtaStatus::Activated]);
+    // Every OTA frame answered by a down receipt, in order: begin, the chunks, commit.
+    let chunks = image(&model(5)).len().div_ceil(40) as u32;
+    let mut expected = vec![(Kind::OtaBegin, 1)];
+    expected.extend((0..chunks).map(|i| (Kind::OtaChunk, 2 + i)));
+    expected.push((Kind::OtaCommit, 2 + chunks));
+    assert_eq!(accepted, expected);
+    assert_eq!(kinds(&receipts)[..2], [Kind::DownReceipt, Kind::OtaReceipt], "the receipt comes first");
     assert_eq!(m.model_version(), 5);
     let mut sink = Sink::default();
     // Healthy windows: a score, no transition; the third confirms the model.
@@ -243,7 +261,8 @@ fn a_model_arrives_over_the_air_and_trips_the_motor() {
     m.on_down(&reset, t0 + 1_000, &mut sink.out()).unwrap();
     assert_eq!(m.state(), ActuationState::Normal);
     let frames = sink.take();
-    let Payload::Stage1Event(e) = payload(&frames[0]) else { panic!() };
+    assert_eq!(kinds(&frames), [Kind::DownReceipt, Kind::Stage1Event]);
+    let Payload::Stage1Event(e) = payload(&frames[1]) else { panic!() };
     assert_eq!((e.transition.to, e.transition.cause), (ActuationState::Normal, TransitionCause::Reset));
     m.reboot();
     assert_eq!(m.state(), ActuationState::Normal);
