@@ -29,13 +29,22 @@ pub struct Milestones {
     pub drift_ms: Option<u64>,
     /// Each model every mote came to run, and when its last mote confirmed it (cluster ms).
     pub fleet_installs: BTreeMap<u64, u64>,
-    /// Each rollout's canary: when its clock started and when its verdict came (cluster ms).
-    pub canaries: BTreeMap<u64, (Option<u64>, Option<u64>)>,
+    /// Each rollout's canary, by version.
+    pub canaries: BTreeMap<u64, Canary>,
     /// The move midway: its report, or why it failed.
     pub migrated: Option<Result<String, String>>,
     /// Stage 2's capture-to-decision latency p50 and p99 (cluster ms), over the last windows
     /// it scored with a model.
     pub latency_ms: Option<(u64, u64)>,
+}
+
+/// A rollout's canary as the deployer last reported it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Canary {
+    /// When its clock started and when its verdict came (cluster ms).
+    pub from_ms: Option<u64>,
+    pub decided_ms: Option<u64>,
+    pub verdict: Option<String>,
 }
 
 pub struct Timeline {
@@ -91,15 +100,14 @@ impl Timeline {
             }
             None => "drift detected".into(),
         };
-        // The first model made since the drift that reached every mote (a canary may have
-        // rolled earlier ones back).
-        let mut retrained = m.models.iter().filter(|(_, created)| **created >= drift_ms);
-        match retrained
-            .find_map(|(version, created)| Some((version, created, m.fleet_installs.get(version)?)))
-        {
-            Some((version, created, installed)) => {
-                let (from, decided) = m.canaries.get(version).copied().unwrap_or_default();
-                let canary = match (from, decided) {
+        // Each model made since the drift, up to the first that reached every mote: a canary
+        // may have rolled earlier ones back (the model in service did as well on the new regime).
+        let mut said = vec![detected];
+        for (version, created) in m.models.iter().filter(|(_, created)| **created >= drift_ms) {
+            let trained = format!("model {version} trained {:.1} h after it", hours(drift_ms, *created));
+            let canary = m.canaries.get(version).cloned().unwrap_or_default();
+            if let Some(installed) = m.fleet_installs.get(version) {
+                let judged = match (canary.from_ms, canary.decided_ms) {
                     (Some(from), Some(decided)) => format!(
                         ", on its canary {:.1} h and promoted {:.1} h after it",
                         hours(drift_ms, from),
@@ -107,17 +115,22 @@ impl Timeline {
                     ),
                     _ => String::new(),
                 };
-                (
-                    true,
-                    format!(
-                        "{detected}; model {version} trained {:.1} h after it{canary}, on every mote {:.1} h after it",
-                        hours(drift_ms, *created),
-                        hours(drift_ms, *installed)
-                    ),
-                )
+                said.push(format!(
+                    "{trained}{judged}, on every mote {:.1} h after it",
+                    hours(drift_ms, *installed)
+                ));
+                return (true, said.join("; "));
             }
-            None => (false, format!("{detected}; no model trained since is on every mote yet")),
+            let why = canary.verdict.as_deref().and_then(|v| v.strip_prefix("rolled back: "));
+            if let (Some(decided), Some(why)) = (canary.decided_ms, why) {
+                said.push(format!(
+                    "{trained}, rolled back {:.1} h after it ({why})",
+                    hours(drift_ms, decided)
+                ));
+            }
         }
+        said.push("no model trained since is on every mote yet".into());
+        (false, said.join("; "))
     }
 
     /// Prints `what` by `who` at wall time `elapsed` since the start.
@@ -212,7 +225,11 @@ impl Timeline {
         let rollout = &now["rollout"];
         let Some(version) = rollout["version"].as_u64() else { return };
         let phase = rollout["phase"].as_str().unwrap_or("?").to_string();
-        let canary = (rollout["canary_from_ms"].as_u64(), rollout["decided_ms"].as_u64());
+        let canary = Canary {
+            from_ms: rollout["canary_from_ms"].as_u64(),
+            decided_ms: rollout["decided_ms"].as_u64(),
+            verdict: rollout["verdict"].as_str().map(str::to_string),
+        };
         self.milestones.canaries.insert(version, canary);
         let running: Vec<u64> = rollout["motes"].as_object().map_or_else(Vec::new, |motes| {
             motes.values().map(|m| m["running"].as_u64().unwrap_or(0)).collect()
@@ -265,12 +282,24 @@ mod tests {
         timeline.milestones.fleet_installs.insert(6, 37 * HOUR);
         let (closed, text) = timeline.drift_to_fleet();
         assert!(closed, "{text}");
-        assert!(text.ends_with("model 6 trained 25.5 h after it, on every mote 26.5 h after it"), "{text}");
-        // With the canary's times from the rollout.
-        timeline.milestones.canaries.insert(6, (Some(36 * HOUR + HOUR / 4), Some(36 * HOUR + HOUR / 2)));
+        assert!(
+            text.ends_with(
+                "after the load shift; model 6 trained 25.5 h after it, on every mote 26.5 h after it"
+            ),
+            "{text}"
+        );
+        // With the canaries' times and verdicts from the rollouts.
+        let canary = |from: u64, decided: u64, verdict: &str| Canary {
+            from_ms: Some(from),
+            decided_ms: Some(decided),
+            verdict: Some(verdict.into()),
+        };
+        let m = &mut timeline.milestones;
+        m.canaries.insert(4, canary(12 * HOUR, 13 * HOUR, "rolled back: not better than the current model"));
+        m.canaries.insert(6, canary(36 * HOUR + HOUR / 4, 36 * HOUR + HOUR / 2, "promoted: 20 windows"));
         let (_, text) = timeline.drift_to_fleet();
         assert!(
-            text.ends_with("trained 25.5 h after it, on its canary 25.8 h and promoted 26.0 h after it, on every mote 26.5 h after it"),
+            text.ends_with("after the load shift; model 4 trained 1.5 h after it, rolled back 2.5 h after it (not better than the current model); model 6 trained 25.5 h after it, on its canary 25.8 h and promoted 26.0 h after it, on every mote 26.5 h after it"),
             "{text}"
         );
     }
