@@ -152,7 +152,6 @@ impl DeployStats {
     }
 }
 
-/// A rollout asked for whose models are being fetched.
 /// What the deployer has read of one mote.
 #[derive(Default)]
 struct Heard {
@@ -164,6 +163,7 @@ struct Heard {
     frames: FrameDedup,
 }
 
+/// A rollout asked for whose models are being fetched.
 struct Preparing {
     version: u32,
     previous: Option<u32>,
@@ -174,7 +174,7 @@ pub struct Deployer {
     config: DeployerConfig,
     stats: Arc<DeployStats>,
     log: Option<PortRef<Log>>,
-    /// Every mote heard: the model it runs, and its highest (boot epoch, sequence) read.
+    /// Every mote heard: the model it runs, its newest frame, the frames read.
     motes: BTreeMap<u32, Heard>,
     /// Motes whose last report said their motor is tripped.
     stopped: BTreeSet<u32>,
