@@ -7,7 +7,9 @@
 //! the mote's word on the last mark it accepted. So, per mote, one command is in flight at a
 //! time (the rest wait in order) and a report whose mark is the command's says it arrived: the
 //! receipt within a round trip, a features report by the next report period at the latest (a
-//! receipt may be lost to a full resend ring, or come late behind a reconnection). A report whose mark is above the command's says the mote refused it (a gateway that
+//! receipt may be lost to a full resend ring, or come late behind a reconnection).
+//!
+//! A report whose mark is above the command's says the mote refused it (a gateway that
 //! restarted learned the mote's mark from a stale report, resent from the mote's ring, and chose
 //! a mark below the one an earlier gateway had used): the command goes out again under a new
 //! mark, past the reported one. A report received more than `GRACE_MS` after the command went out
