@@ -234,6 +234,30 @@ fn timers_and_asks_under_tokio_on_a_paused_clock() {
     });
 }
 
+/// Many asks answered in time: their cancelled timeouts never fire, and the timers set among
+/// them still fire at their times (one timer task per system holds them all).
+#[test]
+fn answered_asks_leave_no_timeouts_behind_under_tokio() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let log = log();
+        let system = TokioSystem::start(SystemConfig::with_seed(1));
+        system.spawn("w", Worker::spec("w", &log)).unwrap();
+        let cw = system.spawn("cw", clockwork(&log, "/w")).unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for _ in 0..500 {
+            system.tell(&cw, Cw::Ask).unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        let lines = log.lock().clone();
+        let answers = lines.iter().filter(|l| l.as_str() == "0s answer Ok(0)").count();
+        assert_eq!(answers, 500, "{lines:?}");
+        let rest: Vec<&String> = lines.iter().filter(|l| !l.contains("answer Ok")).collect();
+        assert_eq!(rest, ["start:w:0", "10s tick1", "15s fifteen", "20s tick2", "30s tick3"]);
+        system.shutdown().await;
+    });
+}
+
 /// Blocks its thread until told to go on (a stand-in for a long training step).
 struct Blocker {
     go_on: std::sync::Arc<parking_lot::Mutex<std::sync::mpsc::Receiver<()>>>,

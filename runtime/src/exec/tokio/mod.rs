@@ -1,23 +1,23 @@
 //! The tokio executor (production): each actor is a tokio task that steps its runner while
 //! it has work and sleeps on its mailbox otherwise. Compute-heavy actors step on tokio's
-//! blocking pool so they cannot starve the async workers. Timers run on tokio's clock.
+//! blocking pool so they cannot starve the async workers. Timers run on tokio's clock, fired
+//! by one task per system ([`timers`]).
 //!
-//! This module is the only place in `aiot-runtime` that imports tokio.
+//! This module (with its `timers`) is the only place in `aiot-runtime` that imports tokio.
 // Spawning tasks is this module's job; actor code never does it (clippy bans it there).
 #![allow(clippy::disallowed_methods)]
 
 use crate::checkpoint::{CheckpointError, PendingCheckpoint};
 use crate::migration::{Handoff, MigrateError, PendingHandoff};
-use std::collections::BTreeMap;
+mod timers;
+
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::runtime::Handle;
-use tokio::task::AbortHandle;
 
 use crate::actor::{Actor, ExitReason};
 use crate::actor_ref::{ActorRef, ReplyTo};
@@ -33,6 +33,7 @@ use crate::spec::{ActorSpec, Spec};
 use crate::system::{SystemConfig, SystemCore};
 use crate::time::Instant;
 use crate::topology::Topology;
+use timers::Timers;
 
 /// Steps an actor takes before yielding to other tasks: fairness under load without paying a
 /// yield per message.
@@ -46,8 +47,7 @@ struct Shared {
     core: Arc<SystemCore>,
     epoch: tokio::time::Instant,
     handle: Handle,
-    timers: Mutex<BTreeMap<u64, AbortHandle>>,
-    next_timer: AtomicU64,
+    timers: Arc<Timers>,
     root: OnceLock<Arc<dyn AnyCell>>,
     finished: AtomicBool,
     done: tokio::sync::Notify,
@@ -79,24 +79,10 @@ impl Host for TokioHost {
         }
     }
     fn set_timer(&mut self, target: Arc<dyn AnyCell>, after: Duration, fire: TimerFire) -> TimerToken {
-        let key = self.shared.next_timer.fetch_add(1, Ordering::Relaxed);
-        let shared = self.shared.clone();
-        let mut timers = self.shared.timers.lock();
-        let task = self.shared.handle.spawn(async move {
-            tokio::time::sleep(after).await;
-            shared.timers.lock().remove(&key);
-            match fire {
-                TimerFire::Timer(k) => target.push_timer(k),
-                TimerFire::AskTimeout(corr) => target.push_ask_timeout(corr),
-            };
-        });
-        timers.insert(key, task.abort_handle());
-        TimerToken(key)
+        self.shared.timers.set(target, after, fire)
     }
     fn cancel_timer(&mut self, token: TimerToken) {
-        if let Some(task) = self.shared.timers.lock().remove(&token.0) {
-            task.abort();
-        }
+        self.shared.timers.cancel(token);
     }
     fn tracing(&self) -> bool {
         false
@@ -172,6 +158,7 @@ async fn drive_heavy(mut runner: Box<dyn Runnable>, mut host: TokioHost) {
 fn finished(host: &TokioHost, id: ActorId) {
     if host.shared.root.get().is_some_and(|r| r.id() == id) {
         host.shared.finished.store(true, Ordering::Release);
+        host.shared.timers.stop();
         host.shared.done.notify_waiters();
     }
 }
@@ -210,12 +197,12 @@ impl TokioSystem {
             core: SystemCore::new(config),
             epoch: tokio::time::Instant::now(),
             handle: Handle::current(),
-            timers: Mutex::new(BTreeMap::new()),
-            next_timer: AtomicU64::new(0),
+            timers: Arc::new(Timers::default()),
             root: OnceLock::new(),
             finished: AtomicBool::new(false),
             done: tokio::sync::Notify::new(),
         });
+        shared.handle.spawn(Arc::clone(&shared.timers).run());
         let mut host = TokioHost { shared: shared.clone() };
         let (runner, root) = external::make_root(&mut host, root_spec);
         shared.root.set(root).ok().expect("root set once");
