@@ -383,12 +383,7 @@ impl Deployer {
         match payload {
             Payload::Features(report) => {
                 self.remember(record.mote, report.model_version, frame);
-                let (candidate, current) = match &self.rollout {
-                    Some(r) if r.is_canary_window(record.mote, report.model_version) => {
-                        (self.decoded(r.version), r.previous.and_then(|v| self.decoded(v)))
-                    }
-                    _ => (None, None),
-                };
+                let (candidate, current) = self.canary_models(record.mote, report.model_version);
                 // A tripped motor is stopped: its windows say nothing of either model; the
                 // window that tripped it (the motor ran at the mote's report before) is checked
                 // against the current model.
@@ -426,27 +421,38 @@ impl Deployer {
     /// lost). What the mote runs and whether its motor runs are newer news; a canary window
     /// is still evidence, and a receipt is still part of the install record.
     fn on_late_frame(&mut self, record: &TelemetryRecord, now_ms: u64) {
-        let Some(rollout) = self.rollout.as_ref() else { return };
+        if self.rollout.is_none() {
+            return;
+        }
         let payload =
             Kind::from_code(record.kind).and_then(|kind| Payload::decode(kind, &record.payload).ok());
         match payload {
             Some(Payload::Features(report)) if report.state != ActuationState::Trip => {
-                if !rollout.is_canary_window(record.mote, report.model_version) {
-                    return;
-                }
-                let (candidate, current) =
-                    (self.decoded(rollout.version), rollout.previous.and_then(|v| self.decoded(v)));
-                if let (Some(candidate), Some(score)) = (candidate, report.score) {
-                    let rollout = self.rollout.as_mut().expect("checked above");
+                let (candidate, current) = self.canary_models(record.mote, report.model_version);
+                if let (Some(rollout), Some(candidate), Some(score)) =
+                    (self.rollout.as_mut(), candidate, report.score)
+                {
                     rollout.evidence.observe(&report.features, score, &candidate, current.as_ref());
                 }
             }
             Some(Payload::OtaReceipt(receipt)) => {
                 self.stats.receipts.fetch_add(1, Ordering::Relaxed);
-                let rollout = self.rollout.as_mut().expect("checked above");
-                rollout.on_late_receipt(record.mote, &receipt, now_ms);
+                if let Some(rollout) = self.rollout.as_mut() {
+                    rollout.on_late_receipt(record.mote, &receipt, now_ms);
+                }
             }
             _ => {}
+        }
+    }
+
+    /// The candidate and the current (shadow) model, when `mote`'s window of `model_version`
+    /// is canary evidence; `(None, None)` otherwise.
+    fn canary_models(&self, mote: u32, model_version: u32) -> (Option<Model>, Option<Model>) {
+        match &self.rollout {
+            Some(r) if r.is_canary_window(mote, model_version) => {
+                (self.decoded(r.version), r.previous.and_then(|v| self.decoded(v)))
+            }
+            _ => (None, None),
         }
     }
 
