@@ -17,28 +17,35 @@
 //! The physics behind the reported figures are fixed ([`FleetPmConfig::standard`]); options
 //! change the bearing geometry, line frequency, noise level and load profile.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use aiot_actors::deploy::canary::card_metrics;
+use aiot_actors::deploy::rollout::{Phase, Rollout, RolloutConfig};
 use aiot_actors::dsp::{DspConfig, DspFeatures, Extractor};
 use aiot_actors::inference::alerts::{AlertKind, AlertLevel, AlertRule, Alerter};
 use aiot_actors::inference::drift_monitor::{DriftConfig, DriftEvidence, DriftMonitor};
 use aiot_actors::inference::features::{FeatureRecord, FeatureSource};
 use aiot_actors::inference::stage2::Stage2;
+use aiot_actors::ml::compare::ComparisonSet;
 use aiot_actors::ml::dataset::{Dataset, Window as Labelled};
 use aiot_actors::ml::labels::{LabelRule, Outcomes};
 use aiot_actors::ml::metrics::quantile;
 use aiot_actors::ml::scorer::{self, FitConfig, Scorer};
-use aiot_actors::ml::train::{train, TrainConfig};
+use aiot_actors::ml::train::{quantize_fitted, TrainConfig};
+use aiot_actors::registry::artifact::SignedModel;
 use aiot_actors::things::sensor_faults::check_raw;
 use aiot_firmware::protocol::{MoteId, RawWindow};
 use aiot_firmware::sampling::Window;
 
 use crate::efficacy::{Alert, Efficacy, Failure};
+use crate::fleet_ota::{FleetOta, REPORT_EVERY};
 use crate::motor::{
     DefectParams, DegradationParams, Fleet, MaintenanceEvent, MotorParams, Variation, SAMPLE_RATE_HZ,
     WINDOW_LEN,
 };
+use crate::ota::plant_signed;
 
 const HOUR: u64 = 3600;
 const DAY: u64 = 24 * HOUR;
@@ -68,6 +75,8 @@ pub struct FleetPmConfig {
     /// clear one.
     pub consecutive: u32,
     pub clear_after: u32,
+    /// How the motes' models are rolled out.
+    pub rollout: RolloutConfig,
 }
 
 impl FleetPmConfig {
@@ -94,6 +103,7 @@ impl FleetPmConfig {
             negative_quantile: 0.995,
             consecutive: 3,
             clear_after: 24,
+            rollout: RolloutConfig::default(),
         }
     }
 
@@ -136,6 +146,10 @@ fn bearing_wear(outer: f64, inner: f64) -> DegradationParams {
     d
 }
 
+fn hours(d: Duration) -> f64 {
+    d.as_secs_f64() / HOUR as f64
+}
+
 /// The first model's training, as the report shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Training {
@@ -160,6 +174,37 @@ pub struct Stage1Quality {
     pub validation_auc: f64,
     pub int8_auc: f64,
     pub agreement: f64,
+}
+
+/// A rollout of a motes' model over the fleet's motes ([`crate::fleet_ota`]); times from the
+/// start of observation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployed {
+    pub version: u32,
+    pub began: Duration,
+    pub phase: Phase,
+    pub verdict: Option<String>,
+    /// When the canary's clock started, when its verdict came, when the rollout settled.
+    pub canary_from: Option<Duration>,
+    pub decided: Option<Duration>,
+    pub settled: Option<Duration>,
+    pub transfers: u32,
+}
+
+impl Deployed {
+    fn of(rollout: &Rollout, start: Duration) -> Deployed {
+        let at = |ms: Option<u64>| ms.map(|ms| Duration::from_millis(ms).saturating_sub(start));
+        Deployed {
+            version: rollout.version,
+            began: at(rollout.began_ms).unwrap_or_default(),
+            phase: rollout.phase,
+            verdict: rollout.verdict.clone(),
+            canary_from: at(rollout.canary_from_ms),
+            decided: at(rollout.decided_ms),
+            settled: at(rollout.settled_ms),
+            transfers: rollout.motes.values().map(|m| m.transfers).sum(),
+        }
+    }
 }
 
 /// A drift the monitor reported, and what followed.
@@ -187,6 +232,10 @@ pub struct FleetPmReport {
     pub sensor_alerts: u64,
     /// The first training, then each retraining.
     pub trainings: Vec<Training>,
+    /// The rollouts of the motes' models, in order.
+    pub rollouts: Vec<Deployed>,
+    /// Windows the motes took while rollouts ran.
+    pub mote_windows: u64,
     pub drifts: Vec<Drift>,
     /// The load regime shifted while windows were observed.
     pub shifted: bool,
@@ -200,6 +249,20 @@ impl FleetPmReport {
     pub fn beats_baseline(&self) -> bool {
         self.model.bearing_recall() >= self.baseline.bearing_recall() + 0.20
             && self.model.false_alarms_per_motor_month() <= self.baseline.false_alarms_per_motor_month()
+    }
+
+    /// The rollout of the first model trained since the load shift was detected, and how long
+    /// after the detection it began and the loop was done with it: the model on every mote
+    /// (`Installed`), or the canary's rollback (its verdict) once it had settled.
+    pub fn drift_to_fleet(&self) -> Option<(&Deployed, Duration, Option<Duration>)> {
+        let detected = self.drifts.iter().find(|d| d.delay.is_some())?.after;
+        let rollout = self.rollouts.iter().find(|r| r.began >= detected)?;
+        let done = match rollout.phase {
+            Phase::Installed => rollout.settled,
+            Phase::Restored => rollout.decided,
+            _ => None,
+        };
+        Some((rollout, rollout.began - detected, done.map(|at| at.saturating_sub(detected))))
     }
 
     /// The targets that this run misses, with figures.
@@ -238,6 +301,20 @@ impl FleetPmReport {
                 )),
                 None => misses.push("the load shift was never detected as drift".into()),
             }
+            match self.drift_to_fleet() {
+                Some((_, _, Some(done))) if done <= Duration::from_secs(2 * HOUR) => {}
+                Some((r, _, Some(done))) => misses.push(format!(
+                    "model {} {:?} {:.1} h after the drift was detected (target 2 h)",
+                    r.version,
+                    r.phase,
+                    hours(done)
+                )),
+                Some((r, _, None)) => misses.push(format!("model {}'s rollout did not settle", r.version)),
+                None if self.drifts.iter().any(|d| d.delay.is_some()) => {
+                    misses.push("no motes' model was trained after the drift".into())
+                }
+                None => {}
+            }
         }
         if !self.beats_baseline() {
             misses.push("does not beat the RMS baseline by BLUEPRINT section 10's rule".into());
@@ -257,6 +334,12 @@ struct Pipeline {
     rebaseline: Option<(Duration, Duration)>,
     /// The load shift has been detected.
     shift_detected: bool,
+    /// The monitor's last drift, ms.
+    last_drift_ms: Option<u64>,
+    /// The motes and the rollouts over them.
+    ota: FleetOta,
+    /// When each motes' model's data was taken, ms.
+    data_ms: BTreeMap<u32, u64>,
 }
 
 /// Runs one fleet-pm scenario.
@@ -277,6 +360,9 @@ pub fn run(config: &FleetPmConfig) -> Result<FleetPmReport, String> {
         train_at: Some(config.start + config.train_after),
         rebaseline: None,
         shift_detected: false,
+        last_drift_ms: None,
+        ota: FleetOta::new(config.motors, config.rollout)?,
+        data_ms: BTreeMap::new(),
     };
     let (mut model_alerts, mut baseline_alerts) = (Vec::new(), Vec::new());
     let mut report = FleetPmReport {
@@ -287,6 +373,8 @@ pub fn run(config: &FleetPmConfig) -> Result<FleetPmReport, String> {
         flagged: 0,
         sensor_alerts: 0,
         trainings: Vec::new(),
+        rollouts: Vec::new(),
+        mote_windows: 0,
         drifts: Vec::new(),
         shifted: false,
         model: Efficacy::default(),
@@ -297,6 +385,7 @@ pub fn run(config: &FleetPmConfig) -> Result<FleetPmReport, String> {
     report.shifted = config.params.load.shift.is_some_and(|(at, _)| at >= config.start && at <= scored_until);
     let (mut events, mut alerts) = (Vec::new(), Vec::new());
     let mut t = config.start;
+    let mut next_window = config.start;
     while t <= end {
         for (i, event) in fleet.advance(t) {
             let mote = i as u32 + 1;
@@ -313,15 +402,16 @@ pub fn run(config: &FleetPmConfig) -> Result<FleetPmReport, String> {
         }
         if p.train_at.is_some_and(|at| t >= at) {
             let (scorer, mut training) = fit(config, &labelled, &outcomes, t, vib_rms)?;
-            let version = report.trainings.len() as u32 + 1;
-            training.stage1 =
-                train(&stage1, &outcomes, &TrainConfig::default(), t.as_millis() as u64, version, None).map(
-                    |r| Stage1Quality {
-                        validation_auc: r.validation_auc,
-                        int8_auc: r.int8_auc,
-                        agreement: r.int8_agreement,
-                    },
-                );
+            // Version 1 is the motes' factory model.
+            let version = report.trainings.len() as u32 + 2;
+            training.stage1 = match train_motes_model(&stage1, &outcomes, t, version, &p) {
+                Ok((quality, signed)) => {
+                    p.data_ms.insert(version, t.as_millis() as u64);
+                    p.ota.deploy(signed)?;
+                    Ok(quality)
+                }
+                Err(why) => Err(why),
+            };
             if p.stage2.model_version().is_none() {
                 p.monitor = Some(monitor(&labelled, Duration::ZERO, config.motors)?);
             }
@@ -335,7 +425,7 @@ pub fn run(config: &FleetPmConfig) -> Result<FleetPmReport, String> {
             p.rebaseline = None;
         }
         // Past the scoring window only failures matter (they judge the alerts before it).
-        let observed = if t <= scored_until { 0..config.motors } else { 0..0 };
+        let observed = if t == next_window && t <= scored_until { 0..config.motors } else { 0..0 };
         for i in observed {
             let mote = i as u32 + 1;
             if !fleet.motor_mut(i).is_running(t) {
@@ -390,8 +480,22 @@ pub fn run(config: &FleetPmConfig) -> Result<FleetPmReport, String> {
                 report.drifts.push(respond(config, &mut fleet, &mut p, t, &evidence));
             }
         }
-        t += config.cadence;
+        if t == next_window {
+            next_window += config.cadence;
+        }
+        if p.ota.busy() {
+            p.ota.step(&mut fleet, t)?;
+        }
+        let rollout_step = p.ota.busy().then_some(t + REPORT_EVERY);
+        t = [Some(next_window), p.train_at, rollout_step]
+            .into_iter()
+            .flatten()
+            .min()
+            .expect("the next window");
     }
+    let unsettled = p.ota.latest().filter(|r| !r.phase.settled());
+    report.rollouts = p.ota.history.iter().chain(unsettled).map(|r| Deployed::of(r, config.start)).collect();
+    report.mote_windows = p.ota.windows;
     report.model = Efficacy::score(&model_alerts, &failures, config.motors, scored_from, scored_until);
     report.baseline = Efficacy::score(&baseline_alerts, &failures, config.motors, scored_from, scored_until);
     Ok(report)
@@ -416,8 +520,8 @@ fn respond(
             inspections += 1;
         }
     }
-    let answered = t + config.params.maintenance.request_delay;
-    p.train_at = Some(answered + config.cadence);
+    p.train_at = Some(t + config.params.maintenance.request_delay);
+    p.last_drift_ms = Some(t.as_millis() as u64);
     p.monitor = None;
     p.rebaseline = Some((t + Duration::from_secs(4 * DAY), t + Duration::from_secs(DAY)));
     let shift = config.params.load.shift.map(|(at, _)| at).filter(|at| *at <= t && !p.shift_detected);
@@ -428,6 +532,41 @@ fn respond(
         features: evidence.features.iter().map(|f| DspFeatures::NAMES[f.feature]).collect(),
         inspections,
     }
+}
+
+/// Trains motes' model `version` on the motes' own feature vectors labelled at `now`, as the
+/// pipeline's train, validate and register steps do: quantized, compared with the model the
+/// fleet runs when the registry has it ([`ComparisonSet::select`]), and signed with the figures the canary rule reads on its card.
+fn train_motes_model(
+    windows: &[Labelled],
+    outcomes: &Outcomes,
+    now: Duration,
+    version: u32,
+    p: &Pipeline,
+) -> Result<(Stage1Quality, SignedModel), String> {
+    let config = TrainConfig::default();
+    let data = Dataset::assemble(windows, outcomes, &config.rule, now.as_millis() as u64);
+    let fitted = scorer::fit(&data, &config.fit)?;
+    let (int8, quality) = quantize_fitted(&fitted, &config, version)?;
+    let current = p.ota.fleet_model();
+    let compared = match current {
+        Some(current) => {
+            let data_ms = p.data_ms.get(&current.version).copied();
+            let set = ComparisonSet::select(&fitted.validation, data_ms, p.last_drift_ms);
+            let figures = (set.measure(&int8)?, set.measure(current)?);
+            Some((set, figures))
+        }
+        None => None,
+    };
+    let metrics =
+        card_metrics(quality.auc_int8, compared.as_ref().map(|(set, (new, old))| (set, *new, *old)));
+    let metrics = metrics.into_iter().map(|(name, value)| (name.to_string(), value)).collect();
+    let stage1 = Stage1Quality {
+        validation_auc: fitted.validation_auc,
+        int8_auc: quality.auc_int8,
+        agreement: quality.agreement,
+    };
+    Ok((stage1, plant_signed(&int8, current.map(|m| m.version), metrics)))
 }
 
 /// A drift monitor whose reference is the unflagged windows from `since` on, checking the
@@ -513,9 +652,29 @@ impl fmt::Display for FleetPmReport {
                 Err(why) => writeln!(f, "    motes' stage-1 model: not trained: {why}")?,
             }
         }
+        for r in &self.rollouts {
+            let since = |at: Option<Duration>| {
+                at.map_or("-".to_string(), |at| format!("+{:.2} h", hours(at.saturating_sub(r.began))))
+            };
+            writeln!(
+                f,
+                "  motes' model {} rolled out from day {:.2}: canary from {}, decided {}, settled {} ({:?}, {} transfers); {}",
+                r.version,
+                r.began.as_secs_f64() / DAY as f64,
+                since(r.canary_from),
+                since(r.decided),
+                since(r.settled),
+                r.phase,
+                r.transfers,
+                r.verdict.as_deref().unwrap_or("no verdict yet")
+            )?;
+        }
+        if self.mote_windows > 0 {
+            writeln!(f, "  the motes took {} windows while rollouts ran", self.mote_windows)?;
+        }
         for d in &self.drifts {
             let delay = d.delay.map_or("not of the load shift: a false detection".to_string(), |l| {
-                format!("{:.1} h after the load shift", l.as_secs_f64() / 3600.0)
+                format!("{:.1} h after the load shift", hours(l))
             });
             writeln!(
                 f,
@@ -523,6 +682,22 @@ impl fmt::Display for FleetPmReport {
                 d.after.as_secs_f64() / DAY as f64,
                 d.features.join(", "),
                 d.inspections
+            )?;
+        }
+        if let Some((r, began, done)) = self.drift_to_fleet() {
+            let done = match (r.phase, done) {
+                (Phase::Installed, Some(d)) => format!("on every mote {:.2} h after it", hours(d)),
+                (_, Some(d)) => format!(
+                    "rolled back {:.2} h after it (the canary's verdict above): the fleet keeps its model",
+                    hours(d)
+                ),
+                (phase, None) => format!("{phase:?} at the end of the run"),
+            };
+            writeln!(
+                f,
+                "  drift to fleet: motes' model {}, rolled out {:.2} h after the detection, {done}",
+                r.version,
+                hours(began)
             )?;
         }
         for (name, e) in [("stage 2", &self.model), ("RMS baseline", &self.baseline)] {

@@ -41,6 +41,7 @@ pub mod closed_loop;
 pub mod efficacy;
 pub mod eventlog;
 pub mod faults;
+pub mod fleet_ota;
 pub mod fleet_pm;
 pub mod motes;
 pub mod motor;

@@ -89,22 +89,28 @@ pub fn models() -> Vec<SignedModel> {
     [(factory, metrics(0.9, None)), (good, metrics(0.93, Some(0.9))), (regression, metrics(0.95, Some(0.93)))]
         .into_iter()
         .map(|(model, metrics)| {
-            let mut image = vec![0; MODEL_LEN];
-            model.encode(&mut image).expect("a valid model");
-            let card = ModelCard {
-                version: model.version,
-                parent: model.version.checked_sub(1).filter(|v| *v > 0),
-                created_ms: 0,
-                dataset_sha256: [model.version as u8; 32],
-                params: BTreeMap::new(),
-                metrics,
-                image_sha256: [0; 32],
-                image_len: 0,
-                stage2: None,
-            };
-            SignedModel::sign(card, image, &signing_key()).expect("the plant's models sign")
+            plant_signed(&model, model.version.checked_sub(1).filter(|v| *v > 0), metrics)
         })
         .collect()
+}
+
+/// `model` signed by the plant's model-signing key as the registry signs it, its card with
+/// `parent` and `metrics`.
+pub fn plant_signed(model: &Model, parent: Option<u32>, metrics: BTreeMap<String, f64>) -> SignedModel {
+    let mut image = vec![0; MODEL_LEN];
+    model.encode(&mut image).expect("a valid model");
+    let card = ModelCard {
+        version: model.version,
+        parent,
+        created_ms: 0,
+        dataset_sha256: [model.version as u8; 32],
+        params: BTreeMap::new(),
+        metrics,
+        image_sha256: [0; 32],
+        image_len: 0,
+        stage2: None,
+    };
+    SignedModel::sign(card, image, &signing_key()).expect("the plant's models sign")
 }
 
 /// The `models` stream's records: the three models, sealed.

@@ -548,7 +548,7 @@ fn careless_canary_topology(probe: &Probe) -> Topology {
         max_psi: f64::INFINITY,
         min_auc: 0.0,
         auc_tie: 0.0,
-        disputed_trip_rolls_back: false,
+        max_disputed_share: 1.0,
     };
     ota::declare_with(&mut t, &shared.ota, config);
     t.build().unwrap()

@@ -31,8 +31,13 @@
 //!
 //! A stopped (tripped) motor's windows are no evidence and do not count. The trip itself is:
 //! a canary mote whose motor the candidate tripped on a window the current model scores under
-//! its threshold is a **disputed trip**, and rolls the candidate back at once, period or not
-//! (the canary has stopped a motor the fleet's model would have left running).
+//! its threshold is a **disputed trip** (the canary has stopped a motor the fleet's model would
+//! have left running), and its window a disagreement. Disputed trips on more than
+//! [`CanaryRule::max_disputed_share`] of the cohort (default 0.2) roll the candidate back at
+//! once, period or not. One trip alone does not, unless the cohort is small enough for it to
+//! exceed the share: a retrained model is expected to catch some worn motor the current model
+//! misses (in a fleet with one motor in twenty wearing out, a cohort of twelve often has one),
+//! while a broken model trips healthy motors across the cohort within the same few windows.
 
 use std::time::Duration;
 
@@ -40,7 +45,7 @@ use aiot_firmware::features::FeatureVector;
 use aiot_firmware::model::Model;
 use serde::{Deserialize, Serialize};
 
-use crate::ml::compare::Figures;
+use crate::ml::compare::{ComparisonSet, Figures};
 use crate::ml::quantize::QualityTargets;
 use crate::registry::artifact::ModelCard;
 
@@ -55,8 +60,9 @@ pub struct CanaryRule {
     pub min_auc: f64,
     /// AUCs closer than this are a tie, which log loss breaks.
     pub auc_tie: f64,
-    /// A disputed trip rolls the candidate back at once (default true).
-    pub disputed_trip_rolls_back: bool,
+    /// Disputed trips on more than this share of the cohort roll the candidate back at once
+    /// (default 0.2; 0: any one does; 1: never at once).
+    pub max_disputed_share: f64,
 }
 
 impl Default for CanaryRule {
@@ -68,7 +74,7 @@ impl Default for CanaryRule {
             max_psi: 0.25,
             min_auc: 0.75,
             auc_tie: QualityTargets::default().auc_difference_max,
-            disputed_trip_rolls_back: true,
+            max_disputed_share: 0.2,
         }
     }
 }
@@ -84,6 +90,30 @@ pub const COMPARED_LOG_LOSS: &str = "stage1_compared_log_loss";
 pub const COMPARED_LOG_LOSS_CURRENT: &str = "stage1_compared_log_loss_current";
 pub const COMPARED_WINDOWS: &str = "stage1_compared_windows";
 pub const COMPARED_SINCE_MS: &str = "stage1_compared_since_ms";
+/// The data time of the model in service, when only windows labelled after it were compared.
+pub const COMPARED_UNSEEN_AFTER_MS: &str = "stage1_compared_unseen_after_ms";
+
+/// The card metrics the rule reads, for a candidate whose int8 model has `int8_auc` on its
+/// held-out windows: with `compared` (the comparison windows, the candidate's figures and the
+/// current model's on them), the comparison too.
+pub fn card_metrics(
+    int8_auc: f64,
+    compared: Option<(&ComparisonSet, Figures, Figures)>,
+) -> Vec<(&'static str, f64)> {
+    let mut metrics = vec![(AUC, int8_auc)];
+    if let Some((set, new, current)) = compared {
+        metrics.extend([
+            (COMPARED_AUC, new.auc),
+            (COMPARED_LOG_LOSS, new.log_loss),
+            (COMPARED_AUC_CURRENT, current.auc),
+            (COMPARED_LOG_LOSS_CURRENT, current.log_loss),
+            (COMPARED_WINDOWS, set.len() as f64),
+        ]);
+        metrics.extend(set.since_ms.map(|ms| (COMPARED_SINCE_MS, ms as f64)));
+        metrics.extend(set.unseen_after_ms.map(|ms| (COMPARED_UNSEEN_AFTER_MS, ms as f64)));
+    }
+    metrics
+}
 
 /// Fixed PSI bin edges on the probability scale.
 const SCORE_EDGES: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
@@ -128,11 +158,22 @@ impl CanaryEvidence {
         }
     }
 
-    /// A canary mote's motor tripped on this window under the candidate: disputed when the
-    /// current model scores it under its threshold.
-    pub fn observe_trip(&mut self, mote: u32, features: &FeatureVector, current: Option<&Model>) {
-        if current.is_some_and(|m| m.score(features) < m.threshold) {
+    /// A canary mote's motor tripped on this window under the candidate (its `score`): a
+    /// window like any other, and a disputed trip when the current model scores it under its
+    /// threshold.
+    pub fn observe_trip(
+        &mut self,
+        mote: u32,
+        features: &FeatureVector,
+        score: Option<f32>,
+        candidate: &Model,
+        current: Option<&Model>,
+    ) {
+        if current.is_some_and(|m| m.score(features) < m.threshold) && !self.disputed_trips.contains(&mote) {
             self.disputed_trips.push(mote);
+        }
+        if let Some(score) = score {
+            self.observe(features, score, candidate, current);
         }
     }
 
@@ -165,11 +206,22 @@ pub enum Verdict {
 }
 
 impl CanaryRule {
-    /// The verdict `elapsed` into the canary period on `evidence`, for the candidate's `card`.
-    pub fn judge(&self, evidence: &CanaryEvidence, card: &ModelCard, elapsed: Duration) -> Verdict {
-        if let Some(mote) = evidence.disputed_trips.first().filter(|_| self.disputed_trip_rolls_back) {
+    /// The verdict `elapsed` into the canary period on `evidence` from a cohort of `cohort`
+    /// motes, for the candidate's `card`.
+    pub fn judge(
+        &self,
+        evidence: &CanaryEvidence,
+        card: &ModelCard,
+        elapsed: Duration,
+        cohort: usize,
+    ) -> Verdict {
+        let disputed = &evidence.disputed_trips;
+        if disputed.len() as f64 > self.max_disputed_share * cohort.max(1) as f64 {
+            let motes: Vec<String> = disputed.iter().map(|m| format!("mote-{m}")).collect();
             return Verdict::RollBack(format!(
-                "it tripped mote-{mote}'s motor on a window the current model scores under its threshold"
+                "it tripped the motors of {} of {cohort} canary motes on windows the current model scores under its threshold ({})",
+                disputed.len(),
+                motes.join(", ")
             ));
         }
         if elapsed < self.period {
@@ -187,6 +239,9 @@ impl CanaryRule {
             };
         }
         let mut findings = vec![format!("{n} windows")];
+        if !disputed.is_empty() {
+            findings.push(format!("{} disputed trips of {cohort} canary motes", disputed.len()));
+        }
         let mut failed = Vec::new();
         let metric = |name: &str| card.metrics.get(name).copied();
         let after_drift = metric(COMPARED_SINCE_MS).is_some();
@@ -214,7 +269,12 @@ impl CanaryRule {
         match (current, candidate, metric(AUC)) {
             (Some(old), Some(new), _) => {
                 let windows = metric(COMPARED_WINDOWS).unwrap_or(f64::NAN);
-                let on = if after_drift { "post-drift comparison" } else { "held-out" };
+                let on = match (after_drift, metric(COMPARED_UNSEEN_AFTER_MS).is_some()) {
+                    (true, true) => "post-drift comparison (unseen by the current model)",
+                    (true, false) => "post-drift comparison",
+                    (false, true) => "held-out (unseen by the current model)",
+                    (false, false) => "held-out",
+                };
                 let line = format!(
                     "{on} AUC {:.5} vs current {:.5}, log loss {:.4} vs {:.4} ({windows} windows)",
                     new.auc, old.auc, new.log_loss, old.log_loss
@@ -247,6 +307,9 @@ impl CanaryRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The canary cohort's size in these tests.
+    const COHORT: usize = 10;
     use crate::deploy::testing::{card, model};
     use aiot_firmware::features::FEATURE_COUNT;
 
@@ -277,14 +340,14 @@ mod tests {
         crossing.scores[0] = 0.15;
         let expected = (3f64.ln() + (18.5f64 / 17.5).ln()) / 23.0;
         assert!((crossing.psi().unwrap() - expected).abs() < 1e-12, "{:?}", crossing.psi());
-        assert_eq!(rule.judge(&e, &card(0.9, Some(0.8)), rule.period / 2), Verdict::Wait);
-        assert!(matches!(rule.judge(&e, &card(0.9, Some(0.8)), rule.period), Verdict::Promote(_)));
+        assert_eq!(rule.judge(&e, &card(0.9, Some(0.8)), rule.period / 2, COHORT), Verdict::Wait);
+        assert!(matches!(rule.judge(&e, &card(0.9, Some(0.8)), rule.period, COHORT), Verdict::Promote(_)));
         // Validation decides too: not better than the current model.
-        let worse = rule.judge(&e, &card(0.8, Some(0.85)), rule.period);
+        let worse = rule.judge(&e, &card(0.8, Some(0.85)), rule.period, COHORT);
         assert!(matches!(worse, Verdict::RollBack(why) if why.contains("not better")));
         // No current figure: the floor.
-        assert!(matches!(rule.judge(&e, &card(0.9, None), rule.period), Verdict::Promote(_)));
-        assert!(matches!(rule.judge(&e, &card(0.6, None), rule.period), Verdict::RollBack(_)));
+        assert!(matches!(rule.judge(&e, &card(0.9, None), rule.period, COHORT), Verdict::Promote(_)));
+        assert!(matches!(rule.judge(&e, &card(0.6, None), rule.period, COHORT), Verdict::RollBack(_)));
     }
 
     #[test]
@@ -296,14 +359,14 @@ mod tests {
             let mut c = card(auc, Some(current));
             c.metrics.insert(COMPARED_LOG_LOSS.into(), loss);
             c.metrics.insert(COMPARED_LOG_LOSS_CURRENT.into(), current_loss);
-            rule.judge(&e, &c, rule.period)
+            rule.judge(&e, &c, rule.period, COHORT)
         };
         assert!(
             matches!(judge(1.0, 1.0, 0.02, 0.05), Verdict::Promote(why) if why.contains("log loss 0.0200 vs 0.0500"))
         );
         assert!(matches!(judge(1.0, 1.0, 0.05, 0.05), Verdict::RollBack(why) if why.contains("not better")));
         // Without log losses a tie cannot be broken.
-        assert!(matches!(rule.judge(&e, &card(1.0, Some(1.0)), rule.period), Verdict::RollBack(_)));
+        assert!(matches!(rule.judge(&e, &card(1.0, Some(1.0)), rule.period, COHORT), Verdict::RollBack(_)));
         // A difference within the resolution is a tie too: 0.99996 against 1.0 (one pair in
         // 25 000) with a better log loss is promoted; 1.0 against 0.99996 with a worse one is not.
         assert!(matches!(judge(0.99996, 1.0, 0.02, 0.03), Verdict::Promote(_)));
@@ -321,11 +384,11 @@ mod tests {
         assert_eq!(e.agreement(), Some(1.0));
         let psi = e.psi().unwrap();
         assert!(psi > rule.max_psi, "{psi}");
-        let before = rule.judge(&e, &card(0.95, Some(0.9)), rule.period);
+        let before = rule.judge(&e, &card(0.95, Some(0.9)), rule.period, COHORT);
         assert!(matches!(&before, Verdict::RollBack(why) if why.contains("score PSI")), "{before:?}");
         let mut after = card(0.95, Some(0.9));
         after.metrics.insert(COMPARED_SINCE_MS.into(), 1_000.0);
-        let verdict = rule.judge(&e, &after, rule.period);
+        let verdict = rule.judge(&e, &after, rule.period, COHORT);
         assert!(
             matches!(&verdict, Verdict::Promote(why) if why.contains("not bounded") && why.contains("post-drift")),
             "{verdict:?}"
@@ -334,7 +397,7 @@ mod tests {
         let broken = model(3.0);
         let e = evidence(&broken, Some(&stale));
         assert!(
-            matches!(rule.judge(&e, &after, rule.period), Verdict::RollBack(why) if why.contains("agreement"))
+            matches!(rule.judge(&e, &after, rule.period, COHORT), Verdict::RollBack(why) if why.contains("agreement"))
         );
     }
 
@@ -345,7 +408,7 @@ mod tests {
         let e = evidence(&broken, Some(&current));
         assert_eq!(e.agreement(), Some(0.0));
         assert!(e.psi().unwrap() > 1.0);
-        let verdict = rule.judge(&e, &card(0.95, Some(0.8)), rule.period);
+        let verdict = rule.judge(&e, &card(0.95, Some(0.8)), rule.period, COHORT);
         assert!(
             matches!(&verdict, Verdict::RollBack(why) if why.contains("agreement") && why.contains("PSI")),
             "{verdict:?}"
@@ -353,16 +416,32 @@ mod tests {
     }
 
     #[test]
-    fn a_trip_the_current_model_would_not_have_made_rolls_back_at_once() {
+    fn trips_the_current_model_would_not_have_made_roll_back_at_once_past_a_share_of_the_cohort() {
         let rule = CanaryRule::default();
         let (current, candidate) = (model(-6.0), model(-6.5));
         let mut e = evidence(&candidate, Some(&current));
         let worn = [1.0; FEATURE_COUNT];
-        e.observe_trip(4, &worn, Some(&current));
+        let trip = |e: &mut CanaryEvidence, mote: u32, features: &FeatureVector| {
+            e.observe_trip(mote, features, Some(candidate.score(features)), &candidate, Some(&current))
+        };
+        trip(&mut e, 4, &worn);
         assert!(e.disputed_trips.is_empty(), "the current model trips it too");
-        e.observe_trip(5, &[-0.1; FEATURE_COUNT], Some(&current));
-        let verdict = rule.judge(&e, &card(0.9, Some(0.8)), Duration::from_secs(1));
+        assert_eq!(e.windows(), 41, "the window that tripped it is evidence");
+        let healthy = [-0.1; FEATURE_COUNT];
+        trip(&mut e, 5, &healthy);
+        trip(&mut e, 5, &healthy);
+        assert_eq!(e.disputed_trips, vec![5], "a mote is disputed once");
+        let soon = Duration::from_secs(1);
+        // One of ten canary motes: within the share; the canary goes on.
+        assert_eq!(rule.judge(&e, &card(0.9, Some(0.8)), soon, 10), Verdict::Wait);
+        // One of two: past it.
+        let verdict = rule.judge(&e, &card(0.9, Some(0.8)), soon, 2);
         assert!(matches!(&verdict, Verdict::RollBack(why) if why.contains("mote-5")), "{verdict:?}");
+        // Three of ten: past it.
+        trip(&mut e, 6, &healthy);
+        trip(&mut e, 7, &healthy);
+        let verdict = rule.judge(&e, &card(0.9, Some(0.8)), soon, 10);
+        assert!(matches!(&verdict, Verdict::RollBack(why) if why.contains("3 of 10")), "{verdict:?}");
     }
 
     #[test]
@@ -372,7 +451,7 @@ mod tests {
         let candidate = model(-6.0);
         e.observe(&[0.0; FEATURE_COUNT], 0.01, &candidate, None);
         assert_eq!(e.agreement(), None);
-        assert_eq!(rule.judge(&e, &card(0.9, None), rule.period * 2), Verdict::Wait);
-        assert!(matches!(rule.judge(&e, &card(0.9, None), rule.period * 3), Verdict::RollBack(_)));
+        assert_eq!(rule.judge(&e, &card(0.9, None), rule.period * 2, COHORT), Verdict::Wait);
+        assert!(matches!(rule.judge(&e, &card(0.9, None), rule.period * 3, COHORT), Verdict::RollBack(_)));
     }
 }

@@ -34,7 +34,7 @@ use aiot_runtime::{Actor, ActorError, ActorRef, AskError, Ctx, PortRef, ReplyTo}
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use super::rollout::{Action, Phase, Rollout, RolloutConfig};
+use super::rollout::{fleet_model, Action, Phase, Rollout, RolloutConfig};
 use super::transfer::{transfer, CHUNK_LEN};
 use crate::ports::eventlog::adapter::{Log, LogEvent, LogRequest};
 use crate::ports::eventlog::{Record, Start, StoredRecord, Subscription};
@@ -246,13 +246,7 @@ impl Deployer {
             return;
         }
         if self.preparing.is_none() {
-            let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
-            for &Heard { running, .. } in self.motes.values() {
-                if running != 0 && running != version {
-                    *counts.entry(running).or_default() += 1;
-                }
-            }
-            let previous = counts.iter().max_by_key(|(v, n)| (**n, **v)).map(|(v, _)| *v);
+            let previous = fleet_model(self.motes.values().map(|heard| heard.running), version);
             self.preparing = Some(Preparing { version, previous });
         }
         let p = self.preparing.as_ref().expect("just prepared");
@@ -384,25 +378,16 @@ impl Deployer {
             Payload::Features(report) => {
                 self.remember(record.mote, report.model_version, frame);
                 let (candidate, current) = self.canary_models(record.mote, report.model_version);
-                // A tripped motor is stopped: its windows say nothing of either model; the
-                // window that tripped it (the motor ran at the mote's report before) is checked
-                // against the current model.
                 let stopped = report.state == ActuationState::Trip;
                 let was_running = known.is_some() && !self.stopped.contains(&record.mote);
-                let tripped_now = stopped && was_running;
                 if stopped {
                     self.stopped.insert(record.mote);
                 } else {
                     self.stopped.remove(&record.mote);
                 }
                 let Some(rollout) = self.rollout.as_mut() else { return };
-                rollout.on_report(record.mote, report.model_version, stopped);
-                let Some(candidate) = candidate else { return };
-                if tripped_now {
-                    rollout.evidence.observe_trip(record.mote, &report.features, current.as_ref());
-                } else if let (Some(score), false) = (report.score, stopped) {
-                    rollout.evidence.observe(&report.features, score, &candidate, current.as_ref());
-                }
+                let models = candidate.as_ref().map(|c| (c, current.as_ref()));
+                rollout.on_features(record.mote, &report, stopped && was_running, models);
             }
             Payload::OtaReceipt(receipt) => {
                 self.remember(record.mote, receipt.active_version, frame);

@@ -23,8 +23,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use aiot_firmware::actuation::ActuationState;
+use aiot_firmware::model::Model;
 use aiot_firmware::ota::OtaStatus;
-use aiot_firmware::protocol::OtaReceipt;
+use aiot_firmware::protocol::{FeaturesReport, OtaReceipt};
 use serde::{Deserialize, Serialize};
 
 use super::canary::{CanaryEvidence, CanaryRule, Verdict};
@@ -55,6 +57,16 @@ impl Default for RolloutConfig {
             retry_after: Duration::from_secs(2 * 60),
         }
     }
+}
+
+/// The model most of `running` (what each mote runs) run, other than `version` and none (0):
+/// a rollout's shadow and what a rollback restores. A tie goes to the higher version.
+pub fn fleet_model(running: impl Iterator<Item = u32>, version: u32) -> Option<u32> {
+    let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+    for running in running.filter(|&v| v != 0 && v != version) {
+        *counts.entry(running).or_default() += 1;
+    }
+    counts.iter().max_by_key(|(v, n)| (**n, **v)).map(|(v, _)| *v)
 }
 
 /// Where a rollout is.
@@ -208,6 +220,28 @@ impl Rollout {
         }
     }
 
+    /// A mote's features report, its newest frame (`tripped_now`: its motor ran at the mote's
+    /// report before this one); `models`, the candidate and the shadow model, when the window
+    /// is canary evidence ([`Rollout::is_canary_window`]). A tripped motor is stopped: its
+    /// windows say nothing of either model; the window that tripped it is evidence, and checked
+    /// for a disputed trip ([`CanaryEvidence::observe_trip`]).
+    pub fn on_features(
+        &mut self,
+        mote: u32,
+        report: &FeaturesReport,
+        tripped_now: bool,
+        models: Option<(&Model, Option<&Model>)>,
+    ) {
+        let stopped = report.state == ActuationState::Trip;
+        self.on_report(mote, report.model_version, stopped);
+        let Some((candidate, current)) = models else { return };
+        if tripped_now {
+            self.evidence.observe_trip(mote, &report.features, report.score, candidate, current);
+        } else if let (Some(score), false) = (report.score, stopped) {
+            self.evidence.observe(&report.features, score, candidate, current);
+        }
+    }
+
     /// A mote's OTA receipt, its newest frame, read at `now_ms`.
     pub fn on_receipt(&mut self, mote: u32, receipt: &OtaReceipt, now_ms: u64) {
         let retry_after = self.config.retry_after.as_millis() as u64;
@@ -275,7 +309,8 @@ impl Rollout {
             }
             if self.canary_ms > 0 {
                 let elapsed = Duration::from_millis(self.canary_ms);
-                match self.config.canary.judge(&self.evidence, card, elapsed) {
+                let cohort = self.motes.values().filter(|m| m.canary).count();
+                match self.config.canary.judge(&self.evidence, card, elapsed, cohort) {
                     Verdict::Wait => {}
                     Verdict::Promote(why) => {
                         self.phase = Phase::Fleet;

@@ -50,6 +50,8 @@ pub struct Dataset {
     pub motes: Vec<u32>,
     /// Each row's capture time (cluster ms).
     pub times: Vec<u64>,
+    /// When each row's label first became known ([`Outcomes::first_known_ms`]).
+    pub known: Vec<u64>,
     pub counts: Counts,
 }
 
@@ -59,7 +61,8 @@ impl Dataset {
     pub fn assemble(windows: &[Window], outcomes: &Outcomes, rule: &LabelRule, now_ms: u64) -> Dataset {
         let width = windows.first().map_or(0, |w| w.values.len());
         let mut counts = Counts::default();
-        let (mut values, mut labels, mut motes, mut times) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut values, mut labels, mut motes, mut times, mut known) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for window in windows {
             if window.flagged {
                 counts.flagged += 1;
@@ -82,9 +85,10 @@ impl Dataset {
             labels.push(if label.is_positive() { 1.0 } else { 0.0 });
             motes.push(window.mote);
             times.push(window.time_ms);
+            known.push(outcomes.first_known_ms(rule, window.mote, window.time_ms));
         }
         let x = Array2::from_shape_vec((labels.len(), width), values).expect("rows of one width");
-        Dataset { x, y: Array1::from(labels), motes, times, counts }
+        Dataset { x, y: Array1::from(labels), motes, times, known, counts }
     }
 
     /// Row `i` as the f32 vector a mote computes.
@@ -148,9 +152,10 @@ impl Dataset {
             let y = Array1::from(rows.iter().map(|&i| self.y[i]).collect::<Vec<_>>());
             let motes = rows.iter().map(|&i| self.motes[i]).collect();
             let times = rows.iter().map(|&i| self.times[i]).collect();
+            let known = rows.iter().map(|&i| self.known[i]).collect();
             let positive = y.iter().filter(|v| **v == 1.0).count();
             let counts = Counts { positive, negative: rows.len() - positive, ..Counts::default() };
-            Dataset { x, y, motes, times, counts }
+            Dataset { x, y, motes, times, known, counts }
         };
         (pick(&|m| !validating.contains(&m)), pick(&|m| validating.contains(&m)))
     }

@@ -119,6 +119,19 @@ impl Outcomes {
         }
         (now_ms >= horizon_end).then_some(Label::NoFailureWithinHorizon)
     }
+
+    /// When any outcome first spoke of `mote`'s window at `window_ms` (a failure within the
+    /// horizon, an inspection within the window, or else the end of the horizon): a model
+    /// trained on labels known before then cannot have learnt from that window.
+    pub fn first_known_ms(&self, rule: &LabelRule, mote: u32, window_ms: u64) -> u64 {
+        let horizon_end = window_ms.saturating_add(rule.horizon.as_millis() as u64);
+        let inspection_end = window_ms.saturating_add(rule.inspection_window.as_millis() as u64);
+        let Some(history) = self.motes.get(&mote) else { return horizon_end };
+        let failure = history.failures.iter().copied().find(|&f| f > window_ms && f <= horizon_end);
+        let inspection =
+            history.inspections.iter().map(|(t, _)| *t).find(|&t| t > window_ms && t <= inspection_end);
+        [failure, inspection].into_iter().flatten().fold(horizon_end, u64::min)
+    }
 }
 
 fn insert_sorted<T: Ord>(list: &mut Vec<T>, value: T) {

@@ -33,10 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::monitor::MonitorMsg;
 use super::steps::{self, datasets, drift_check, fitted, input, validation, Artifact, Quantized, Validation};
 use super::{TrainerConfig, TrainerStats};
-use crate::deploy::canary::{
-    AUC, COMPARED_AUC, COMPARED_AUC_CURRENT, COMPARED_LOG_LOSS, COMPARED_LOG_LOSS_CURRENT, COMPARED_SINCE_MS,
-    COMPARED_WINDOWS,
-};
+use crate::deploy::canary::card_metrics;
 use crate::deploy::deployer::{DeployState, DeployerMsg};
 use crate::deploy::rollout::Phase;
 use crate::inference::alerts::AlertRule;
@@ -160,8 +157,7 @@ impl Release {
         let drift_ms = inputs.get(steps::DRIFT_CHECK).and_then(drift_check).and_then(|d| d.last_drift_ms);
         let compare = match (&models.stage1, &self.fleet_model) {
             (Some(candidate), Some(current)) => {
-                let unseen_drift = drift_ms.filter(|&drift| drift > self.fleet_data_ms);
-                let set = ComparisonSet::select(&candidate.validation, unseen_drift);
+                let set = ComparisonSet::select(&candidate.validation, Some(self.fleet_data_ms), drift_ms);
                 let figures =
                     set.measure(current).map_err(|why| format!("the motes' model in service: {why}"))?;
                 Some((set, figures))
@@ -268,16 +264,6 @@ impl Release {
             },
             _ => None,
         };
-        let compared_metrics = compared.map_or(Vec::new(), |(set, new, current)| {
-            vec![
-                (COMPARED_AUC, Some(new.auc)),
-                (COMPARED_LOG_LOSS, Some(new.log_loss)),
-                (COMPARED_AUC_CURRENT, Some(current.auc)),
-                (COMPARED_LOG_LOSS_CURRENT, Some(current.log_loss)),
-                (COMPARED_WINDOWS, Some(set.len() as f64)),
-                (COMPARED_SINCE_MS, set.since_ms.map(|ms| ms as f64)),
-            ]
-        });
         let image = match decoded {
             Ok(model) => {
                 let mut image = vec![0; MODEL_LEN];
@@ -290,22 +276,18 @@ impl Release {
         };
         let logistic = self.config.fit.logistic;
         let v = &pending.validation;
-        let metrics = [
-            ("stage1_validation_auc", v.stage1_auc),
-            (AUC, Some(quantized.int8_auc)),
-            ("stage1_int8_agreement", Some(quantized.agreement)),
-        ];
+        let metrics =
+            [("stage1_validation_auc", v.stage1_auc), ("stage1_int8_agreement", Some(quantized.agreement))]
+                .into_iter()
+                .filter_map(|(name, value)| Some((name, value?)))
+                .chain(card_metrics(quantized.int8_auc, compared));
         let card = Box::new(ModelCard {
             version,
             parent: (self.version > 0).then_some(self.version),
             created_ms: ctx.cluster_ms(),
             dataset_sha256: pending.dataset_sha256,
             params: BTreeMap::from([("c".into(), logistic.c), ("tol".into(), logistic.tol)]),
-            metrics: metrics
-                .into_iter()
-                .chain(compared_metrics)
-                .filter_map(|(name, value)| Some((name.to_string(), value?)))
-                .collect(),
+            metrics: metrics.map(|(name, value)| (name.to_string(), value)).collect(),
             image_sha256: [0; 32],
             image_len: 0,
             stage2: Some(v.stage2.clone()),
@@ -589,25 +571,30 @@ mod tests {
             Some(Artifact::Fitted(f)) => f.stage1.as_ref().expect("a motes' model").validation.clone(),
             _ => unreachable!(),
         };
-        let positives = held_out.y.iter().filter(|y| **y == 1.0).count();
         release.fleet_model = Some(in_service);
+        // What the model in service cannot have trained on: labelled after its data.
+        let unseen = |data_ms: u64, i: usize| held_out.known[i] > data_ms;
+        let count = |keep: &dyn Fn(usize) -> bool| (0..held_out.len()).filter(|&i| keep(i)).count();
 
         // Trained on data up to day 10: the drift at day 20 is news to it.
         release.fleet_data_ms = 10 * DAY;
         let (set, figures) = validated(&release, &drifted).compare.expect("a model in service");
-        assert_eq!(set.since_ms, Some(20 * DAY));
-        let negatives_since =
-            (0..held_out.len()).filter(|&i| held_out.y[i] == 0.0 && held_out.times[i] >= 20 * DAY).count();
-        assert_eq!(set.len(), positives + negatives_since, "every positive, the negatives since the drift");
-        assert!(negatives_since >= 10 && set.len() < held_out.len());
+        assert_eq!((set.since_ms, set.unseen_after_ms), (Some(20 * DAY), Some(10 * DAY)));
+        let positives = count(&|i| held_out.y[i] == 1.0 && unseen(10 * DAY, i));
+        let negatives_since = count(&|i| held_out.y[i] == 0.0 && held_out.times[i] >= 20 * DAY);
+        assert_eq!(set.len(), positives + negatives_since, "unseen positives, the negatives since the drift");
+        assert!(positives >= 10 && negatives_since >= 10 && set.len() < held_out.len());
         assert!(figures.auc > 0.5 && figures.log_loss > 0.0, "{figures:?}");
 
-        // Trained on data up to day 21, it has seen the drift; no drift known: every window.
+        // Trained on data up to day 21, it has seen the drift; no drift known: every window
+        // labelled since its data.
         release.fleet_data_ms = 21 * DAY;
+        let since_its_data = count(&|i| unseen(21 * DAY, i));
         let (set, _) = validated(&release, &drifted).compare.expect("a model in service");
-        assert_eq!((set.since_ms, set.len()), (None, held_out.len()));
+        assert_eq!((set.since_ms, set.len()), (None, since_its_data));
         let (no_drift, _) = inputs(None);
         let (set, _) = validated(&release, &no_drift).compare.expect("a model in service");
-        assert_eq!((set.since_ms, set.len()), (None, held_out.len()));
+        assert_eq!((set.since_ms, set.len()), (None, since_its_data));
+        assert!(since_its_data < held_out.len(), "some were labelled before day 21");
     }
 }
